@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Upcoming features on, as hummingbird does: `any` spelled out for existentials, and imports
+// that must be visible where a member is used. Swift 6 language mode gives strict concurrency.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "switchover",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "switchover", targets: ["switchover"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // C bridges: found through pkg-config; shim.h wraps what Swift cannot import
+        // (variadic functions, function-like macros).
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // The domain, no I/O except reading configuration files.
+        .target(name: "SwitchoverCore", dependencies: [.product(name: "Yams", package: "Yams")],
+                swiftSettings: swiftSettings),
+        .target(name: "SwitchoverNet", dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: swiftSettings),
+        .target(name: "SwitchoverTrust", dependencies: ["COpenSSL", "SwitchoverCore"],
+                swiftSettings: swiftSettings),
+        .target(name: "SwitchoverDrivers",
+                dependencies: ["SwitchoverCore", "SwitchoverNet", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: swiftSettings),
+        .target(name: "SwitchoverSignals",
+                dependencies: ["SwitchoverCore", "SwitchoverNet", "SwitchoverDrivers",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: swiftSettings),
+        .target(name: "SwitchoverStore", dependencies: ["CSQLite", "SwitchoverCore"],
+                swiftSettings: swiftSettings),
+        .target(name: "SwitchoverRuntime",
+                dependencies: ["SwitchoverCore", "SwitchoverNet", "SwitchoverTrust", "SwitchoverDrivers",
+                               "SwitchoverSignals", "SwitchoverStore",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: swiftSettings),
+        .executableTarget(name: "switchover",
+                          dependencies: ["SwitchoverRuntime", "SwitchoverCore", "SwitchoverTrust",
+                                         "SwitchoverDrivers", "SwitchoverStore",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log")],
+                          swiftSettings: swiftSettings),
+
+        // Starts real servers (nginx, HAProxy, Envoy, Prometheus, openssl s_server) on loopback
+        // and makes test PKI with the openssl command line.
+        .target(name: "SwitchoverTestKit", dependencies: ["SwitchoverCore"], swiftSettings: swiftSettings),
+
+        .testTarget(name: "SwitchoverCoreTests", dependencies: ["SwitchoverCore", "SwitchoverTestKit"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "SwitchoverNetTests", dependencies: ["SwitchoverNet", "SwitchoverTestKit"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "SwitchoverTrustTests", dependencies: ["SwitchoverTrust", "SwitchoverTestKit"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "SwitchoverDriversTests", dependencies: ["SwitchoverDrivers", "SwitchoverTestKit"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "SwitchoverSignalsTests", dependencies: ["SwitchoverSignals", "SwitchoverTestKit"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "SwitchoverStoreTests", dependencies: ["SwitchoverStore", "SwitchoverTestKit"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "SwitchoverRuntimeTests", dependencies: ["SwitchoverRuntime", "SwitchoverTestKit"],
+                    swiftSettings: swiftSettings),
+        // Runs the built `switchover` binary and checks its output and exit code.
+        .testTarget(name: "SwitchoverCLITests", dependencies: ["SwitchoverTestKit"], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,250 @@
+import Foundation
+
+/// Where something stands in a configuration file, for `FILE:LINE:COL: message` diagnostics.
+public struct SourceLocation: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// The `apiVersion` every Switchover document carries.
+public let switchoverAPIVersion = "switchover.dev/v1alpha1"
+
+/// A Kubernetes cluster on one side of the switchover: blue runs the old Istio, green the new.
+public struct Cluster: Sendable, Hashable {
+    public var name: String
+    public var istio: IstioSpec
+    public var trust: TrustSpec
+    public var loadBalancer: ClusterLoadBalancerSpec
+    /// Probed in preflight: the cluster must answer 2xx here before any traffic moves.
+    public var health: URL?
+    /// Where the document starts, for errors about the cluster as a whole.
+    public var location: SourceLocation
+
+    public init(name: String, istio: IstioSpec, trust: TrustSpec, loadBalancer: ClusterLoadBalancerSpec,
+                health: URL?, location: SourceLocation) {
+        self.name = name
+        self.istio = istio
+        self.trust = trust
+        self.loadBalancer = loadBalancer
+        self.health = health
+        self.location = location
+    }
+}
+
+public struct IstioSpec: Sendable, Hashable {
+    /// Semantic version of the control plane, such as `1.27.4`.
+    public var version: String
+    /// The `istio.io/rev` revision label, such as `1-27`.
+    public var revision: String?
+    public init(version: String, revision: String?) {
+        self.version = version
+        self.revision = revision
+    }
+}
+
+/// What a cluster's workloads trust and present. Paths are absolute: the loader resolves them
+/// against the file they were written in.
+public struct TrustSpec: Sendable, Hashable {
+    public var trustDomain: String
+    /// A PEM bundle of one or more roots.
+    public var rootCerts: String
+    /// The cluster CA's chain, intermediate first; optional.
+    public var certChain: String?
+    /// `host:port` of an mTLS endpoint presenting a workload certificate, for `trust --probe`.
+    public var probe: String?
+    public init(trustDomain: String, rootCerts: String, certChain: String?, probe: String?) {
+        self.trustDomain = trustDomain
+        self.rootCerts = rootCerts
+        self.certChain = certChain
+        self.probe = probe
+    }
+}
+
+public struct ClusterLoadBalancerSpec: Sendable, Hashable {
+    /// This cluster's servers (HAProxy) or cluster (Envoy) in the load balancer, in order.
+    public var servers: [String]
+    public init(servers: [String]) { self.servers = servers }
+}
+
+/// How a cutover proceeds: the load balancer, the steps, the gates, rollback and drain.
+public struct Policy: Sendable, Hashable {
+    public var name: String
+    public var loadBalancer: LoadBalancerSpec
+    /// Percent of traffic to TO after each step; strictly increasing, ending at 100.
+    public var steps: [Double]
+    /// How long each step is watched before it may advance.
+    public var bake: Duration
+    /// How often gates are evaluated.
+    public var interval: Duration
+    /// How often the load balancer's counters are sampled (the hard signal's reaction time).
+    public var sampling: Duration
+    /// Failed gate evaluations within one step before an automatic rollback.
+    public var failureThreshold: Int
+    /// Consecutive `error` evaluations (a signal source down) before the run pauses.
+    public var pauseAfterErrors: Int
+    public var gates: [Gate]
+    public var rollback: RollbackSpec
+    public var drain: DrainSpec
+    public var decommission: DecommissionSpec
+    /// Roots and intermediates expiring within this horizon are a trust `warn`.
+    public var trustHorizon: Duration
+    public var location: SourceLocation
+
+    public init(name: String, loadBalancer: LoadBalancerSpec, steps: [Double], bake: Duration, interval: Duration,
+                sampling: Duration = .milliseconds(250), failureThreshold: Int, pauseAfterErrors: Int = 3,
+                gates: [Gate], rollback: RollbackSpec, drain: DrainSpec, decommission: DecommissionSpec,
+                trustHorizon: Duration = .seconds(30 * 86_400), location: SourceLocation) {
+        self.name = name
+        self.loadBalancer = loadBalancer
+        self.steps = steps
+        self.bake = bake
+        self.interval = interval
+        self.sampling = sampling
+        self.failureThreshold = failureThreshold
+        self.pauseAfterErrors = pauseAfterErrors
+        self.gates = gates
+        self.rollback = rollback
+        self.drain = drain
+        self.decommission = decommission
+        self.trustHorizon = trustHorizon
+        self.location = location
+    }
+}
+
+/// The load balancer in front of both clusters. An unknown driver is a validation error,
+/// never a silent fallback.
+public enum LoadBalancerSpec: Sendable, Hashable {
+    case haproxy(HAProxySpec)
+    case envoy(EnvoySpec)
+
+    public var driverName: String {
+        switch self {
+        case .haproxy: "haproxy"
+        case .envoy: "envoy"
+        }
+    }
+}
+
+public struct HAProxySpec: Sendable, Hashable {
+    /// A UNIX socket path, or `tcp://host:port`, of the runtime API (stats socket, level admin).
+    public var socket: String
+    public var backend: String
+    public init(socket: String, backend: String) {
+        self.socket = socket
+        self.backend = backend
+    }
+}
+
+public struct EnvoySpec: Sendable, Hashable {
+    /// The file-based RDS route file Envoy watches; replaced by atomic rename.
+    public var routeFile: String
+    public var routeName: String
+    /// Envoy's admin endpoint, such as `http://127.0.0.1:9901`.
+    public var admin: URL
+    public init(routeFile: String, routeName: String, admin: URL) {
+        self.routeFile = routeFile
+        self.routeName = routeName
+        self.admin = admin
+    }
+}
+
+/// One analysis gate. A step advances only when every gate has passed since the step began.
+public struct Gate: Sendable, Hashable {
+    public var name: String
+    public var source: GateSource
+    public var location: SourceLocation
+    public init(name: String, source: GateSource, location: SourceLocation) {
+        self.name = name
+        self.source = source
+        self.location = location
+    }
+}
+
+public enum GateSource: Sendable, Hashable {
+    case loadBalancer(LoadBalancerGate)
+    case prometheus(PrometheusGate)
+}
+
+/// Judged from the load balancer's own counters over the window since the last evaluation.
+public struct LoadBalancerGate: Sendable, Hashable {
+    /// The cluster whose traffic is judged (usually TO).
+    public var cluster: String
+    /// Fail when 5xx / all responses exceeds this (0–1).
+    public var max5xxRatio: Double?
+    /// Fewer requests than this in the window is `inconclusive`, never a pass.
+    public var minRequests: Int
+    /// Fail when the mean response time exceeds this.
+    public var maxMeanResponseTime: Duration?
+    public init(cluster: String, max5xxRatio: Double?, minRequests: Int, maxMeanResponseTime: Duration?) {
+        self.cluster = cluster
+        self.max5xxRatio = max5xxRatio
+        self.minRequests = minRequests
+        self.maxMeanResponseTime = maxMeanResponseTime
+    }
+}
+
+/// A PromQL instant query whose scalar or single-sample result is compared with `min`/`max`.
+public struct PrometheusGate: Sendable, Hashable {
+    public var url: URL
+    public var query: String
+    public var min: Double?
+    public var max: Double?
+    public init(url: URL, query: String, min: Double?, max: Double?) {
+        self.url = url
+        self.query = query
+        self.min = min
+        self.max = max
+    }
+}
+
+public struct RollbackSpec: Sendable, Hashable {
+    /// When false, a failing gate pauses the run instead of rolling it back.
+    public var automatic: Bool
+    /// TO's 5xx ratio over the latest load-balancer sample that rolls back at once.
+    public var hardSignal: HardSignal?
+    public init(automatic: Bool, hardSignal: HardSignal?) {
+        self.automatic = automatic
+        self.hardSignal = hardSignal
+    }
+}
+
+public struct HardSignal: Sendable, Hashable {
+    public var max5xxRatio: Double
+    public var minRequests: Int
+    public init(max5xxRatio: Double, minRequests: Int) {
+        self.max5xxRatio = max5xxRatio
+        self.minRequests = minRequests
+    }
+}
+
+public struct DrainSpec: Sendable, Hashable {
+    /// FROM counts as idle at or below this many active sessions.
+    public var maxActiveSessions: Int
+    /// How long FROM must stay idle, with no new session, to count as drained.
+    public var holdFor: Duration
+    /// The DNS TTL clients may have cached FROM's address for; drain waits at least this long.
+    public var dnsTTL: Duration
+    /// After this, the drain is reported as timed out with what is still open.
+    public var timeout: Duration
+    /// When set, sessions still open this long after the drain began are shut down.
+    public var forceAfter: Duration?
+    public init(maxActiveSessions: Int, holdFor: Duration, dnsTTL: Duration, timeout: Duration, forceAfter: Duration?) {
+        self.maxActiveSessions = maxActiveSessions
+        self.holdFor = holdFor
+        self.dnsTTL = dnsTTL
+        self.timeout = timeout
+        self.forceAfter = forceAfter
+    }
+}
+
+public struct DecommissionSpec: Sendable, Hashable {
+    public var requireApproval: Bool
+    public init(requireApproval: Bool) { self.requireApproval = requireApproval }
+}

@@ -1,0 +1,118 @@
+/// Turns "p percent of traffic to TO" into the integer weights a load balancer takes.
+///
+/// HAProxy weights are integers 0–256 per server and a cluster has several servers, so most
+/// percentages cannot be hit exactly: 1% with one server a side is 1 against 99 (exact), with
+/// three servers to TO and two to FROM it is 3 against 297 (needs 148.5 per FROM server). This
+/// searches every FROM total and the two nearest TO totals, so the effective share is the best
+/// achievable for the servers at hand; `plan` shows it and every driver applies it, from this one
+/// piece of code.
+public struct WeightTranslation: Sendable, Hashable {
+    /// The weight a single entry may take: 256 for HAProxy servers.
+    public var maxWeight: Int
+
+    public static let haproxy = WeightTranslation(maxWeight: 256)
+
+    public init(maxWeight: Int) {
+        precondition(maxWeight >= 1, "maxWeight must be at least 1")
+        self.maxWeight = maxWeight
+    }
+
+    /// The weights of every server of FROM and TO for `percentToTarget` (0–100) of traffic to TO.
+    ///
+    /// Ties between equally accurate choices go first to totals that split evenly across a
+    /// cluster's servers (so no server of a cluster carries more than its peers), then to larger
+    /// totals (more headroom for the next step, and the full weight at 0% and 100%).
+    public func weights(percentToTarget: Double, from fromServers: [String], to toServers: [String]) -> WeightAssignment {
+        precondition(!fromServers.isEmpty && !toServers.isEmpty, "both clusters need at least one server")
+        let p = min(max(percentToTarget, 0), 100) / 100
+        let nFrom = fromServers.count
+        let nTo = toServers.count
+        let maxFrom = maxWeight * nFrom
+        let maxTo = maxWeight * nTo
+
+        var best: (from: Int, to: Int, error: Double, even: Bool)?
+        func consider(_ a: Int, _ b: Int) {
+            guard a + b > 0 else { return }
+            // Every server of a cluster that gets traffic must get weight >= 1, or some of its
+            // servers would silently take none.
+            if a > 0 && a < nFrom { return }
+            if b > 0 && b < nTo { return }
+            let error = abs(Double(b) / Double(a + b) - p)
+            let even = a % nFrom == 0 && b % nTo == 0
+            guard let current = best else {
+                best = (a, b, error, even)
+                return
+            }
+            let epsilon = 1e-12
+            if error < current.error - epsilon {
+                best = (a, b, error, even)
+            } else if abs(error - current.error) <= epsilon {
+                if even && !current.even {
+                    best = (a, b, error, even)
+                } else if even == current.even && a + b > current.from + current.to {
+                    best = (a, b, error, even)
+                }
+            }
+        }
+
+        if p >= 1 {
+            consider(0, maxTo)
+        } else {
+            for a in 0...maxFrom {
+                let ideal = p * Double(a) / (1 - p)
+                let lower = min(Int(ideal.rounded(.down)), maxTo)
+                consider(a, lower)
+                if lower + 1 <= maxTo { consider(a, lower + 1) }
+            }
+            // Nothing to FROM is only exact at 100%, handled above; at p < 1 some FROM weight
+            // is always better, so the loop has found the answer.
+        }
+        let chosen = best!
+        return WeightAssignment(
+            from: Self.spread(chosen.from, over: fromServers),
+            to: Self.spread(chosen.to, over: toServers))
+    }
+
+    /// Splits a cluster's total across its servers, differing by at most one.
+    static func spread(_ total: Int, over servers: [String]) -> [ServerWeight] {
+        let base = total / servers.count
+        let extra = total % servers.count
+        return servers.enumerated().map { index, name in
+            ServerWeight(server: name, weight: base + (index < extra ? 1 : 0))
+        }
+    }
+}
+
+/// One server's integer weight in the load balancer.
+public struct ServerWeight: Sendable, Hashable, Codable {
+    public var server: String
+    public var weight: Int
+    public init(server: String, weight: Int) {
+        self.server = server
+        self.weight = weight
+    }
+}
+
+/// The weights of both clusters' servers for one step.
+public struct WeightAssignment: Sendable, Hashable, Codable {
+    public var from: [ServerWeight]
+    public var to: [ServerWeight]
+
+    public init(from: [ServerWeight], to: [ServerWeight]) {
+        self.from = from
+        self.to = to
+    }
+
+    public var fromTotal: Int { from.reduce(0) { $0 + $1.weight } }
+    public var toTotal: Int { to.reduce(0) { $0 + $1.weight } }
+
+    /// The share of traffic, in percent, that these integers really send to TO. A load balancer
+    /// with every weight at zero sends nothing anywhere; that reads as 0.
+    public var effectivePercentToTarget: Double {
+        let total = fromTotal + toTotal
+        return total == 0 ? 0 : 100 * Double(toTotal) / Double(total)
+    }
+
+    /// Every server with its weight, FROM's first.
+    public var all: [ServerWeight] { from + to }
+}

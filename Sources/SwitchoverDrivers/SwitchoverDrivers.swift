@@ -1,0 +1,1 @@
+// SwitchoverDrivers: see README.md's architecture section.

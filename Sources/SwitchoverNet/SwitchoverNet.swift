@@ -1,0 +1,1 @@
+// SwitchoverNet: see README.md's architecture section.

@@ -1,0 +1,1 @@
+// SwitchoverRuntime: see README.md's architecture section.

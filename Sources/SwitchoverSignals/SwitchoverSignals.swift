@@ -1,0 +1,1 @@
+// SwitchoverSignals: see README.md's architecture section.

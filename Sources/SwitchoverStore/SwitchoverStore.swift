@@ -1,0 +1,1 @@
+// SwitchoverStore: see README.md's architecture section.

@@ -1,0 +1,1 @@
+// SwitchoverTestKit: see README.md's architecture section.

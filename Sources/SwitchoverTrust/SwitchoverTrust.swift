@@ -1,0 +1,1 @@
+// SwitchoverTrust: see README.md's architecture section.
