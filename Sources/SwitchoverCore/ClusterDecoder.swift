@@ -1,0 +1,106 @@
+import Foundation
+import Yams
+
+/// Reads the `spec` of a `kind: Cluster` document.
+struct ClusterDecoder {
+    let reader: DocumentReader
+
+    /// The cluster when everything required could be read; problems are in `reader`.
+    func decode(_ spec: Node, name: String, location: SourceLocation) -> Cluster? {
+        guard let fields = reader.fields(spec, context: "spec", known: ["istio", "trust", "loadBalancer", "health"]) else {
+            return nil
+        }
+        let istio = decodeIstio(fields.required("istio"))
+        let trust = decodeTrust(fields.required("trust"))
+        let loadBalancer = decodeLoadBalancer(fields.required("loadBalancer"))
+        var health: URL?
+        var healthOK = true
+        if let node = fields.optional("health") {
+            health = reader.httpURL(node, "health")
+            healthOK = health != nil
+        }
+        guard let istio, let trust, let loadBalancer, healthOK else { return nil }
+        return Cluster(name: name, istio: istio, trust: trust, loadBalancer: loadBalancer, health: health, location: location)
+    }
+
+    private func decodeIstio(_ node: Node?) -> IstioSpec? {
+        guard let fields = reader.fields(node, context: "spec.istio", known: ["version", "revision"]) else { return nil }
+        var version: String?
+        if let node = fields.required("version"), let text = reader.nonEmptyString(node, "version") {
+            if isSemanticVersion(text) {
+                version = text
+            } else {
+                reader.error(node, "'version' must be a semantic version such as 1.27.4, got '\(text)'")
+            }
+        }
+        var revision: String?
+        var revisionOK = true
+        if let node = fields.optional("revision") {
+            revision = reader.nonEmptyString(node, "revision")
+            revisionOK = revision != nil
+        }
+        guard let version, revisionOK else { return nil }
+        return IstioSpec(version: version, revision: revision)
+    }
+
+    private func decodeTrust(_ node: Node?) -> TrustSpec? {
+        guard let fields = reader.fields(node, context: "spec.trust",
+                                         known: ["trustDomain", "rootCerts", "certChain", "probe"]) else { return nil }
+        var trustDomain: String?
+        if let node = fields.required("trustDomain"), let text = reader.nonEmptyString(node, "trustDomain") {
+            if text.hasPrefix("spiffe://") {
+                reader.error(node, "'trustDomain' is the bare domain, such as cluster.local, without spiffe://; got '\(text)'")
+            } else if text.contains("/") || text.contains(where: \.isWhitespace) {
+                reader.error(node, "'trustDomain' must be a domain such as cluster.local, got '\(text)'")
+            } else {
+                trustDomain = text
+            }
+        }
+        let rootCerts = fields.required("rootCerts").flatMap { reader.path($0, "rootCerts") }
+        var certChain: String?
+        var chainOK = true
+        if let node = fields.optional("certChain") {
+            certChain = reader.path(node, "certChain")
+            chainOK = certChain != nil
+        }
+        var probe: String?
+        var probeOK = true
+        if let node = fields.optional("probe") {
+            probe = reader.hostPort(node, "probe")
+            probeOK = probe != nil
+        }
+        guard let trustDomain, let rootCerts, chainOK, probeOK else { return nil }
+        return TrustSpec(trustDomain: trustDomain, rootCerts: rootCerts, certChain: certChain, probe: probe)
+    }
+
+    private func decodeLoadBalancer(_ node: Node?) -> ClusterLoadBalancerSpec? {
+        guard let fields = reader.fields(node, context: "spec.loadBalancer", known: ["servers"]),
+              let node = fields.required("servers"), let items = reader.sequence(node, "servers") else { return nil }
+        if items.isEmpty {
+            reader.error(node, "'servers' is empty; list this cluster's servers in the load balancer")
+            return nil
+        }
+        var servers: [String] = []
+        var seen: [String: Node] = [:]
+        var ok = true
+        for item in items {
+            guard let name = reader.nonEmptyString(item, "servers") else { ok = false; continue }
+            if let first = seen[name] {
+                reader.error(item, "server '\(name)' is listed twice (first at \(reader.location(first)))")
+                ok = false
+                continue
+            }
+            seen[name] = item
+            servers.append(name)
+        }
+        return ok ? ClusterLoadBalancerSpec(servers: servers) : nil
+    }
+}
+
+/// `1.27.4`, `1.28`, `1.28.0-beta.1`: numeric major.minor[.patch] with an optional suffix.
+func isSemanticVersion(_ text: String) -> Bool {
+    let core = text.split(separator: "-", maxSplits: 1).first.map(String.init) ?? ""
+    let parts = core.split(separator: ".", omittingEmptySubsequences: false)
+    return (2...3).contains(parts.count) && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+        && (text.hasSuffix("-") == false)
+}

@@ -1,0 +1,335 @@
+import Foundation
+import Yams
+
+/// Reads the `spec` of a `kind: Policy` document.
+///
+/// Defaults for what may be left out: `interval` 1s, `sampling` 250ms, `failureThreshold` 1
+/// (the first failed evaluation counts: the safe side), `pauseAfterErrors` 3, no gates,
+/// `rollback.automatic` true without a hard signal, drain with 0 active sessions held for 60s,
+/// DNS TTL 0s and a 24h timeout, `decommission.requireApproval` true, `trust.horizon` 30d.
+struct PolicyDecoder {
+    let reader: DocumentReader
+    /// Cluster names a load-balancer gate may judge; nil skips the check (a cluster file could
+    /// not be read, so the list would be incomplete).
+    let knownClusters: Set<String>?
+
+    /// The drivers Switchover can drive; an unknown one is an error, never a silent fallback.
+    static let drivers = ["haproxy", "envoy"]
+
+    func decode(_ spec: Node, name: String, location: SourceLocation) -> Policy? {
+        guard let fields = reader.fields(spec, context: "spec", known: [
+            "loadBalancer", "steps", "bake", "interval", "sampling", "failureThreshold", "pauseAfterErrors",
+            "gates", "rollback", "drain", "decommission", "trust",
+        ]) else { return nil }
+        var ok = true
+        func optional<T>(_ key: String, _ read: (Node, String) -> T?, default value: T) -> T {
+            guard let node = fields.optional(key) else { return value }
+            guard let read = read(node, key) else { ok = false; return value }
+            return read
+        }
+
+        let loadBalancer = decodeLoadBalancer(fields.required("loadBalancer"))
+        let steps = decodeSteps(fields.required("steps"))
+        let bake = fields.required("bake").flatMap { reader.positiveDuration($0, "bake") }
+        let interval = optional("interval", reader.positiveDuration, default: .seconds(1))
+        let sampling = optional("sampling", reader.positiveDuration, default: .milliseconds(250))
+        let failureThreshold = optional("failureThreshold", { reader.count($0, $1, minimum: 1) }, default: 1)
+        let pauseAfterErrors = optional("pauseAfterErrors", { reader.count($0, $1, minimum: 1) }, default: 3)
+        let gates = optional("gates", decodeGates, default: [])
+        let rollback = optional("rollback", { node, _ in decodeRollback(node) },
+                                default: RollbackSpec(automatic: true, hardSignal: nil))
+        let drain = optional("drain", { node, _ in decodeDrain(node) },
+                             default: DrainSpec(maxActiveSessions: 0, holdFor: .seconds(60), dnsTTL: .zero,
+                                                timeout: .seconds(86_400), forceAfter: nil))
+        let decommission = optional("decommission", { node, _ in decodeDecommission(node) },
+                                    default: DecommissionSpec(requireApproval: true))
+        let horizon = optional("trust", { node, _ in decodeTrust(node) }, default: .seconds(30 * 86_400))
+
+        // Gates are evaluated every `interval` within a step that lasts `bake`. With an interval
+        // longer than the bake a step would end before its first evaluation: either it advances
+        // unjudged or the bake silently stretches to the interval. Neither is what the file says,
+        // so this is an error, not a warning. An interval equal to the bake (one evaluation per
+        // step) is allowed.
+        if let bake, fields.has("interval"), interval > bake, let node = fields.optional("interval") {
+            reader.error(node, "'interval' (\(formatDuration(interval))) is longer than 'bake' (\(formatDuration(bake))): no gate would be evaluated within a step")
+            ok = false
+        }
+
+        guard ok, let loadBalancer, let steps, let bake else { return nil }
+        return Policy(name: name, loadBalancer: loadBalancer, steps: steps, bake: bake, interval: interval,
+                      sampling: sampling, failureThreshold: failureThreshold, pauseAfterErrors: pauseAfterErrors,
+                      gates: gates, rollback: rollback, drain: drain, decommission: decommission,
+                      trustHorizon: horizon, location: location)
+    }
+
+    // MARK: Load balancer
+
+    private func decodeLoadBalancer(_ node: Node?) -> LoadBalancerSpec? {
+        guard let fields = reader.fields(node, context: "spec.loadBalancer", known: ["driver"] + Self.drivers) else {
+            return nil
+        }
+        let known = Self.drivers.joined(separator: ", ")
+        var driver: String?
+        if let node = fields.required("driver"), let text = reader.nonEmptyString(node, "driver") {
+            if Self.drivers.contains(text) {
+                driver = text
+            } else {
+                let suggestion = nearest(text, in: Self.drivers).map { "; did you mean '\($0)'?" } ?? ""
+                reader.error(node, "unknown driver '\(text)'; known drivers: \(known)\(suggestion)")
+            }
+        }
+        // A section for a driver that is not selected is a leftover from an edit: which one
+        // was meant? Say so rather than guess.
+        for other in Self.drivers where other != driver && fields.has(other) {
+            if let driver, let key = fields.keyNode(other) {
+                reader.error(key, "section '\(other)' is for a driver that is not selected (driver is '\(driver)'); remove it or change 'driver'")
+            }
+        }
+        guard let driver else { return nil }
+        guard let section = fields.optional(driver) else {
+            reader.error(fields.keyNode("driver") ?? fields.node, "driver '\(driver)' needs its section 'spec.loadBalancer.\(driver)'")
+            return nil
+        }
+        switch driver {
+        case "haproxy":
+            guard let haproxy = reader.fields(section, context: "spec.loadBalancer.haproxy", known: ["socket", "backend"]) else {
+                return nil
+            }
+            var socket: String?
+            if let node = haproxy.required("socket"), let text = reader.nonEmptyString(node, "socket") {
+                if text.hasPrefix("tcp://") {
+                    let address = String(text.dropFirst("tcp://".count))
+                    if let colon = address.lastIndex(of: ":"), colon != address.startIndex,
+                       let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) {
+                        socket = text
+                    } else {
+                        reader.error(node, "'socket' must be a UNIX socket path or tcp://host:port, got '\(text)'")
+                    }
+                } else if text.contains("://") {
+                    reader.error(node, "'socket' must be a UNIX socket path or tcp://host:port, got '\(text)'")
+                } else {
+                    socket = reader.resolve(text)
+                }
+            }
+            let backend = haproxy.required("backend").flatMap { reader.nonEmptyString($0, "backend") }
+            guard let socket, let backend else { return nil }
+            return .haproxy(HAProxySpec(socket: socket, backend: backend))
+        default:
+            guard let envoy = reader.fields(section, context: "spec.loadBalancer.envoy",
+                                            known: ["routeFile", "routeName", "admin"]) else { return nil }
+            let routeFile = envoy.required("routeFile").flatMap { reader.path($0, "routeFile") }
+            let routeName = envoy.required("routeName").flatMap { reader.nonEmptyString($0, "routeName") }
+            let admin = envoy.required("admin").flatMap { reader.httpURL($0, "admin") }
+            guard let routeFile, let routeName, let admin else { return nil }
+            return .envoy(EnvoySpec(routeFile: routeFile, routeName: routeName, admin: admin))
+        }
+    }
+
+    // MARK: Steps
+
+    private func decodeSteps(_ node: Node?) -> [Double]? {
+        guard let node, let items = reader.sequence(node, "steps") else { return nil }
+        guard !items.isEmpty else {
+            reader.error(node, "'steps' is empty; list the percentages of traffic to TO, ending at 100")
+            return nil
+        }
+        var steps: [Double] = []
+        var ok = true
+        var previous: Double?
+        for item in items {
+            guard let value = reader.number(item, "steps") else { ok = false; continue }
+            if !(0...100).contains(value) {
+                reader.error(item, "step \(formatNumber(value)) is outside 0–100 (a percentage of traffic to TO)")
+                ok = false
+            } else if let previous, value <= previous {
+                reader.error(item, "steps must increase strictly: \(formatNumber(value)) follows \(formatNumber(previous))")
+                ok = false
+            }
+            previous = value
+            steps.append(value)
+        }
+        if ok, let last = steps.last, last != 100, let lastNode = items.last {
+            reader.error(lastNode, "the last step must be 100 (all traffic on TO), got \(formatNumber(last))")
+            ok = false
+        }
+        return ok ? steps : nil
+    }
+
+    // MARK: Gates
+
+    private func decodeGates(_ node: Node, _ key: String) -> [Gate]? {
+        guard let items = reader.sequence(node, key) else { return nil }
+        var gates: [Gate] = []
+        var ok = true
+        var seen: [String: Node] = [:]
+        for (index, item) in items.enumerated() {
+            guard let fields = reader.fields(item, context: "gates[\(index)]", known: ["name", "loadBalancer", "prometheus"]) else {
+                ok = false
+                continue
+            }
+            var name: String?
+            if let node = fields.required("name"), let text = reader.nonEmptyString(node, "name") {
+                if let first = seen[text] {
+                    reader.error(node, "duplicate gate name '\(text)' (first at \(reader.location(first)))")
+                    ok = false
+                } else {
+                    seen[text] = node
+                    name = text
+                }
+            }
+            let label = name.map { "gate '\($0)'" } ?? "gates[\(index)]"
+            let hasLB = fields.has("loadBalancer"), hasProm = fields.has("prometheus")
+            var source: GateSource?
+            if hasLB && hasProm {
+                reader.error(fields.keyNode("prometheus") ?? item,
+                             "\(label) has both 'loadBalancer' and 'prometheus'; one gate judges one source, so make two gates")
+            } else if !hasLB && !hasProm {
+                reader.error(item, "\(label) has no source; give it 'loadBalancer' or 'prometheus'")
+            } else if hasLB {
+                source = decodeLoadBalancerGate(fields.optional("loadBalancer")!, label: label).map(GateSource.loadBalancer)
+            } else {
+                source = decodePrometheusGate(fields.optional("prometheus")!, label: label).map(GateSource.prometheus)
+            }
+            guard let name, let source else { ok = false; continue }
+            gates.append(Gate(name: name, source: source, location: reader.location(item)))
+        }
+        return ok ? gates : nil
+    }
+
+    private func decodeLoadBalancerGate(_ node: Node, label: String) -> LoadBalancerGate? {
+        guard let fields = reader.fields(node, context: "gate loadBalancer",
+                                         known: ["cluster", "max5xxRatio", "minRequests", "maxMeanResponseTime"]) else { return nil }
+        var ok = true
+        var cluster: String?
+        if let node = fields.required("cluster"), let text = reader.nonEmptyString(node, "cluster") {
+            if let knownClusters, !knownClusters.contains(text) {
+                let known = knownClusters.sorted()
+                let list = known.isEmpty ? "no clusters are defined" : "known clusters: \(known.joined(separator: ", "))"
+                reader.error(node, "\(label) judges unknown cluster '\(text)'; \(list)")
+            } else {
+                cluster = text
+            }
+        }
+        var max5xxRatio: Double?
+        if let node = fields.optional("max5xxRatio") {
+            max5xxRatio = reader.ratio(node, "max5xxRatio")
+            if max5xxRatio == nil { ok = false }
+        }
+        var minRequests = 1
+        if let node = fields.optional("minRequests") {
+            if let value = reader.count(node, "minRequests", minimum: 0) { minRequests = value } else { ok = false }
+        }
+        var maxMean: Duration?
+        if let node = fields.optional("maxMeanResponseTime") {
+            maxMean = reader.positiveDuration(node, "maxMeanResponseTime")
+            if maxMean == nil { ok = false }
+        }
+        if !fields.has("max5xxRatio") && !fields.has("maxMeanResponseTime") {
+            reader.error(node, "\(label) checks nothing; set 'max5xxRatio' or 'maxMeanResponseTime'")
+            ok = false
+        }
+        guard ok, let cluster else { return nil }
+        return LoadBalancerGate(cluster: cluster, max5xxRatio: max5xxRatio, minRequests: minRequests,
+                                maxMeanResponseTime: maxMean)
+    }
+
+    private func decodePrometheusGate(_ node: Node, label: String) -> PrometheusGate? {
+        guard let fields = reader.fields(node, context: "gate prometheus", known: ["url", "query", "min", "max"]) else {
+            return nil
+        }
+        var ok = true
+        let url = fields.required("url").flatMap { reader.httpURL($0, "url") }
+        let query = fields.required("query").flatMap { reader.nonEmptyString($0, "query") }
+        var minimum: Double?, maximum: Double?
+        if let node = fields.optional("min") {
+            minimum = reader.number(node, "min")
+            if minimum == nil { ok = false }
+        }
+        if let node = fields.optional("max") {
+            maximum = reader.number(node, "max")
+            if maximum == nil { ok = false }
+        }
+        if !fields.has("min") && !fields.has("max") {
+            reader.error(node, "\(label) checks nothing; set 'min' or 'max'")
+            ok = false
+        }
+        if let minimum, let maximum, minimum > maximum, let node = fields.optional("max") {
+            reader.error(node, "'max' (\(formatNumber(maximum))) is below 'min' (\(formatNumber(minimum))): the gate could never pass")
+            ok = false
+        }
+        guard ok, let url, let query else { return nil }
+        return PrometheusGate(url: url, query: query, min: minimum, max: maximum)
+    }
+
+    // MARK: Rollback, drain, decommission, trust
+
+    private func decodeRollback(_ node: Node) -> RollbackSpec? {
+        guard let fields = reader.fields(node, context: "spec.rollback", known: ["automatic", "hardSignal"]) else { return nil }
+        var ok = true
+        var automatic = true
+        if let node = fields.optional("automatic") {
+            if let value = reader.bool(node, "automatic") { automatic = value } else { ok = false }
+        }
+        var hardSignal: HardSignal?
+        if let node = fields.optional("hardSignal") {
+            if let hard = reader.fields(node, context: "spec.rollback.hardSignal", known: ["max5xxRatio", "minRequests"]) {
+                let ratio = hard.required("max5xxRatio").flatMap { reader.ratio($0, "max5xxRatio") }
+                var minRequests: Int? = 1
+                if let node = hard.optional("minRequests") { minRequests = reader.count(node, "minRequests", minimum: 0) }
+                if let ratio, let minRequests {
+                    hardSignal = HardSignal(max5xxRatio: ratio, minRequests: minRequests)
+                } else {
+                    ok = false
+                }
+            } else {
+                ok = false
+            }
+        }
+        return ok ? RollbackSpec(automatic: automatic, hardSignal: hardSignal) : nil
+    }
+
+    private func decodeDrain(_ node: Node) -> DrainSpec? {
+        guard let fields = reader.fields(node, context: "spec.drain",
+                                         known: ["maxActiveSessions", "holdFor", "dnsTTL", "timeout", "forceAfter"]) else { return nil }
+        var ok = true
+        func read<T>(_ key: String, _ get: (Node, String) -> T?, default value: T) -> T {
+            guard let node = fields.optional(key) else { return value }
+            guard let got = get(node, key) else { ok = false; return value }
+            return got
+        }
+        let maxActive = read("maxActiveSessions", { reader.count($0, $1, minimum: 0) }, default: 0)
+        let holdFor = read("holdFor", reader.positiveDuration, default: .seconds(60))
+        let dnsTTL = read("dnsTTL", reader.nonNegativeDuration, default: .zero)
+        let timeout = read("timeout", reader.positiveDuration, default: .seconds(86_400))
+        var forceAfter: Duration?
+        if let node = fields.optional("forceAfter") {
+            forceAfter = reader.positiveDuration(node, "forceAfter")
+            if forceAfter == nil { ok = false }
+        }
+        // Forcing sessions closed after the drain has already timed out can never happen.
+        if let forceAfter, forceAfter >= timeout, let node = fields.optional("forceAfter") {
+            reader.error(node, "'forceAfter' (\(formatDuration(forceAfter))) is not before 'timeout' (\(formatDuration(timeout))): the drain would time out first")
+            ok = false
+        }
+        // Waiting out the DNS TTL is part of the drain, so a timeout shorter than it always fails.
+        if dnsTTL >= timeout, fields.has("dnsTTL"), let node = fields.optional("dnsTTL") {
+            reader.error(node, "'dnsTTL' (\(formatDuration(dnsTTL))) is not shorter than 'timeout' (\(formatDuration(timeout))): the drain could never finish")
+            ok = false
+        }
+        return ok ? DrainSpec(maxActiveSessions: maxActive, holdFor: holdFor, dnsTTL: dnsTTL, timeout: timeout,
+                              forceAfter: forceAfter) : nil
+    }
+
+    private func decodeDecommission(_ node: Node) -> DecommissionSpec? {
+        guard let fields = reader.fields(node, context: "spec.decommission", known: ["requireApproval"]) else { return nil }
+        guard let node = fields.optional("requireApproval") else { return DecommissionSpec(requireApproval: true) }
+        return reader.bool(node, "requireApproval").map(DecommissionSpec.init(requireApproval:))
+    }
+
+    private func decodeTrust(_ node: Node) -> Duration? {
+        guard let fields = reader.fields(node, context: "spec.trust", known: ["horizon"]) else { return nil }
+        guard let node = fields.optional("horizon") else { return .seconds(30 * 86_400) }
+        // 0 is allowed: it turns early expiry warnings off.
+        return reader.nonNegativeDuration(node, "horizon")
+    }
+}
