@@ -1,0 +1,219 @@
+/// Where a cutover stands. The raw values are the contract of `status --output json`.
+///
+/// `rolledBack`, `aborted` and `decommissioned` are final: only a new run moves traffic again
+/// (except that an aborted run may still be rolled back, since abort leaves TO's share in place).
+public enum Phase: String, Sendable, Hashable, Codable, CaseIterable {
+    case pending, preflight, shifting, paused, promoted, draining, drained, decommissioned, rolledBack, aborted
+
+    /// True once the run will never advance traffic to TO again.
+    public var isFinal: Bool {
+        switch self {
+        case .rolledBack, .aborted, .decommissioned: true
+        default: false
+        }
+    }
+}
+
+/// A command from a person, usually written to the journal by another process's CLI.
+public enum ManualCommand: Sendable, Hashable, Codable {
+    case pause(reason: String?)
+    case resume
+    /// Skip the remaining steps to 100%; gates are still watched for one bake.
+    case promote
+    /// Stop here and leave the weights as they are.
+    case abort(reason: String?)
+    /// All traffic back to FROM now.
+    case rollback(reason: String?)
+    /// Record that FROM may be torn down. Refused unless drained, or `force` with a reason.
+    case decommission(force: Bool, reason: String?)
+
+    /// The command's name as typed on the command line.
+    public var name: String {
+        switch self {
+        case .pause: "pause"
+        case .resume: "resume"
+        case .promote: "promote"
+        case .abort: "abort"
+        case .rollback: "rollback"
+        case .decommission: "decommission"
+        }
+    }
+}
+
+/// How the load balancer's weights read back after a `setWeights` action.
+public enum WeightsReadBack: Sendable, Hashable, Codable {
+    /// The live weights are the ones asked for; `percentToTarget` is their effective share.
+    case verified(percentToTarget: Double)
+    /// Setting or reading back failed, or the live weights differ; `detail` says how.
+    case mismatch(detail: String)
+}
+
+/// The result of the runtime's preflight checks (config, trust, health, load balancer).
+public struct PreflightResult: Sendable, Hashable, Codable {
+    /// Each failed check as a sentence; empty means preflight passed.
+    public var failures: [String]
+    public init(failures: [String]) { self.failures = failures }
+    public static let passed = PreflightResult(failures: [])
+    public var passed: Bool { failures.isEmpty }
+}
+
+/// One input to the engine. The runtime turns whatever happened (a timer, a sample, an answer
+/// from the load balancer, a command from the journal) into exactly one of these.
+public enum EngineInput: Sendable, Hashable, Codable {
+    /// Time passed; the engine checks bakes, evaluation intervals and deadlines.
+    case tick
+    case preflight(PreflightResult)
+    /// The load balancer's counters, every `policy.sampling`. Drives the hard signal at once,
+    /// the windows of `loadBalancer` gates, and the drain detector while draining.
+    case loadBalancerSample(LoadBalancerSample)
+    /// Outcomes of an `evaluateGates` action, for the gates it named. `evaluation` is the id
+    /// that action carried: results of an evaluation started before the current step are stale
+    /// and only recorded.
+    case gateResults(evaluation: Int, results: [GateResult])
+    /// The read-back after the `setWeights` action with the same `intent` number.
+    case weightsApplied(intent: Int, result: WeightsReadBack)
+    /// `id` is the journal's command id, echoed in the `acknowledge` action.
+    case command(ManualCommand, id: Int64?)
+    /// FROM's counters while draining, when the runtime samples FROM alone (`switchover drain`).
+    case drainSample(DrainSample)
+}
+
+/// Why the engine moves weights; lets the runtime and the journal say so.
+public enum WeightsPurpose: String, Sendable, Hashable, Codable {
+    case step, promote, rollback
+}
+
+/// Something the runtime must do. The engine only returns these; it performs nothing.
+///
+/// The runtime journals each effectful action as an intent before performing it and its result
+/// after (write-ahead), so a crash between the two is repaired on resume by re-applying it.
+public enum Action: Sendable, Hashable, Codable {
+    /// Run the preflight checks and answer with `.preflight`.
+    case runPreflight
+    /// Set the weights for `percentToTarget` (0–100) to TO, read them back, and answer with
+    /// `.weightsApplied(intent:)`. At 0 every FROM server must also be out of drain.
+    case setWeights(intent: Int, percentToTarget: Double, step: Int, purpose: WeightsPurpose)
+    /// Evaluate the named (external, e.g. Prometheus) gates and answer with `.gateResults`.
+    /// `loadBalancer` gates are judged inside the engine from the samples and never named here.
+    case evaluateGates(evaluation: Int, gates: [String])
+    /// Put every server of `cluster` in drain (no new traffic, existing sessions kept).
+    case setDrain(cluster: String)
+    /// Take every server of `cluster` out of drain (rollback after promotion).
+    case setReady(cluster: String)
+    /// Shut down the sessions still open to `cluster` (policy `drain.forceAfter`); once per run.
+    case forceCloseSessions(cluster: String)
+    /// Write this event to the journal.
+    case record(EngineEvent)
+    /// Tell a person (log line, progress line).
+    case notify(String)
+    /// Acknowledge a journaled command: accepted or refused, with why.
+    case acknowledge(commandID: Int64, accepted: Bool, detail: String)
+}
+
+/// What the engine records in the journal. `kind` is the journal's `kind` column; the rest is
+/// the JSON detail.
+public struct EngineEvent: Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Hashable, Codable {
+        case phaseChanged, stepStarted, stepVerified, stepCompleted, gateEvaluated, gateHeld
+        case rollbackStarted, rollbackVerified, hardSignal, paused, resumed, weightsMismatch
+        case commandAccepted, commandRefused, drainProgress, drained, drainTimedOut, drainActivity
+        case forceClose, decommissioned, staleResult
+    }
+
+    public var kind: Kind
+    public var message: String
+    public var phase: Phase?
+    public var step: Int?
+    public var gate: String?
+    public var outcome: GateOutcome?
+    /// Facts behind a decision (open sessions, last request, live weight, ratio, ...).
+    public var evidence: [String: String]
+
+    public init(_ kind: Kind, _ message: String, phase: Phase? = nil, step: Int? = nil, gate: String? = nil,
+                outcome: GateOutcome? = nil, evidence: [String: String] = [:]) {
+        self.kind = kind
+        self.message = message
+        self.phase = phase
+        self.step = step
+        self.gate = gate
+        self.outcome = outcome
+        self.evidence = evidence
+    }
+}
+
+/// What the current step has learned about one gate since the step's weights were verified.
+public struct GateProgress: Sendable, Hashable, Codable {
+    public var passes: Int = 0
+    public var failures: Int = 0
+    /// `error` outcomes in a row; any other outcome resets it.
+    public var consecutiveErrors: Int = 0
+    public var last: GateOutcome?
+    public init() {}
+}
+
+/// A `setWeights` action sent but not yet read back.
+public struct PendingWeights: Sendable, Hashable, Codable {
+    public var intent: Int
+    public var percentToTarget: Double
+    public var step: Int
+    public var purpose: WeightsPurpose
+    public var issuedAt: Instant
+}
+
+/// The whole state of a cutover; `Codable` because the runtime journals it after every input,
+/// and on resume starts again from the last snapshot.
+public struct CutoverState: Sendable, Hashable, Codable {
+    public var phase: Phase
+    /// 1-based index of the step whose weights are in place (or being put in place); 0 before
+    /// the first. `policy.steps.count` at 100%.
+    public var step: Int
+    /// TO's share as last verified from the load balancer's read-back.
+    public var percentToTarget: Double
+    /// When the current step's weights were verified: its bake runs from here. Nil while its
+    /// weights are not yet verified (and while paused: the bake restarts on resume).
+    public var stepStartedAt: Instant?
+    /// Per gate name, what this step has seen.
+    public var gates: [String: GateProgress]
+    /// True after a manual `promote`: the 100% step then completes on its bake alone, with gates
+    /// still watched for failures (a failure still rolls back), since the person chose to skip
+    /// the evidence the remaining steps would have gathered.
+    public var manuallyPromoted: Bool
+    public var pendingWeights: PendingWeights?
+    /// Increments with every `setWeights`; the read-back must echo it.
+    public var lastIntent: Int
+    /// Increments with every `evaluateGates`.
+    public var lastEvaluation: Int
+    /// Results of evaluations numbered at or below this belong to an earlier step.
+    public var staleEvaluationsUpTo: Int
+    public var lastEvaluationAt: Instant?
+    /// The latest load-balancer sample, kept so the next one gives a window.
+    public var lastSample: LoadBalancerSample?
+    /// Per `loadBalancer` gate, the sample its previous evaluation ended at.
+    public var gateWindowStart: [String: LoadBalancerSample]
+    /// Where `paused` came from and why; `resume` returns there.
+    public var pausedFrom: Phase?
+    public var reason: String?
+    /// True once a rollback's weights read back at 0% to TO.
+    public var rollbackVerified: Bool
+    public var drain: DrainState?
+    public var promotedAt: Instant?
+    public var decommissionedAt: Instant?
+
+    /// A run that has not started.
+    public static let initial = CutoverState(
+        phase: .pending, step: 0, percentToTarget: 0, stepStartedAt: nil, gates: [:], manuallyPromoted: false,
+        pendingWeights: nil, lastIntent: 0, lastEvaluation: 0, staleEvaluationsUpTo: 0, lastEvaluationAt: nil,
+        lastSample: nil, gateWindowStart: [:], pausedFrom: nil, reason: nil, rollbackVerified: false, drain: nil,
+        promotedAt: nil, decommissionedAt: nil)
+
+    /// Gates that keep the step from advancing because they have not passed since it began and
+    /// their latest outcome was `inconclusive`: `status` shows "held by inconclusive gates X".
+    public var heldByInconclusiveGates: [String] {
+        gates.filter { $0.value.passes == 0 && $0.value.last?.verdict == .inconclusive }.map(\.key).sorted()
+    }
+
+    /// Gates that have not passed since the step began (for any reason, including not yet evaluated).
+    public var gatesWithoutPass: [String] {
+        gates.filter { $0.value.passes == 0 }.map(\.key).sorted()
+    }
+}

@@ -1,0 +1,181 @@
+/// The four outcomes of one gate evaluation, as Argo Rollouts distinguishes them.
+///
+/// `inconclusive` (too little traffic to judge) and `error` (the signal source itself failed) are
+/// kept apart from `fail` on purpose: neither may count against TO (a monitoring outage must not
+/// trigger a rollback) and neither may count for it (traffic never advances blind).
+public enum GateVerdict: String, Sendable, Hashable, Codable, CaseIterable {
+    case pass, fail, inconclusive, error
+}
+
+/// One gate evaluation's verdict, the measured value when there is one, and a sentence for people.
+public struct GateOutcome: Sendable, Hashable, Codable {
+    public var verdict: GateVerdict
+    /// The figure that was judged (a ratio, a query result, ...), when there was one.
+    public var value: Double?
+    public var detail: String
+
+    public init(_ verdict: GateVerdict, value: Double? = nil, detail: String) {
+        self.verdict = verdict
+        self.value = value
+        self.detail = detail
+    }
+
+    public static func pass(_ detail: String, value: Double? = nil) -> GateOutcome { .init(.pass, value: value, detail: detail) }
+    public static func fail(_ detail: String, value: Double? = nil) -> GateOutcome { .init(.fail, value: value, detail: detail) }
+    public static func inconclusive(_ detail: String, value: Double? = nil) -> GateOutcome {
+        .init(.inconclusive, value: value, detail: detail)
+    }
+    public static func error(_ detail: String) -> GateOutcome { .init(.error, detail: detail) }
+}
+
+/// A gate's outcome with the gate's name, as fed to the engine and written to the journal.
+public struct GateResult: Sendable, Hashable, Codable {
+    public var gate: String
+    public var outcome: GateOutcome
+    public init(gate: String, outcome: GateOutcome) {
+        self.gate = gate
+        self.outcome = outcome
+    }
+}
+
+/// One cluster's cumulative counters in the load balancer at one moment, summed over the
+/// cluster's servers. Cumulative (since the load balancer started) so that any two samples give
+/// the window between them; a counter that went down means the load balancer restarted.
+public struct ClusterCounters: Sendable, Hashable, Codable {
+    /// HTTP responses of any class (HAProxy: the sum of `hrsp_1xx` … `hrsp_other`).
+    public var responses: Int64
+    public var responses2xx: Int64
+    public var responses5xx: Int64
+    /// Sessions ever opened to the cluster's servers (HAProxy `stot`).
+    public var sessionsTotal: Int64
+    /// Sessions open now (HAProxy `scur`).
+    public var activeSessions: Int
+    /// The live weight, summed over the cluster's servers, as read back from the load balancer.
+    public var weight: Int
+    /// Cumulative response time in milliseconds, when the load balancer keeps one (Envoy's
+    /// histogram sum). Gives an exact mean over the window.
+    public var responseTimeTotalMilliseconds: Double?
+    /// The load balancer's own recent mean response time in milliseconds (HAProxy `rtime`, over
+    /// its last 1024 requests), used when there is no cumulative total.
+    public var responseTimeAverageMilliseconds: Double?
+
+    public init(responses: Int64 = 0, responses2xx: Int64 = 0, responses5xx: Int64 = 0, sessionsTotal: Int64 = 0,
+                activeSessions: Int = 0, weight: Int = 0, responseTimeTotalMilliseconds: Double? = nil,
+                responseTimeAverageMilliseconds: Double? = nil) {
+        self.responses = responses
+        self.responses2xx = responses2xx
+        self.responses5xx = responses5xx
+        self.sessionsTotal = sessionsTotal
+        self.activeSessions = activeSessions
+        self.weight = weight
+        self.responseTimeTotalMilliseconds = responseTimeTotalMilliseconds
+        self.responseTimeAverageMilliseconds = responseTimeAverageMilliseconds
+    }
+}
+
+/// Every cluster's counters at one sampling of the load balancer (every `policy.sampling`).
+public struct LoadBalancerSample: Sendable, Hashable, Codable {
+    public var at: Instant
+    /// Keyed by cluster name.
+    public var clusters: [String: ClusterCounters]
+    public init(at: Instant, clusters: [String: ClusterCounters]) {
+        self.at = at
+        self.clusters = clusters
+    }
+}
+
+/// What happened to one cluster's traffic between two samples.
+public struct TrafficWindow: Sendable, Hashable, Codable {
+    public var duration: Duration
+    public var responses: Int64
+    public var responses5xx: Int64
+    public var newSessions: Int64
+    /// 5xx / responses; nil when there were no responses.
+    public var ratio5xx: Double? { responses > 0 ? Double(responses5xx) / Double(responses) : nil }
+    public var meanResponseTimeMilliseconds: Double?
+
+    /// The window from `previous` to `current`, or nil when a cumulative counter went down: the
+    /// load balancer restarted (or was reloaded) in between, and the difference means nothing.
+    public init?(from previous: ClusterCounters, at start: Instant, to current: ClusterCounters, at end: Instant) {
+        guard current.responses >= previous.responses, current.responses5xx >= previous.responses5xx,
+              current.responses2xx >= previous.responses2xx, current.sessionsTotal >= previous.sessionsTotal
+        else { return nil }
+        duration = end - start
+        responses = current.responses - previous.responses
+        responses5xx = current.responses5xx - previous.responses5xx
+        newSessions = current.sessionsTotal - previous.sessionsTotal
+        if let t0 = previous.responseTimeTotalMilliseconds, let t1 = current.responseTimeTotalMilliseconds {
+            if t1 < t0 { return nil }
+            meanResponseTimeMilliseconds = responses > 0 ? (t1 - t0) / Double(responses) : nil
+        } else {
+            meanResponseTimeMilliseconds = current.responseTimeAverageMilliseconds
+        }
+    }
+}
+
+extension LoadBalancerGate {
+    /// Judges this gate over the window between two consecutive snapshots of its cluster.
+    ///
+    /// Too few responses (`minRequests`) is `inconclusive`, never a pass. A counter that went
+    /// down (HAProxy restarted and forgot its counters) is `inconclusive` too: the window is
+    /// unknown, and a negative rate must not pass for a healthy one. A cluster missing from a
+    /// snapshot is `error`: the load balancer did not report what the gate needs.
+    public func judge(previous: LoadBalancerSample, current: LoadBalancerSample) -> GateOutcome {
+        guard let before = previous.clusters[cluster], let after = current.clusters[cluster] else {
+            return .error("cluster \(cluster) is missing from the load balancer's statistics")
+        }
+        guard let window = TrafficWindow(from: before, at: previous.at, to: after, at: current.at) else {
+            return .inconclusive("\(cluster): counters went down (load balancer restarted?); window unknown")
+        }
+        return judge(window)
+    }
+
+    /// Judges this gate over a window already computed.
+    public func judge(_ window: TrafficWindow) -> GateOutcome {
+        guard window.responses >= Int64(minRequests), window.responses > 0 else {
+            return .inconclusive("\(cluster): \(window.responses) responses in the window, fewer than \(minRequests)",
+                                 value: Double(window.responses))
+        }
+        let ratio = window.ratio5xx ?? 0
+        if let max5xxRatio, ratio > max5xxRatio {
+            return .fail("\(cluster): 5xx ratio \(Self.format(ratio)) above \(Self.format(max5xxRatio)) over \(window.responses) responses",
+                         value: ratio)
+        }
+        if let maxMeanResponseTime {
+            guard let mean = window.meanResponseTimeMilliseconds else {
+                return .inconclusive("\(cluster): no response time reported")
+            }
+            let limit = Double(maxMeanResponseTime.milliseconds)
+            if mean > limit {
+                return .fail("\(cluster): mean response time \(Self.format(mean)) ms above \(Self.format(limit)) ms",
+                             value: mean)
+            }
+        }
+        return .pass("\(cluster): 5xx ratio \(Self.format(ratio)) over \(window.responses) responses", value: ratio)
+    }
+
+    static func format(_ value: Double) -> String {
+        let rounded = (value * 10_000).rounded() / 10_000
+        return "\(rounded)"
+    }
+}
+
+/// The pure half of the Prometheus gate: the runtime runs the query, this judges its result.
+public enum PrometheusVerdict {
+    /// `result` holds the sample values the instant query returned: a scalar is one value, a
+    /// vector one value per series. An empty result is `inconclusive` (the series does not exist
+    /// yet, typically no traffic); several samples are an `error` because the query is ambiguous
+    /// and picking one would judge the wrong thing; NaN is `inconclusive` (0/0 rates).
+    public static func judge(result: [Double], min: Double?, max: Double?) -> GateOutcome {
+        guard !result.isEmpty else { return .inconclusive("the query returned no sample") }
+        guard result.count == 1 else {
+            return .error("expected a single sample, the query returned \(result.count)")
+        }
+        let value = result[0]
+        if value.isNaN { return .inconclusive("the query returned NaN", value: nil) }
+        if let min, value < min { return .fail("\(value) below the minimum \(min)", value: value) }
+        if let max, value > max { return .fail("\(value) above the maximum \(max)", value: value) }
+        let bounds = [min.map { "≥ \($0)" }, max.map { "≤ \($0)" }].compactMap { $0 }.joined(separator: " and ")
+        return .pass(bounds.isEmpty ? "\(value)" : "\(value) \(bounds)", value: value)
+    }
+}

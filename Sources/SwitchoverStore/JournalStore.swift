@@ -1,0 +1,151 @@
+import SwitchoverCore
+
+/// The journal of a cutover: what was decided, what was done, what was seen, and what people
+/// asked for. The coordinator is its only writer (see `CoordinatorLock`); other processes
+/// (`status`, `pause`, ...) read it and insert commands.
+///
+/// Write-ahead: the runtime calls `beginIntent` before it performs an action and `finishIntent`
+/// with the read-back after. On resume, `unfinishedIntents` lists the actions whose outcome is
+/// unknown (the crash fell between the two); the runtime re-applies each exactly once (weights
+/// are idempotent) and finishes it.
+///
+/// Implementations: `SQLiteJournal` (the embedded default at `--state`) and `MemoryJournal`
+/// (tests). Not `Sendable` as a protocol requirement; each implementation says whether it is.
+public protocol JournalStore: AnyObject {
+    /// Starts a new run and returns its id.
+    func startRun(_ run: RunRecord) throws -> Int64
+    /// The newest run, the one `run` resumes and `status` shows.
+    func latestRun() throws -> RunRecord?
+
+    /// Appends an event and returns its sequence number (increasing, across runs).
+    @discardableResult
+    func append(_ event: JournalEvent) throws -> Int64
+    /// Events of a run with a sequence number above `afterSequence`, oldest first.
+    func events(run: Int64, afterSequence: Int64, limit: Int) throws -> [JournalEvent]
+
+    /// Writes an `intent` event before the action is performed; returns the intent's id.
+    func beginIntent(run: Int64, at: Instant, action: String, detail: String) throws -> Int64
+    /// Writes the `result` event of an intent after the action and its read-back.
+    func finishIntent(_ intent: Int64, at: Instant, ok: Bool, detail: String) throws
+    /// Intents of a run with no result: performed or not, nobody knows.
+    func unfinishedIntents(run: Int64) throws -> [JournalEvent]
+
+    func recordGateEvaluation(_ evaluation: GateEvaluationRecord) throws
+    func gateEvaluations(run: Int64, limit: Int) throws -> [GateEvaluationRecord]
+
+    /// Inserts a command (from another process); returns its id.
+    func submitCommand(_ command: String, arguments: String, at: Instant) throws -> Int64
+    /// Commands not yet acknowledged, oldest first.
+    func pendingCommands() throws -> [CommandRecord]
+    /// Marks a command done with its outcome; the submitting CLI waits for this.
+    func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String) throws
+    func command(_ id: Int64) throws -> CommandRecord?
+
+    /// Stores one sampling of the load balancer (one row per cluster).
+    func recordSample(run: Int64, _ sample: LoadBalancerSample) throws
+    /// Samples of one cluster since `since`, oldest first.
+    func samples(run: Int64, cluster: String, since: Instant) throws -> [(at: Instant, counters: ClusterCounters)]
+    /// Downsamples old samples (see `SampleRetention`); returns how many rows were deleted.
+    /// The runtime calls it now and then (say once a minute).
+    @discardableResult
+    func pruneSamples(now: Instant, retention: SampleRetention) throws -> Int
+
+    /// Replaces the run's engine state snapshot (JSON of `CutoverState`).
+    func saveState(run: Int64, at: Instant, json: String) throws
+    func loadState(run: Int64) throws -> (at: Instant, json: String)?
+}
+
+/// One run: a cutover from FROM to TO under a policy.
+public struct RunRecord: Sendable, Hashable, Codable {
+    public var id: Int64
+    public var from: String
+    public var to: String
+    public var policy: String
+    public var startedAt: Instant
+    /// The coordinator process that started it, for people reading the journal.
+    public var pid: Int32
+
+    public init(id: Int64 = 0, from: String, to: String, policy: String, startedAt: Instant, pid: Int32) {
+        self.id = id
+        self.from = from
+        self.to = to
+        self.policy = policy
+        self.startedAt = startedAt
+        self.pid = pid
+    }
+}
+
+/// One row of the events table. `intentID` ties an `intent` row to its `result` row.
+public struct JournalEvent: Sendable, Hashable, Codable {
+    public var sequence: Int64
+    public var run: Int64
+    public var at: Instant
+    /// `intent`, `result`, or an `EngineEvent.Kind` raw value, or anything the runtime records.
+    public var kind: String
+    /// JSON, or a sentence.
+    public var detail: String
+    public var intentID: Int64?
+
+    public init(sequence: Int64 = 0, run: Int64, at: Instant, kind: String, detail: String, intentID: Int64? = nil) {
+        self.sequence = sequence
+        self.run = run
+        self.at = at
+        self.kind = kind
+        self.detail = detail
+        self.intentID = intentID
+    }
+}
+
+/// One gate evaluation as journaled.
+public struct GateEvaluationRecord: Sendable, Hashable, Codable {
+    public var run: Int64
+    public var at: Instant
+    public var step: Int
+    public var gate: String
+    public var outcome: GateOutcome
+
+    public init(run: Int64, at: Instant, step: Int, gate: String, outcome: GateOutcome) {
+        self.run = run
+        self.at = at
+        self.step = step
+        self.gate = gate
+        self.outcome = outcome
+    }
+}
+
+/// A manual command written by another process, and its acknowledgement.
+public struct CommandRecord: Sendable, Hashable, Codable {
+    public var id: Int64
+    public var command: String
+    /// JSON arguments (force, reason, ...).
+    public var arguments: String
+    public var issuedAt: Instant
+    public var acknowledgedAt: Instant?
+    public var accepted: Bool?
+    public var outcome: String?
+
+    public init(id: Int64, command: String, arguments: String, issuedAt: Instant, acknowledgedAt: Instant?,
+                accepted: Bool?, outcome: String?) {
+        self.id = id
+        self.command = command
+        self.arguments = arguments
+        self.issuedAt = issuedAt
+        self.acknowledgedAt = acknowledgedAt
+        self.accepted = accepted
+        self.outcome = outcome
+    }
+}
+
+/// How samples are kept bounded: everything from the last `fullResolution`, and before that one
+/// sample per cluster per `bucket` (the first of each bucket). With 250 ms sampling, two
+/// clusters and the defaults, a day-long drain keeps about 28,800 recent rows plus 2,880 older
+/// ones instead of 691,200.
+public struct SampleRetention: Sendable, Hashable {
+    public var fullResolution: Duration
+    public var bucket: Duration
+    public init(fullResolution: Duration = .seconds(3600), bucket: Duration = .seconds(60)) {
+        self.fullResolution = fullResolution
+        self.bucket = bucket
+    }
+    public static let standard = SampleRetention()
+}
