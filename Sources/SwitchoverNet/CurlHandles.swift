@@ -1,0 +1,104 @@
+import CCurl
+import Foundation
+
+/// curl_global_init is not thread-safe and must run once before any other curl call. A global
+/// `let` is initialised exactly once, under a lock, by the Swift runtime.
+let curlGlobalInitResult: CURLcode = curl_global_init(switchover_curl_global_default())
+
+/// Owns one curl easy handle and its error buffer; cleans both up in `deinit`.
+///
+/// `@unchecked Sendable`: a handle is used by one thread at a time. The client takes it out of
+/// its idle list under a lock, runs one transfer with it on one Dispatch work item, and puts it
+/// back under the lock; no two transfers ever share it.
+final class CurlEasy: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    /// CURLOPT_ERRORBUFFER: curl writes its detailed message here; it must outlive each transfer.
+    let errorBuffer: UnsafeMutablePointer<CChar>
+    private let errorBufferSize = Int(switchover_curl_error_size())
+
+    init() throws {
+        guard curlGlobalInitResult == CURLE_OK else {
+            throw HTTPError(code: .other, curlCode: Int(curlGlobalInitResult.rawValue),
+                            message: "curl_global_init failed: " + String(cString: curl_easy_strerror(curlGlobalInitResult)),
+                            url: "", method: "")
+        }
+        guard let handle = curl_easy_init() else {
+            throw HTTPError(code: .other, curlCode: Int(CURLE_FAILED_INIT.rawValue), message: "curl_easy_init failed",
+                            url: "", method: "")
+        }
+        pointer = handle
+        errorBuffer = .allocate(capacity: errorBufferSize)
+        errorBuffer.initialize(repeating: 0, count: errorBufferSize)
+    }
+
+    /// The message curl left in the error buffer, or "" when it left none.
+    var errorMessage: String { String(cString: errorBuffer) }
+
+    func clearError() { errorBuffer[0] = 0 }
+
+    deinit {
+        curl_easy_cleanup(pointer)
+        errorBuffer.deallocate()
+    }
+}
+
+/// Owns a `curl_slist` of request header lines; frees it with curl_slist_free_all in `deinit`.
+/// It must stay alive until curl_easy_perform returns.
+final class CurlHeaderList {
+    private(set) var pointer: UnsafeMutablePointer<curl_slist>?
+
+    init(lines: [String]) throws {
+        for line in lines {
+            guard let appended = curl_slist_append(pointer, line) else {
+                throw HTTPError(code: .other, curlCode: Int(CURLE_OUT_OF_MEMORY.rawValue),
+                                message: "curl_slist_append failed", url: "", method: "")
+            }
+            pointer = appended
+        }
+    }
+
+    deinit {
+        if let pointer { curl_slist_free_all(pointer) }
+    }
+}
+
+/// A flag set from the task-cancellation handler and read by curl's progress callback on the
+/// transfer thread.
+///
+/// `@unchecked Sendable`: the only state, `cancelled`, is read and written under `lock`.
+final class CancellationFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cancelled = false
+
+    func cancel() { lock.withLock { cancelled = true } }
+    var isCancelled: Bool { lock.withLock { cancelled } }
+}
+
+/// What curl's callbacks fill in during one transfer. Reached from C through an unretained
+/// pointer that `HTTPClient.perform` keeps alive for the duration of curl_easy_perform.
+final class TransferState {
+    var body = Data()
+    var headers: [HTTPHeader] = []
+    var tooLarge = false
+    let maxBytes: Int
+    let cancellation: CancellationFlag
+
+    init(maxBytes: Int, cancellation: CancellationFlag) {
+        self.maxBytes = maxBytes
+        self.cancellation = cancellation
+    }
+
+    /// One raw header line from curl ("Name: value\r\n", or a status line).
+    func addHeaderLine(_ line: String) {
+        let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.hasPrefix("HTTP/") {
+            // A new response begins (after a 100 Continue, or a redirect): keep only its headers.
+            headers.removeAll()
+            return
+        }
+        guard let colon = trimmed.firstIndex(of: ":") else { return }
+        let name = String(trimmed[..<colon]).trimmingCharacters(in: .whitespaces)
+        let value = String(trimmed[trimmed.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+        headers.append(HTTPHeader(name, value))
+    }
+}

@@ -1,1 +1,0 @@
-// SwitchoverNet: see README.md's architecture section.
