@@ -1,0 +1,224 @@
+import Foundation
+import Logging
+import SwitchoverCore
+
+/// The load balancer in front of blue and green, as the coordinator sees it.
+///
+/// Every write is verified: `apply` writes the weights, reads them back from the load balancer
+/// itself and throws when what is live differs from what was intended. A weight the coordinator
+/// believes it set but the data plane never applied is the worst bug Switchover can have (the
+/// dashboard says 10% while 100% flows), so no method here answers from a cache.
+///
+/// A driver is bound to one pair of clusters (FROM and TO) when it is made: it knows which
+/// servers belong to which cluster, so it can report per-cluster shares and refuse a weight for
+/// a server that belongs to neither.
+public protocol LoadBalancer: Sendable {
+    /// The driver's name as written in a policy: `haproxy`, `envoy`.
+    var driver: String { get }
+    /// Where the driver talks to the load balancer (socket path, `tcp://host:port`, admin URL),
+    /// for messages.
+    var address: String { get }
+    /// The translation from a percentage to this load balancer's integer weights: the same code
+    /// `switchover plan` shows, with this load balancer's range.
+    var translation: WeightTranslation { get }
+    /// FROM's and TO's servers in the load balancer (HAProxy servers, Envoy cluster names).
+    var fromCluster: ClusterServers { get }
+    var toCluster: ClusterServers { get }
+
+    /// The weights the load balancer holds now, read from it, with the identity of the running
+    /// instance and what changed behind the driver's back since the driver last looked.
+    func currentWeights() async throws -> LiveWeights
+
+    /// Writes every server's weight, then reads them back. Throws `LoadBalancerError` with code
+    /// `.readBackMismatch` naming the server, the intended and the live value when they differ;
+    /// `.unknownServer` when a server is not in the load balancer (nothing is written then).
+    @discardableResult
+    func apply(_ assignment: WeightAssignment) async throws -> LiveWeights
+
+    /// Per-cluster counters and health, as the load balancer reports them. What each field
+    /// means differs per driver; see the driver's documentation.
+    func stats() async throws -> LoadBalancerStats
+
+    /// Stops new sessions to `cluster`'s servers while letting open ones finish. Throws
+    /// `.unsupported` where the load balancer has no such notion (Envoy: use weight 0).
+    func setDrain(cluster: String) async throws
+    /// Undoes `setDrain`. Throws `.unsupported` where the load balancer has no such notion.
+    func setReady(cluster: String) async throws
+}
+
+extension LoadBalancer {
+    /// Translates `percentToTarget` with this load balancer's translation and applies it.
+    @discardableResult
+    public func apply(percentToTarget: Double) async throws -> LiveWeights {
+        try await apply(translation.weights(percentToTarget: percentToTarget,
+                                            from: fromCluster.servers, to: toCluster.servers))
+    }
+
+    /// The servers of the cluster named `name` (FROM or TO), or `.unknownCluster`.
+    func servers(ofCluster name: String) throws -> ClusterServers {
+        if name == fromCluster.cluster { return fromCluster }
+        if name == toCluster.cluster { return toCluster }
+        throw LoadBalancerError(.unknownCluster, driver: driver, address: address,
+                                message: "cluster '\(name)' is neither FROM ('\(fromCluster.cluster)') nor TO ('\(toCluster.cluster)')")
+    }
+}
+
+/// A cluster's name and its servers in the load balancer, in order.
+public struct ClusterServers: Sendable, Hashable, Codable {
+    public var cluster: String
+    public var servers: [String]
+    public init(cluster: String, servers: [String]) {
+        self.cluster = cluster
+        self.servers = servers
+    }
+}
+
+/// Which running instance of the load balancer answered. Two reads with different identities
+/// mean it restarted in between (and forgot every runtime weight, for HAProxy).
+public struct LoadBalancerIdentity: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// The process: HAProxy's `Pid` from `show info`; Envoy's `/server_info` `node.id` plus
+    /// hot-restart epoch.
+    public var instance: String
+    /// How long the instance has been up, as it said; it only grows while the instance lives.
+    public var uptime: Duration
+    /// A configuration generation where the load balancer has one: Envoy's route
+    /// `version_info`; nil for HAProxy (its runtime weights have no version).
+    public var generation: String?
+
+    public init(instance: String, uptime: Duration, generation: String?) {
+        self.instance = instance
+        self.uptime = uptime
+        self.generation = generation
+    }
+
+    /// True when `self` (read later) cannot be the same process as `earlier`: another instance,
+    /// or an uptime that went backwards.
+    public func isRestart(of earlier: LoadBalancerIdentity) -> Bool {
+        instance != earlier.instance || uptime < earlier.uptime
+    }
+
+    public var description: String {
+        "\(instance), up \(uptime)" + (generation.map { ", generation \($0)" } ?? "")
+    }
+}
+
+/// One server whose live weight is not what the driver last applied.
+public struct WeightDrift: Sendable, Hashable, Codable, CustomStringConvertible {
+    public var server: String
+    /// What the driver last applied and verified.
+    public var applied: Int
+    /// What the load balancer holds now.
+    public var live: Int
+    public init(server: String, applied: Int, live: Int) {
+        self.server = server
+        self.applied = applied
+        self.live = live
+    }
+    public var description: String { "\(server): applied \(applied), live \(live)" }
+}
+
+/// The weights a load balancer holds, as read from it.
+public struct LiveWeights: Sendable, Hashable, Codable {
+    /// FROM's and TO's servers with the weights the load balancer really holds.
+    public var assignment: WeightAssignment
+    /// Per-server weights from the load balancer's configuration (HAProxy's `srv_iweight`, what
+    /// a restart goes back to); nil where the driver cannot tell (Envoy).
+    public var configured: [ServerWeight]?
+    /// Percent of traffic each cluster gets from these weights, by cluster name.
+    public var shares: [String: Double]
+    public var identity: LoadBalancerIdentity
+    /// True when the instance is not the one the driver saw on its previous read or write.
+    public var restarted: Bool
+    /// Servers whose live weight differs from what this driver last applied (empty when it
+    /// has applied nothing yet, or everything is still as applied).
+    public var drift: [WeightDrift]
+    /// When the weights were read.
+    public var readAt: Date
+
+    public init(assignment: WeightAssignment, configured: [ServerWeight]?, shares: [String: Double],
+                identity: LoadBalancerIdentity, restarted: Bool, drift: [WeightDrift], readAt: Date) {
+        self.assignment = assignment
+        self.configured = configured
+        self.shares = shares
+        self.identity = identity
+        self.restarted = restarted
+        self.drift = drift
+        self.readAt = readAt
+    }
+
+    /// The share of traffic, in percent, the live weights send to TO.
+    public var effectivePercentToTarget: Double { assignment.effectivePercentToTarget }
+
+    /// True when something changed behind the driver's back: a restart or a drifted weight.
+    public var hasDrift: Bool { restarted || !drift.isEmpty }
+}
+
+/// A server's health as the load balancer sees it.
+public struct ServerHealth: Sendable, Hashable, Codable {
+    public var server: String
+    /// The load balancer's own word: HAProxy `status` (`UP`, `DOWN`, `DRAIN`, `MAINT`, `no check`);
+    /// Envoy: `healthy` or the failed health flags from `/clusters`.
+    public var status: String
+    /// False when the load balancer will not send new requests to it (down, maintenance,
+    /// draining, failed health check).
+    public var serving: Bool
+    public init(server: String, status: String, serving: Bool) {
+        self.server = server
+        self.status = status
+        self.serving = serving
+    }
+}
+
+/// One cluster's counters. Counters only grow while the load balancer lives; a gate works on
+/// the difference between two samples (and must treat a decrease as a restart).
+public struct ClusterStats: Sendable, Hashable, Codable {
+    public var cluster: String
+    /// Sessions (HAProxy) or upstream connections (Envoy) open now.
+    public var activeSessions: Int
+    /// Sessions (HAProxy `stot`) or upstream connections (Envoy `upstream_cx_total`) so far.
+    public var totalSessions: Int
+    /// Requests answered so far (HAProxy: sum of `hrsp_*`; Envoy `upstream_rq_completed`).
+    public var totalRequests: Int
+    public var responses2xx: Int
+    public var responses5xx: Int
+    /// Every other class (1xx, 3xx, 4xx, and HAProxy's `hrsp_other`).
+    public var responsesOther: Int
+    /// HAProxy: `rtime`, the mean over the last 1024 requests; Envoy: the mean of the
+    /// `upstream_rq_time` histogram since start. nil when nothing has been answered.
+    public var meanResponseTime: Duration?
+    public var servers: [ServerHealth]
+
+    public init(cluster: String, activeSessions: Int, totalSessions: Int, totalRequests: Int,
+                responses2xx: Int, responses5xx: Int, responsesOther: Int, meanResponseTime: Duration?,
+                servers: [ServerHealth]) {
+        self.cluster = cluster
+        self.activeSessions = activeSessions
+        self.totalSessions = totalSessions
+        self.totalRequests = totalRequests
+        self.responses2xx = responses2xx
+        self.responses5xx = responses5xx
+        self.responsesOther = responsesOther
+        self.meanResponseTime = meanResponseTime
+        self.servers = servers
+    }
+}
+
+/// A sample of the load balancer's counters for FROM and TO.
+public struct LoadBalancerStats: Sendable, Hashable, Codable {
+    /// By cluster name.
+    public var clusters: [String: ClusterStats]
+    public var identity: LoadBalancerIdentity
+    public var takenAt: Date
+    public init(clusters: [String: ClusterStats], identity: LoadBalancerIdentity, takenAt: Date) {
+        self.clusters = clusters
+        self.identity = identity
+        self.takenAt = takenAt
+    }
+}
+
+/// Shares in percent by cluster from live weights.
+func shares(of assignment: WeightAssignment, from: String, to: String) -> [String: Double] {
+    let toShare = assignment.effectivePercentToTarget
+    let total = assignment.fromTotal + assignment.toTotal
+    return [from: total == 0 ? 0 : 100 - toShare, to: toShare]
+}

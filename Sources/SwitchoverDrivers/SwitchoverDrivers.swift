@@ -1,1 +1,0 @@
-// SwitchoverDrivers: see README.md's architecture section.
