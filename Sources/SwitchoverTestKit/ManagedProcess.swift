@@ -33,7 +33,7 @@ public final class ManagedProcess: @unchecked Sendable {
         process.standardError = handle
         process.standardInput = FileHandle.nullDevice
         do {
-            try process.run()
+            try ManagedProcess.withEmptySignalMask { try process.run() }
         } catch {
             throw TestKitError("\(name): could not start \(executable): \(error)")
         }
@@ -80,6 +80,21 @@ public final class ManagedProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(10_000) }
         return !process.isRunning
+    }
+
+    /// Runs `body` with no signal blocked on the calling thread. A child inherits the signal
+    /// mask of the thread that spawns it, and Dispatch and cooperative-pool threads block
+    /// SIGTERM: without this, a server that does not reset its mask (openssl s_server) ignores
+    /// `stop()`'s SIGTERM and is only killed by the SIGKILL 5 s later.
+    static func withEmptySignalMask<T>(_ body: () throws -> T) rethrows -> T {
+        #if canImport(Glibc)
+        var empty = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        #endif
+        return try body()
     }
 
     public var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
