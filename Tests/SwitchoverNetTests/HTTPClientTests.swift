@@ -5,12 +5,16 @@ import SwitchoverTestKit
 import Testing
 
 @Suite("HTTPClient against real nginx and openssl s_server", .serialized)
-struct HTTPClientTests {
+final class HTTPClientTests {
     let directory: URL
 
     init() throws {
         directory = try TemporaryDirectory.make("net-http")
     }
+
+    /// Servers are stopped by each test's `defer` (and by ManagedProcess's deinit); then the
+    /// folder with their configs, logs and keys goes.
+    deinit { try? FileManager.default.removeItem(at: directory) }
 
     static let nginxBody = """
     location = /json {
