@@ -142,6 +142,8 @@ struct PolicyDecoder {
             if !(0...100).contains(value) {
                 reader.error(item, "step \(formatNumber(value)) is outside 0–100 (a percentage of traffic to TO)")
                 ok = false
+                steps.append(value)
+                continue  // not the order's fault: compare the next step with the last good one
             } else if let previous, value <= previous {
                 reader.error(item, "steps must increase strictly: \(formatNumber(value)) follows \(formatNumber(previous))")
                 ok = false
