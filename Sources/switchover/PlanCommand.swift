@@ -29,15 +29,15 @@ struct Plan: AsyncParsableCommand {
             "policy": plan.policy,
             "driver": plan.driver,
             "maxWeight": maxWeight,
-            "bakeSeconds": jsonNumber(bake.seconds),
-            "expectedSeconds": jsonNumber(plan.expected.seconds),
+            "bakeSeconds": jsonNumber(bake.totalSeconds),
+            "expectedSeconds": jsonNumber(plan.expected.totalSeconds),
             "steps": plan.steps.map { step -> [String: Any] in
                 [
                     "step": step.number,
                     "percent": jsonNumber(step.percent),
                     "weights": Dictionary(uniqueKeysWithValues: step.weights.all.map { ($0.server, $0.weight) }),
                     "effectivePercent": step.effectivePercent,
-                    "cumulativeSeconds": jsonNumber(step.cumulative.seconds),
+                    "cumulativeSeconds": jsonNumber(step.cumulative.totalSeconds),
                 ]
             },
         ]
