@@ -56,11 +56,11 @@ struct ClusterDecoder {
                 trustDomain = text
             }
         }
-        let rootCerts = fields.required("rootCerts").flatMap { reader.path($0, "rootCerts") }
+        let rootCerts = fields.required("rootCerts").flatMap { reader.existingFile($0, "rootCerts") }
         var certChain: String?
         var chainOK = true
         if let node = fields.optional("certChain") {
-            certChain = reader.path(node, "certChain")
+            certChain = reader.existingFile(node, "certChain")
             chainOK = certChain != nil
         }
         var probe: String?

@@ -83,8 +83,8 @@ public enum ConfigLoader {
 
     /// `knownClusters`: the names a policy's gates may judge; nil skips that check.
     private static func loadDocument(file: String, expected: Kind?, knownClusters: Set<String>? = nil) -> (Document?, [Diagnostic]) {
-        let absolute = URL(fileURLWithPath: file, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-        let reader = DocumentReader(file: file, directory: absolute.deletingLastPathComponent().standardized)
+        let absolute = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
+        let reader = DocumentReader(file: file, directory: URL(fileURLWithPath: absolute).deletingLastPathComponent().standardized)
         let top = SourceLocation(file: file, line: 1, column: 1)
         guard let data = FileManager.default.contents(atPath: file) else {
             reader.error(at: SourceLocation(file: file, line: 0, column: 0), "cannot read the file")

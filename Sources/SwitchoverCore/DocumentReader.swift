@@ -39,6 +39,9 @@ final class DocumentReader {
         let node: Node
         let context: String
         private let pairs: [(key: String, keyNode: Node, value: Node)]
+        /// Known keys that an unknown key was taken for ("did you mean"): they are not reported
+        /// missing as well, so one typo gives one diagnostic.
+        private let misspelt: Set<String>
 
         /// Nil (with a diagnostic) when `node` is not a mapping.
         init?(_ node: Node, context: String, known: [String], reader: DocumentReader) {
@@ -50,6 +53,7 @@ final class DocumentReader {
             self.node = node
             self.context = context
             var pairs: [(String, Node, Node)] = []
+            var misspelt: Set<String> = []
             for (key, value) in mapping {
                 guard case .scalar(let scalar) = key else {
                     reader.error(key, "keys in \(context) must be plain words, got \(describe(key))")
@@ -58,6 +62,7 @@ final class DocumentReader {
                 let name = scalar.string
                 if !known.contains(name) {
                     if let suggestion = nearest(name, in: known) {
+                        misspelt.insert(suggestion)
                         reader.error(key, "unknown key '\(name)' in \(context); did you mean '\(suggestion)'?")
                     } else {
                         reader.error(key, "unknown key '\(name)' in \(context); known keys: \(known.joined(separator: ", "))")
@@ -67,11 +72,16 @@ final class DocumentReader {
                 pairs.append((name, key, value))
             }
             self.pairs = pairs
+            self.misspelt = misspelt
         }
 
         var location: SourceLocation { reader.location(node) }
 
         func has(_ key: String) -> Bool { pairs.contains { $0.key == key } }
+
+        /// Present, or written misspelt (already reported): checks that something is set use
+        /// this, so a typo is not reported twice.
+        func mentions(_ key: String) -> Bool { has(key) || misspelt.contains(key) }
 
         /// The value of `key`, or nil when absent. A key written with no value (`bake:`) is
         /// present with a null value; the typed getters report that.
@@ -87,6 +97,7 @@ final class DocumentReader {
         /// The value of `key`, reporting it as missing (at the mapping) when absent.
         func required(_ key: String) -> Node? {
             if let value = optional(key) { return value }
+            if misspelt.contains(key) { return nil }
             reader.error(node, "missing required key '\(key)' in \(context)")
             return nil
         }
@@ -224,6 +235,22 @@ final class DocumentReader {
     func path(_ node: Node, _ key: String) -> String? {
         guard let text = nonEmptyString(node, key) else { return nil }
         return resolve(text)
+    }
+
+    /// A path to a file that must exist now (certificates): a wrong path is caught by
+    /// `validate`, not halfway through a preflight.
+    func existingFile(_ node: Node, _ key: String) -> String? {
+        guard let path = path(node, key) else { return nil }
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            error(node, "'\(key)': no such file \(path)")
+            return nil
+        }
+        if isDirectory.boolValue {
+            error(node, "'\(key)': \(path) is a folder, not a file")
+            return nil
+        }
+        return path
     }
 
     func resolve(_ path: String) -> String {

@@ -61,7 +61,7 @@ public func formatDuration(_ duration: Duration) -> String {
 
 extension Duration {
     /// The duration in seconds as a `Double`, for arithmetic and JSON output.
-    public var seconds: Double {
+    public var totalSeconds: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
     }

@@ -87,6 +87,7 @@ struct PolicyDecoder {
         }
         guard let driver else { return nil }
         guard let section = fields.optional(driver) else {
+            if fields.mentions(driver) { return nil }
             reader.error(fields.keyNode("driver") ?? fields.node, "driver '\(driver)' needs its section 'spec.loadBalancer.\(driver)'")
             return nil
         }
@@ -141,6 +142,8 @@ struct PolicyDecoder {
             if !(0...100).contains(value) {
                 reader.error(item, "step \(formatNumber(value)) is outside 0–100 (a percentage of traffic to TO)")
                 ok = false
+                steps.append(value)
+                continue  // not the order's fault: compare the next step with the last good one
             } else if let previous, value <= previous {
                 reader.error(item, "steps must increase strictly: \(formatNumber(value)) follows \(formatNumber(previous))")
                 ok = false
@@ -178,17 +181,17 @@ struct PolicyDecoder {
                 }
             }
             let label = name.map { "gate '\($0)'" } ?? "gates[\(index)]"
-            let hasLB = fields.has("loadBalancer"), hasProm = fields.has("prometheus")
+            let hasLB = fields.mentions("loadBalancer"), hasProm = fields.mentions("prometheus")
             var source: GateSource?
             if hasLB && hasProm {
                 reader.error(fields.keyNode("prometheus") ?? item,
                              "\(label) has both 'loadBalancer' and 'prometheus'; one gate judges one source, so make two gates")
             } else if !hasLB && !hasProm {
                 reader.error(item, "\(label) has no source; give it 'loadBalancer' or 'prometheus'")
-            } else if hasLB {
-                source = decodeLoadBalancerGate(fields.optional("loadBalancer")!, label: label).map(GateSource.loadBalancer)
-            } else {
-                source = decodePrometheusGate(fields.optional("prometheus")!, label: label).map(GateSource.prometheus)
+            } else if let node = fields.optional("loadBalancer") {
+                source = decodeLoadBalancerGate(node, label: label).map(GateSource.loadBalancer)
+            } else if let node = fields.optional("prometheus") {
+                source = decodePrometheusGate(node, label: label).map(GateSource.prometheus)
             }
             guard let name, let source else { ok = false; continue }
             gates.append(Gate(name: name, source: source, location: reader.location(item)))
@@ -224,7 +227,7 @@ struct PolicyDecoder {
             maxMean = reader.positiveDuration(node, "maxMeanResponseTime")
             if maxMean == nil { ok = false }
         }
-        if !fields.has("max5xxRatio") && !fields.has("maxMeanResponseTime") {
+        if !fields.mentions("max5xxRatio") && !fields.mentions("maxMeanResponseTime") {
             reader.error(node, "\(label) checks nothing; set 'max5xxRatio' or 'maxMeanResponseTime'")
             ok = false
         }
@@ -249,7 +252,7 @@ struct PolicyDecoder {
             maximum = reader.number(node, "max")
             if maximum == nil { ok = false }
         }
-        if !fields.has("min") && !fields.has("max") {
+        if !fields.mentions("min") && !fields.mentions("max") {
             reader.error(node, "\(label) checks nothing; set 'min' or 'max'")
             ok = false
         }

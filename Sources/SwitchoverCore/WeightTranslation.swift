@@ -3,8 +3,9 @@
 /// HAProxy weights are integers 0–256 per server and a cluster has several servers, so most
 /// percentages cannot be hit exactly: 1% with one server a side is 1 against 99 (exact), with
 /// three servers to TO and two to FROM it is 3 against 297 (needs 148.5 per FROM server). This
-/// searches every FROM total and the two nearest TO totals, so the effective share is the best
-/// achievable for the servers at hand; `plan` shows it and every driver applies it, from this one
+/// searches every FROM total against the nearest valid TO totals (the two around the ideal, TO's
+/// smallest serving total, and all-to-TO), so the effective share is the best achievable for the
+/// servers at hand (the tests check it against exhaustive search); `plan` shows it and every driver applies it, from this one
 /// piece of code.
 public struct WeightTranslation: Sendable, Hashable {
     /// The weight a single entry may take: 256 for HAProxy servers.
@@ -55,17 +56,19 @@ public struct WeightTranslation: Sendable, Hashable {
             }
         }
 
-        if p >= 1 {
-            consider(0, maxTo)
-        } else {
+        // All to TO: exact at 100%, and the closest there is to a step just below 100% when
+        // FROM's smallest serving total (one per server) would still take too much.
+        consider(0, maxTo)
+        if p < 1 {
             for a in 0...maxFrom {
                 let ideal = p * Double(a) / (1 - p)
                 let lower = min(Int(ideal.rounded(.down)), maxTo)
                 consider(a, lower)
                 if lower + 1 <= maxTo { consider(a, lower + 1) }
+                // The two nearest TO totals may both be below one per TO server (not
+                // allowed); TO's smallest serving total is then the nearest valid one.
+                if lower + 1 < nTo { consider(a, nTo) }
             }
-            // Nothing to FROM is only exact at 100%, handled above; at p < 1 some FROM weight
-            // is always better, so the loop has found the answer.
         }
         let chosen = best!
         return WeightAssignment(

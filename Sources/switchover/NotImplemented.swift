@@ -9,21 +9,6 @@ private func notImplemented(_ name: String) throws -> Never {
     throw Exit.inputError
 }
 
-struct Validate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Load every file in both folders and report every problem.")
-    @OptionGroup var global: GlobalOptions
-    func run() async throws { try notImplemented("validate") }
-}
-
-struct Plan: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the steps, the weights of every server at each step, and the expected duration.")
-    @OptionGroup var global: GlobalOptions
-    @Argument(help: "The cluster traffic moves from.") var from: String
-    @Argument(help: "The cluster traffic moves to.") var to: String
-    @Option(help: "The policy's metadata.name.") var policy: String
-    func run() async throws { try notImplemented("plan") }
-}
-
 struct Trust: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Verify that two clusters share mTLS trust.")
     @OptionGroup var global: GlobalOptions

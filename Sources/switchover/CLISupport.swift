@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import SwitchoverCore
+
+// Helpers every command shares: loading configuration from the global options, refusing with
+// diagnostics, and printing JSON. Text for people goes to stdout, diagnostics to stderr; with
+// `--output json` stdout carries exactly one JSON object (DESIGN.md section 2).
+
+extension GlobalOptions {
+    /// Loads both folders; problems come back, nothing is printed.
+    func loadConfiguration() -> (Configuration, [Diagnostic]) {
+        ConfigLoader.load(clustersDirectory: clusters, policiesDirectory: policies)
+    }
+
+    /// The configuration, FROM, TO and the policy, or a refusal (exit 2) that prints every
+    /// problem: those of any file, and those of this pair (`validatePair`). Commands that change
+    /// something call this first, so bad input changes nothing.
+    func requirePair(from: String, to: String, policy: String) throws -> (Configuration, Cluster, Cluster, Policy) {
+        let (configuration, problems) = loadConfiguration()
+        let all = (problems + configuration.validatePair(from: from, to: to, policy: policy)).sorted()
+        guard all.isEmpty, let fromCluster = configuration.cluster(named: from),
+              let toCluster = configuration.cluster(named: to), let chosen = configuration.policy(named: policy) else {
+            try refuse(all)
+        }
+        return (configuration, fromCluster, toCluster, chosen)
+    }
+
+    /// Prints `diagnostics` (text: one `FILE:LINE:COL: message` line each on stderr; json:
+    /// `{"valid": false, "diagnostics": [...]}` on stdout) and exits 2.
+    func refuse(_ diagnostics: [Diagnostic]) throws -> Never {
+        switch output {
+        case .text:
+            printDiagnostics(diagnostics)
+        case .json:
+            printJSON(["valid": false, "diagnostics": diagnostics.map(\.jsonObject)])
+        }
+        throw Exit.inputError
+    }
+}
+
+/// One line per diagnostic on stderr, then a count.
+func printDiagnostics(_ diagnostics: [Diagnostic]) {
+    var text = diagnostics.map { "\($0)\n" }.joined()
+    let files = Set(diagnostics.map(\.location.file)).count
+    text += "\(diagnostics.count) problem\(diagnostics.count == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s")\n"
+    printError(text)
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data(text.utf8))
+}
+
+/// One JSON object on stdout, keys sorted so output is stable for diffs and tests.
+func printJSON(_ object: [String: Any]) {
+    do {
+        let data = try JSONSerialization.data(withJSONObject: object,
+                                              options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+        FileHandle.standardOutput.write(data)
+        FileHandle.standardOutput.write(Data("\n".utf8))
+    } catch {
+        printError("switchover: could not encode JSON output: \(error)\n")
+    }
+}
+
+/// A number for JSON: whole numbers as integers (30, not 30.0), others as they are.
+func jsonNumber(_ value: Double) -> Any {
+    if value == value.rounded() && abs(value) < 1e15 { return Int(value) }
+    return value
+}
+
+/// `1`, `0.5`, `33.3`: a percentage or count as a person writes it.
+func formatPlain(_ value: Double) -> String {
+    if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
+    return String(value)
+}
+
+extension Diagnostic {
+    var jsonObject: [String: Any] {
+        ["file": location.file, "line": location.line, "column": location.column, "message": message]
+    }
+}

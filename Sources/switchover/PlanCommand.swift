@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import SwitchoverCore
+
+/// `switchover plan FROM TO --policy NAME`: what the cutover will do, without doing it.
+///
+/// Refuses (exit 2) on any problem of the configuration, like every command that acts, so a
+/// plan is only ever shown for a configuration `run` would accept.
+struct Plan: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the steps, the weights of every server at each step, and the expected duration.")
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The cluster traffic moves from.") var from: String
+    @Argument(help: "The cluster traffic moves to.") var to: String
+    @Option(help: "The policy's metadata.name.") var policy: String
+
+    func run() async throws {
+        let (_, fromCluster, toCluster, chosen) = try global.requirePair(from: from, to: to, policy: policy)
+        let plan = CutoverPlan(from: fromCluster, to: toCluster, policy: chosen)
+        switch global.output {
+        case .json: printJSON(json(plan, bake: chosen.bake, maxWeight: chosen.loadBalancer.weightTranslation.maxWeight))
+        case .text: print(text(plan, policy: chosen), terminator: "")
+        }
+    }
+
+    private func json(_ plan: CutoverPlan, bake: Duration, maxWeight: Int) -> [String: Any] {
+        [
+            "from": plan.from,
+            "to": plan.to,
+            "policy": plan.policy,
+            "driver": plan.driver,
+            "maxWeight": maxWeight,
+            "bakeSeconds": jsonNumber(bake.totalSeconds),
+            "expectedSeconds": jsonNumber(plan.expected.totalSeconds),
+            "steps": plan.steps.map { step -> [String: Any] in
+                [
+                    "step": step.number,
+                    "percent": jsonNumber(step.percent),
+                    "weights": Dictionary(uniqueKeysWithValues: step.weights.all.map { ($0.server, $0.weight) }),
+                    "effectivePercent": step.effectivePercent,
+                    "cumulativeSeconds": jsonNumber(step.cumulative.totalSeconds),
+                ]
+            },
+        ]
+    }
+
+    /// An aligned table: one row per step, one column per load-balancer server.
+    private func text(_ plan: CutoverPlan, policy: Policy) -> String {
+        let maxWeight = policy.loadBalancer.weightTranslation.maxWeight
+        var out = "\(plan.from) -> \(plan.to), policy \(plan.policy): driver \(plan.driver) (weights 0-\(maxWeight) per server), "
+        out += "\(plan.steps.count) step\(plan.steps.count == 1 ? "" : "s"), bake \(formatDuration(policy.bake)) each\n\n"
+        let servers = plan.steps.first?.weights.all.map(\.server) ?? []
+        let header = ["step", "to \(plan.to)"] + servers + ["effective", "elapsed"]
+        var rows: [[String]] = []
+        for step in plan.steps {
+            rows.append(["\(step.number)", "\(formatPlain(step.percent))%"]
+                + step.weights.all.map { "\($0.weight)" }
+                + [String(format: "%.3f%%", step.effectivePercent), formatDuration(step.cumulative)])
+        }
+        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { column, cell in
+                String(repeating: " ", count: widths[column] - cell.count) + cell
+            }.joined(separator: "  ") + "\n"
+        }
+        out += line(header)
+        for row in rows { out += line(row) }
+        out += "\nexpected duration: \(formatDuration(plan.expected)) if every gate passes at the first bake\n"
+        return out
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import SwitchoverTestKit
+import Testing
+
+/// The checkout this test was built from: its `clusters/`, `policies/` and `pki/` are the examples.
+let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// Lines shaped `FILE:LINE:COL: message`.
+func locatedLines(_ text: String) -> [String] {
+    text.split(separator: "\n").map(String.init).filter {
+        $0.range(of: #"^[^:\s]+:[0-9]+:[0-9]+: "#, options: .regularExpression) != nil
+    }
+}
+
+func parseJSON(_ text: String) throws -> [String: Any] {
+    let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
+    return try #require(object as? [String: Any], "stdout is not one JSON object: \(text)")
+}
+
+/// A copy of the example configuration in a temporary folder, to break on purpose.
+func copyOfExamples() throws -> URL {
+    let folder = try TemporaryDirectory.make("cli")
+    for name in ["clusters", "policies", "pki"] {
+        try FileManager.default.copyItem(at: checkout.appendingPathComponent(name), to: folder.appendingPathComponent(name))
+    }
+    return folder
+}
+
+func edit(_ file: URL, replacing old: String, with new: String) throws -> String {
+    let text = try String(contentsOf: file, encoding: .utf8)
+    #expect(text.contains(old), "\(file.lastPathComponent) does not contain \(old)")
+    let edited = text.replacingOccurrences(of: old, with: new)
+    try Data(edited.utf8).write(to: file)
+    return edited
+}
+
+@Suite struct ValidateCLITests {
+    @Test func examplesAreValid() throws {
+        let result = try runSwitchover(["validate"], cwd: checkout)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        #expect(result.stdout == "2 clusters, 2 policies: valid\n")
+        #expect(result.stderr.isEmpty)
+    }
+
+    @Test func examplesAreValidAsJSON() throws {
+        let result = try runSwitchover(["validate", "--output", "json"], cwd: checkout)
+        #expect(result.exitCode == 0)
+        let json = try parseJSON(result.stdout)
+        #expect(json["valid"] as? Bool == true)
+        #expect((json["diagnostics"] as? [Any])?.isEmpty == true)
+        #expect(json["clusters"] as? [String] == ["blue", "green"])
+        #expect(json["policies"] as? [String] == ["fast", "gradual"])
+    }
+
+    /// The acceptance case: a misspelt key, steps out of order, and a garbage file give exactly
+    /// one `FILE:LINE:COL: message` line each, and exit 2.
+    @Test func threeMistakesGiveThreeLocatedLines() throws {
+        let folder = try copyOfExamples()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let gradual = try edit(folder.appendingPathComponent("policies/gradual.yaml"),
+                               replacing: "max5xxRatio: 0.01", with: "maxx5xxRatio: 0.01")
+        let fast = try edit(folder.appendingPathComponent("policies/fast.yaml"),
+                            replacing: "steps: [10, 50, 100]", with: "steps: [10, 5, 100]")
+        try Data("\u{7f}ELF\u{01}\u{02} ]]] {{ : : not yaml".utf8).write(to: folder.appendingPathComponent("policies/garbage.yaml"))
+
+        let result = try runSwitchover(["validate"], cwd: folder)
+        #expect(result.exitCode == 2)
+        let lines = locatedLines(result.stderr)
+        #expect(lines.count == 3, "\(result.stderr)")
+        let typo = try #require(gradual.range(of: "maxx5xxRatio").map { gradual[..<$0.lowerBound] })
+        let typoLine = typo.filter { $0 == "\n" }.count + 1
+        let typoColumn = typo.count - (typo.lastIndex(of: "\n").map { typo.distance(from: typo.startIndex, to: $0) + 1 } ?? 0) + 1
+        #expect(lines.contains("./policies/gradual.yaml:\(typoLine):\(typoColumn): unknown key 'maxx5xxRatio' in gate loadBalancer; did you mean 'max5xxRatio'?"),
+                "\(lines)")
+        let stepsLine = fast.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("steps:") }! + 1
+        #expect(lines.contains("./policies/fast.yaml:\(stepsLine):15: steps must increase strictly: 5 follows 10"), "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("./policies/garbage.yaml:1:") && $0.contains("not YAML") }, "\(lines)")
+        #expect(result.stdout.isEmpty, "diagnostics go to stderr")
+        #expect(result.stderr.hasSuffix("3 problems in 3 files\n"))
+    }
+
+    @Test func invalidAsJSONListsEveryDiagnostic() throws {
+        let folder = try copyOfExamples()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        _ = try edit(folder.appendingPathComponent("policies/fast.yaml"), replacing: "bake: 5s", with: "bake: 0s")
+        _ = try edit(folder.appendingPathComponent("clusters/blue.yaml"), replacing: "kind: Cluster", with: "kind: Clustre")
+        let result = try runSwitchover(["validate", "--output", "json"], cwd: folder)
+        #expect(result.exitCode == 2)
+        let json = try parseJSON(result.stdout)
+        #expect(json["valid"] as? Bool == false)
+        let diagnostics = try #require(json["diagnostics"] as? [[String: Any]])
+        #expect(diagnostics.count == 2)
+        #expect(diagnostics.map { $0["file"] as? String } == ["./clusters/blue.yaml", "./policies/fast.yaml"])
+        #expect(diagnostics[0]["line"] as? Int == 3 && diagnostics[0]["column"] as? Int == 7)
+        #expect((diagnostics[0]["message"] as? String)?.contains("unknown kind 'Clustre'") == true)
+        #expect((diagnostics[1]["message"] as? String) == "'bake' must be greater than 0, got 0s")
+        // What could be read is still listed.
+        #expect(json["clusters"] as? [String] == ["green"])
+    }
+
+    @Test func foldersComeFromTheGlobalOptions() throws {
+        let folder = try TemporaryDirectory.make("cli-empty")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try runSwitchover(["validate", "--clusters", checkout.appendingPathComponent("clusters").path,
+                                        "--policies", "nowhere"], cwd: folder)
+        #expect(result.exitCode == 2)
+        #expect(result.stderr.hasPrefix("nowhere: the policies folder does not exist\n"), "\(result.stderr)")
+    }
+}
+
+@Suite struct PlanCLITests {
+    @Test func gradualAsJSON() throws {
+        let result = try runSwitchover(["plan", "blue", "green", "--policy", "gradual", "--output", "json"], cwd: checkout)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        let json = try parseJSON(result.stdout)
+        #expect(json["from"] as? String == "blue")
+        #expect(json["to"] as? String == "green")
+        #expect(json["policy"] as? String == "gradual")
+        #expect(json["driver"] as? String == "haproxy")
+        let steps = try #require(json["steps"] as? [[String: Any]])
+        let percents: [Double] = [1, 5, 10, 25, 50, 75, 100]
+        #expect(steps.count == percents.count)
+        for (index, step) in steps.enumerated() {
+            #expect(step["step"] as? Int == index + 1)
+            #expect((step["percent"] as? NSNumber)?.doubleValue == percents[index])
+            let weights = try #require(step["weights"] as? [String: Int])
+            #expect(Set(weights.keys) == ["blue-1", "blue-2", "green-1", "green-2"])
+            #expect(weights.values.allSatisfy { (0...256).contains($0) })
+            // The effective percentage is what the printed integers really give.
+            let toGreen = Double(weights["green-1"]! + weights["green-2"]!)
+            let total = toGreen + Double(weights["blue-1"]! + weights["blue-2"]!)
+            let effective = try #require((step["effectivePercent"] as? NSNumber)?.doubleValue)
+            #expect(abs(effective - 100 * toGreen / total) < 1e-9)
+            #expect(abs(effective - percents[index]) <= 0.1, "step \(index + 1): \(effective)")
+            #expect((step["cumulativeSeconds"] as? NSNumber)?.doubleValue == Double(30 * (index + 1)))
+        }
+        let first = try #require(steps.first)
+        #expect(abs(((first["effectivePercent"] as? NSNumber)?.doubleValue ?? -1) - 1) <= 0.1)
+        #expect((json["expectedSeconds"] as? NSNumber)?.doubleValue == 210)
+        #expect((steps.last?["weights"] as? [String: Int])?["blue-1"] == 0)
+    }
+
+    @Test func gradualAsAnAlignedTable() throws {
+        let result = try runSwitchover(["plan", "blue", "green", "--policy", "gradual"], cwd: checkout)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        let headerIndex = try #require(lines.firstIndex { $0.contains("step") && $0.contains("effective") })
+        let header = lines[headerIndex]
+        for column in ["to green", "blue-1", "blue-2", "green-1", "green-2", "elapsed"] {
+            #expect(header.contains(column))
+        }
+        let rows = Array(lines[(headerIndex + 1)...].prefix { $0.first == " " || $0.first?.isNumber == true })
+        #expect(rows.count == 7, "\(result.stdout)")
+        // Aligned: every row as wide as the header, numbers right-aligned under it.
+        #expect(rows.allSatisfy { $0.count == header.count }, "\(result.stdout)")
+        #expect(rows[0].hasSuffix("1.000%      30s"), "\(rows[0])")
+        #expect(rows[6].hasSuffix("100.000%    3m30s"), "\(rows[6])")
+        #expect(result.stdout.contains("expected duration: 3m30s"))
+    }
+
+    @Test func envoyUsesWeightsUpTo10000() throws {
+        let folder = try copyOfExamples()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        _ = try edit(folder.appendingPathComponent("policies/fast.yaml"),
+                     replacing: "    driver: haproxy\n    haproxy:\n      socket: /run/haproxy/admin.sock\n      backend: app\n",
+                     with: "    driver: envoy\n    envoy:\n      routeFile: route.yaml\n      routeName: switch_route\n      admin: http://127.0.0.1:9901\n")
+        let result = try runSwitchover(["plan", "blue", "green", "--policy", "fast", "--output", "json"], cwd: folder)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        let json = try parseJSON(result.stdout)
+        #expect(json["driver"] as? String == "envoy")
+        #expect(json["maxWeight"] as? Int == 10_000)
+        let steps = try #require(json["steps"] as? [[String: Any]])
+        let first = try #require(steps.first?["weights"] as? [String: Int])
+        // 10% exactly, with the largest totals that split evenly: 9 x 2222 = 19998 against 2222.
+        #expect(first == ["blue-1": 9999, "blue-2": 9999, "green-1": 1111, "green-2": 1111])
+    }
+
+    @Test func fromEqualToIsRefusedWithExit2() throws {
+        let result = try runSwitchover(["plan", "blue", "blue", "--policy", "gradual"], cwd: checkout)
+        #expect(result.exitCode == 2)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.contains("<command line>: FROM and TO are both 'blue'"))
+    }
+
+    @Test func unknownNamesListTheKnownOnes() throws {
+        let result = try runSwitchover(["plan", "blue", "purple", "--policy", "slow", "--output", "json"], cwd: checkout)
+        #expect(result.exitCode == 2)
+        let json = try parseJSON(result.stdout)
+        #expect(json["valid"] as? Bool == false)
+        let messages = (json["diagnostics"] as? [[String: Any]])?.compactMap { $0["message"] as? String } ?? []
+        #expect(messages.contains("TO names unknown cluster 'purple'; known clusters: blue, green"))
+        #expect(messages.contains("unknown policy 'slow'; known policies: fast, gradual"))
+    }
+
+    @Test func anyProblemInTheConfigurationRefusesThePlan() throws {
+        let folder = try copyOfExamples()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        _ = try edit(folder.appendingPathComponent("policies/fast.yaml"), replacing: "bake: 5s", with: "bake: soon")
+        let result = try runSwitchover(["plan", "blue", "green", "--policy", "gradual"], cwd: folder)
+        #expect(result.exitCode == 2)
+        #expect(result.stdout.isEmpty)
+        #expect(locatedLines(result.stderr).count == 1)
+        #expect(result.stderr.contains("./policies/fast.yaml:"))
+    }
+}
