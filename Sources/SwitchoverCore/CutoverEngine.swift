@@ -26,8 +26,23 @@ import Foundation
 /// - After `promoted`, the next tick starts the drain (`setDrain(FROM)`); the drain detector
 ///   moves the run to `drained`. Rollback stays possible until `decommissioned`; after it no
 ///   action ever sends traffic to FROM.
+/// - Automatic rollback (gates, hard signal) watches `shifting` and `paused`, including the bake
+///   after a manual promote; once `promoted`, only a person rolls back.
 /// - A command that makes no sense in the current phase is acknowledged as refused, with why,
 ///   and changes nothing.
+///
+/// How the runtime drives it (one loop, one input at a time):
+/// 1. On start: a fresh run begins from `CutoverState.initial`; a resumed one loads the journaled
+///    state and calls `recover(_:now:)` instead of `next` for its first actions.
+/// 2. Every `policy.sampling`: read the load balancer's stats, feed `.loadBalancerSample`, then
+///    `.tick`. Poll the journal's pending commands and feed each as `.command(_, id:)`.
+/// 3. For each returned action: journal `record` events (and `gateEvaluated` ones as gate
+///    evaluations); for `setWeights`, `setDrain`, `setReady`, `forceCloseSessions` write the
+///    intent and the new state snapshot in one transaction, perform, read back, write the
+///    result, and feed `.weightsApplied(intent:result:)` for weights; run `evaluateGates`
+///    concurrently and feed `.gateResults` when done; answer `runPreflight` with `.preflight`;
+///    write `acknowledge` to the command row.
+/// 4. Exit when the phase is final, or `promoted`/`drained` when the command asked only for that.
 public struct CutoverEngine: Sendable {
     public let from: String
     public let to: String
@@ -578,6 +593,14 @@ public struct CutoverEngine: Sendable {
     public func drainETA(_ state: CutoverState, now: Instant) -> DrainETA {
         guard let drain = state.drain else { return .unknown(why: "no drain under way") }
         return drainDetector.eta(drain, now: now)
+    }
+
+    /// Time left in the current step's bake, for the progress line; nil when no bake runs (weights
+    /// not yet verified, paused, finished).
+    public func bakeRemaining(_ state: CutoverState, now: Instant) -> Duration? {
+        guard state.phase == .shifting, let started = state.stepStartedAt else { return nil }
+        let left = (started + policy.bake) - now
+        return left < .zero ? .zero : left
     }
 
     /// The drain's hold progress, for `status` and the progress line.

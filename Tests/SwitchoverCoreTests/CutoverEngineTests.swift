@@ -36,6 +36,7 @@ struct CutoverEngineStepTests {
         #expect(h.state.stepStartedAt == nil)
         h.verify(actions)
         #expect(h.state.stepStartedAt == h.now)
+        #expect(h.engine.bakeRemaining(h.state, now: h.now + .seconds(4)) == .seconds(6))
         // Passing gates for 9 s (less than the 10 s bake) does not advance.
         let early = h.run(seconds: 9, answering: .pass("ok"))
         #expect(early.weightChanges.isEmpty)
