@@ -198,13 +198,16 @@ public struct CutoverState: Sendable, Hashable, Codable {
     public var drain: DrainState?
     public var promotedAt: Instant?
     public var decommissionedAt: Instant?
+    /// The inconclusive gates last reported as holding the step, so the journal gets one
+    /// `gateHeld` event per change rather than one per tick.
+    public var heldReported: [String]
 
     /// A run that has not started.
     public static let initial = CutoverState(
         phase: .pending, step: 0, percentToTarget: 0, stepStartedAt: nil, gates: [:], manuallyPromoted: false,
         pendingWeights: nil, lastIntent: 0, lastEvaluation: 0, staleEvaluationsUpTo: 0, lastEvaluationAt: nil,
         lastSample: nil, gateWindowStart: [:], pausedFrom: nil, reason: nil, rollbackVerified: false, drain: nil,
-        promotedAt: nil, decommissionedAt: nil)
+        promotedAt: nil, decommissionedAt: nil, heldReported: [])
 
     /// Gates that keep the step from advancing because they have not passed since it began and
     /// their latest outcome was `inconclusive`: `status` shows "held by inconclusive gates X".

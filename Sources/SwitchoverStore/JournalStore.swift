@@ -50,6 +50,11 @@ public protocol JournalStore: AnyObject {
     @discardableResult
     func pruneSamples(now: Instant, retention: SampleRetention) throws -> Int
 
+    /// Runs `body` in one transaction: all of its writes land, or none (on a throw or a crash).
+    /// The runtime writes an intent and the state snapshot that expects its result together,
+    /// so a resumed coordinator never sees one without the other. Not reentrant.
+    func inTransaction<T>(_ body: () throws -> T) throws -> T
+
     /// Replaces the run's engine state snapshot (JSON of `CutoverState`).
     func saveState(run: Int64, at: Instant, json: String) throws
     func loadState(run: Int64) throws -> (at: Instant, json: String)?
@@ -85,14 +90,18 @@ public struct JournalEvent: Sendable, Hashable, Codable {
     /// JSON, or a sentence.
     public var detail: String
     public var intentID: Int64?
+    /// On a `result` row: whether the action and its read-back succeeded.
+    public var ok: Bool?
 
-    public init(sequence: Int64 = 0, run: Int64, at: Instant, kind: String, detail: String, intentID: Int64? = nil) {
+    public init(sequence: Int64 = 0, run: Int64, at: Instant, kind: String, detail: String, intentID: Int64? = nil,
+                ok: Bool? = nil) {
         self.sequence = sequence
         self.run = run
         self.at = at
         self.kind = kind
         self.detail = detail
         self.intentID = intentID
+        self.ok = ok
     }
 }
 

@@ -1,0 +1,628 @@
+import Foundation
+
+/// The cutover as a pure state machine: `next(state, input, now) -> (state, [Action])`.
+///
+/// No I/O and no clock: the runtime passes the time with every input, performs the returned
+/// actions (journaling each intent before and its result after), and feeds what came back as
+/// the next input. Deterministic tests drive it with a manual clock.
+///
+/// The rules, in one place:
+/// - A step's bake starts when its weights read back verified, not when they were asked for.
+///   It advances when the bake has passed, every gate has had at least one `pass` since the
+///   bake began, and no gate has reached `failureThreshold` failures. Gates still without a pass
+///   hold the step, and so does a gate whose latest evaluation failed; gates without a pass
+///   whose latest outcome is `inconclusive` are named in
+///   `CutoverState.heldByInconclusiveGates` (and journaled as `gateHeld` when the set changes).
+/// - `failureThreshold` failures of one gate within a step: rollback (to 0% to TO) when
+///   `rollback.automatic`, otherwise pause.
+/// - `error` outcomes never count as failures (nor as passes); `pauseAfterErrors` of them in a
+///   row from one gate pauses the run, saying which gate and why.
+/// - The hard signal is checked on every load-balancer sample, not at the gate interval: TO's
+///   5xx ratio over the window between the last two samples, with at least `minRequests`
+///   responses, above `max5xxRatio` rolls back at once. It is configured explicitly, so it
+///   applies even when `rollback.automatic` is false.
+/// - `loadBalancer` gates are judged here, at every interval, over the samples since their
+///   previous evaluation; other gates are asked of the runtime with `evaluateGates`.
+/// - After `promoted`, the next tick starts the drain (`setDrain(FROM)`); the drain detector
+///   moves the run to `drained`. Rollback stays possible until `decommissioned`; after it no
+///   action ever sends traffic to FROM.
+/// - Automatic rollback (gates, hard signal) watches `shifting` and `paused`, including the bake
+///   after a manual promote; once `promoted`, only a person rolls back.
+/// - A command that makes no sense in the current phase is acknowledged as refused, with why,
+///   and changes nothing.
+///
+/// How the runtime drives it (one loop, one input at a time):
+/// 1. On start: a fresh run begins from `CutoverState.initial`; a resumed one loads the journaled
+///    state and calls `recover(_:now:)` instead of `next` for its first actions.
+/// 2. Every `policy.sampling`: read the load balancer's stats, feed `.loadBalancerSample`, then
+///    `.tick`. Poll the journal's pending commands and feed each as `.command(_, id:)`.
+/// 3. For each returned action: journal `record` events (and `gateEvaluated` ones as gate
+///    evaluations); for `setWeights`, `setDrain`, `setReady`, `forceCloseSessions` write the
+///    intent and the new state snapshot in one transaction, perform, read back, write the
+///    result, and feed `.weightsApplied(intent:result:)` for weights; run `evaluateGates`
+///    concurrently and feed `.gateResults` when done; answer `runPreflight` with `.preflight`;
+///    write `acknowledge` to the command row.
+/// 4. Exit when the phase is final, or `promoted`/`drained` when the command asked only for that.
+public struct CutoverEngine: Sendable {
+    public let from: String
+    public let to: String
+    public let policy: Policy
+    public let drainDetector: DrainDetector
+
+    public init(policy: Policy, from: String, to: String) {
+        precondition(!policy.steps.isEmpty, "a policy has at least one step")
+        self.policy = policy
+        self.from = from
+        self.to = to
+        drainDetector = DrainDetector(spec: policy.drain)
+    }
+
+    /// The percentage to TO at 1-based step `step` (0 before the first).
+    public func percent(atStep step: Int) -> Double {
+        step <= 0 ? 0 : policy.steps[min(step, policy.steps.count) - 1]
+    }
+
+    private var lastStep: Int { policy.steps.count }
+
+    private var externalGates: [String] {
+        policy.gates.compactMap { gate in
+            if case .loadBalancer = gate.source { return nil }
+            return gate.name
+        }
+    }
+
+    // MARK: - The transition function
+
+    /// One input in, the new state and the actions to perform out.
+    public func next(_ state: CutoverState, _ input: EngineInput, now: Instant) -> (CutoverState, [Action]) {
+        var t = Transition(state: state)
+        switch input {
+        case .tick:
+            tick(&t, now: now)
+        case .preflight(let result):
+            preflight(&t, result, now: now)
+        case .loadBalancerSample(let sample):
+            loadBalancerSample(&t, sample, now: now)
+        case .gateResults(let evaluation, let results):
+            gateResults(&t, evaluation: evaluation, results: results, now: now)
+        case .weightsApplied(let intent, let result):
+            weightsApplied(&t, intent: intent, result: result, now: now)
+        case .command(let command, let id):
+            self.command(&t, command, id: id, now: now)
+        case .drainSample(let sample):
+            drainSample(&t, sample, now: now)
+        }
+        return (t.state, t.actions)
+    }
+
+    /// After the coordinator restarted from a journaled state: the actions that put the world
+    /// back where the state says it is. Never advances anything.
+    ///
+    /// - A `setWeights` that was sent but not read back is re-emitted with the same intent
+    ///   number: it is the journal's unfinished intent, to be re-applied exactly once.
+    /// - A step that was baking re-applies its own weights (verifying the live ones) and its
+    ///   bake restarts when they read back: time the coordinator was down was not watched, so it
+    ///   does not count.
+    /// - An unverified rollback is sent again; a drain re-asserts `setDrain(FROM)`.
+    public func recover(_ state: CutoverState, now: Instant) -> (CutoverState, [Action]) {
+        var t = Transition(state: state)
+        if let pending = state.pendingWeights {
+            t.actions.append(.setWeights(intent: pending.intent, percentToTarget: pending.percentToTarget,
+                                         step: pending.step, purpose: pending.purpose))
+            t.record(.init(.resumed, "resumed with an unfinished weight change (intent \(pending.intent))",
+                           phase: state.phase, step: state.step))
+            return (t.state, t.actions)
+        }
+        switch state.phase {
+        case .pending, .preflight:
+            t.state.phase = .pending
+            tick(&t, now: now)
+        case .shifting:
+            t.record(.init(.resumed, "resumed at step \(state.step); the bake restarts once its weights read back",
+                           phase: .shifting, step: state.step))
+            reapplyCurrentStep(&t, now: now)
+        case .rolledBack where !state.rollbackVerified:
+            t.record(.init(.resumed, "resumed during a rollback; sending it again", phase: .rolledBack))
+            sendWeights(&t, percent: 0, step: 0, purpose: .rollback, now: now)
+        case .draining, .drained:
+            t.record(.init(.resumed, "resumed while draining", phase: state.phase))
+            t.actions.append(.setDrain(cluster: from))
+        default:
+            break
+        }
+        return (t.state, t.actions)
+    }
+
+    // MARK: - Inputs
+
+    private func tick(_ t: inout Transition, now: Instant) {
+        switch t.state.phase {
+        case .pending:
+            t.changePhase(to: .preflight, reason: "preflight")
+            t.actions.append(.runPreflight)
+        case .shifting:
+            evaluateIfDue(&t, now: now)
+            if t.state.phase == .shifting { advanceIfReady(&t, now: now) }
+        case .promoted:
+            t.state.drain = drainDetector.start(at: now)
+            t.changePhase(to: .draining, reason: "all traffic on \(to); draining \(from)")
+            t.actions.append(.setDrain(cluster: from))
+        case .draining, .drained:
+            guard let drain = t.state.drain else { return }
+            let (updated, events) = drainDetector.check(drain, now: now)
+            applyDrain(&t, updated, events, now: now)
+        case .rolledBack:
+            if !t.state.rollbackVerified && t.state.pendingWeights == nil {
+                sendWeights(&t, percent: 0, step: 0, purpose: .rollback, now: now)
+            }
+        case .preflight, .paused, .decommissioned, .aborted:
+            break
+        }
+    }
+
+    private func preflight(_ t: inout Transition, _ result: PreflightResult, now: Instant) {
+        guard t.state.phase == .preflight else {
+            t.record(.init(.staleResult, "preflight result ignored in phase \(t.state.phase.rawValue)"))
+            return
+        }
+        if result.passed {
+            t.changePhase(to: .shifting, reason: "preflight passed")
+            t.state.step = 1
+            sendWeights(&t, percent: percent(atStep: 1), step: 1, purpose: .step, now: now)
+        } else {
+            let why = "preflight failed: " + result.failures.joined(separator: "; ")
+            t.state.reason = why
+            t.changePhase(to: .aborted, reason: why)
+            t.actions.append(.notify(why))
+        }
+    }
+
+    private func loadBalancerSample(_ t: inout Transition, _ sample: LoadBalancerSample, now: Instant) {
+        let previous = t.state.lastSample
+        t.state.lastSample = sample
+        // A step whose bake began before any sample arrived takes its gates' window from the first.
+        if t.state.stepStartedAt != nil {
+            for gate in policy.gates where t.state.gateWindowStart[gate.name] == nil {
+                if case .loadBalancer = gate.source { t.state.gateWindowStart[gate.name] = sample }
+            }
+        }
+        switch t.state.phase {
+        case .shifting, .paused:
+            guard let hard = policy.rollback.hardSignal, let previous, t.state.step > 0,
+                  let before = previous.clusters[to], let after = sample.clusters[to],
+                  let window = TrafficWindow(from: before, at: previous.at, to: after, at: sample.at),
+                  window.responses >= Int64(hard.minRequests), window.responses > 0,
+                  let ratio = window.ratio5xx, ratio > hard.max5xxRatio
+            else { return }
+            let why = "hard signal: \(to)'s 5xx ratio \(LoadBalancerGate.format(ratio)) above "
+                + "\(LoadBalancerGate.format(hard.max5xxRatio)) over \(window.responses) responses"
+            t.record(.init(.hardSignal, why, phase: t.state.phase, step: t.state.step,
+                           evidence: ["ratio5xx": "\(ratio)", "responses": "\(window.responses)",
+                                      "responses5xx": "\(window.responses5xx)",
+                                      "windowMilliseconds": "\(window.duration.milliseconds)"]))
+            startRollback(&t, reason: why, gate: nil, now: now)
+        case .draining, .drained:
+            if let counters = sample.clusters[from] {
+                drainSample(&t, DrainSample(at: sample.at, counters: counters), now: now)
+            }
+        default:
+            break
+        }
+    }
+
+    private func gateResults(_ t: inout Transition, evaluation: Int, results: [GateResult], now: Instant) {
+        let current = t.state.phase == .shifting && t.state.stepStartedAt != nil
+            && evaluation > t.state.staleEvaluationsUpTo
+        guard current else {
+            for result in results {
+                t.record(.init(.staleResult, "\(result.gate): result of evaluation \(evaluation) arrived after its step",
+                               step: t.state.step, gate: result.gate, outcome: result.outcome))
+            }
+            return
+        }
+        for result in results { apply(&t, result) }
+        reactToGates(&t, now: now)
+        if t.state.phase == .shifting { advanceIfReady(&t, now: now) }
+    }
+
+    private func weightsApplied(_ t: inout Transition, intent: Int, result: WeightsReadBack, now: Instant) {
+        guard let pending = t.state.pendingWeights, pending.intent == intent else {
+            t.record(.init(.staleResult, "read-back of intent \(intent) is not the one awaited"))
+            return
+        }
+        t.state.pendingWeights = nil
+        switch result {
+        case .verified(let percentToTarget):
+            t.state.percentToTarget = percentToTarget
+            switch pending.purpose {
+            case .rollback:
+                t.state.rollbackVerified = true
+                t.record(.init(.rollbackVerified, "all traffic back on \(from), read back from the load balancer",
+                               phase: t.state.phase, evidence: ["percentToTarget": "\(percentToTarget)"]))
+                t.actions.append(.notify("rolled back: all traffic on \(from)"))
+            case .step, .promote:
+                t.record(.init(.stepVerified, "step \(pending.step) weights read back: \(percentToTarget)% to \(to)",
+                               phase: t.state.phase, step: pending.step,
+                               evidence: ["percentToTarget": "\(percentToTarget)"]))
+                if t.state.phase == .shifting { beginBake(&t, now: now) }
+            }
+        case .mismatch(let detail):
+            t.record(.init(.weightsMismatch, "weights not verified: \(detail)", phase: t.state.phase, step: pending.step))
+            switch pending.purpose {
+            case .rollback:
+                // Retried on the next tick: getting traffic back to FROM is not optional.
+                t.actions.append(.notify("rollback not verified yet (\(detail)); retrying"))
+            case .step, .promote:
+                if t.state.phase == .shifting {
+                    pause(&t, reason: "weights for step \(pending.step) not verified: \(detail)")
+                }
+            }
+        }
+    }
+
+    private func drainSample(_ t: inout Transition, _ sample: DrainSample, now: Instant) {
+        guard t.state.phase == .draining || t.state.phase == .drained, let drain = t.state.drain else { return }
+        let (observed, events) = drainDetector.observe(drain, sample)
+        var all = events
+        var updated = observed
+        if now > sample.at {
+            let (checked, more) = drainDetector.check(observed, now: now)
+            updated = checked
+            all += more
+        }
+        applyDrain(&t, updated, all, now: now)
+    }
+
+    // MARK: - Commands
+
+    private func command(_ t: inout Transition, _ command: ManualCommand, id: Int64?, now: Instant) {
+        let phase = t.state.phase
+        func refuse(_ why: String, evidence: [String: String] = [:]) {
+            t.record(.init(.commandRefused, "\(command.name) refused: \(why)", phase: phase, evidence: evidence))
+            if let id { t.actions.append(.acknowledge(commandID: id, accepted: false, detail: why)) }
+        }
+        func accept(_ what: String, evidence: [String: String] = [:]) {
+            t.record(.init(.commandAccepted, "\(command.name): \(what)", phase: phase, evidence: evidence))
+            if let id { t.actions.append(.acknowledge(commandID: id, accepted: true, detail: what)) }
+        }
+
+        switch command {
+        case .pause(let reason):
+            guard phase == .shifting else { return refuse("only a shifting run can be paused (phase \(phase.rawValue))") }
+            accept("paused")
+            pause(&t, reason: "paused by command" + (reason.map { ": \($0)" } ?? ""))
+
+        case .resume:
+            guard phase == .paused else { return refuse("the run is not paused (phase \(phase.rawValue))") }
+            accept("resumed at step \(t.state.step)")
+            t.state.phase = t.state.pausedFrom ?? .shifting
+            t.state.pausedFrom = nil
+            t.state.reason = nil
+            t.record(.init(.resumed, "resumed at step \(t.state.step); the bake restarts once its weights read back",
+                           phase: t.state.phase, step: t.state.step))
+            t.record(.init(.phaseChanged, "paused → \(t.state.phase.rawValue)", phase: t.state.phase))
+            reapplyCurrentStep(&t, now: now)
+
+        case .promote:
+            guard phase == .shifting || phase == .paused else {
+                return refuse("only a shifting or paused run can be promoted (phase \(phase.rawValue))")
+            }
+            accept("skipping to 100% to \(to); gates watched for one more bake")
+            if phase == .paused {
+                t.state.pausedFrom = nil
+                t.state.reason = nil
+                t.changePhase(to: .shifting, reason: "promoted by command")
+            }
+            t.state.manuallyPromoted = true
+            t.state.step = lastStep
+            t.state.stepStartedAt = nil
+            sendWeights(&t, percent: 100, step: lastStep, purpose: .promote, now: now)
+
+        case .abort(let reason):
+            guard [.pending, .preflight, .shifting, .paused].contains(phase) else {
+                return refuse(phase == .aborted ? "already aborted"
+                              : "a \(phase.rawValue) run cannot be aborted; use rollback or decommission")
+            }
+            let why = "aborted by command" + (reason.map { ": \($0)" } ?? "") + "; weights left as they are"
+            accept(why, evidence: ["percentToTarget": "\(t.state.percentToTarget)"])
+            t.state.pendingWeights = nil
+            t.state.stepStartedAt = nil
+            t.state.reason = why
+            t.changePhase(to: .aborted, reason: why)
+            t.actions.append(.notify(why))
+
+        case .rollback(let reason):
+            switch phase {
+            case .decommissioned:
+                let when = t.state.decommissionedAt.map { " at \($0)" } ?? ""
+                return refuse("\(from) was decommissioned\(when) and may be gone; start a new run to move traffic")
+            case .rolledBack:
+                return refuse(t.state.rollbackVerified ? "already rolled back" : "a rollback is already in progress")
+            case .pending, .preflight:
+                return refuse("no traffic has moved yet")
+            case .shifting, .paused, .promoted, .draining, .drained, .aborted:
+                let why = "rollback by command" + (reason.map { ": \($0)" } ?? "")
+                accept("all traffic back to \(from)")
+                startRollback(&t, reason: why, gate: nil, now: now)
+            }
+
+        case .decommission(let force, let reason):
+            let evidence = drainEvidence(t.state, now: now)
+            switch phase {
+            case .decommissioned:
+                return refuse("already decommissioned")
+            case .drained:
+                accept("\(from) drained; it may be torn down", evidence: evidence)
+                decommission(&t, forced: false, reason: reason, evidence: evidence, now: now)
+            case .promoted, .draining:
+                let trimmed = reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                guard force, !trimmed.isEmpty else {
+                    let open = t.state.drain.map { drainDetector.whatIsMissing($0, now: now).joined(separator: "; ") }
+                    return refuse("\(from) is not drained" + (open.map { ": \($0)" } ?? "")
+                                  + (force ? "; --force needs --reason" : ""), evidence: evidence)
+                }
+                accept("forced before drained: \(trimmed)", evidence: evidence)
+                decommission(&t, forced: true, reason: trimmed, evidence: evidence, now: now)
+            default:
+                return refuse("\(from) still takes traffic in phase \(phase.rawValue); only a promoted run may decommission it",
+                              evidence: evidence)
+            }
+        }
+    }
+
+    // MARK: - Steps and gates
+
+    private func sendWeights(_ t: inout Transition, percent: Double, step: Int, purpose: WeightsPurpose, now: Instant) {
+        t.state.lastIntent += 1
+        let pending = PendingWeights(intent: t.state.lastIntent, percentToTarget: percent, step: step,
+                                     purpose: purpose, issuedAt: now)
+        t.state.pendingWeights = pending
+        if purpose != .rollback {
+            t.record(.init(.stepStarted, "step \(step) of \(lastStep): \(percent)% to \(to)", phase: t.state.phase, step: step))
+        }
+        t.actions.append(.setWeights(intent: pending.intent, percentToTarget: percent, step: step, purpose: purpose))
+    }
+
+    private func reapplyCurrentStep(_ t: inout Transition, now: Instant) {
+        t.state.stepStartedAt = nil
+        let purpose: WeightsPurpose = t.state.manuallyPromoted && t.state.step == lastStep ? .promote : .step
+        sendWeights(&t, percent: percent(atStep: t.state.step), step: t.state.step, purpose: purpose, now: now)
+    }
+
+    /// The step's weights are in place: its bake and its gates' evidence start now.
+    private func beginBake(_ t: inout Transition, now: Instant) {
+        t.state.stepStartedAt = now
+        t.state.gates = Dictionary(uniqueKeysWithValues: policy.gates.map { ($0.name, GateProgress()) })
+        t.state.staleEvaluationsUpTo = t.state.lastEvaluation
+        t.state.lastEvaluationAt = now
+        t.state.heldReported = []
+        t.state.gateWindowStart = [:]
+        if let sample = t.state.lastSample {
+            for gate in policy.gates {
+                if case .loadBalancer = gate.source { t.state.gateWindowStart[gate.name] = sample }
+            }
+        }
+    }
+
+    private func evaluateIfDue(_ t: inout Transition, now: Instant) {
+        guard t.state.pendingWeights == nil, let _ = t.state.stepStartedAt else { return }
+        if let last = t.state.lastEvaluationAt, now < last + policy.interval { return }
+        t.state.lastEvaluationAt = now
+        for gate in policy.gates {
+            guard case .loadBalancer(let spec) = gate.source else { continue }
+            let outcome: GateOutcome
+            if let start = t.state.gateWindowStart[gate.name], let latest = t.state.lastSample {
+                outcome = latest.at > start.at ? spec.judge(previous: start, current: latest)
+                    : .inconclusive("no new load-balancer sample since the last evaluation")
+                t.state.gateWindowStart[gate.name] = latest
+            } else {
+                outcome = .inconclusive("no load-balancer sample yet")
+            }
+            apply(&t, GateResult(gate: gate.name, outcome: outcome))
+        }
+        let external = externalGates
+        if !external.isEmpty {
+            t.state.lastEvaluation += 1
+            t.actions.append(.evaluateGates(evaluation: t.state.lastEvaluation, gates: external))
+        }
+        reactToGates(&t, now: now)
+    }
+
+    private func apply(_ t: inout Transition, _ result: GateResult) {
+        var progress = t.state.gates[result.gate] ?? GateProgress()
+        switch result.outcome.verdict {
+        case .pass:
+            progress.passes += 1
+            progress.consecutiveErrors = 0
+        case .fail:
+            progress.failures += 1
+            progress.consecutiveErrors = 0
+        case .inconclusive:
+            progress.consecutiveErrors = 0
+        case .error:
+            progress.consecutiveErrors += 1
+        }
+        progress.last = result.outcome
+        t.state.gates[result.gate] = progress
+        t.record(.init(.gateEvaluated, "\(result.gate): \(result.outcome.verdict.rawValue): \(result.outcome.detail)",
+                       phase: t.state.phase, step: t.state.step, gate: result.gate, outcome: result.outcome))
+    }
+
+    /// Failures over the threshold roll back (or pause); errors in a row pause.
+    private func reactToGates(_ t: inout Transition, now: Instant) {
+        for name in t.state.gates.keys.sorted() {
+            let progress = t.state.gates[name]!
+            if progress.failures >= policy.failureThreshold {
+                let why = "gate \(name) failed \(progress.failures) time(s) at step \(t.state.step)"
+                    + (progress.last.map { ": \($0.detail)" } ?? "")
+                if policy.rollback.automatic {
+                    startRollback(&t, reason: why, gate: name, now: now)
+                } else {
+                    pause(&t, reason: why + " (automatic rollback is off)")
+                }
+                return
+            }
+        }
+        for name in t.state.gates.keys.sorted() {
+            let progress = t.state.gates[name]!
+            if progress.consecutiveErrors >= policy.pauseAfterErrors {
+                pause(&t, reason: "gate \(name) could not be evaluated \(progress.consecutiveErrors) times in a row"
+                      + (progress.last.map { ": \($0.detail)" } ?? ""))
+                return
+            }
+        }
+    }
+
+    private func advanceIfReady(_ t: inout Transition, now: Instant) {
+        guard t.state.pendingWeights == nil, let started = t.state.stepStartedAt else { return }
+        let promoting = t.state.manuallyPromoted && t.state.step == lastStep
+        if !promoting {
+            let held = t.state.heldByInconclusiveGates
+            if held != t.state.heldReported {
+                t.state.heldReported = held
+                if !held.isEmpty {
+                    t.record(.init(.gateHeld, "step \(t.state.step) held by inconclusive gates \(held.joined(separator: ", "))",
+                                   phase: .shifting, step: t.state.step))
+                }
+            }
+        }
+        guard now >= started + policy.bake else { return }
+        if !promoting && !t.state.gatesWithoutPass.isEmpty { return }
+        // Stricter than the threshold alone: a gate whose latest evaluation failed waits for the
+        // next one (a pass lets the step go, another failure may roll back).
+        if t.state.gates.values.contains(where: { $0.last?.verdict == .fail }) { return }
+        t.record(.init(.stepCompleted, "step \(t.state.step) baked \(format(policy.bake)) with every gate passing",
+                       phase: .shifting, step: t.state.step))
+        if t.state.step >= lastStep {
+            t.state.promotedAt = now
+            t.state.stepStartedAt = nil
+            t.changePhase(to: .promoted, reason: "100% to \(to), final bake passed")
+            t.actions.append(.notify("promoted: all traffic on \(to)"))
+        } else {
+            t.state.step += 1
+            t.state.stepStartedAt = nil
+            sendWeights(&t, percent: percent(atStep: t.state.step), step: t.state.step, purpose: .step, now: now)
+        }
+    }
+
+    private func pause(_ t: inout Transition, reason: String) {
+        t.state.pausedFrom = t.state.phase
+        t.state.reason = reason
+        t.state.stepStartedAt = nil
+        t.record(.init(.paused, reason, phase: .paused, step: t.state.step))
+        t.changePhase(to: .paused, reason: reason)
+        t.actions.append(.notify("paused: \(reason)"))
+    }
+
+    private func startRollback(_ t: inout Transition, reason: String, gate: String?, now: Instant) {
+        let wasDraining = t.state.phase == .draining || t.state.phase == .drained
+        t.record(.init(.rollbackStarted, reason, phase: .rolledBack, step: t.state.step, gate: gate,
+                       evidence: ["fromPhase": t.state.phase.rawValue, "percentToTarget": "\(t.state.percentToTarget)"]))
+        t.state.reason = reason
+        t.state.stepStartedAt = nil
+        t.state.pausedFrom = nil
+        t.state.rollbackVerified = false
+        t.changePhase(to: .rolledBack, reason: reason)
+        if wasDraining { t.actions.append(.setReady(cluster: from)) }
+        t.state.step = 0
+        sendWeights(&t, percent: 0, step: 0, purpose: .rollback, now: now)
+        t.actions.append(.notify("rolling back: \(reason)"))
+    }
+
+    // MARK: - Drain and decommission
+
+    private func applyDrain(_ t: inout Transition, _ drain: DrainState, _ events: [DrainEvent], now: Instant) {
+        t.state.drain = drain
+        for event in events {
+            switch event {
+            case .becameDrained(let reason):
+                t.record(.init(.drained, reason, phase: .drained, evidence: drainEvidence(t.state, now: now)))
+                t.changePhase(to: .drained, reason: reason)
+                t.actions.append(.notify("\(from) drained: \(reason)"))
+            case .activityAfterDrained(let reason):
+                t.record(.init(.drainActivity, "\(from) no longer drained: \(reason)", phase: .draining,
+                               evidence: drainEvidence(t.state, now: now)))
+                t.changePhase(to: .draining, reason: reason)
+            case .timedOut(let reason, _, _, _):
+                t.record(.init(.drainTimedOut, reason, phase: t.state.phase, evidence: drainEvidence(t.state, now: now)))
+                t.actions.append(.notify("drain of \(from) timed out: \(reason)"))
+            case .forceClose(let active):
+                t.record(.init(.forceClose, "shutting down \(active) sessions still open to \(from) (drain.forceAfter)",
+                               phase: t.state.phase, evidence: drainEvidence(t.state, now: now)))
+                t.actions.append(.forceCloseSessions(cluster: from))
+            }
+        }
+    }
+
+    private func decommission(_ t: inout Transition, forced: Bool, reason: String?, evidence: [String: String],
+                              now: Instant) {
+        var evidence = evidence
+        evidence["forced"] = "\(forced)"
+        if let reason { evidence["reason"] = reason }
+        t.state.decommissionedAt = now
+        t.state.reason = forced ? "forced: \(reason ?? "")" : nil
+        t.record(.init(.decommissioned, forced ? "\(from) decommissioned before drained: \(reason ?? "")"
+                                                : "\(from) decommissioned after drained",
+                       phase: .decommissioned, evidence: evidence))
+        t.changePhase(to: .decommissioned, reason: forced ? "forced" : "drained")
+        t.actions.append(.notify("\(from) may be torn down"))
+    }
+
+    /// What is known about FROM now: open sessions, last request seen, live weight, the drain's
+    /// status. Journaled with every decommission decision.
+    public func drainEvidence(_ state: CutoverState, now: Instant) -> [String: String] {
+        var evidence: [String: String] = ["phase": state.phase.rawValue]
+        guard let drain = state.drain else {
+            evidence["drain"] = "not started"
+            return evidence
+        }
+        evidence["drainStatus"] = drain.status.rawValue
+        evidence["drainReason"] = drain.reason
+        if let sample = drain.lastSample {
+            evidence["activeSessions"] = "\(sample.activeSessions)"
+            evidence["liveWeight"] = "\(sample.weight)"
+            evidence["sampledAt"] = "\(sample.at.millisecondsSinceEpoch)"
+        }
+        evidence["lastRequestSeenAt"] = drain.lastActivityAt.map { "\($0.millisecondsSinceEpoch)" } ?? "none seen"
+        let hold = drainDetector.holdProgress(drain, now: now)
+        evidence["holdMilliseconds"] = "\(hold.heldMilliseconds)/\(hold.holdForMilliseconds)"
+        return evidence
+    }
+
+    /// The drain's ETA, for `status` and the progress line; `unknown` outside a drain.
+    public func drainETA(_ state: CutoverState, now: Instant) -> DrainETA {
+        guard let drain = state.drain else { return .unknown(why: "no drain under way") }
+        return drainDetector.eta(drain, now: now)
+    }
+
+    /// Time left in the current step's bake, for the progress line; nil when no bake runs (weights
+    /// not yet verified, paused, finished).
+    public func bakeRemaining(_ state: CutoverState, now: Instant) -> Duration? {
+        guard state.phase == .shifting, let started = state.stepStartedAt else { return nil }
+        let left = (started + policy.bake) - now
+        return left < .zero ? .zero : left
+    }
+
+    /// The drain's hold progress, for `status` and the progress line.
+    public func holdProgress(_ state: CutoverState, now: Instant) -> HoldProgress? {
+        state.drain.map { drainDetector.holdProgress($0, now: now) }
+    }
+}
+
+/// The state being built by one transition and the actions it has produced so far.
+private struct Transition {
+    var state: CutoverState
+    var actions: [Action] = []
+
+    mutating func record(_ event: EngineEvent) {
+        actions.append(.record(event))
+    }
+
+    mutating func changePhase(to phase: Phase, reason: String) {
+        let old = state.phase
+        guard old != phase else { return }
+        state.phase = phase
+        record(EngineEvent(.phaseChanged, "\(old.rawValue) → \(phase.rawValue): \(reason)", phase: phase,
+                           step: state.step, evidence: ["from": old.rawValue, "to": phase.rawValue]))
+    }
+}

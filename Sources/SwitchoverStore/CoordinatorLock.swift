@@ -1,0 +1,111 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Who holds a journal's coordinator lock, as written in the lock file.
+public struct LockHolder: Sendable, Hashable, CustomStringConvertible {
+    public var pid: Int32
+    /// ISO 8601, as written by the holder.
+    public var startedAt: String
+    public var description: String { "PID \(pid), started \(startedAt)" }
+}
+
+/// One coordinator per journal: an exclusive `flock` on `<state>.lock`.
+///
+/// `flock` rather than a PID file because the kernel releases it when the holder dies, however
+/// it dies (SIGKILL included), so a crashed coordinator never leaves a stale lock behind. The
+/// holder writes its PID and start time into the file so the refusal can say who holds it.
+/// A `flock` belongs to an open file description: a second `open` of the file in the same
+/// process conflicts too, so two coordinators in one process are refused as well.
+///
+/// Owns the file descriptor and closes it (releasing the lock) in `deinit` or `release()`.
+/// `@unchecked Sendable`: `fd` is only changed under `mutex`.
+public final class CoordinatorLock: @unchecked Sendable {
+    public let path: String
+    private var fd: Int32
+    private let mutex = NSLock()
+
+    /// The lock file that guards the journal at `statePath`.
+    public static func lockPath(forState statePath: String) -> String { statePath + ".lock" }
+
+    /// Takes the lock at once or throws `StoreError.Code.lockHeld` naming the holder.
+    public init(statePath: String, pid: Int32 = getpid(), startedAt: Date = Date()) throws {
+        path = Self.lockPath(forState: statePath)
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        // O_CLOEXEC: a child process (a driver's helper, a test's server) must not inherit the
+        // lock and keep it alive after the coordinator dies.
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw StoreError(.lock, "\(path): cannot open: \(String(cString: strerror(errno)))")
+        }
+        if flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            close(descriptor)
+            if code == EWOULDBLOCK {
+                let holder = Self.holder(statePath: statePath)
+                throw StoreError(.lockHeld, "\(statePath) is in use by another coordinator: "
+                                 + (holder.map { "\($0)" } ?? "holder unknown (it has not written its PID yet)"))
+            }
+            throw StoreError(.lock, "\(path): flock: \(String(cString: strerror(code)))")
+        }
+        let formatter = ISO8601DateFormatter()
+        let text = "pid=\(pid)\nstarted=\(formatter.string(from: startedAt))\n"
+        let written = text.withCString { pointer -> Bool in
+            guard ftruncate(descriptor, 0) == 0 else { return false }
+            let length = strlen(pointer)
+            return pwrite(descriptor, pointer, length, 0) == length && fsync(descriptor) == 0
+        }
+        guard written else {
+            let message = String(cString: strerror(errno))
+            close(descriptor)
+            throw StoreError(.lock, "\(path): cannot write the holder: \(message)")
+        }
+        fd = descriptor
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+    }
+
+    /// Releases the lock now (also done when the lock is deallocated or the process dies). The
+    /// file stays, with the last holder's PID in it; only the lock says whether it is held.
+    public func release() {
+        mutex.lock()
+        defer { mutex.unlock() }
+        if fd >= 0 {
+            close(fd)
+            fd = -1
+        }
+    }
+
+    /// The holder written in the lock file, whether or not it still holds it (see `isHeld`).
+    public static func holder(statePath: String) -> LockHolder? {
+        guard let text = try? String(contentsOfFile: lockPath(forState: statePath), encoding: .utf8) else { return nil }
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { fields[String(parts[0])] = String(parts[1]) }
+        }
+        guard let pid = fields["pid"].flatMap({ Int32($0) }) else { return nil }
+        return LockHolder(pid: pid, startedAt: fields["started"] ?? "unknown")
+    }
+
+    /// True when some process holds the lock now (tested by trying it; `status` uses this to
+    /// say whether a coordinator is running).
+    public static func isHeld(statePath: String) -> Bool {
+        let descriptor = open(lockPath(forState: statePath), O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        if flock(descriptor, LOCK_SH | LOCK_NB) == 0 {
+            flock(descriptor, LOCK_UN)
+            return false
+        }
+        return errno == EWOULDBLOCK
+    }
+}

@@ -1,1 +1,0 @@
-// SwitchoverStore: see README.md's architecture section.

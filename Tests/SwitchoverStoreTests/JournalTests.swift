@@ -1,0 +1,325 @@
+import Foundation
+import SwitchoverCore
+import SwitchoverStore
+import SwitchoverTestKit
+import Testing
+
+/// Runs a short-lived tool to completion and returns its exit status and output.
+func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+enum JournalKind: String, CaseIterable, CustomTestStringConvertible {
+    case sqlite, memory
+    var testDescription: String { rawValue }
+
+    func make() throws -> (any JournalStore, URL?) {
+        switch self {
+        case .memory:
+            return (MemoryJournal(), nil)
+        case .sqlite:
+            let dir = try TemporaryDirectory.make("journal")
+            return (try SQLiteJournal(path: dir.appendingPathComponent("state.db").path), dir)
+        }
+    }
+}
+
+let t0 = Instant(millisecondsSinceEpoch: 1_800_000_000_000)
+
+@Suite("Journal: both implementations behave the same")
+struct JournalBehaviourTests {
+    @Test("runs, events, gate evaluations and the engine state round-trip", arguments: JournalKind.allCases)
+    func roundTrips(kind: JournalKind) throws {
+        let (journal, dir) = try kind.make()
+        defer { dir.map { try? FileManager.default.removeItem(at: $0) } }
+        #expect(try journal.latestRun() == nil)
+        let run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "gradual", startedAt: t0, pid: 4242))
+        let latest = try #require(try journal.latestRun())
+        #expect(latest.id == run)
+        #expect(latest.from == "blue" && latest.to == "green" && latest.policy == "gradual" && latest.pid == 4242)
+        #expect(latest.startedAt == t0)
+
+        let event = EngineEvent(.rollbackStarted, "gate green-errors failed 2 time(s)", phase: .rolledBack, step: 3,
+                                gate: "green-errors", evidence: ["ratio5xx": "0.3"])
+        let seq = try journal.append(run: run, at: t0 + .seconds(5), event)
+        let events = try journal.events(run: run, afterSequence: 0, limit: 10)
+        #expect(events.count == 1)
+        #expect(events[0].sequence == seq)
+        #expect(events[0].kind == "rollbackStarted")
+        #expect(events[0].at == t0 + .seconds(5))
+        let decoded = try JSONDecoder().decode(EngineEvent.self, from: Data(events[0].detail.utf8))
+        #expect(decoded == event)
+        #expect(try journal.events(run: run, afterSequence: seq, limit: 10).isEmpty)
+
+        let outcome = GateOutcome.fail("5xx ratio 0.3 above 0.01", value: 0.3)
+        try journal.recordGateEvaluation(GateEvaluationRecord(run: run, at: t0, step: 3, gate: "green-errors", outcome: outcome))
+        try journal.recordGateEvaluation(GateEvaluationRecord(run: run, at: t0 + .seconds(1), step: 3, gate: "latency",
+                                                              outcome: .inconclusive("no sample")))
+        let evaluations = try journal.gateEvaluations(run: run, limit: 10)
+        #expect(evaluations.map(\.gate) == ["green-errors", "latency"])
+        #expect(evaluations[0].outcome == outcome)
+        #expect(evaluations[1].outcome.value == nil)
+        #expect(try journal.gateEvaluations(run: run, limit: 1).map(\.gate) == ["latency"])
+
+        var state = CutoverState.initial
+        state.phase = .shifting
+        state.step = 2
+        state.percentToTarget = 25
+        state.stepStartedAt = t0
+        try journal.saveState(run: run, at: t0, state)
+        state.step = 3
+        try journal.saveState(run: run, at: t0 + .seconds(1), state)
+        #expect(try journal.loadCutoverState(run: run) == state)
+        #expect(try journal.loadState(run: run)?.at == t0 + .seconds(1))
+    }
+
+    @Test("an intent without a result is found on resume and decodes back to its action", arguments: JournalKind.allCases)
+    func unfinishedIntent(kind: JournalKind) throws {
+        let (journal, dir) = try kind.make()
+        defer { dir.map { try? FileManager.default.removeItem(at: $0) } }
+        let run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "p", startedAt: t0, pid: 1))
+        let done = try journal.beginIntent(run: run, at: t0, .setWeights(intent: 1, percentToTarget: 10, step: 1, purpose: .step))
+        try journal.finishIntent(done, at: t0 + .milliseconds(40), ok: true, detail: "read back 10%")
+        let action = Action.setWeights(intent: 2, percentToTarget: 25, step: 2, purpose: .step)
+        let open = try journal.beginIntent(run: run, at: t0 + .seconds(30), action)
+        // The crash falls here: no result for `open`.
+        let unfinished = try journal.unfinishedIntents(run: run)
+        #expect(unfinished.map(\.sequence) == [open])
+        #expect(unfinished.first?.intentID == open)
+        #expect(try journal.action(ofIntent: unfinished[0]) == action)
+        // Re-applied once, finished: nothing left.
+        try journal.finishIntent(open, at: t0 + .seconds(31), ok: true, detail: "re-applied after restart")
+        #expect(try journal.unfinishedIntents(run: run).isEmpty)
+        let results = try journal.events(run: run, afterSequence: 0, limit: 10).filter { $0.kind == "result" }
+        #expect(results.map(\.intentID) == [done, open])
+        #expect(results.map(\.ok) == [true, true])
+    }
+
+    @Test("a transaction that throws leaves nothing behind", arguments: JournalKind.allCases)
+    func transactionRollsBack(kind: JournalKind) throws {
+        let (journal, dir) = try kind.make()
+        defer { dir.map { try? FileManager.default.removeItem(at: $0) } }
+        let run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "p", startedAt: t0, pid: 1))
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try journal.inTransaction {
+                _ = try journal.beginIntent(run: run, at: t0, .setDrain(cluster: "blue"))
+                try journal.saveState(run: run, at: t0, CutoverState.initial)
+                throw Boom()
+            }
+        }
+        #expect(try journal.unfinishedIntents(run: run).isEmpty)
+        #expect(try journal.loadState(run: run) == nil)
+        try journal.inTransaction {
+            _ = try journal.beginIntent(run: run, at: t0, .setDrain(cluster: "blue"))
+            try journal.saveState(run: run, at: t0, CutoverState.initial)
+        }
+        #expect(try journal.unfinishedIntents(run: run).count == 1)
+        #expect(try journal.loadCutoverState(run: run) == CutoverState.initial)
+    }
+
+    @Test("commands are submitted, listed while pending, and acknowledged once", arguments: JournalKind.allCases)
+    func commands(kind: JournalKind) throws {
+        let (journal, dir) = try kind.make()
+        defer { dir.map { try? FileManager.default.removeItem(at: $0) } }
+        let pause = try journal.submitCommand("pause", arguments: "{}", at: t0)
+        let rollback = try journal.submitCommand("rollback", arguments: #"{"reason":"pager"}"#, at: t0 + .seconds(1))
+        #expect(try journal.pendingCommands().map(\.id) == [pause, rollback])
+        try journal.acknowledgeCommand(pause, at: t0 + .seconds(2), accepted: false, outcome: "not shifting")
+        // A second acknowledgement does not overwrite the first.
+        try journal.acknowledgeCommand(pause, at: t0 + .seconds(3), accepted: true, outcome: "late")
+        #expect(try journal.pendingCommands().map(\.id) == [rollback])
+        let record = try #require(try journal.command(pause))
+        #expect(record.accepted == false)
+        #expect(record.outcome == "not shifting")
+        #expect(record.acknowledgedAt == t0 + .seconds(2))
+        #expect(try journal.command(rollback)?.arguments == #"{"reason":"pager"}"#)
+        #expect(try journal.command(999) == nil)
+    }
+
+    @Test("samples round-trip, and pruning keeps the last hour whole and one per minute before it",
+          arguments: JournalKind.allCases)
+    func samplesAndPruning(kind: JournalKind) throws {
+        let (journal, dir) = try kind.make()
+        defer { dir.map { try? FileManager.default.removeItem(at: $0) } }
+        let run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "p", startedAt: t0, pid: 1))
+        let start = Instant(millisecondsSinceEpoch: 1_800_000_000_000) // a whole minute
+        let counters = ClusterCounters(responses: 10, responses2xx: 9, responses5xx: 1, sessionsTotal: 7,
+                                       activeSessions: 3, weight: 128, responseTimeTotalMilliseconds: nil,
+                                       responseTimeAverageMilliseconds: 12.5)
+        // Three hours, one sample every 2 s, two clusters.
+        try journal.inTransaction {
+            for i in 0..<(3 * 1800) {
+                var c = counters
+                c.responses += Int64(i)
+                try journal.recordSample(run: run, LoadBalancerSample(at: start + .seconds(2 * i),
+                                                                      clusters: ["blue": c, "green": c]))
+            }
+        }
+        let first = try journal.samples(run: run, cluster: "green", since: start)
+        #expect(first.count == 5400)
+        #expect(first[0].counters == counters)
+        let now = start + .seconds(3 * 3600)
+        let deleted = try journal.pruneSamples(now: now, retention: .standard)
+        let green = try journal.samples(run: run, cluster: "green", since: start)
+        let recent = green.filter { $0.at >= now - .seconds(3600) }
+        #expect(recent.count == 1800, "the last hour keeps every sample")
+        #expect(green.count - recent.count == 120, "two older hours keep one sample a minute")
+        #expect(deleted == 2 * (5400 - 1800 - 120))
+        #expect(try journal.pruneSamples(now: now, retention: .standard) == 0, "pruning again removes nothing")
+    }
+}
+
+@Suite("SQLite journal: one file, several processes", .serialized)
+struct SQLiteJournalFileTests {
+    @Test("the journal survives closing and reopening, in WAL mode with synchronous FULL")
+    func survivesReopening() throws {
+        let dir = try TemporaryDirectory.make("reopen")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("state.db").path
+        var run: Int64 = 0
+        do {
+            let journal = try SQLiteJournal(path: path)
+            run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "p", startedAt: t0, pid: 7))
+            _ = try journal.beginIntent(run: run, at: t0, .setWeights(intent: 1, percentToTarget: 5, step: 1, purpose: .step))
+            try journal.saveState(run: run, at: t0, CutoverState.initial)
+        }
+        let sqlite3 = try Tools.require("sqlite3")
+        let mode = try runTool(sqlite3, [path, "PRAGMA journal_mode;"])
+        #expect(mode.output.trimmingCharacters(in: .whitespacesAndNewlines) == "wal")
+        let reopened = try SQLiteJournal(path: path)
+        let settings = try reopened.connectionSettings()
+        #expect(settings["journal_mode"] == "wal")
+        #expect(settings["synchronous"] == "2", "FULL")
+        #expect(settings["busy_timeout"] == "5000")
+        #expect(try reopened.latestRun()?.id == run)
+        #expect(try reopened.unfinishedIntents(run: run).count == 1)
+        #expect(try reopened.loadCutoverState(run: run) == CutoverState.initial)
+    }
+
+    @Test("another process reads while the coordinator writes, and its commands reach the coordinator")
+    func concurrentReaderAndCommandsFromAnotherProcess() async throws {
+        let sqlite3 = try Tools.require("sqlite3")
+        let dir = try TemporaryDirectory.make("concurrent")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("state.db").path
+        let journal = try SQLiteJournal(path: path)
+        let run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "p", startedAt: t0, pid: 7))
+        let total = 2_000
+        let writer = Task.detached {
+            for i in 0..<total {
+                // Each write is its own fsynced transaction, as in a real run.
+                try journal.append(JournalEvent(run: run, at: t0 + .milliseconds(Int64(i)), kind: "tick", detail: "\(i)"))
+                // Spread over about two seconds, so reads interleave even where fsync is free.
+                try await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        var counts: [Int] = []
+        var failures: [String] = []
+        while counts.last ?? 0 < total {
+            let result = try runTool(sqlite3, ["-cmd", ".timeout 5000", path, "SELECT count(*) FROM events;"])
+            if result.status != 0 {
+                failures.append(result.output)
+                break
+            }
+            counts.append(Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1)
+            if counts.count > 2_000 { break }
+        }
+        try await writer.value
+        #expect(failures.isEmpty, "reader failed: \(failures)")
+        #expect(counts.count >= 2, "the reader saw the table at least twice")
+        #expect(counts == counts.sorted(), "a reader never sees rows disappear")
+        #expect(counts.contains { $0 > 0 && $0 < total }, "some read happened while writes went on: \(counts.prefix(5))")
+
+        // `switchover pause` in another process inserts a command; the coordinator sees it.
+        let insert = try runTool(sqlite3, ["-cmd", ".timeout 5000", path,
+                                           "INSERT INTO commands(command, args, issued_at) VALUES ('pause', '{}', 1);"])
+        #expect(insert.status == 0, "\(insert.output)")
+        let pending = try journal.pendingCommands()
+        #expect(pending.map(\.command) == ["pause"])
+        try journal.acknowledgeCommand(pending[0].id, at: t0, accepted: true, outcome: "paused")
+        let ack = try runTool(sqlite3, [path, "SELECT accepted, outcome FROM commands;"])
+        #expect(ack.output.trimmingCharacters(in: .whitespacesAndNewlines) == "1|paused")
+    }
+}
+
+@Suite("Coordinator lock", .serialized)
+struct CoordinatorLockTests {
+    @Test("a second lock in the same process, on another descriptor, is refused with the holder's PID and start")
+    func sameProcessRefused() throws {
+        let dir = try TemporaryDirectory.make("lock")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let state = dir.appendingPathComponent("state.db").path
+        let started = Date(timeIntervalSince1970: 1_800_000_000)
+        let first = try CoordinatorLock(statePath: state, pid: 31337, startedAt: started)
+        do {
+            _ = try CoordinatorLock(statePath: state)
+            Issue.record("the second lock was granted")
+        } catch let error as StoreError {
+            #expect(error.code == .lockHeld)
+            #expect(error.context.contains("PID 31337"))
+            #expect(error.context.contains("2027-01-15T08:00:00Z"))
+        }
+        #expect(CoordinatorLock.isHeld(statePath: state))
+        first.release()
+        #expect(!CoordinatorLock.isHeld(statePath: state))
+        let second = try CoordinatorLock(statePath: state)
+        #expect(CoordinatorLock.holder(statePath: state)?.pid == getpid())
+        second.release()
+    }
+
+    @Test("a lock held by another process refuses us, names it, and is freed by the kernel when it is killed")
+    func otherProcess() throws {
+        let sh = try Tools.require("sh")
+        _ = try Tools.require("flock")
+        let dir = try TemporaryDirectory.make("lock-child")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let state = dir.appendingPathComponent("state.db").path
+        let lockFile = CoordinatorLock.lockPath(forState: state)
+        let ready = dir.appendingPathComponent("ready").path
+        // The child takes the same flock with util-linux's flock(1), writes its PID the way a
+        // coordinator does, and waits to be killed.
+        let script = """
+            exec 9<>"\(lockFile)"
+            flock -x -n 9 || exit 3
+            printf 'pid=%s\\nstarted=%s\\n' "$$" "2027-01-15T08:00:00Z" >&9
+            touch "\(ready)"
+            exec sleep 60
+            """
+        let child = try ManagedProcess(name: "lock-holder", executable: sh, arguments: ["-c", script],
+                                       logFile: dir.appendingPathComponent("child.log"))
+        defer { child.stop() }
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: ready) && Date() < deadline {
+            if !child.isRunning { Issue.record("child exited: \(child.logTail())"); return }
+            usleep(10_000)
+        }
+        try #require(FileManager.default.fileExists(atPath: ready), "the child never took the lock")
+        do {
+            _ = try CoordinatorLock(statePath: state)
+            Issue.record("the lock was granted while another process holds it")
+        } catch let error as StoreError {
+            #expect(error.code == .lockHeld)
+            #expect(error.context.contains("PID \(child.pid)"))
+        }
+        child.signal(SIGKILL)
+        #expect(child.waitForExit(timeout: 10))
+        let mine = try CoordinatorLock(statePath: state)
+        // And the other way round: while we hold it, another process cannot take it.
+        let attempt = try runTool(try Tools.require("flock"), ["-x", "-n", lockFile, "true"])
+        #expect(attempt.status != 0, "flock(1) got the lock we hold")
+        mine.release()
+        let afterRelease = try runTool(try Tools.require("flock"), ["-x", "-n", lockFile, "true"])
+        #expect(afterRelease.status == 0)
+    }
+}
