@@ -47,9 +47,12 @@ let package = Package(
                                "SwitchoverSignals", "SwitchoverStore",
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
+        // The HTML report of a run: a pure renderer over what the journal holds.
+        .target(name: "SwitchoverReport", dependencies: ["SwitchoverCore", "SwitchoverStore"],
+                swiftSettings: swiftSettings),
         .executableTarget(name: "switchover",
                           dependencies: ["SwitchoverRuntime", "SwitchoverCore", "SwitchoverTrust",
-                                         "SwitchoverDrivers", "SwitchoverStore",
+                                         "SwitchoverDrivers", "SwitchoverStore", "SwitchoverReport",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: swiftSettings),
@@ -71,6 +74,8 @@ let package = Package(
         .testTarget(name: "SwitchoverStoreTests", dependencies: ["SwitchoverStore", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "SwitchoverRuntimeTests", dependencies: ["SwitchoverRuntime", "SwitchoverTestKit"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "SwitchoverReportTests", dependencies: ["SwitchoverReport", "SwitchoverStore", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),
         // Runs the built `switchover` binary and checks its output and exit code.
         .testTarget(name: "SwitchoverCLITests", dependencies: ["SwitchoverTestKit"], swiftSettings: swiftSettings),

@@ -16,6 +16,8 @@ public protocol JournalStore: AnyObject {
     func startRun(_ run: RunRecord) throws -> Int64
     /// The newest run, the one `run` resumes and `status` shows.
     func latestRun() throws -> RunRecord?
+    /// The run with this id, or nil (`report --run ID`).
+    func run(id: Int64) throws -> RunRecord?
 
     /// Appends an event and returns its sequence number (increasing, across runs).
     @discardableResult

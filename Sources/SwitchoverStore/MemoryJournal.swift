@@ -54,6 +54,8 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
 
     public func latestRun() throws -> RunRecord? { locked { $0.runs.last } }
 
+    public func run(id: Int64) throws -> RunRecord? { locked { tables in tables.runs.first { $0.id == id } } }
+
     @discardableResult
     public func append(_ event: JournalEvent) throws -> Int64 {
         locked {

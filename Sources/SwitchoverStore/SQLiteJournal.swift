@@ -42,6 +42,17 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         try connection.execute(Self.schema)
     }
 
+    /// Opens an existing journal for reading only (`report`): nothing is created or changed, and
+    /// a missing file is a `StoreError(.open)`. Writes through it fail with SQLite's "readonly".
+    public init(readOnlyPath path: String) throws {
+        self.path = path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StoreError(.open, "\(path): no journal there (no run has been started with this --state)")
+        }
+        connection = try SQLiteConnection(path: path, readOnly: true)
+        sqlite3_busy_timeout(connection.handle, Self.busyTimeoutMilliseconds)
+    }
+
     static let schema = """
         CREATE TABLE IF NOT EXISTS runs(
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -135,6 +146,17 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         try with("SELECT id, from_cluster, to_cluster, policy, started_at, pid FROM runs ORDER BY id DESC LIMIT 1") {
             var run: RunRecord?
             try $0.run([]) { row in
+                run = RunRecord(id: row.int(0), from: row.text(1), to: row.text(2), policy: row.text(3),
+                                startedAt: Instant(millisecondsSinceEpoch: row.int(4)), pid: Int32(truncatingIfNeeded: row.int(5)))
+            }
+            return run
+        }
+    }
+
+    public func run(id: Int64) throws -> RunRecord? {
+        try with("SELECT id, from_cluster, to_cluster, policy, started_at, pid FROM runs WHERE id = ?") {
+            var run: RunRecord?
+            try $0.run([.int(id)]) { row in
                 run = RunRecord(id: row.int(0), from: row.text(1), to: row.text(2), policy: row.text(3),
                                 startedAt: Instant(millisecondsSinceEpoch: row.int(4)), pid: Int32(truncatingIfNeeded: row.int(5)))
             }

@@ -76,9 +76,3 @@ struct Decommission: AsyncParsableCommand {
     @Argument var from: String
     func run() async throws { try notImplemented("decommission") }
 }
-
-struct Report: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write an HTML report of the run.")
-    @OptionGroup var global: GlobalOptions
-    func run() async throws { try notImplemented("report") }
-}
