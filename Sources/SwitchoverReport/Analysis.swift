@@ -91,10 +91,12 @@ struct Analysis {
         case .rolledBack?:
             title = "rolled back"; cls = "bad"
             if let rollback {
-                let why = rollback.event.gate.map { "gate \($0)" } ?? "manual or hard signal"
-                detail = "\(why) at \(rel(rollback.at)): \(rollback.event.message)"
+                // The engine's message usually names the gate already ("gate X failed 2 times").
+                let message = rollback.event.message
+                let gate = rollback.event.gate.flatMap { message.contains($0) ? nil : "gate \($0): " } ?? ""
+                detail = "at \(rel(rollback.at)): \(gate)\(message)"
                 if let rollbackDone, rollbackDone.at >= rollback.at {
-                    detail += "; all traffic back on \(data.run.from) in \(spoken(rollbackDone.at - rollback.at))"
+                    detail += "; all traffic back on \(data.run.from) \(spoken(rollbackDone.at - rollback.at)) later"
                 } else {
                     detail += "; the rollback's weights were not verified"
                 }

@@ -23,7 +23,7 @@ enum Palette {
         case .pause, .resume: "#6b7280"
         case .rollback, .hardSignal: "#dc2626"
         case .rollbackVerified: "#b91c1c"
-        case .promoted: "#059669"
+        case .promoted: "#111827"
         case .drain, .drained: "#0891b2"
         }
     }
@@ -82,11 +82,16 @@ func path(_ series: Series, frame: TimeFrame, panel: Panel) -> String {
 func panelFrame(_ panel: Panel, frame: TimeFrame, ticks: [Double]) -> String {
     var svg = "<g class=\"panel\" data-panel=\"\(panel.id)\" data-max=\"\(axisValue(panel.maxValue))\">\n"
     svg += "<text x=\"\(num(frame.left))\" y=\"\(num(panel.top - 8))\" class=\"ptitle\">\(esc(panel.title))</text>\n"
-    for fraction in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let value = panel.maxValue * fraction
+    // Short panels get fewer labels so they never touch.
+    let intervals = panel.height >= 120 ? 5 : 3
+    let step = panel.id == "weight" ? 25 : niceAxis(panel.maxValue, intervals: intervals).step
+    var value = 0.0
+    while value <= panel.maxValue + step * 1e-6 {
         let y = num(panel.y(value))
         svg += "<line x1=\"\(num(frame.left))\" x2=\"\(num(frame.width - frame.right))\" y1=\"\(y)\" y2=\"\(y)\" class=\"grid\"/>"
-        svg += "<text x=\"\(num(frame.left - 6))\" y=\"\(y)\" class=\"yl\" dy=\"0.32em\">\(esc(axisValue(value)))\(fraction == 1 ? esc(panel.unit) : "")</text>\n"
+        let top = value + step > panel.maxValue + step * 1e-6
+        svg += "<text x=\"\(num(frame.left - 6))\" y=\"\(y)\" class=\"yl\" dy=\"0.32em\">\(esc(axisValue(value)))\(top ? esc(panel.unit) : "")</text>\n"
+        value += step
     }
     for tick in ticks {
         let x = num(frame.x(tick))
@@ -120,15 +125,26 @@ func timeAxis(_ frame: TimeFrame, ticks: [Double], y: Double) -> String {
 /// Places labels left to right on up to `rows` rows so that none overlaps the previous label of
 /// its row; returns the row of each (or nil when it fits nowhere: the mark stays, unlabelled,
 /// with its tooltip).
-func labelRows(_ xs: [Double], widths: [Double], rows: Int) -> [Int?] {
-    var ends = Array(repeating: -Double.infinity, count: rows)
+func labelRows(_ xs: [Double], widths: [Double], rows: Int, frame: TimeFrame) -> [Int?] {
+    var taken: [[ClosedRange<Double>]] = Array(repeating: [], count: rows)
     return zip(xs, widths).map { x, width in
-        for row in 0..<rows where x - 2 > ends[row] {
-            ends[row] = x + width
+        // The same placement `label` uses: right of the line, or left of it at the right edge.
+        let span = x + width > frame.width ? (x - width)...(x + 2) : (x - 2)...(x + width)
+        for row in 0..<rows where !taken[row].contains(where: { $0.overlaps(span) }) {
+            taken[row].append(span)
             return row
         }
         return nil
     }
+}
+
+/// Estimated width of a marker label at 11.5 px semibold (no text measuring without a browser).
+func labelWidth(_ text: String) -> Double { Double(text.count) * 6.6 + 8 }
+
+/// A marker's label right of its line, or left of it when it would run off the chart.
+func label(_ text: String, x: Double, y: Double, color: String, frame: TimeFrame) -> String {
+    let flip = x + labelWidth(text) > frame.width
+    return "<text x=\"\(num(flip ? x - 3 : x + 3))\" y=\"\(num(y))\" class=\"ml\" fill=\"\(color)\"\(flip ? " text-anchor=\"end\"" : "")>\(esc(text))</text>"
 }
 
 /// The timeline: weight share of each cluster (step lines), request rate and 5xx rate of each
@@ -154,13 +170,18 @@ func timelineChart(_ a: Analysis) -> String {
                                         segments: rates(samples, start: a.start) { $0.responses5xx }), limit: maxPointsPerSeries))
     }
 
+    // Event marks are labelled on up to three staggered rows above the charts; only the rows
+    // in use take room.
     let markTop = 18.0
-    let markRows = 3
-    let weightPanel = Panel(id: "weight", title: "Weight (% of traffic)", unit: "%", top: markTop + Double(markRows) * 15 + 22, height: 150, maxValue: 100)
+    let lines = a.markers.filter { $0.kind != .gate }
+    let xs = lines.map { frame.x($0.t) }
+    let rows = labelRows(xs, widths: lines.map { labelWidth($0.label) }, rows: 3, frame: frame)
+    let rowsUsed = (rows.compactMap { $0 }.max() ?? -1) + 1
+    let weightPanel = Panel(id: "weight", title: "Weight (% of traffic)", unit: "%", top: markTop + Double(rowsUsed) * 15 + 22, height: 150, maxValue: 100)
     let rpsPanel = Panel(id: "rps", title: "Requests per second", unit: "", top: weightPanel.top + weightPanel.height + 40, height: 120,
                          maxValue: niceCeiling(max(1, rps.map(\.maxValue).max() ?? 0)))
     let errorPanel = Panel(id: "5xx", title: "5xx responses per second", unit: "", top: rpsPanel.top + rpsPanel.height + 40, height: 90,
-                           maxValue: niceCeiling(max(1, errors.map(\.maxValue).max() ?? 0)))
+                           maxValue: niceAxis(max(1, errors.map(\.maxValue).max() ?? 0), intervals: 3).max)
     let gateLane = Panel(id: "gates", title: "Gate evaluations", unit: "", top: errorPanel.top + errorPanel.height + 40, height: 26, maxValue: 1)
     let axisY = gateLane.top + gateLane.height + 18
     let height = axisY + 10
@@ -171,10 +192,20 @@ func timelineChart(_ a: Analysis) -> String {
     svg += "<text x=\"\(num(frame.left))\" y=\"\(num(gateLane.top - 8))\" class=\"ptitle\">\(esc(gateLane.title))</text>\n"
     svg += "<rect x=\"\(num(frame.left))\" y=\"\(num(gateLane.top))\" width=\"\(num(frame.plotWidth))\" height=\"\(num(gateLane.height))\" class=\"box\"/>\n"
 
+    // Paused stretches shaded grey behind everything: no bake ran there.
+    var pausedAt: Double?
+    for marker in a.markers {
+        if marker.kind == .pause, pausedAt == nil { pausedAt = marker.t }
+        if marker.kind == .resume || marker.kind == .rollback, let from = pausedAt {
+            svg += pauseBand(from: from, to: marker.t, frame: frame, top: weightPanel.top, bottom: errorPanel.top + errorPanel.height)
+            pausedAt = nil
+        }
+    }
+    if let from = pausedAt {
+        svg += pauseBand(from: from, to: a.span, frame: frame, top: weightPanel.top, bottom: errorPanel.top + errorPanel.height)
+    }
+
     // Vertical marks, behind the lines, labelled on staggered rows at the top.
-    let lines = a.markers.filter { $0.kind != .gate }
-    let xs = lines.map { frame.x($0.t) }
-    let rows = labelRows(xs, widths: lines.map { Double($0.label.count) * 6.6 + 8 }, rows: markRows)
     svg += "<g data-markers=\"events\">\n"
     for (index, marker) in lines.enumerated() {
         let x = num(xs[index])
@@ -184,7 +215,7 @@ func timelineChart(_ a: Analysis) -> String {
         let labelY = markTop + Double(rows[index] ?? 0) * 15
         svg += "<line x1=\"\(x)\" x2=\"\(x)\" y1=\"\(num(labelY + 3))\" y2=\"\(num(errorPanel.top + errorPanel.height))\" stroke=\"\(color)\" stroke-width=\"1.5\"\(dash) opacity=\"0.8\"/>"
         if rows[index] != nil {
-            svg += "<text x=\"\(num(xs[index] + 3))\" y=\"\(num(labelY))\" class=\"ml\" fill=\"\(color)\">\(esc(marker.label))</text>"
+            svg += label(marker.label, x: xs[index], y: labelY, color: color, frame: frame)
         }
         svg += "</g>\n"
     }
@@ -214,6 +245,11 @@ func timelineChart(_ a: Analysis) -> String {
     svg += timeAxis(frame, ticks: ticks, y: axisY)
     svg += "</svg>\n"
     return svg
+}
+
+func pauseBand(from: Double, to: Double, frame: TimeFrame, top: Double, bottom: Double) -> String {
+    let x0 = frame.x(from), x1 = frame.x(to)
+    return "<rect data-mark=\"paused\" x=\"\(num(x0))\" y=\"\(num(top))\" width=\"\(num(max(1, x1 - x0)))\" height=\"\(num(bottom - top))\" fill=\"#6b7280\" opacity=\"0.10\"><title>paused \(esc(clock(from))) → \(esc(clock(to)))</title></rect>\n"
 }
 
 /// FROM's open sessions from the drain's start (with a little context before it), the hold
@@ -246,13 +282,13 @@ func drainChart(_ a: Analysis) -> String? {
     if let ttl = a.dnsTTLEnds { marks.append((ttl, "DNS TTL ends", "#9333ea", "dnsTTL")) }
     if let drained = a.drainedAt { marks.append((a.rel(drained), "drained", "#059669", "drained")) }
     marks.sort { $0.t < $1.t }
-    let rows = labelRows(marks.map { frame.x($0.t) }, widths: marks.map { Double($0.label.count) * 6.6 + 8 }, rows: 2)
+    let rows = labelRows(marks.map { frame.x($0.t) }, widths: marks.map { labelWidth($0.label) }, rows: 2, frame: frame)
     for (index, mark) in marks.enumerated() {
         let x = num(frame.x(mark.t))
         let y = 14 + Double(rows[index] ?? 0) * 14
         svg += "<g data-mark=\"\(mark.kind)\"><line x1=\"\(x)\" x2=\"\(x)\" y1=\"\(num(y + 3))\" y2=\"\(num(panel.top + panel.height))\" stroke=\"\(mark.color)\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"/>"
         if rows[index] != nil {
-            svg += "<text x=\"\(num(frame.x(mark.t) + 3))\" y=\"\(num(y))\" class=\"ml\" fill=\"\(mark.color)\">\(esc(mark.label))</text>"
+            svg += label(mark.label, x: frame.x(mark.t), y: y, color: mark.color, frame: frame)
         }
         svg += "</g>\n"
     }

@@ -50,7 +50,10 @@ func spoken(_ duration: Duration) -> String {
     let ms = duration.milliseconds
     if ms < 1000 { return "\(ms) ms" }
     let seconds = Double(ms) / 1000
-    if seconds < 60 { return String(format: seconds < 10 ? "%.1f s" : "%.0f s", seconds) }
+    if seconds < 60 {
+        if ms % 1000 == 0 || seconds >= 10 { return "\(Int(seconds.rounded())) s" }
+        return String(format: "%.1f s", seconds)
+    }
     let total = Int(seconds.rounded())
     if total < 3600 { return "\(total / 60) min" + (total % 60 > 0 ? " \(total % 60) s" : "") }
     if total < 86_400 { return "\(total / 3600) h" + ((total % 3600) / 60 > 0 ? " \((total % 3600) / 60) min" : "") }
@@ -75,15 +78,19 @@ func axisValue(_ value: Double) -> String {
     return String(format: "%.2g", value)
 }
 
-/// The smallest "nice" number (1, 2, 2.5, 5 × 10^n) at or above `value`, for an axis maximum.
-func niceCeiling(_ value: Double) -> Double {
-    guard value > 0, value.isFinite else { return 1 }
-    let magnitude = pow(10, floor(log10(value)))
-    for factor in [1, 2, 2.5, 5, 10] where factor * magnitude >= value * 0.999_999 {
-        return factor * magnitude
-    }
-    return 10 * magnitude
+/// A value axis: a tick spacing of 1, 2 or 5 × 10^n giving about five intervals, and the
+/// maximum rounded up to a whole number of ticks, so every label is a round number (0, 50, 100,
+/// 150, 200, 250 rather than quarters of 250).
+func niceAxis(_ value: Double, intervals: Int = 5) -> (max: Double, step: Double) {
+    guard value > 0, value.isFinite else { return (1, 0.2) }
+    let raw = value / Double(intervals)
+    let magnitude = pow(10, floor(log10(raw)))
+    let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= raw * 0.999_999 } ?? 10 * magnitude
+    return (max(step, (value / step - 1e-9).rounded(.up) * step), step)
 }
+
+/// The top of a value axis for `value` (see `niceAxis`).
+func niceCeiling(_ value: Double) -> Double { niceAxis(value).max }
 
 /// A tick spacing in seconds that gives at most about `count` labels over `span` seconds.
 func timeTickStep(span: Double, count: Int) -> Double {

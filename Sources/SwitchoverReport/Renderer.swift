@@ -123,16 +123,17 @@ private func trustSection(_ data: ReportData) -> String {
     html += "<table class=\"roots\"><thead><tr><th>Cluster</th><th>Root</th><th>SHA-256</th><th>Not after</th></tr></thead><tbody>\n"
     for (name, cluster) in (trust.clusters ?? [:]).sorted(by: { $0.key < $1.key }) {
         for root in cluster.roots ?? [] {
-            html += "<tr><td>\(esc(name))</td><td>\(esc(root.subject ?? ""))</td><td class=\"mono fp\">\(esc(fingerprint(root.sha256 ?? "")))</td><td>\(esc(root.notAfter ?? ""))</td></tr>\n"
+            html += "<tr><td>\(esc(name))</td><td>\(esc(root.subject ?? ""))</td><td class=\"mono fp\">\(fingerprint(root.sha256 ?? ""))</td><td>\(esc(root.notAfter ?? ""))</td></tr>\n"
         }
     }
     html += "</tbody></table></section>\n"
     return html
 }
 
-/// `AB:CD:…` groups (when the hash is given as bare hex), so the wrapped fingerprint reads in pairs.
+/// HTML of a fingerprint in `AB:CD:…` pairs (when given as bare hex), with a line-break
+/// opportunity (`<wbr>`, not copied with the text) after each colon, so it wraps between pairs.
 private func fingerprint(_ hex: String) -> String {
-    guard !hex.contains(":"), hex.count == 64, hex.allSatisfy(\.isHexDigit) else { return hex }
+    guard !hex.contains(":"), hex.count == 64, hex.allSatisfy(\.isHexDigit) else { return esc(hex) }
     var pairs: [String] = []
     var index = hex.startIndex
     while index < hex.endIndex {
@@ -140,7 +141,7 @@ private func fingerprint(_ hex: String) -> String {
         pairs.append(hex[index..<next].uppercased())
         index = next
     }
-    return pairs.joined(separator: ":")
+    return pairs.joined(separator: ":<wbr>")
 }
 
 private func eventTable(_ a: Analysis) -> String {
@@ -219,7 +220,7 @@ table{border-collapse:collapse;width:100%;font-size:13.5px;margin:6px 0 12px}
 th,td{text-align:left;vertical-align:top;padding:4px 8px;border-bottom:1px solid #e5e7eb}
 th{background:#f9fafb;font-weight:600}
 .mono{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,"DejaVu Sans Mono",monospace;font-size:12.5px}
-.fp{word-break:break-all;max-width:420px}
+.fp{max-width:440px}
 .badge{display:inline-block;padding:0 8px;border-radius:9px;font-weight:600;font-size:12.5px}
 .badge.pass{background:#dcfce7;color:#166534}.badge.warn{background:#fef3c7;color:#92400e}.badge.fail{background:#fee2e2;color:#991b1b}.badge.unknown{background:#e5e7eb}
 .events td.time{white-space:nowrap;font-variant-numeric:tabular-nums;color:#374151}

@@ -90,12 +90,40 @@ func pageErrors(_ log: String) -> [String] {
         #expect(size.width == 1200 && size.height == 1800)
         // A blank page compresses to a few kilobytes; charts, text and colour do not.
         #expect(image.count > 60_000, "screenshot is only \(image.count) bytes")
-        if let keep = ProcessInfo.processInfo.environment["SWITCHOVER_REPORT_SCREENSHOT"] {
-            try? FileManager.default.removeItem(atPath: keep)
-            try FileManager.default.copyItem(at: png, to: URL(fileURLWithPath: keep))
-            try? FileManager.default.removeItem(atPath: keep + ".html")
-            try FileManager.default.copyItem(at: page, to: URL(fileURLWithPath: keep + ".html"))
-        }
+        keepScreenshot(png, page: page, suffix: "")
+    }
+
+    @Test func rolledBackRunShowsTheFailingGateInChromium() throws {
+        let folder = try TemporaryDirectory.make("report-chromium")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let journal = MemoryJournal()
+        _ = try RecordedRun.rolledBack(journal)
+        let page = folder.appendingPathComponent("report.html")
+        try Data(renderReport(try ReportData.load(from: journal, policy: demoPolicy)).utf8).write(to: page)
+        let chromium = try HeadlessChromium(folder: folder)
+        let dom = try chromium.run(["--dump-dom"], url: page, name: "dom")
+        #expect(pageErrors(dom.log).isEmpty, "page errors:\n\(pageErrors(dom.log).joined(separator: "\n"))")
+        let timeline = try #require(chart(dom.stdout, "timeline"), "no timeline chart in the DOM; log:\n\(dom.log)")
+        #expect(count("data-series=", in: timeline) == 6)
+        #expect(count("data-verdict=\"fail\"", in: timeline) == 2)
+        #expect(timeline.contains("data-marker=\"rollback\""))
+        #expect(chart(dom.stdout, "drain") == nil)
+        #expect(dom.stdout.contains("data-outcome=\"rolledBack\""))
+        let png = folder.appendingPathComponent("report.png")
+        _ = try chromium.run(["--screenshot=\(png.path)", "--window-size=1200,1200", "--hide-scrollbars"], url: page, name: "shot")
+        #expect(pngSize(try Data(contentsOf: png))?.height == 1200)
+        keepScreenshot(png, page: page, suffix: "-rolledback")
+    }
+
+    /// With `SWITCHOVER_REPORT_SCREENSHOT=/path/x.png`, keeps the screenshot and its page (for
+    /// docs/report.png and for looking at them).
+    private func keepScreenshot(_ png: URL, page: URL, suffix: String) {
+        guard let keep = ProcessInfo.processInfo.environment["SWITCHOVER_REPORT_SCREENSHOT"] else { return }
+        let target = keep.replacingOccurrences(of: ".png", with: "\(suffix).png")
+        try? FileManager.default.removeItem(atPath: target)
+        try? FileManager.default.copyItem(at: png, to: URL(fileURLWithPath: target))
+        try? FileManager.default.removeItem(atPath: target + ".html")
+        try? FileManager.default.copyItem(at: page, to: URL(fileURLWithPath: target + ".html"))
     }
 }
 

@@ -21,7 +21,7 @@ final class RecordedRun {
     var toErrorRatio = 0.0
     private(set) var percentToTarget = 0.0
     private var counters: [String: ClusterCounters]
-    private var fromSessions = 40
+    private(set) var fromSessions = 40
     private(set) var sampleCount = 0
     var state = CutoverState.initial
     /// Pause the traffic (e.g. the load balancer restarted): counters start again from 0.
@@ -54,16 +54,16 @@ final class RecordedRun {
     }
 
     /// Advances the clock by `duration`, sampling the load balancer every `sampling`.
-    func advance(_ duration: Duration, draining: Bool = false) throws {
+    func advance(_ duration: Duration) throws {
         let end = now + duration
         while now + sampling <= end {
             now = now + sampling
-            try sample(draining: draining)
+            try sample()
         }
         now = end
     }
 
-    private func sample(draining: Bool) throws {
+    private func sample() throws {
         let seconds = sampling.secondsValue
         if let restart = restartLoadBalancerAt, now >= restart {
             restartLoadBalancerAt = nil
@@ -82,10 +82,15 @@ final class RecordedRun {
             c.responses5xx += errors
             c.responses2xx += responses - errors
             c.sessionsTotal += responses
-            c.activeSessions = Int((Double(responses) / seconds * 0.05).rounded())
-            if cluster == from && draining {
-                fromSessions = max(0, fromSessions - Int.random(in: 1...4, using: &generator))
-                c.activeSessions = fromSessions
+            c.activeSessions = Int((Double(responses) / seconds * 0.4).rounded())
+            if cluster == from {
+                // At weight 0 no new session reaches FROM; the keep-alive ones close one by one.
+                if c.weight > 0 {
+                    fromSessions = c.activeSessions
+                } else {
+                    fromSessions = max(0, fromSessions - Int.random(in: 0...2, using: &generator))
+                    c.activeSessions = fromSessions
+                }
             }
             counters[cluster] = c
         }
@@ -165,16 +170,17 @@ final class RecordedRun {
         try r.phase(.draining, "\(from) put in drain")
         var drain = DrainState(startedAt: r.now)
         drain.weightZeroSince = r.now
-        try r.advance(.seconds(14), draining: true)
+        // Idle from the first sample with no session left; drained after a 10 s hold.
+        while r.fromSessions > 0 { try r.advance(r.sampling) }
         drain.idleSince = r.now
-        try r.advance(.seconds(10), draining: true)
+        try r.advance(.seconds(10))
         drain.status = .drained
         drain.reason = "no new session or request for 10s (hold 10s), DNS TTL 5s passed"
         r.state.drain = drain
         try r.event(EngineEvent(.drained, drain.reason, phase: .drained,
                                 evidence: ["activeSessions": "0", "holdMilliseconds": "10000/10000", "liveWeight": "0"]))
         try r.phase(.drained, drain.reason)
-        try r.advance(.seconds(3), draining: true)
+        try r.advance(.seconds(3))
         try r.saveState()
         return r
     }
