@@ -48,11 +48,13 @@ func pngSize(_ data: Data) -> (width: Int, height: Int)? {
     return (width, height)
 }
 
-/// Console errors, uncaught exceptions and failed loads in Chromium's log.
+/// Console messages (`INFO:CONSOLE` lines: the report has no script, so any is a fault, an
+/// uncaught exception included) and failed loads in Chromium's log. Chromium's own noise
+/// (D-Bus, GPU, sandbox warnings) is not about the page and is ignored.
 func pageErrors(_ log: String) -> [String] {
     log.split(separator: "\n").map(String.init).filter { line in
-        (line.contains("CONSOLE") && (line.contains("Error") || line.contains("error") || line.contains("Uncaught")))
-            || line.contains("net::ERR_") || line.contains("Failed to load resource")
+        line.contains(":CONSOLE") || line.contains("Uncaught") || line.contains("net::ERR_")
+            || line.contains("Failed to load resource")
     }
 }
 
@@ -91,6 +93,18 @@ func pageErrors(_ log: String) -> [String] {
         // A blank page compresses to a few kilobytes; charts, text and colour do not.
         #expect(image.count > 60_000, "screenshot is only \(image.count) bytes")
         keepScreenshot(png, page: page, suffix: "")
+    }
+
+    /// The error check above can fail: a page with a script error is caught.
+    @Test func pageErrorCheckCatchesAScriptError() throws {
+        let folder = try TemporaryDirectory.make("report-chromium")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let page = folder.appendingPathComponent("bad.html")
+        try Data("<html><body><p>x</p><script>console.error('boom'); notDefined();</script></body></html>".utf8).write(to: page)
+        let result = try HeadlessChromium(folder: folder).run(["--dump-dom"], url: page, name: "bad")
+        let errors = pageErrors(result.log)
+        #expect(errors.contains { $0.contains("boom") }, "log:\n\(result.log)")
+        #expect(errors.contains { $0.contains("Uncaught ReferenceError") }, "log:\n\(result.log)")
     }
 
     @Test func rolledBackRunShowsTheFailingGateInChromium() throws {
