@@ -31,7 +31,8 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "SwitchoverNet", dependencies: ["CCurl", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
-        .target(name: "SwitchoverTrust", dependencies: ["COpenSSL", "SwitchoverCore"],
+        .target(name: "SwitchoverTrust",
+                dependencies: ["COpenSSL", "SwitchoverCore", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
         .target(name: "SwitchoverDrivers",
                 dependencies: ["SwitchoverCore", "SwitchoverNet", .product(name: "Logging", package: "swift-log")],
@@ -59,7 +60,10 @@ let package = Package(
 
         // Starts real servers (nginx, HAProxy, Envoy, Prometheus, openssl s_server) on loopback
         // and makes test PKI with the openssl command line.
-        .target(name: "SwitchoverTestKit", dependencies: ["SwitchoverCore"], swiftSettings: swiftSettings),
+        .target(name: "SwitchoverTestKit", dependencies: ["SwitchoverCore", "COpenSSL"], swiftSettings: swiftSettings),
+        // `swift run -c release SwitchoverBench`: CPU time of the hot paths, printed as a table (bench/).
+        .executableTarget(name: "SwitchoverBench", dependencies: ["SwitchoverTrust", "SwitchoverTestKit", "SwitchoverCore"],
+                          swiftSettings: swiftSettings),
 
         .testTarget(name: "SwitchoverCoreTests", dependencies: ["SwitchoverCore", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),

@@ -1,1 +1,0 @@
-// SwitchoverTrust: see README.md's architecture section.
