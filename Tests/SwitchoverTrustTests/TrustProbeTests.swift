@@ -1,0 +1,137 @@
+import Foundation
+import SwitchoverTestKit
+import SwitchoverTrust
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The live probe against a real `openssl s_server` on 127.0.0.1.
+@Suite("Trust probe", .serialized)
+struct TrustProbeTests {
+    /// Starts `openssl s_server` presenting `leaf` (+ `chain`) and waits until it listens.
+    private func server(_ f: TrustFixture, leaf: TestCertificate, chain: [TestCertificate]) throws -> (ManagedProcess, Int) {
+        let openssl = try Tools.require("openssl")
+        let port = try Loopback.freePort()
+        let leafPath = try f.write("leaf-\(port).pem", [leaf])
+        let keyPath = try f.write("leaf-\(port).key", text: leaf.key.pem)
+        let chainPath = try f.write("chain-\(port).pem", chain)
+        let process = try ManagedProcess(name: "openssl s_server", executable: openssl,
+                                         arguments: ["s_server", "-cert", leafPath, "-key", keyPath, "-cert_chain", chainPath,
+                                                     "-accept", "127.0.0.1:\(port)", "-quiet"],
+                                         logFile: f.directory.appendingPathComponent("s_server-\(port).log"))
+        try Loopback.waitForPort(port, of: process)
+        return (process, port)
+    }
+
+    @Test("a leaf issued under the shared root passes: verified, SPIFFE identity and expiry reported")
+    func sharedRoot() async throws {
+        let f = try TrustFixture()
+        let root = try TrustPKI.root("Istio Root CA", key: .rsa2048)
+        let intermediate = try root.intermediate("blue intermediate")
+        let leaf = try intermediate.leaf(spiffe: "spiffe://cluster.local/ns/default/sa/productpage")
+        let (server, port) = try server(f, leaf: leaf, chain: [intermediate])
+        defer { server.stop(grace: 1) }
+        let blue = try f.cluster("blue", roots: [root], chain: [intermediate], probe: "127.0.0.1:\(port)")
+        let green = try f.cluster("green", roots: [root], chain: [root.intermediate("green intermediate")])
+        let started = ContinuousClock.now
+        let report = try await verify(blue, green, probe: true)
+        let took = ContinuousClock.now - started
+        #expect(took < .seconds(2), "a local handshake took \(took)")
+        let probe = try #require(report.check("probe.blue"))
+        #expect(probe.status == .pass, "\(probe.detail)")
+        #expect(probe.detail.contains("spiffe://cluster.local/ns/default/sa/productpage"))
+        #expect(report.clusters["blue"]?.probe?.identity == "spiffe://cluster.local/ns/default/sa/productpage")
+        #expect(report.check("probe.green")?.status == .warn)
+        #expect(report.trusted)
+    }
+
+    @Test("a leaf issued under a foreign root fails")
+    func foreignRoot() async throws {
+        let f = try TrustFixture()
+        let root = try TrustPKI.root("Istio Root CA")
+        let foreign = try TrustPKI.root("Istio Root CA")
+        let foreignIntermediate = try foreign.intermediate("blue intermediate")
+        let leaf = try foreignIntermediate.leaf(spiffe: "spiffe://cluster.local/ns/default/sa/productpage")
+        let (server, port) = try server(f, leaf: leaf, chain: [foreignIntermediate])
+        defer { server.stop(grace: 1) }
+        let blue = try f.cluster("blue", roots: [root], chain: [root.intermediate("blue intermediate")], probe: "127.0.0.1:\(port)")
+        let green = try f.cluster("green", roots: [root])
+        let report = try await verify(blue, green, probe: true)
+        #expect(!report.trusted)
+        let probe = try #require(report.check("probe.blue"))
+        #expect(probe.status == .fail)
+        #expect(probe.detail.contains("does not verify against green's roots"), "\(probe.detail)")
+        #expect(report.checks.filter { $0.status == .fail }.map(\.name) == ["probe.blue"])
+    }
+
+    @Test("a leaf with another trust domain in its SPIFFE ID fails")
+    func wrongTrustDomain() async throws {
+        let f = try TrustFixture()
+        let root = try TrustPKI.root("Istio Root CA")
+        let intermediate = try root.intermediate("blue intermediate")
+        let leaf = try intermediate.leaf(spiffe: "spiffe://other.example/ns/default/sa/productpage")
+        let (server, port) = try server(f, leaf: leaf, chain: [intermediate])
+        defer { server.stop(grace: 1) }
+        let blue = try f.cluster("blue", roots: [root], chain: [intermediate], probe: "127.0.0.1:\(port)")
+        let report = try await verify(blue, f.cluster("green", roots: [root]), probe: true)
+        #expect(!report.trusted)
+        #expect(report.check("probe.blue")?.status == .fail)
+        #expect(report.check("probe.blue")?.detail.contains("trust domain other.example") == true)
+    }
+
+    @Test("a refused connection fails with a clear detail")
+    func refused() async throws {
+        let f = try TrustFixture()
+        let root = try TrustPKI.root("Istio Root CA")
+        let port = try Loopback.freePort()
+        let blue = try f.cluster("blue", roots: [root], probe: "127.0.0.1:\(port)")
+        let report = try await verify(blue, f.cluster("green", roots: [root]), probe: true)
+        #expect(!report.trusted)
+        #expect(report.check("probe.blue")?.status == .fail)
+        #expect(report.check("probe.blue")?.detail.contains("connection refused") == true)
+    }
+
+    @Test("a port that accepts TCP and never answers TLS times out, without hanging")
+    func timeout() async throws {
+        let f = try TrustFixture()
+        let root = try TrustPKI.root("Istio Root CA")
+        let listener = try SilentListener()
+        let blue = try f.cluster("blue", roots: [root], probe: "127.0.0.1:\(listener.port)")
+        let started = ContinuousClock.now
+        let report = try await verify(blue, f.cluster("green", roots: [root]), probe: true,
+                                      options: ProbeOptions(timeout: .seconds(1)))
+        let took = ContinuousClock.now - started
+        #expect(took < .seconds(3), "took \(took)")
+        #expect(!report.trusted)
+        #expect(report.check("probe.blue")?.status == .fail)
+        #expect(report.check("probe.blue")?.detail.contains("timed out") == true, "\(report.check("probe.blue")?.detail ?? "")")
+    }
+}
+
+/// A socket that listens on 127.0.0.1 and never accepts: the kernel completes TCP handshakes
+/// into the backlog, and nobody ever reads the ClientHello.
+final class SilentListener {
+    let fd: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestKitError("socket: errno \(errno)") }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = 0
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard ok else { close(fd); throw TestKitError("bind/listen: errno \(errno)") }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    deinit { close(fd) }
+}
