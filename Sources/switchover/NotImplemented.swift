@@ -9,15 +9,6 @@ private func notImplemented(_ name: String) throws -> Never {
     throw Exit.inputError
 }
 
-struct Trust: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Verify that two clusters share mTLS trust.")
-    @OptionGroup var global: GlobalOptions
-    @Argument var from: String
-    @Argument var to: String
-    @Flag(help: "Also handshake with each cluster's probe endpoint.") var probe = false
-    func run() async throws { try notImplemented("trust") }
-}
-
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Preflight, then the cutover; resumes a journaled run.")
     @OptionGroup var global: GlobalOptions
