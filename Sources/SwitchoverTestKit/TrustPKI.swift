@@ -15,16 +15,16 @@ public enum TrustPKI {
     /// A new root (self-signed CA).
     public static func root(_ commonName: String, organization: String = "cluster.local", key: KeyKind = .ecP256,
                             notBefore: Date = Date().addingTimeInterval(-86_400),
-                            notAfter: Date = Date().addingTimeInterval(3_650 * 86_400)) throws -> TestCertificate {
-        let keyPair = try TestKey(key)
-        return try TestCertificate.make(subject: [("O", organization), ("CN", commonName)], key: keyPair, issuer: nil,
+                            notAfter: Date = Date().addingTimeInterval(3_650 * 86_400)) throws -> IssuedCertificate {
+        let keyPair = try IssuedKey(key)
+        return try IssuedCertificate.make(subject: [("O", organization), ("CN", commonName)], key: keyPair, issuer: nil,
                                         isCA: true, pathLength: nil, uris: [], dnsNames: [],
                                         notBefore: notBefore, notAfter: notAfter)
     }
 }
 
 /// A private key, owned (EVP_PKEY freed in deinit).
-public final class TestKey: @unchecked Sendable {
+public final class IssuedKey: @unchecked Sendable {
     // @unchecked Sendable: never mutated after init; OpenSSL keys are safe for concurrent reads.
     let pointer: OpaquePointer
 
@@ -44,17 +44,17 @@ public final class TestKey: @unchecked Sendable {
         let bio = BIO_new(BIO_s_mem())!
         defer { BIO_free(bio) }
         PEM_write_bio_PrivateKey(bio, pointer, nil, nil, 0, nil, nil)
-        return TestCertificate.read(bio)
+        return IssuedCertificate.read(bio)
     }
 }
 
 /// A certificate and the key it was made for, able to issue more.
-public final class TestCertificate: @unchecked Sendable {
+public final class IssuedCertificate: @unchecked Sendable {
     // @unchecked Sendable: the X509 is complete and never mutated after `make` returns.
     let pointer: OpaquePointer
-    public let key: TestKey
+    public let key: IssuedKey
 
-    private init(pointer: OpaquePointer, key: TestKey) {
+    private init(pointer: OpaquePointer, key: IssuedKey) {
         self.pointer = pointer
         self.key = key
     }
@@ -65,8 +65,8 @@ public final class TestCertificate: @unchecked Sendable {
     public func intermediate(_ commonName: String, organization: String = "cluster.local", key: TrustPKI.KeyKind = .ecP256,
                              isCA: Bool = true, pathLength: Int? = nil,
                              notBefore: Date = Date().addingTimeInterval(-3_600),
-                             notAfter: Date = Date().addingTimeInterval(365 * 86_400)) throws -> TestCertificate {
-        try TestCertificate.make(subject: [("O", organization), ("CN", commonName)], key: TestKey(key), issuer: self,
+                             notAfter: Date = Date().addingTimeInterval(365 * 86_400)) throws -> IssuedCertificate {
+        try IssuedCertificate.make(subject: [("O", organization), ("CN", commonName)], key: IssuedKey(key), issuer: self,
                                  isCA: isCA, pathLength: pathLength, uris: [], dnsNames: [],
                                  notBefore: notBefore, notAfter: notAfter)
     }
@@ -74,8 +74,8 @@ public final class TestCertificate: @unchecked Sendable {
     /// A workload certificate with a SPIFFE URI SAN, as istiod issues them.
     public func leaf(spiffe: String?, dnsNames: [String] = ["localhost"], key: TrustPKI.KeyKind = .ecP256,
                      notBefore: Date = Date().addingTimeInterval(-3_600),
-                     notAfter: Date = Date().addingTimeInterval(86_400)) throws -> TestCertificate {
-        try TestCertificate.make(subject: [("O", "workload")], key: TestKey(key), issuer: self, isCA: false,
+                     notAfter: Date = Date().addingTimeInterval(86_400)) throws -> IssuedCertificate {
+        try IssuedCertificate.make(subject: [("O", "workload")], key: IssuedKey(key), issuer: self, isCA: false,
                                  pathLength: nil, uris: spiffe.map { [$0] } ?? [], dnsNames: dnsNames,
                                  notBefore: notBefore, notAfter: notAfter)
     }
@@ -84,7 +84,7 @@ public final class TestCertificate: @unchecked Sendable {
         let bio = BIO_new(BIO_s_mem())!
         defer { BIO_free(bio) }
         PEM_write_bio_X509(bio, pointer)
-        return TestCertificate.read(bio)
+        return IssuedCertificate.read(bio)
     }
 
     public var der: Data {
@@ -98,7 +98,7 @@ public final class TestCertificate: @unchecked Sendable {
     }
 
     /// Writes the PEM of `certificates`, in order, to `url`.
-    public static func writeBundle(_ certificates: [TestCertificate], to url: URL) throws {
+    public static func writeBundle(_ certificates: [IssuedCertificate], to url: URL) throws {
         try certificates.map(\.pem).joined().write(to: url, atomically: true, encoding: .utf8)
     }
 
@@ -109,10 +109,10 @@ public final class TestCertificate: @unchecked Sendable {
         return String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
     }
 
-    static func make(subject: [(String, String)], key: TestKey, issuer: TestCertificate?, isCA: Bool, pathLength: Int?,
-                     uris: [String], dnsNames: [String], notBefore: Date, notAfter: Date) throws -> TestCertificate {
+    static func make(subject: [(String, String)], key: IssuedKey, issuer: IssuedCertificate?, isCA: Bool, pathLength: Int?,
+                     uris: [String], dnsNames: [String], notBefore: Date, notAfter: Date) throws -> IssuedCertificate {
         guard let x509 = X509_new() else { throw TestKitError("X509_new failed") }
-        let certificate = TestCertificate(pointer: x509, key: key)
+        let certificate = IssuedCertificate(pointer: x509, key: key)
         X509_set_version(x509, 2)
         // A random positive 64-bit serial: strict verification rejects zero or negative serials.
         ASN1_INTEGER_set_uint64(X509_get_serialNumber(x509), UInt64.random(in: 1...UInt64(Int64.max)))

@@ -13,8 +13,8 @@ final class TrustFixture {
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     @discardableResult
-    func write(_ name: String, _ certificates: [TestCertificate]) throws -> String {
-        try TestCertificate.writeBundle(certificates, to: directory.appendingPathComponent(name))
+    func write(_ name: String, _ certificates: [IssuedCertificate]) throws -> String {
+        try IssuedCertificate.writeBundle(certificates, to: directory.appendingPathComponent(name))
         return path(name)
     }
 
@@ -30,8 +30,8 @@ final class TrustFixture {
         return path(name)
     }
 
-    func cluster(_ name: String, trustDomain: String = "cluster.local", roots: [TestCertificate],
-                 chain: [TestCertificate]? = nil, probe: String? = nil) throws -> Cluster {
+    func cluster(_ name: String, trustDomain: String = "cluster.local", roots: [IssuedCertificate],
+                 chain: [IssuedCertificate]? = nil, probe: String? = nil) throws -> Cluster {
         let rootsPath = try write("\(name)-roots.pem", roots)
         let chainPath = try chain.map { try write("\(name)-chain.pem", $0) }
         return Self.cluster(name, trust: TrustSpec(trustDomain: trustDomain, rootCerts: rootsPath, certChain: chainPath, probe: probe))

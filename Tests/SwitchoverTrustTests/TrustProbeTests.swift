@@ -10,7 +10,7 @@ import Glibc
 @Suite("Trust probe", .serialized)
 struct TrustProbeTests {
     /// Starts `openssl s_server` presenting `leaf` (+ `chain`) and waits until it listens.
-    private func server(_ f: TrustFixture, leaf: TestCertificate, chain: [TestCertificate]) throws -> (ManagedProcess, Int) {
+    private func server(_ f: TrustFixture, leaf: IssuedCertificate, chain: [IssuedCertificate]) throws -> (ManagedProcess, Int) {
         let openssl = try Tools.require("openssl")
         let port = try Loopback.freePort()
         let leafPath = try f.write("leaf-\(port).pem", [leaf])
@@ -107,31 +107,4 @@ struct TrustProbeTests {
         #expect(report.check("probe.blue")?.status == .fail)
         #expect(report.check("probe.blue")?.detail.contains("timed out") == true, "\(report.check("probe.blue")?.detail ?? "")")
     }
-}
-
-/// A socket that listens on 127.0.0.1 and never accepts: the kernel completes TCP handshakes
-/// into the backlog, and nobody ever reads the ClientHello.
-final class SilentListener {
-    let fd: Int32
-    let port: Int
-
-    init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestKitError("socket: errno \(errno)") }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard ok else { close(fd); throw TestKitError("bind/listen: errno \(errno)") }
-        self.fd = fd
-        port = Int(UInt16(bigEndian: addr.sin_port))
-    }
-
-    deinit { close(fd) }
 }

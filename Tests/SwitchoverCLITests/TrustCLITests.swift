@@ -1,0 +1,123 @@
+import Foundation
+import SwitchoverTestKit
+import Testing
+
+/// `switchover trust` as scripts see it: the built binary, its stdout, stderr and exit code.
+@Suite("switchover trust (CLI)")
+struct TrustCLITests {
+    /// A folder with clusters/blue.yaml and clusters/green.yaml over run-time PKI.
+    final class Setup {
+        let directory: URL
+        init(greenRoot sharedRoot: Bool = true, greenRoots: String? = nil) throws {
+            directory = try TemporaryDirectory.make("trust-cli")
+            let fm = FileManager.default
+            for folder in ["clusters", "policies", "pki"] {
+                try fm.createDirectory(at: directory.appendingPathComponent(folder), withIntermediateDirectories: true)
+            }
+            let root = try TrustPKI.root("Istio Root CA")
+            let greenRoot = sharedRoot ? root : try TrustPKI.root("Istio Root CA")
+            try IssuedCertificate.writeBundle([root], to: directory.appendingPathComponent("pki/blue-root.pem"))
+            try IssuedCertificate.writeBundle([root.intermediate("blue intermediate")], to: directory.appendingPathComponent("pki/blue-chain.pem"))
+            try IssuedCertificate.writeBundle([greenRoot], to: directory.appendingPathComponent("pki/green-root.pem"))
+            try IssuedCertificate.writeBundle([greenRoot.intermediate("green intermediate")], to: directory.appendingPathComponent("pki/green-chain.pem"))
+            for name in ["blue", "green"] {
+                let roots = name == "green" ? (greenRoots ?? "../pki/green-root.pem") : "../pki/blue-root.pem"
+                try """
+                apiVersion: switchover.dev/v1alpha1
+                kind: Cluster
+                metadata:
+                  name: \(name)
+                spec:
+                  istio:
+                    version: "1.27.4"
+                  trust:
+                    trustDomain: cluster.local
+                    rootCerts: \(roots)
+                    certChain: ../pki/\(name)-chain.pem
+                  loadBalancer:
+                    servers: [\(name)-1]
+
+                """.write(to: directory.appendingPathComponent("clusters/\(name).yaml"), atomically: true, encoding: .utf8)
+            }
+        }
+        deinit { try? FileManager.default.removeItem(at: directory) }
+
+        func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
+            try runTrustCLI(["trust", "blue", "green", "--clusters", directory.appendingPathComponent("clusters").path,
+                             "--policies", directory.appendingPathComponent("policies").path] + args)
+        }
+    }
+
+    @Test("trusted: a table with the checks and a verdict, exit 0")
+    func trusted() throws {
+        let setup = try Setup()
+        let result = try setup.run([])
+        #expect(result.code == 0, "\(result.err)")
+        #expect(result.out.contains("chain.blue-verifies-against-green  pass"))
+        #expect(result.out.contains("TRUSTED: blue and green share mTLS trust"))
+    }
+
+    @Test("JSON: the contract's fields on stdout as one object")
+    func json() throws {
+        let setup = try Setup()
+        let result = try setup.run(["--output", "json"])
+        #expect(result.code == 0, "\(result.err)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any])
+        #expect(object["trusted"] as? Bool == true)
+        #expect((object["checks"] as? [[String: Any]])?.contains { $0["name"] as? String == "roots.shared" && $0["status"] as? String == "pass" } == true)
+        let clusters = try #require(object["clusters"] as? [String: [String: Any]])
+        let roots = try #require(clusters["green"]?["roots"] as? [[String: Any]])
+        #expect(roots.first?["sha256"] is String && roots.first?["subject"] is String && roots.first?["notAfter"] is String)
+    }
+
+    @Test("not trusted: exit 1, the failing check named in the verdict")
+    func notTrusted() throws {
+        let setup = try Setup(greenRoot: false)
+        let result = try setup.run([])
+        #expect(result.code == 1)
+        #expect(result.out.contains("NOT TRUSTED"))
+        #expect(result.out.contains("roots.shared                       fail"))
+    }
+
+    @Test("bad input: exit 2, the file named on stderr, nothing on stdout")
+    func badInput() throws {
+        let setup = try Setup(greenRoots: "../pki/missing.pem")
+        let result = try setup.run(["--output", "json"])
+        #expect(result.code == 2)
+        #expect(result.out.isEmpty)
+        #expect(result.err.contains("pki/missing.pem: no such file"), "\(result.err)")
+    }
+
+    @Test("an unknown cluster: exit 2 naming the known ones")
+    func unknownCluster() throws {
+        let setup = try Setup()
+        let result = try runTrustCLI(["trust", "blue", "purple", "--clusters", setup.directory.appendingPathComponent("clusters").path,
+                                      "--policies", setup.directory.appendingPathComponent("policies").path])
+        #expect(result.code == 2)
+        #expect(result.err.contains("no cluster named 'purple' (known: blue, green)"))
+    }
+}
+
+/// Runs the built `switchover` (next to the test bundle) and collects its output through files.
+func runTrustCLI(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
+    let candidates = [Bundle.main.executableURL?.deletingLastPathComponent(), Bundle.main.bundleURL.deletingLastPathComponent(),
+                      URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                        .deletingLastPathComponent().appendingPathComponent(".build/debug")]
+        .compactMap { $0?.appendingPathComponent("switchover") }
+    guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
+        throw TestKitError("switchover binary not found: run swift build --build-tests")
+    }
+    let folder = try TemporaryDirectory.make("trust-cli-out")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let outURL = folder.appendingPathComponent("out"), errURL = folder.appendingPathComponent("err")
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let process = Process()
+    process.executableURL = binary
+    process.arguments = args
+    process.standardOutput = try FileHandle(forWritingTo: outURL)
+    process.standardError = try FileHandle(forWritingTo: errURL)
+    try process.run()
+    process.waitUntilExit()
+    return (process.terminationStatus, try String(contentsOf: outURL, encoding: .utf8), try String(contentsOf: errURL, encoding: .utf8))
+}
