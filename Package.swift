@@ -62,7 +62,7 @@ let package = Package(
         // and makes test PKI with the openssl command line.
         .target(name: "SwitchoverTestKit", dependencies: ["SwitchoverCore", "COpenSSL"], swiftSettings: swiftSettings),
         // `swift run -c release SwitchoverBench`: CPU time of the hot paths, printed as a table (bench/).
-        .executableTarget(name: "SwitchoverBench", dependencies: ["SwitchoverTrust", "SwitchoverTestKit", "SwitchoverCore"],
+        .executableTarget(name: "SwitchoverBench", dependencies: ["SwitchoverTrust", "SwitchoverTestKit", "SwitchoverCore", "COpenSSL"],
                           swiftSettings: swiftSettings),
 
         .testTarget(name: "SwitchoverCoreTests", dependencies: ["SwitchoverCore", "SwitchoverTestKit"],

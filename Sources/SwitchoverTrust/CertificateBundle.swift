@@ -51,7 +51,8 @@ public struct CertificateBundle: Sendable {
             throw TrustError(.truncatedPEM, file: path,
                              detail: "line \(open.line): '-----BEGIN \(open.label)-----' has no matching END line (truncated PEM block)")
         }
-        let certificateBlocks = blocks.begins.filter { $0.label == "CERTIFICATE" || $0.label == "TRUSTED CERTIFICATE" || $0.label == "X509 CERTIFICATE" }
+        // The labels PEM_read_bio_X509 reads; OpenSSL's "TRUSTED CERTIFICATE" (with trust settings) is not a plain root.
+        let certificateBlocks = blocks.begins.filter { $0.label == "CERTIFICATE" || $0.label == "X509 CERTIFICATE" }
         if certificateBlocks.isEmpty {
             let labels = Set(blocks.begins.map(\.label)).sorted().joined(separator: ", ")
             throw TrustError(.noCertificate, file: path, detail: "holds PEM blocks (\(labels)) but no CERTIFICATE")
