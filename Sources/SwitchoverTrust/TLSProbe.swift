@@ -23,7 +23,7 @@ public struct ProbeOptions: Sendable, Hashable {
     /// Input errors in the options, before anything runs.
     func validate() throws {
         if (clientCertificate == nil) != (clientKey == nil) {
-            throw TrustError(.missingFile, file: clientCertificate ?? clientKey,
+            throw TrustError(.badProbeClient, file: clientCertificate ?? clientKey,
                              detail: "a probe client certificate needs both a certificate and a key")
         }
         for path in [clientCertificate, clientKey].compactMap({ $0 }) where !FileManager.default.fileExists(atPath: path) {

@@ -11,7 +11,7 @@ public struct TrustError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
             case missingFile, unreadableFile, emptyFile, garbage, derNotPEM, privateKey, truncatedPEM
-            case malformedPEM, noCertificate, badProbeAddress, openSSL
+            case malformedPEM, noCertificate, badProbeAddress, badProbeClient, openSSL
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -36,6 +36,8 @@ public struct TrustError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let noCertificate = Code(.noCertificate)
         /// `spec.trust.probe` is not `host:port`.
         public static let badProbeAddress = Code(.badProbeAddress)
+        /// A probe client certificate without its key, or the other way round.
+        public static let badProbeClient = Code(.badProbeClient)
         /// OpenSSL failed where it should not (out of memory, an object it could not create).
         public static let openSSL = Code(.openSSL)
 

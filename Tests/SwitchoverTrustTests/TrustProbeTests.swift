@@ -10,7 +10,8 @@ import Glibc
 @Suite("Trust probe", .serialized)
 struct TrustProbeTests {
     /// Starts `openssl s_server` presenting `leaf` (+ `chain`) and waits until it listens.
-    private func server(_ f: TrustFixture, leaf: IssuedCertificate, chain: [IssuedCertificate]) throws -> (ManagedProcess, Int) {
+    private func server(_ f: TrustFixture, leaf: IssuedCertificate, chain: [IssuedCertificate],
+                        extra: [String] = []) throws -> (ManagedProcess, Int) {
         let openssl = try Tools.require("openssl")
         let port = try Loopback.freePort()
         let leafPath = try f.write("leaf-\(port).pem", [leaf])
@@ -18,7 +19,7 @@ struct TrustProbeTests {
         let chainPath = try f.write("chain-\(port).pem", chain)
         let process = try ManagedProcess(name: "openssl s_server", executable: openssl,
                                          arguments: ["s_server", "-cert", leafPath, "-key", keyPath, "-cert_chain", chainPath,
-                                                     "-accept", "127.0.0.1:\(port)", "-quiet"],
+                                                     "-accept", "127.0.0.1:\(port)", "-quiet"] + extra,
                                          logFile: f.directory.appendingPathComponent("s_server-\(port).log"))
         try Loopback.waitForPort(port, of: process)
         return (process, port)
@@ -78,6 +79,32 @@ struct TrustProbeTests {
         #expect(!report.trusted)
         #expect(report.check("probe.blue")?.status == .fail)
         #expect(report.check("probe.blue")?.detail.contains("trust domain other.example") == true)
+    }
+
+    @Test("an endpoint that requires a client certificate (mTLS, TLS 1.2): fails without one, passes with one")
+    func clientCertificate() async throws {
+        let f = try TrustFixture()
+        let root = try TrustPKI.root("Istio Root CA")
+        let intermediate = try root.intermediate("blue intermediate")
+        let leaf = try intermediate.leaf(spiffe: "spiffe://cluster.local/ns/istio-system/sa/ingress")
+        let caFile = try f.write("client-ca.pem", [root])
+        // TLS 1.2: the server refuses a missing client certificate inside the handshake (with
+        // TLS 1.3 the client would finish first and learn of it only on its next read).
+        let (server, port) = try server(f, leaf: leaf, chain: [intermediate], extra: ["-Verify", "2", "-CAfile", caFile, "-tls1_2"])
+        defer { server.stop(grace: 1) }
+        let blue = try f.cluster("blue", roots: [root], chain: [intermediate], probe: "127.0.0.1:\(port)")
+        let green = try f.cluster("green", roots: [root])
+
+        let without = try await verify(blue, green, probe: true)
+        #expect(without.check("probe.blue")?.status == .fail)
+        #expect(without.check("probe.blue")?.detail.contains("TLS handshake failed") == true, "\(without.check("probe.blue")?.detail ?? "")")
+
+        let clientIssuer = try root.intermediate("green intermediate")
+        let client = try clientIssuer.leaf(spiffe: "spiffe://cluster.local/ns/default/sa/switchover")
+        let options = ProbeOptions(clientCertificate: try f.write("client.pem", [client, clientIssuer]),
+                                   clientKey: try f.write("client.key", text: client.key.pem))
+        let with = try await verify(blue, green, probe: true, options: options)
+        #expect(with.check("probe.blue")?.status == .pass, "\(with.check("probe.blue")?.detail ?? "")")
     }
 
     @Test("a refused connection fails with a clear detail")
