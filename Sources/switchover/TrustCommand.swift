@@ -51,7 +51,11 @@ struct Trust: AsyncParsableCommand {
                 probeOptions: ProbeOptions(timeout: parseDuration(probeTimeout) ?? .seconds(5),
                                            clientCertificate: clientCertificate, clientKey: clientKey))
         } catch let error as TrustError {
-            writeStandardError("switchover trust: \(error)\n")
+            // Bad certificate input: the message names the file; nothing else ran.
+            printError("switchover trust: \(error)\n")
+            if global.output == .json {
+                printJSON(["trusted": false, "error": ["code": "\(error.code)", "file": error.file ?? "", "detail": error.detail]])
+            }
             throw Exit.inputError
         }
         switch global.output {
@@ -66,26 +70,27 @@ struct Trust: AsyncParsableCommand {
         if !report.trusted { throw Exit.no }
     }
 
-    /// FROM and TO from the configuration folders, or exit 2 with every problem as
-    /// `FILE:LINE:COL: message`. The one place this command touches configuration loading.
+    /// FROM and TO from the configuration folders, or a refusal (exit 2) listing every problem
+    /// as `FILE:LINE:COL: message`. Trust needs clusters only: problems of the policy files are
+    /// `validate`'s business and do not block this command.
     private func loadPair() throws -> (Cluster, Cluster) {
-        let (configuration, allDiagnostics) = ConfigLoader.load(clustersDirectory: global.clusters,
-                                                                policiesDirectory: global.policies)
-        // Trust needs clusters only: a missing or broken policy folder is `validate`'s business.
+        let (configuration, problems) = global.loadConfiguration()
         let policies = URL(fileURLWithPath: global.policies).standardizedFileURL.path
-        let diagnostics = allDiagnostics.filter {
+        var diagnostics = problems.filter {
             let file = URL(fileURLWithPath: $0.location.file).standardizedFileURL.path
             return file != policies && !file.hasPrefix(policies + "/")
         }
-        var problems = diagnostics.map(\.description)
-        let known = configuration.clusters.map(\.name).sorted().joined(separator: ", ")
-        for name in [from, to] where configuration.cluster(named: name) == nil && diagnostics.isEmpty {
-            problems.append("\(global.clusters): no cluster named '\(name)' (known: \(known.isEmpty ? "none" : known))")
+        let commandLine = SourceLocation(file: Diagnostic.commandLine, line: 0, column: 0)
+        let known = configuration.clusters.map(\.name).sorted()
+        let list = known.isEmpty ? "none are defined" : "known clusters: \(known.joined(separator: ", "))"
+        for (role, name) in [("FROM", from), ("TO", to)] where configuration.cluster(named: name) == nil {
+            diagnostics.append(Diagnostic(location: commandLine, message: "\(role) names unknown cluster '\(name)'; \(list)"))
         }
-        if from == to { problems.append("FROM and TO are both '\(from)': trust is between two clusters") }
-        guard problems.isEmpty, let a = configuration.cluster(named: from), let b = configuration.cluster(named: to) else {
-            writeStandardError(problems.map { "\($0)\n" }.joined())
-            throw Exit.inputError
+        if from == to {
+            diagnostics.append(Diagnostic(location: commandLine, message: "FROM and TO are both '\(from)'; trust is checked between two different clusters"))
+        }
+        guard diagnostics.isEmpty, let a = configuration.cluster(named: from), let b = configuration.cluster(named: to) else {
+            try global.refuse(diagnostics.sorted())
         }
         return (a, b)
     }
@@ -103,8 +108,4 @@ struct Trust: AsyncParsableCommand {
         lines.append(report.verdict)
         return lines.joined(separator: "\n") + "\n"
     }
-}
-
-private func writeStandardError(_ text: String) {
-    FileHandle.standardError.write(Data(text.utf8))
 }

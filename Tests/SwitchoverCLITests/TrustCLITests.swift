@@ -17,6 +17,7 @@ struct TrustCLITests {
             let root = try TrustPKI.root("Istio Root CA")
             let greenRoot = sharedRoot ? root : try TrustPKI.root("Istio Root CA")
             try IssuedCertificate.writeBundle([root], to: directory.appendingPathComponent("pki/blue-root.pem"))
+            try root.key.pem.write(to: directory.appendingPathComponent("pki/root-key.pem"), atomically: true, encoding: .utf8)
             try IssuedCertificate.writeBundle([root.intermediate("blue intermediate")], to: directory.appendingPathComponent("pki/blue-chain.pem"))
             try IssuedCertificate.writeBundle([greenRoot], to: directory.appendingPathComponent("pki/green-root.pem"))
             try IssuedCertificate.writeBundle([greenRoot.intermediate("green intermediate")], to: directory.appendingPathComponent("pki/green-chain.pem"))
@@ -79,13 +80,25 @@ struct TrustCLITests {
         #expect(result.out.contains("roots.shared                       fail"))
     }
 
-    @Test("bad input: exit 2, the file named on stderr, nothing on stdout")
+    @Test("bad input (a private key as rootCerts): exit 2, the file named on stderr, a JSON error, no checks")
     func badInput() throws {
-        let setup = try Setup(greenRoots: "../pki/missing.pem")
+        let setup = try Setup(greenRoots: "../pki/root-key.pem")
         let result = try setup.run(["--output", "json"])
         #expect(result.code == 2)
+        #expect(result.err.contains("pki/root-key.pem: line 1 begins a private key"), "\(result.err)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any])
+        #expect(object["trusted"] as? Bool == false)
+        #expect((object["error"] as? [String: String])?["code"] == "privateKey")
+        #expect(object["checks"] == nil)
+    }
+
+    @Test("a missing rootCerts file: exit 2, the file named")
+    func missingFile() throws {
+        let setup = try Setup(greenRoots: "../pki/missing.pem")
+        let result = try setup.run([])
+        #expect(result.code == 2)
         #expect(result.out.isEmpty)
-        #expect(result.err.contains("pki/missing.pem: no such file"), "\(result.err)")
+        #expect(result.err.contains("missing.pem"), "\(result.err)")
     }
 
     @Test("an unknown cluster: exit 2 naming the known ones")
@@ -94,7 +107,7 @@ struct TrustCLITests {
         let result = try runTrustCLI(["trust", "blue", "purple", "--clusters", setup.directory.appendingPathComponent("clusters").path,
                                       "--policies", setup.directory.appendingPathComponent("policies").path])
         #expect(result.code == 2)
-        #expect(result.err.contains("no cluster named 'purple' (known: blue, green)"))
+        #expect(result.err.contains("TO names unknown cluster 'purple'; known clusters: blue, green"), "\(result.err)")
     }
 }
 
