@@ -59,7 +59,7 @@ let package = Package(
                           swiftSettings: swiftSettings),
 
         // Starts real servers (nginx, HAProxy, Envoy, Prometheus, openssl s_server) on loopback
-        // and makes test PKI with the openssl command line.
+        // and makes test PKI (TestPKI: the openssl command line; TrustPKI: the OpenSSL C API).
         .target(name: "SwitchoverTestKit", dependencies: ["SwitchoverCore", "COpenSSL"], swiftSettings: swiftSettings),
         // `swift run -c release SwitchoverBench`: CPU time of the hot paths, printed as a table (bench/).
         .executableTarget(name: "SwitchoverBench", dependencies: ["SwitchoverTrust", "SwitchoverTestKit", "SwitchoverCore", "COpenSSL"],

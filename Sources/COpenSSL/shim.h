@@ -36,7 +36,6 @@ static inline int switchover_ERR_GET_LIB(unsigned long e) { return ERR_GET_LIB(e
 static inline int switchover_ERR_GET_REASON(unsigned long e) { return ERR_GET_REASON(e); }
 static inline unsigned long switchover_XN_FLAG_RFC2253(void) { return XN_FLAG_RFC2253; }
 static inline int switchover_MBSTRING_ASC(void) { return MBSTRING_ASC; }
-static inline STACK_OF(X509) *switchover_sk_X509_dup(const STACK_OF(X509) *sk) { return sk_X509_dup(sk); }
 /// The URI of a GENERAL_NAME when it is one (type GEN_URI), else NULL: Swift cannot reach into the union safely.
 static inline const ASN1_IA5STRING *switchover_GENERAL_NAME_uri(const GENERAL_NAME *n) {
     return n->type == GEN_URI ? n->d.uniformResourceIdentifier : NULL;
@@ -49,6 +48,5 @@ static inline EVP_PKEY *switchover_EVP_EC_gen(const char *curve) { return EVP_EC
 static inline EVP_PKEY *switchover_EVP_RSA_gen(unsigned int bits) { return EVP_RSA_gen(bits); }
 static inline void switchover_X509V3_set_ctx_nodb(X509V3_CTX *ctx) { X509V3_set_ctx_nodb(ctx); }
 static inline long switchover_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int v) { return SSL_CTX_set_min_proto_version(ctx, v); }
-static inline STACK_OF(X509) *switchover_SSL_get_peer_cert_chain(const SSL *s) { return SSL_get_peer_cert_chain(s); }
 
 #endif
