@@ -222,3 +222,14 @@ func shares(of assignment: WeightAssignment, from: String, to: String) -> [Strin
     let total = assignment.fromTotal + assignment.toTotal
     return [from: total == 0 ? 0 : 100 - toShare, to: toShare]
 }
+
+/// A value behind a lock. `@unchecked Sendable`: every access goes through `withLock`.
+final class Locked<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock(); defer { lock.unlock() }
+        return try body(&value)
+    }
+}

@@ -144,6 +144,36 @@ public enum Loopback {
         } == 0
     }
 
+    /// Sends `request` as is to 127.0.0.1:`port` and returns what comes back until the peer
+    /// closes (2 s at most): enough for a one-off admin call without an HTTP client.
+    public static func httpExchange(port: Int, request: String) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestKitError("socket(): errno \(errno)") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw TestKitError("connect 127.0.0.1:\(port): errno \(errno)") }
+        let bytes = Array(request.utf8)
+        guard send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else {
+            throw TestKitError("send to 127.0.0.1:\(port): errno \(errno)")
+        }
+        var answer = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            answer += buffer[0..<n]
+        }
+        return String(decoding: answer, as: UTF8.self)
+    }
+
     /// Waits until `port` accepts connections or `process` exits; throws with the log tail.
     public static func waitForPort(_ port: Int, of process: ManagedProcess, timeout: TimeInterval = 15) throws {
         let deadline = Date().addingTimeInterval(timeout)

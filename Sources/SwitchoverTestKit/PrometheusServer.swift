@@ -1,0 +1,53 @@
+import Foundation
+
+/// A real Prometheus (`/usr/bin/prometheus`) on 127.0.0.1 and a free port, scraping one target
+/// at a given interval, with its TSDB in its own folder.
+public final class PrometheusServer: Sendable {
+    public let directory: URL
+    public let port: Int
+    private let process: ManagedProcess
+
+    /// `target`: `host:port` to scrape at `metricsPath` every `interval` (a Prometheus
+    /// duration, such as `1s`).
+    public init(target: String, metricsPath: String = "/metrics", interval: String = "1s",
+                job: String = "target", in parent: URL? = nil) throws {
+        let prometheus = try Tools.require("prometheus")
+        let directory = try parent.map { p -> URL in
+            let d = p.appendingPathComponent("prometheus")
+            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+            return d
+        } ?? TemporaryDirectory.make("prometheus")
+        let port = try Loopback.freePort()
+        let config = """
+            global:
+              scrape_interval: \(interval)
+              evaluation_interval: \(interval)
+            scrape_configs:
+              - job_name: \(job)
+                metrics_path: \(metricsPath)
+                scrape_interval: \(interval)
+                static_configs:
+                  - targets: ["\(target)"]
+
+            """
+        let configFile = directory.appendingPathComponent("prometheus.yml")
+        try config.write(to: configFile, atomically: true, encoding: .utf8)
+        let process = try ManagedProcess(
+            name: "prometheus", executable: prometheus,
+            arguments: ["--config.file", configFile.path,
+                        "--storage.tsdb.path", directory.appendingPathComponent("data").path,
+                        "--web.listen-address", "127.0.0.1:\(port)"],
+            logFile: directory.appendingPathComponent("prometheus.log"))
+        try Loopback.waitForPort(port, of: process, timeout: 30)
+        self.directory = directory
+        self.port = port
+        self.process = process
+    }
+
+    public var url: URL { URL(string: "http://127.0.0.1:\(port)")! }
+    public var pid: Int32 { process.pid }
+
+    public func stop() { process.stop() }
+
+    deinit { process.stop() }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import SwitchoverCore
+import SwitchoverDrivers
+import SwitchoverTestKit
+import Testing
+
+/// A real Envoy with file-based RDS in front of one nginx per cluster.
+final class EnvoyRig {
+    let directory: URL
+    let blue: Backends
+    let green: Backends
+    let envoy: EnvoyServer
+
+    init() throws {
+        let directory = try TemporaryDirectory.make("envoy-driver")
+        self.directory = directory
+        blue = Backends(cluster: "blue", servers: [try NginxBackend(name: "blue-1", in: directory)])
+        green = Backends(cluster: "green", servers: [try NginxBackend(name: "green-1", in: directory)])
+        envoy = try EnvoyServer(clusters: [(name: "blue", endpoints: blue.servers.map(\.address)),
+                                           (name: "green", endpoints: green.servers.map(\.address))],
+                                initialWeights: [(cluster: "blue", weight: 100), (cluster: "green", weight: 0)],
+                                in: directory)
+    }
+
+    var spec: EnvoySpec {
+        EnvoySpec(routeFile: envoy.routeFile.path, routeName: envoy.routeName, admin: envoy.adminURL)
+    }
+
+    func driver(to: [String] = ["green"]) throws -> EnvoyLoadBalancer {
+        try EnvoyLoadBalancer(spec: spec, from: ClusterServers(cluster: "blue", servers: ["blue"]),
+                              to: ClusterServers(cluster: "green", servers: to), logger: testLogger)
+    }
+
+    deinit {
+        envoy.stop()
+        (blue.servers + green.servers).forEach { $0.stop() }
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+@Suite(.serialized)
+struct EnvoyDriverTests {
+    @Test("applied shares are what reaches the backends, within 3 points over 4,000 requests")
+    func trafficMatchesAppliedShares() async throws {
+        let rig = try EnvoyRig()
+        let lb = try rig.driver()
+        let initial = try await lb.currentWeights()
+        #expect(initial.identity.generation == "initial")
+        #expect(initial.shares == ["blue": 100, "green": 0])
+        for percent in [10.0, 50, 99, 100] {
+            let live = try await lb.apply(percentToTarget: percent)
+            let expected = lb.translation.weights(percentToTarget: percent, from: ["blue"], to: ["green"])
+            #expect(live.assignment == expected)
+            #expect(live.identity.generation?.hasPrefix("switchover-") == true)
+            let measured = try measuredPercent(to: rig.green, from: rig.blue, url: rig.envoy.url, requests: 4000)
+            print("envoy: applied \(live.effectivePercentToTarget)% to green, measured \(measured.percent)% of \(measured.total)")
+            #expect(abs(measured.percent - live.effectivePercentToTarget) <= 3.0,
+                    "at \(percent)% applied (effective \(live.effectivePercentToTarget)%), green got \(measured.percent)%")
+        }
+        let reread = try await lb.currentWeights()
+        #expect(reread.assignment.to == [ServerWeight(server: "green", weight: 10_000)])
+        #expect(!reread.hasDrift)
+    }
+
+    @Test("a route Envoy rejects is an error naming the cluster, and the previous weights stay live")
+    func rejectedRouteKeepsPreviousWeights() async throws {
+        let rig = try EnvoyRig()
+        let lb = try rig.driver()
+        let good = try await lb.apply(percentToTarget: 50)
+        let goodFile = try Data(contentsOf: rig.envoy.routeFile)
+        // "greeen" is no Envoy cluster: with validate_clusters the route table is rejected.
+        let typo = try rig.driver(to: ["greeen"])
+        let error = try await #require(throws: LoadBalancerError.self) { try await typo.apply(percentToTarget: 10) }
+        #expect(error.code == .rejected)
+        #expect(error.server == "greeen")
+        #expect(error.description.contains("greeen"))
+        let live = try await lb.currentWeights()
+        #expect(live.identity.generation == good.identity.generation)
+        #expect(live.assignment == good.assignment)
+        #expect(try Data(contentsOf: rig.envoy.routeFile) == goodFile, "the last good route file is put back")
+        let measured = try measuredPercent(to: rig.green, from: rig.blue, url: rig.envoy.url, requests: 2000)
+        #expect(abs(measured.percent - 50) <= 3.0, "traffic still splits 50/50: green got \(measured.percent)%")
+    }
+
+    @Test("a route file changed behind the driver's back is drift")
+    func foreignRouteIsDrift() async throws {
+        let rig = try EnvoyRig()
+        let lb = try rig.driver()
+        try await lb.apply(percentToTarget: 25)
+        let foreign = rig.envoy.directory.appendingPathComponent("foreign.yaml")
+        try EnvoyServer.routeYAML(name: rig.envoy.routeName, version: "by-hand",
+                                  weights: [(cluster: "blue", weight: 1), (cluster: "green", weight: 1)])
+            .write(to: foreign, atomically: false, encoding: .utf8)
+        #expect(rename(foreign.path, rig.envoy.routeFile.path) == 0)
+        var live = try await lb.currentWeights()
+        for _ in 0..<200 where live.identity.generation != "by-hand" {
+            try await Task.sleep(for: .milliseconds(10))
+            live = try await lb.currentWeights()
+        }
+        #expect(live.identity.generation == "by-hand")
+        #expect(live.drift.map(\.server) == ["blue", "green"])
+        #expect(live.effectivePercentToTarget == 50)
+    }
+
+    @Test("stats count requests and 5xx per cluster")
+    func statsCountTraffic() async throws {
+        let rig = try EnvoyRig()
+        let lb = try rig.driver()
+        try await lb.apply(percentToTarget: 50)
+        let before = try await lb.stats()
+        let result = try Load.hey(rig.envoy.url, requests: 400, concurrency: 10)
+        let blueServed = try rig.blue.count(), greenServed = try rig.green.count()
+        // Envoy merges histograms at each stats flush (0.5 s in the kit's bootstrap).
+        var middle = try await lb.stats()
+        for _ in 0..<40 where middle.clusters["green"]?.meanResponseTime == nil {
+            try await Task.sleep(for: .milliseconds(100))
+            middle = try await lb.stats()
+        }
+        let blue0 = try #require(before.clusters["blue"]), green0 = try #require(before.clusters["green"])
+        let blue1 = try #require(middle.clusters["blue"]), green1 = try #require(middle.clusters["green"])
+        #expect(result.statusCounts[200] == 400)
+        #expect(blue1.totalRequests - blue0.totalRequests == blueServed)
+        #expect(green1.totalRequests - green0.totalRequests == greenServed)
+        #expect(green1.responses2xx - green0.responses2xx == greenServed)
+        #expect(green1.responses5xx == green0.responses5xx)
+        #expect(green1.totalSessions >= 1)
+        #expect(green1.meanResponseTime != nil)
+        #expect(green1.servers == [ServerHealth(server: "green", status: "healthy", serving: true)])
+
+        try rig.green.servers[0].fail(true)
+        let second = try Load.hey(rig.envoy.url, requests: 400, concurrency: 10)
+        let after = try await lb.stats()
+        let green2 = try #require(after.clusters["green"]), blue2 = try #require(after.clusters["blue"])
+        #expect(green2.responses5xx - green1.responses5xx == second.statusCounts[503, default: 0])
+        #expect(green2.responses5xx > green1.responses5xx)
+        #expect(green2.responses2xx == green1.responses2xx)
+        #expect(blue2.responses5xx == blue1.responses5xx)
+    }
+
+    @Test("drain is unsupported on Envoy, and says so")
+    func drainUnsupported() async throws {
+        let rig = try EnvoyRig()
+        let lb = try rig.driver()
+        let error = try await #require(throws: LoadBalancerError.self) { try await lb.setDrain(cluster: "blue") }
+        #expect(error.code == .unsupported)
+    }
+}
