@@ -129,10 +129,8 @@ public final class EnvoyServer: Sendable {
     public var pid: Int32 { process.pid }
     public func logTail() -> String { process.logTail() }
 
-    /// Asks Envoy to exit through its admin `POST /quitquitquit`, then makes sure by PID.
-    /// (A child of the test runner inherits a signal mask that blocks SIGTERM, which Envoy,
-    /// unlike nginx and HAProxy, does not reset: it would sit out the whole grace period and
-    /// be killed. The admin call makes it exit in milliseconds.)
+    /// Asks Envoy to exit through its admin `POST /quitquitquit` (its own clean shutdown,
+    /// which does not depend on how signals reach it), then makes sure by PID.
     public func stop() {
         if process.isRunning {
             _ = try? Loopback.httpExchange(port: adminPort, request: "POST /quitquitquit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")

@@ -9,66 +9,41 @@ import Foundation
 /// dropped connection, and a dropped connection would skew the counted split.
 public final class NginxBackend: Sendable {
     public let name: String
-    public let port: Int
     public let directory: URL
     public let accessLog: URL
-    private let process: ManagedProcess
+    private let server: NginxServer
 
-    /// Starts nginx for server `name` in a folder of its own under `parent` (or a new
-    /// temporary folder) and waits until it listens.
+    /// Starts nginx (through `NginxServer`) for server `name` in a folder of its own under
+    /// `parent` (or a new temporary folder) and waits until it listens.
     public init(name: String, in parent: URL? = nil) throws {
-        let nginx = try Tools.require("nginx")
         let base = try parent ?? TemporaryDirectory.make("nginx")
         let directory = base.appendingPathComponent("nginx-\(name)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o755])
+        // nginx workers (www-data) test for the fail file: every folder on the way must be open.
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: base.path)
-        let port = try Loopback.freePort()
         let accessLog = directory.appendingPathComponent("access.log")
         let failFile = directory.appendingPathComponent("fail").path
-        let config = """
-            daemon off;
-            master_process on;
-            worker_processes 1;
-            pid \(directory.path)/nginx.pid;
-            error_log \(directory.path)/error.log warn;
-            events { worker_connections 4096; }
-            http {
-                access_log \(accessLog.path);
-                client_body_temp_path \(directory.path)/body;
-                proxy_temp_path \(directory.path)/proxy;
-                fastcgi_temp_path \(directory.path)/fastcgi;
-                uwsgi_temp_path \(directory.path)/uwsgi;
-                scgi_temp_path \(directory.path)/scgi;
-                keepalive_requests 100000;
-                server {
-                    listen 127.0.0.1:\(port);
-                    default_type text/plain;
+        // The server-level access_log overrides NginxServer's http-level `access_log off`.
+        let body = """
+            access_log \(accessLog.path);
+                    keepalive_requests 100000;
                     location / {
                         if (-f \(failFile)) { return 503 "\(name) failing\\n"; }
                         return 200 "\(name)\\n";
                     }
-                }
-            }
-
             """
-        let configFile = directory.appendingPathComponent("nginx.conf")
-        try config.write(to: configFile, atomically: true, encoding: .utf8)
-        let process = try ManagedProcess(name: "nginx \(name)", executable: nginx,
-                                         arguments: ["-p", directory.path, "-c", configFile.path,
-                                                     "-e", directory.appendingPathComponent("error.log").path],
-                                         logFile: directory.appendingPathComponent("stdout.log"))
-        try Loopback.waitForPort(port, of: process)
+        self.server = try NginxServer.start(name: name, body: body, directory: directory)
         self.name = name
-        self.port = port
         self.directory = directory
         self.accessLog = accessLog
-        self.process = process
     }
+
+    public var port: Int { server.port }
 
     /// `127.0.0.1:port`, for a load balancer's server line.
     public var address: String { "127.0.0.1:\(port)" }
-    public var pid: Int32 { process.pid }
+    public var pid: Int32 { server.process.pid }
 
     /// Makes the server answer 503 (`true`) or 200 again (`false`) from the next request on.
     public func fail(_ on: Bool) throws {
@@ -87,7 +62,7 @@ public final class NginxBackend: Sendable {
         return data.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
     }
 
-    public func stop() { process.stop() }
+    public func stop() { server.stop() }
 
-    deinit { process.stop() }
+    deinit { server.stop() }
 }
