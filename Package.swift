@@ -61,8 +61,11 @@ let package = Package(
         // Starts real servers (nginx, HAProxy, Envoy, Prometheus, openssl s_server) on loopback
         // and makes test PKI (TestPKI: the openssl command line; TrustPKI: the OpenSSL C API).
         .target(name: "SwitchoverTestKit", dependencies: ["SwitchoverCore", "COpenSSL"], swiftSettings: swiftSettings),
-        // `swift run -c release SwitchoverBench`: CPU time of the hot paths, printed as a table (bench/).
-        .executableTarget(name: "SwitchoverBench", dependencies: ["SwitchoverTrust", "SwitchoverTestKit", "SwitchoverCore", "COpenSSL"],
+        // Benchmarks, one subcommand each (`trust`, `fleet`), printing markdown tables; built in
+        // release by bench/*.sh.
+        .executableTarget(name: "SwitchoverBench",
+                          dependencies: ["SwitchoverTrust", "SwitchoverDrivers", "SwitchoverNet", "SwitchoverTestKit",
+                                         "SwitchoverCore", "COpenSSL", .product(name: "Logging", package: "swift-log")],
                           swiftSettings: swiftSettings),
 
         .testTarget(name: "SwitchoverCoreTests", dependencies: ["SwitchoverCore", "SwitchoverTestKit"],
