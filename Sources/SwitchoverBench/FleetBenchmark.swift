@@ -95,8 +95,19 @@ enum FleetBenchmark {
                 socats.append(milliseconds(ContinuousClock.now - start))
             }
             row(size, "WeightTranslation.weights (CPU only)", 0, translate)
-            row(size, "driver currentWeights", 1, reads)
+            var statTimes: [Double] = [], rawStats: [Double] = []
+            for _ in 0..<trials {
+                var start = ContinuousClock.now
+                _ = try await driver.stats()
+                statTimes.append(milliseconds(ContinuousClock.now - start))
+                start = ContinuousClock.now
+                _ = try await client.send("show info;show stat \(haproxy.backend) 4 -1")
+                rawStats.append(milliseconds(ContinuousClock.now - start))
+            }
+            row(size, "driver currentWeights (show info;show servers state)", 1, reads)
             row(size, "same line, raw LineClient", 1, rawReads)
+            row(size, "driver stats (show info;show stat)", 1, statTimes)
+            row(size, "same line, raw LineClient", 1, rawStats)
             row(size, "driver apply: read, write, read back", roundTrips, applies)
             row(size, "same lines, raw LineClient", roundTrips, raw)
             row(size, "same lines, socat (one process per line)", roundTrips, socats)

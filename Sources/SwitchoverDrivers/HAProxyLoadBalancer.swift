@@ -81,7 +81,10 @@ public final class HAProxyLoadBalancer: LoadBalancer {
             throw LoadBalancerError(.unknownServer, driver: driver, address: address, server: server.server,
                                     message: "backend '\(backend)' has no server '\(server.server)'; nothing was written")
         }
-        let commands = assignment.all.map { (server: $0.server, command: "set server \(backend)/\($0.server) weight \($0.weight)") }
+        // Only what differs is written: HAProxy 2.6 recounts the whole backend on every weight
+        // change (quadratic at 10,000 servers), and the read-back checks every server anyway.
+        let commands = assignment.all.filter { before.servers[$0.server]?.weight != $0.weight }
+            .map { (server: $0.server, command: "set server \(backend)/\($0.server) weight \($0.weight)") }
         try await run(commands)
         let after = try await readState()
         for server in assignment.all {
@@ -415,54 +418,71 @@ public final class HAProxyLoadBalancer: LoadBalancer {
 }
 
 /// `show stat` CSV, read by the header's column names (the column order differs between
-/// HAProxy versions).
+/// HAProxy versions), in one pass over the UTF-8 bytes keeping only the columns asked for:
+/// at 1,000 servers the answer is about 400 KB, and splitting it into `Substring`s took 90 ms.
 struct CSVTable {
-    let columns: [String: Int]
-    let rows: [[Substring]]
-    let index: [String: Int]
+    static let required = ["pxname", "svname", "scur", "stot", "hrsp_2xx", "hrsp_5xx", "rtime", "status"]
+    static let wanted = required + ["hrsp_1xx", "hrsp_3xx", "hrsp_4xx", "hrsp_other"]
+
+    /// Wanted column values of each row, by `pxname/svname`.
+    private let rows: [String: [String: Substring]]
 
     init(showStat answer: String, driver: String, address: String) throws {
-        var columns: [String: Int]?
-        var rows: [[Substring]] = []
-        for line in answer.split(separator: "\n") {
-            if line.hasPrefix("# pxname") {
-                let names = line.dropFirst(2).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-                columns = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
-            } else if columns != nil, line.contains(",") {
-                rows.append(line.split(separator: ",", omittingEmptySubsequences: false))
+        let bytes = Array(answer.utf8)
+        var positions: [Int: String]?   // column index -> wanted name
+        var pxAt = -1, svAt = -1
+        var rows: [String: [String: Substring]] = [:]
+        var lineStart = 0
+        for index in 0...bytes.count where index == bytes.count || bytes[index] == 10 {
+            let line = lineStart..<index
+            lineStart = index + 1
+            guard line.count > 2 else { continue }
+            if bytes[line.lowerBound] == UInt8(ascii: "#") && bytes[line.lowerBound + 1] == 32 {
+                let names = String(decoding: bytes[(line.lowerBound + 2)..<line.upperBound], as: UTF8.self)
+                    .split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+                var found: [Int: String] = [:]
+                for (at, name) in names.enumerated() where Self.wanted.contains(name) && !found.values.contains(name) {
+                    found[at] = name
+                }
+                for needed in Self.required where !found.values.contains(needed) {
+                    throw LoadBalancerError(.badResponse, driver: driver, address: address,
+                                            message: "show stat has no column '\(needed)'")
+                }
+                positions = found
+                pxAt = found.first { $0.value == "pxname" }!.key
+                svAt = found.first { $0.value == "svname" }!.key
+                continue
+            }
+            guard let positions else { continue }
+            var values: [String: Substring] = [:]
+            var column = 0
+            var fieldStart = line.lowerBound
+            for at in line.lowerBound...line.upperBound where at == line.upperBound || bytes[at] == 44 {
+                if let name = positions[column] {
+                    values[name] = Substring(String(decoding: bytes[fieldStart..<at], as: UTF8.self))
+                }
+                column += 1
+                fieldStart = at + 1
+            }
+            if let px = values["pxname"], let sv = values["svname"], column > max(pxAt, svAt) {
+                rows["\(px)/\(sv)"] = values
             }
         }
-        guard let columns else {
+        guard positions != nil else {
             throw LoadBalancerError(.badResponse, driver: driver, address: address, answer: String(answer.prefix(500)),
                                     message: "show stat gave no '# pxname,...' header")
         }
-        for needed in ["pxname", "svname", "scur", "stot", "hrsp_2xx", "hrsp_5xx", "rtime", "status"]
-        where columns[needed] == nil {
-            throw LoadBalancerError(.badResponse, driver: driver, address: address,
-                                    message: "show stat has no column '\(needed)'")
-        }
-        self.columns = columns
         self.rows = rows
-        let px = columns["pxname"]!, sv = columns["svname"]!
-        var index: [String: Int] = [:]
-        for (at, row) in rows.enumerated() where row.count > max(px, sv) {
-            index["\(row[px])/\(row[sv])"] = at
-        }
-        self.index = index
     }
 
     struct Row {
-        let columns: [String: Int]
-        let fields: [Substring]
-        func string(_ name: String) -> String {
-            guard let at = columns[name], at < fields.count else { return "" }
-            return String(fields[at])
-        }
-        func int(_ name: String) -> Int { Int(string(name)) ?? 0 }
+        let values: [String: Substring]
+        func string(_ name: String) -> String { values[name].map(String.init) ?? "" }
+        func int(_ name: String) -> Int { values[name].flatMap { Int($0) } ?? 0 }
     }
 
-    /// The row of server `svname` in proxy `pxname`.
+    /// The row of server `server` in proxy `proxy`.
     func row(proxy: String, server: String) -> Row? {
-        index["\(proxy)/\(server)"].map { Row(columns: columns, fields: rows[$0]) }
+        rows["\(proxy)/\(server)"].map(Row.init)
     }
 }

@@ -161,6 +161,20 @@ struct HAProxyDriverTests {
         #expect(error.code == .unknownCluster)
     }
 
+    @Test("a write split over several command lines lands whole")
+    func chunkedWrite() async throws {
+        let rig = try HAProxyRig()
+        // 40 bytes a line: one `set server` command (about 32 bytes) per round trip.
+        let lb = try HAProxyLoadBalancer(spec: HAProxySpec(socket: rig.haproxy.socketPath, backend: "app"),
+                                         from: ClusterServers(cluster: "blue", servers: ["blue-1", "blue-2"]),
+                                         to: ClusterServers(cluster: "green", servers: ["green-1", "green-2"]),
+                                         logger: testLogger, maxLineBytes: 40)
+        let assignment = lb.translation.weights(percentToTarget: 30, from: ["blue-1", "blue-2"], to: ["green-1", "green-2"])
+        #expect(lb.commandLines(for: assignment).count == 6)
+        let live = try await lb.apply(assignment)
+        #expect(live.assignment == assignment)
+    }
+
     @Test("an unreachable socket is an error naming the address")
     func unreachableSocket() async throws {
         let lb = try HAProxyLoadBalancer(spec: HAProxySpec(socket: "/nonexistent/admin.sock", backend: "app"),
