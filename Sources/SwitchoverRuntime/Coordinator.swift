@@ -165,6 +165,25 @@ public actor Coordinator {
         }
     }
 
+    /// Carries out one journaled command with no coordinator running (`switchover rollback`
+    /// after the coordinator died): feeds it to the engine and performs what follows until the
+    /// engine has nothing more to do right now, retrying an unverified rollback a few times.
+    /// The caller holds the coordinator lock, so no coordinator starts meanwhile.
+    public func runOffline(_ command: ManualCommand, id: Int64) async throws -> CutoverState {
+        try journalAppend("offlineCommand", "\(command.name) carried out by pid \(getpid()) with no coordinator running")
+        return try await withThrowingDiscardingTaskGroup(returning: CutoverState.self) { group in
+            try await feed(.command(command, id: id), group: &group)
+            var tries = 0
+            while state.phase == .rolledBack, !state.rollbackVerified, tries < 5 {
+                tries += 1
+                try await Task.sleep(for: .milliseconds(200))
+                try await feed(.tick, group: &group)
+            }
+            group.cancelAll()
+            return state
+        }
+    }
+
     /// One loop turn: sample, commands, gate results, tick.
     func turn(group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
         let now = clock()
