@@ -79,7 +79,7 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "SwitchoverDriversTests", dependencies: ["SwitchoverDrivers", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "SwitchoverSignalsTests", dependencies: ["SwitchoverSignals", "SwitchoverTestKit", "SwitchoverNet"],
+        .testTarget(name: "SwitchoverSignalsTests", dependencies: ["SwitchoverSignals", "SwitchoverTestKit", "SwitchoverNet", "SwitchoverDrivers", "SwitchoverCore"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "SwitchoverStoreTests", dependencies: ["SwitchoverStore", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),
