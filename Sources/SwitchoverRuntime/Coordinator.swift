@@ -90,13 +90,23 @@ public actor Coordinator {
         self.lastPrune = now
         var map: [Int: Int64] = [:]
         for intent in unfinishedIntents {
-            if let detail = try? JSONDecoder().decode(WeightsIntentDetail.self, from: Data(intent.detail.utf8)),
-               let id = intent.intentID ?? Optional(intent.sequence) {
-                map[detail.intent] = id
+            if let number = Self.engineIntent(inIntentDetail: intent.detail) {
+                map[number] = intent.intentID ?? intent.sequence
             }
         }
         self.unfinished = map
         self.crashAfterIntent = Coordinator.crashAfterIntentFromEnvironment()
+    }
+
+    /// The engine's intent number in a journaled `setWeights` intent. The journal may keep the
+    /// detail as written or wrap it as `{"action": ..., "detail": {...}}`; both are read.
+    static func engineIntent(inIntentDetail text: String) -> Int? {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else { return nil }
+        if let inner = object["detail"] as? [String: Any] {
+            guard object["action"] as? String == nil || object["action"] as? String == "setWeights" else { return nil }
+            return (inner["intent"] as? NSNumber)?.intValue
+        }
+        return (object["intent"] as? NSNumber)?.intValue
     }
 
     /// The wall clock, in the journal's resolution.
@@ -301,7 +311,7 @@ public actor Coordinator {
             case .runPreflight:
                 // Preflight ran before the run was journaled (a failed one changes nothing);
                 // the engine only asks again on a run that was resumed before it began.
-                try journalAppend("preflightSkipped", "preflight already ran before this coordinator started")
+                try journalAppend("preflight", "preflight passed before the run was journaled (trust, health, live weights)")
             case .record, .notify, .acknowledge, .evaluateGates:
                 break
             }

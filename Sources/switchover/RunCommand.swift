@@ -101,7 +101,7 @@ struct Run: AsyncParsableCommand {
                                       unfinishedIntents: unfinished, reporter: reporter, logger: logger, goal: goal)
         let service = CoordinatorService(coordinator: coordinator, preflight: preflight)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: service)],
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {
