@@ -90,23 +90,12 @@ public actor Coordinator {
         self.lastPrune = now
         var map: [Int: Int64] = [:]
         for intent in unfinishedIntents {
-            if let number = Self.engineIntent(inIntentDetail: intent.detail) {
+            if case .setWeights(let number, _, _, _)? = try? journal.action(ofIntent: intent) {
                 map[number] = intent.intentID ?? intent.sequence
             }
         }
         self.unfinished = map
         self.crashAfterIntent = Coordinator.crashAfterIntentFromEnvironment()
-    }
-
-    /// The engine's intent number in a journaled `setWeights` intent. The journal may keep the
-    /// detail as written or wrap it as `{"action": ..., "detail": {...}}`; both are read.
-    static func engineIntent(inIntentDetail text: String) -> Int? {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else { return nil }
-        if let inner = object["detail"] as? [String: Any] {
-            guard object["action"] as? String == nil || object["action"] as? String == "setWeights" else { return nil }
-            return (inner["intent"] as? NSNumber)?.intValue
-        }
-        return (object["intent"] as? NSNumber)?.intValue
     }
 
     /// The wall clock, in the journal's resolution.
@@ -277,7 +266,7 @@ public actor Coordinator {
     func saveAndPerform(_ next: CutoverState, _ actions: [Action], now: Instant,
                         group: inout ThrowingDiscardingTaskGroup<any Error>) throws {
         state = next
-        try journal.saveState(run: runID, at: now, json: Self.encode(state))
+        try journal.saveState(run: runID, at: now, state)
         for action in actions {
             switch action {
             case .record(let event):
@@ -328,12 +317,11 @@ public actor Coordinator {
             journalIntent = existing
             try journalAppend("intentReapplied", "re-applying unfinished intent \(intent) (journal \(existing)): \(format(percent))% to \(engine.to)")
         } else {
-            let detail = WeightsIntentDetail(intent: intent, percentToTarget: percent, step: step, purpose: purpose)
-            let json = Self.encode(detail)
-            let stateJSON = Self.encode(state)
+            let action = Action.setWeights(intent: intent, percentToTarget: percent, step: step, purpose: purpose)
+            let snapshot = state
             journalIntent = try journal.inTransaction {
-                let id = try journal.beginIntent(run: runID, at: now, action: "setWeights", detail: json)
-                try journal.saveState(run: runID, at: now, json: stateJSON)
+                let id = try journal.beginIntent(run: runID, at: now, action)
+                try journal.saveState(run: runID, at: now, snapshot)
                 return id
             }
             intentsBegun += 1
@@ -406,7 +394,7 @@ public actor Coordinator {
     // MARK: - Journal
 
     func record(_ event: EngineEvent, at now: Instant) throws {
-        try journal.append(JournalEvent(run: runID, at: now, kind: event.kind.rawValue, detail: Self.encode(event)))
+        try journal.append(run: runID, at: now, event)
         if event.kind == .gateEvaluated, let gate = event.gate, let outcome = event.outcome {
             try journal.recordGateEvaluation(GateEvaluationRecord(run: runID, at: now, step: event.step ?? state.step,
                                                                   gate: gate, outcome: outcome))
@@ -429,14 +417,6 @@ public actor Coordinator {
         encoder.outputFormatting = [.sortedKeys]
         return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
-}
-
-/// The detail of a `setWeights` intent row.
-public struct WeightsIntentDetail: Sendable, Hashable, Codable {
-    public var intent: Int
-    public var percentToTarget: Double
-    public var step: Int
-    public var purpose: WeightsPurpose
 }
 
 /// The detail of a `setWeights` result row: what the load balancer read back.

@@ -9,9 +9,10 @@ import SwitchoverNet
 /// journal expects. Each failure is one sentence with the numbers; nothing here writes anything.
 ///
 /// Trust verification is passed in as a function so this module does not depend on how it is
-/// done (the CLI passes `verifyTrust`); it returns the failed checks as sentences.
+/// done (the CLI passes `verifyTrust`); it returns the failed checks as sentences and the
+/// report as JSON, which the run journals as `trustVerified` evidence (the HTML report shows it).
 public struct PreflightChecks: Sendable {
-    public typealias TrustCheck = @Sendable (_ from: Cluster, _ to: Cluster, _ policy: Policy) async -> [String]
+    public typealias TrustCheck = @Sendable (_ from: Cluster, _ to: Cluster, _ policy: Policy) async -> TrustVerdict
 
     public var trust: TrustCheck
     public var http: HTTPClient
@@ -29,11 +30,13 @@ public struct PreflightChecks: Sendable {
     /// (a fresh run: only 0; a resumed run: the verified step, or the step being applied when
     /// the coordinator stopped).
     public func run(from: Cluster, to: Cluster, policy: Policy, loadBalancer: any LoadBalancer,
-                    expectedPercentToTarget: [Double]) async -> PreflightResult {
-        async let trustFailures = trust(from, to, policy)
+                    expectedPercentToTarget: [Double]) async -> PreflightOutcome {
+        async let trustVerdict = trust(from, to, policy)
         async let healthFailures = health(of: [from, to])
         async let weightFailures = weights(loadBalancer, expected: expectedPercentToTarget)
-        return PreflightResult(failures: await trustFailures + healthFailures + weightFailures)
+        let verdict = await trustVerdict
+        return PreflightOutcome(result: PreflightResult(failures: verdict.failures + (await healthFailures) + (await weightFailures)),
+                                trustReportJSON: verdict.reportJSON)
     }
 
     func health(of clusters: [Cluster]) async -> [String] {
@@ -72,6 +75,22 @@ public struct PreflightChecks: Sendable {
         let wanted = expected.map { "\(format($0))%" }.joined(separator: " or ")
         return ["load balancer \(loadBalancer.address): live weights send \(format(liveShare))% to \(loadBalancer.toCluster.cluster) (\(servers)); the journal expects \(wanted)"]
     }
+}
+
+/// What the trust check found: failed checks as sentences, and the whole report as JSON.
+public struct TrustVerdict: Sendable {
+    public var failures: [String]
+    public var reportJSON: String?
+    public init(failures: [String], reportJSON: String?) {
+        self.failures = failures
+        self.reportJSON = reportJSON
+    }
+}
+
+/// The preflight's verdict and the trust evidence to journal with the run.
+public struct PreflightOutcome: Sendable {
+    public var result: PreflightResult
+    public var trustReportJSON: String?
 }
 
 func format(_ value: Double) -> String {

@@ -5,6 +5,7 @@ import ServiceLifecycle
 import SwitchoverCore
 import SwitchoverDrivers
 import SwitchoverNet
+import SwitchoverReport
 import SwitchoverRuntime
 import SwitchoverSignals
 import SwitchoverStore
@@ -77,17 +78,19 @@ struct Run: AsyncParsableCommand {
                    outcome: "promoted", run: run.id, state: done)
             return
         case .fresh:
-            let result = await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
-                                          expectedPercentToTarget: [0])
-            try refuseUnlessPassed(result)
+            let checked = await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
+                                           expectedPercentToTarget: [0])
+            try refuseUnlessPassed(checked.result)
             runID = try journal.startRun(RunRecord(from: from, to: to, policy: policy, startedAt: now(), pid: getpid()))
+            try journalTrust(checked, run: runID, in: journal)
             state = .initial
-            preflight = result
+            preflight = checked.result
         case .resume(let run, let journaled):
-            let result = await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
-                                          expectedPercentToTarget: RunSetup.expectedPercentages(resuming: journaled))
-            try refuseUnlessPassed(result)
+            let checked = await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
+                                           expectedPercentToTarget: RunSetup.expectedPercentages(resuming: journaled))
+            try refuseUnlessPassed(checked.result)
             runID = run.id
+            try journalTrust(checked, run: runID, in: journal)
             state = journaled
             preflight = nil
             unfinished = try journal.unfinishedIntents(run: run.id)
@@ -128,6 +131,12 @@ struct Run: AsyncParsableCommand {
                    outcome: "stopped", run: runID, state: final)
             throw ExitCode(130)
         }
+    }
+
+    /// The trust report as evidence in the journal (`trustVerified`, read by `switchover report`).
+    func journalTrust(_ checked: PreflightOutcome, run: Int64, in journal: SQLiteJournal) throws {
+        guard let json = checked.trustReportJSON else { return }
+        try journal.append(JournalEvent(run: run, at: now(), kind: ReportData.trustEventKind, detail: json))
     }
 
     func refuseUnlessPassed(_ result: PreflightResult) throws {

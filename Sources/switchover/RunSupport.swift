@@ -26,9 +26,13 @@ let preflightTrust: PreflightChecks.TrustCheck = { from, to, policy in
     let probe = from.trust.probe != nil && to.trust.probe != nil
     do {
         let report = try await verifyTrust(from: from, to: to, horizon: policy.trustHorizon, probe: probe, now: Date())
-        return report.checks.filter { $0.status == .fail }.map { "trust: \($0.name): \($0.detail)" }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let json = (try? encoder.encode(report)).map { String(decoding: $0, as: UTF8.self) }
+        return TrustVerdict(failures: report.checks.filter { $0.status == .fail }.map { "trust: \($0.name): \($0.detail)" },
+                            reportJSON: json)
     } catch {
-        return ["trust: \(error)"]
+        return TrustVerdict(failures: ["trust: \(error)"], reportJSON: nil)
     }
 }
 

@@ -47,6 +47,9 @@ struct CutoverIntegrationTests {
         // Every step was started, verified and completed in order.
         let verified = try lab.events().filter { $0.kind == "stepVerified" }.count
         #expect(verified == 4)
+        // The trust report is journaled as preflight evidence.
+        let trust = try #require(try lab.events().first { $0.kind == "trustVerified" })
+        #expect(trust.detail.contains("\"trusted\":true"), "\(trust.detail.prefix(300))")
         let final = try lab.statusJSON()
         #expect(final["phase"] as? String == "promoted")
         #expect((final["liveWeights"] as? [String: Any])?["green"] as? Int == 100)
