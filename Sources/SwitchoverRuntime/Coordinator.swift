@@ -141,6 +141,7 @@ public actor Coordinator {
             var deadline = ContinuousClock.now
             while true {
                 if let outcome = outcome() {
+                    reporter.finish(nil)
                     group.cancelAll()
                     return outcome
                 }
@@ -409,7 +410,7 @@ public actor Coordinator {
     func journalAppend(_ kind: String, _ message: String) throws {
         try journal.append(JournalEvent(run: runID, at: clock(), kind: kind,
                                         detail: Self.encode(["message": message])))
-        logger.info("\(message)", metadata: ["kind": "\(kind)"])
+        reporter.note(kind: kind, message)
     }
 
     static func encode<T: Encodable>(_ value: T) -> String {

@@ -8,12 +8,15 @@ import SwitchoverCore
 public protocol Reporter: Sendable {
     /// An engine event was journaled.
     func event(_ event: EngineEvent, at: Instant)
-    /// A sentence for people (the engine's `notify`, and the coordinator's own).
+    /// A sentence for people (the engine's `notify`).
     func notify(_ message: String)
+    /// The coordinator's own journaled events (started, stopped, intent re-applied, ...).
+    func note(kind: String, _ message: String)
     /// The state after an input; a terminal redraws its progress line from it.
     func progress(_ progress: ProgressSnapshot)
-    /// The run is over (or the coordinator stops): the last line.
-    func finish(_ line: String)
+    /// The coordinator is done: a terminal's progress line is cleared; `line`, when given, is
+    /// the last thing said (the CLI prints the verdict itself, on stdout).
+    func finish(_ line: String?)
 }
 
 /// What the progress line shows.
@@ -75,8 +78,9 @@ public struct LogReporter: Reporter {
     }
 
     public func notify(_ message: String) { logger.notice("\(message)") }
+    public func note(kind: String, _ message: String) { logger.info("\(message)", metadata: ["kind": "\(kind)"]) }
     public func progress(_ progress: ProgressSnapshot) {}
-    public func finish(_ line: String) { logger.notice("\(line)") }
+    public func finish(_ line: String?) { if let line { logger.notice("\(line)") } }
 }
 
 /// A live progress line on a terminal (stderr), redrawn in place, with the events that matter
@@ -88,7 +92,8 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
     private var current = ""
     private let handle = FileHandle.standardError
     private static let shown: Set<EngineEvent.Kind> = [
-        .phaseChanged, .stepStarted, .stepVerified, .stepCompleted, .rollbackStarted, .rollbackVerified, .hardSignal,
+        // `hardSignal` is left out: the `rollbackStarted` that follows says the same.
+        .phaseChanged, .stepStarted, .stepVerified, .stepCompleted, .rollbackStarted, .rollbackVerified,
         .paused, .resumed, .weightsMismatch, .commandAccepted, .commandRefused, .gateHeld,
     ]
 
@@ -101,6 +106,7 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
     }
 
     public func notify(_ message: String) { printAbove(message) }
+    public func note(kind: String, _ message: String) { printAbove(message) }
 
     public func progress(_ progress: ProgressSnapshot) {
         lock.withLock {
@@ -109,9 +115,9 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
         }
     }
 
-    public func finish(_ line: String) {
+    public func finish(_ line: String?) {
         lock.withLock {
-            write("\r\u{1B}[2K" + line + "\n")
+            write("\r\u{1B}[2K" + (line.map { $0 + "\n" } ?? ""))
             current = ""
         }
     }

@@ -94,7 +94,6 @@ struct Run: AsyncParsableCommand {
             state = journaled
             preflight = nil
             unfinished = try journal.unfinishedIntents(run: run.id)
-            logger.info("resuming run \(run.id) at phase \(journaled.phase.rawValue), step \(journaled.step)")
         }
 
         let reporter: any Reporter = isatty(STDERR_FILENO) == 1 ? TerminalReporter() : LogReporter(logger: logger)
