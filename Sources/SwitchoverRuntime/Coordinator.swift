@@ -187,20 +187,27 @@ public actor Coordinator {
     /// One loop turn: sample, commands, gate results, tick.
     func turn(group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
         let now = clock()
+        var sample: LoadBalancerSample?
         do {
-            let sample = try await sampler.sample(at: now)
+            sample = try await sampler.sample(at: now)
+        } catch is CancellationError {
+            return
+        } catch {
+            // A missed sample is not a sample of zeros: the engine simply gets none this turn
+            // (the hard signal and gates judge the next window), and the person is told once.
+            if !sampleFailureLogged {
+                reporter.notify("could not sample the load balancer: \(error)")
+                try journalAppend("sampleFailed", "\(error)")
+                sampleFailureLogged = true
+            }
+        }
+        if let sample {
             if sampleFailureLogged {
                 reporter.notify("load balancer answering again")
                 sampleFailureLogged = false
             }
             try journal.recordSample(run: runID, sample)
             try await feed(.loadBalancerSample(sample), group: &group)
-        } catch let error as LoadBalancerError {
-            if !sampleFailureLogged {
-                reporter.notify("could not sample the load balancer: \(error)")
-                try? journalAppend("sampleFailed", "\(error)")
-                sampleFailureLogged = true
-            }
         }
         for command in try journal.pendingCommands() {
             guard let manual = CommandCodec.decode(name: command.command, arguments: command.arguments) else {
