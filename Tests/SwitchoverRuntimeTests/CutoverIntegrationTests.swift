@@ -1,5 +1,6 @@
 import Foundation
 import SwitchoverCore
+import SwitchoverDrivers
 import SwitchoverStore
 import SwitchoverTestKit
 import Testing
@@ -82,6 +83,36 @@ struct CutoverIntegrationTests {
         #expect(try lab.events().contains { $0.kind == "rollbackVerified" })
         let log = coordinator.logTail(lines: 200)
         #expect(log.contains("rolled back by gate green-errors"), "\(log)")
+    }
+
+    @Test("the hard signal puts all traffic back on blue within about a second of green failing, mid-bake")
+    func hardSignalRollsBackFast() async throws {
+        let lab = try CutoverLab("hard", policy: .init(steps: [25, 100], bake: "30s", hardSignal: (0.2, 10)))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 30, rate: 50, workers: 6)
+        let coordinator = try lab.startCoordinator()
+        defer { coordinator.stop() }
+        try lab.waitFor("step 1 baking", process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        try await Task.sleep(for: .seconds(1))
+
+        let driver = try lab.driver()
+        let started = ContinuousClock.now
+        try lab.green.fail(true)
+        var elapsed: Duration?
+        while ContinuousClock.now - started < .seconds(5) {
+            let live = try await driver.currentWeights()
+            if live.assignment.toTotal == 0 && live.assignment.fromTotal > 0 {
+                elapsed = ContinuousClock.now - started
+                break
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let measured = try #require(elapsed, "no rollback within 5 s")
+        // The target is 1 s; the bound leaves room for a busy 2-core CI machine
+        // (bench/rollback.sh measures the figure properly).
+        #expect(measured < .milliseconds(1500), "rollback took \(measured)")
+        #expect(try lab.waitForExit(coordinator) == 1)
+        #expect(try lab.events().contains { $0.kind == "hardSignal" })
     }
 
     @Test("Prometheus stopped mid-run pauses (no rollback); back again, `resume` continues to promoted")
