@@ -119,8 +119,8 @@ public actor Coordinator {
     /// Runs until the goal is reached, the run is rolled back or aborted, or a graceful
     /// shutdown (SIGINT/SIGTERM through the ServiceGroup) stops it.
     ///
-    /// `initial`: the first input for a fresh run (`.tick`, which asks for preflight; the
-    /// caller has already run it and passes the result as `preflight`), or nil on resume, where
+    /// `preflight`: for a fresh run, the result of the preflight the caller ran before journaling
+    /// the run (the engine's first tick asks for it and gets this answer); nil on resume, where
     /// the engine's `recover` puts the world back where the journal says it is.
     public func run(preflight: PreflightResult?) async throws -> RunOutcome {
         try journalAppend("coordinatorStarted",
@@ -148,7 +148,7 @@ public actor Coordinator {
                 if Task.isShuttingDownGracefully || Task.isCancelled {
                     try journalAppend("coordinatorStopped",
                                       "coordinator stopped by signal at phase \(state.phase.rawValue), step \(state.step), \(format(state.percentToTarget))% to \(engine.to); weights left as they are; `switchover run` resumes")
-                    reporter.finish("stopped: weights left at \(format(state.percentToTarget))% to \(engine.to) (step \(state.step) of \(engine.policy.steps.count)); run `switchover run` again to resume")
+                    reporter.finish(nil)
                     group.cancelAll()
                     return .stopped
                 }
