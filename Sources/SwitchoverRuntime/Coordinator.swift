@@ -60,6 +60,8 @@ public actor Coordinator {
     var unfinished: [Int: Int64]
     var lastPrune: Instant
     var sampleFailureLogged = false
+    /// True while the live weights differ from what this coordinator applied (reported once).
+    var driftReported = false
     var rollbackGate: String?
     var rollbackAt: Instant?
     /// Test hook, see `crashAfterIntentFromEnvironment`.
@@ -188,8 +190,9 @@ public actor Coordinator {
     func turn(group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
         let now = clock()
         var sample: LoadBalancerSample?
+        var live: LiveWeights?
         do {
-            sample = try await sampler.sample(at: now)
+            (sample, live) = try await sampler.sampleWithWeights(at: now)
         } catch is CancellationError {
             return
         } catch {
@@ -209,6 +212,7 @@ public actor Coordinator {
             try journal.recordSample(run: runID, sample)
             try await feed(.loadBalancerSample(sample), group: &group)
         }
+        if let live { try await watchDrift(live, group: &group) }
         for command in try journal.pendingCommands() {
             guard let manual = CommandCodec.decode(name: command.command, arguments: command.arguments) else {
                 try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
@@ -231,6 +235,26 @@ public actor Coordinator {
             lastPrune = at
             let pruned = try journal.pruneSamples(now: at, retention: .standard)
             if pruned > 0 { logger.debug("pruned samples", metadata: ["rows": "\(pruned)"]) }
+        }
+    }
+
+    /// Weights changed behind the coordinator's back (the load balancer restarted and went back
+    /// to its configured weights, or someone set a weight by hand): the traffic split is not the
+    /// one being judged, so a shifting run pauses and says why; `resume` re-applies the step's
+    /// weights. Reported once per episode; it ends when the weights are as applied again.
+    func watchDrift(_ live: LiveWeights, group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
+        guard live.hasDrift, state.pendingWeights == nil else {
+            if !live.hasDrift { driftReported = false }
+            return
+        }
+        guard !driftReported else { return }
+        driftReported = true
+        let what = (live.restarted ? ["the load balancer restarted (\(live.identity))"] : [])
+            + live.drift.map(\.description)
+        let why = "live weights differ from those applied: " + what.joined(separator: "; ")
+        try journalAppend("weightsDrift", why)
+        if state.phase == .shifting {
+            try await feed(.command(.pause(reason: why), id: nil), group: &group)
         }
     }
 

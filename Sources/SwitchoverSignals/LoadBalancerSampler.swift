@@ -20,14 +20,22 @@ public struct LoadBalancerSampler: Sendable {
     }
 
     public func sample(at now: Instant) async throws -> LoadBalancerSample {
+        try await sampleWithWeights(at: now).sample
+    }
+
+    /// The sample and, with `includeWeights`, the live weights it read (with the driver's view
+    /// of a restart or drift since its last write, which the coordinator reacts to).
+    public func sampleWithWeights(at now: Instant) async throws -> (sample: LoadBalancerSample, live: LiveWeights?) {
         let stats = try await loadBalancer.stats()
         var weights: [String: Int] = [:]
+        var live: LiveWeights?
         if includeWeights {
-            let live = try await loadBalancer.currentWeights()
-            weights[loadBalancer.fromCluster.cluster] = live.assignment.fromTotal
-            weights[loadBalancer.toCluster.cluster] = live.assignment.toTotal
+            let read = try await loadBalancer.currentWeights()
+            weights[loadBalancer.fromCluster.cluster] = read.assignment.fromTotal
+            weights[loadBalancer.toCluster.cluster] = read.assignment.toTotal
+            live = read
         }
-        return Self.sample(stats, weights: weights, at: now)
+        return (Self.sample(stats, weights: weights, at: now), live)
     }
 
     /// The engine's view of a driver's statistics. Responses count every class (2xx, 5xx and

@@ -65,6 +65,28 @@ struct CutoverControlTests {
         #expect(blue == 0 && green > 0)
     }
 
+    @Test("HAProxy restarted mid-bake forgets the weights: the run pauses saying so, and `resume` re-applies the step")
+    func loadBalancerRestartPauses() async throws {
+        let lab = try CutoverLab("restart", policy: .init(bake: "3s"))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 40)
+        let coordinator = try lab.startCoordinator()
+        defer { coordinator.stop() }
+        let baking = try lab.waitFor("step 2 baking", process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
+        try lab.haproxy.restart()
+        let paused = try lab.waitFor("paused", process: coordinator) { $0.phase == .paused }
+        #expect(paused.step == baking.step)
+        #expect(paused.reason?.contains("live weights differ") == true, "\(paused.reason ?? "")")
+        #expect(try lab.events().contains { $0.kind == "weightsDrift" })
+
+        let resume = try lab.cli(["resume"])
+        #expect(resume.exitCode == 0, "\(resume.stdout) \(resume.stderr)")
+        let exit = try lab.waitForExit(coordinator)
+        #expect(exit == 0, "\(coordinator.logTail(lines: 20))")
+        let (blue, green) = try await lab.liveWeights()
+        #expect(blue == 0 && green > 0)
+    }
+
     @Test("SIGINT stops the coordinator and leaves the weights; with no coordinator `pause` refuses and `rollback` rolls back itself")
     func interruptThenOfflineRollback() async throws {
         let lab = try CutoverLab("sigint", policy: .init(bake: "3s"))
