@@ -44,7 +44,11 @@ final class CutoverLab: @unchecked Sendable {
         try writeConfiguration(policy)
     }
 
-    deinit { stopAll() }
+    deinit {
+        stopAll()
+        // Failures quote the logs they need (logTail) before this point.
+        try? FileManager.default.removeItem(at: folder)
+    }
 
     func stopAll() {
         load?.stop(grace: 1)
