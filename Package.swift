@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        // The coordinator's loop as a Service: graceful shutdown on SIGTERM/SIGINT.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // C bridges: found through pkg-config; shim.h wraps what Swift cannot import
@@ -46,7 +48,8 @@ let package = Package(
         .target(name: "SwitchoverRuntime",
                 dependencies: ["SwitchoverCore", "SwitchoverNet", "SwitchoverTrust", "SwitchoverDrivers",
                                "SwitchoverSignals", "SwitchoverStore",
-                               .product(name: "Logging", package: "swift-log")],
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                 swiftSettings: swiftSettings),
         // The HTML report of a run: a pure renderer over what the journal holds.
         .target(name: "SwitchoverReport", dependencies: ["SwitchoverCore", "SwitchoverStore"],
@@ -54,7 +57,10 @@ let package = Package(
         .executableTarget(name: "switchover",
                           dependencies: ["SwitchoverRuntime", "SwitchoverCore", "SwitchoverTrust",
                                          "SwitchoverDrivers", "SwitchoverStore", "SwitchoverReport",
+                                         "SwitchoverSignals",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                                         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: swiftSettings),
 
@@ -76,11 +82,12 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "SwitchoverDriversTests", dependencies: ["SwitchoverDrivers", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "SwitchoverSignalsTests", dependencies: ["SwitchoverSignals", "SwitchoverTestKit"],
+        .testTarget(name: "SwitchoverSignalsTests", dependencies: ["SwitchoverSignals", "SwitchoverTestKit", "SwitchoverNet", "SwitchoverDrivers", "SwitchoverCore"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "SwitchoverStoreTests", dependencies: ["SwitchoverStore", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "SwitchoverRuntimeTests", dependencies: ["SwitchoverRuntime", "SwitchoverTestKit"],
+        .testTarget(name: "SwitchoverRuntimeTests", dependencies: ["SwitchoverRuntime", "SwitchoverTestKit", "SwitchoverStore",
+                                                             "SwitchoverDrivers", "SwitchoverCore"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "SwitchoverReportTests", dependencies: ["SwitchoverReport", "SwitchoverStore", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),

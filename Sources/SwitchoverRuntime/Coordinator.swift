@@ -1,0 +1,480 @@
+import Foundation
+import Logging
+import Synchronization
+import ServiceLifecycle
+import SwitchoverCore
+import SwitchoverDrivers
+import SwitchoverSignals
+import SwitchoverStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where `switchover run` stops. Today only `promoted`; `drained` is the hook for the drain
+/// issue (the engine already moves a promoted run to `draining` on the next tick, so the
+/// coordinator simply stops feeding it once the goal is reached).
+public enum RunGoal: String, Sendable, CaseIterable {
+    case promoted
+}
+
+/// How a run (or one coordinator's share of it) ended.
+public enum RunOutcome: Sendable, Equatable {
+    case promoted
+    /// `gate` is the gate whose failures caused it (nil for the hard signal or a command).
+    case rolledBack(reason: String, gate: String?, at: Instant?)
+    case aborted(reason: String)
+    /// Stopped by SIGINT/SIGTERM: weights left as they are, the run can be resumed.
+    case stopped
+}
+
+/// The coordinator of one run: the only process that moves weights for its journal.
+///
+/// Data flows one way per tick: load-balancer sample → engine → actions → driver → journal.
+/// Every `policy.sampling` it takes a sample (journaled), feeds it to the engine (the hard
+/// signal reacts on the sample itself), feeds pending manual commands and finished gate
+/// evaluations, then a tick. External gates (Prometheus) run concurrently in child tasks, so a
+/// Prometheus that hangs never delays the sampling loop. Every input's resulting state is
+/// journaled; every weight change is journaled as an intent before it is performed and as a
+/// result after its read-back (the intent and the state expecting it in one transaction).
+///
+/// An actor because gate evaluations finish on other tasks and hand their results in; the
+/// journal is only touched from here.
+public actor Coordinator {
+    public let engine: CutoverEngine
+    public let runID: Int64
+    let journal: any JournalStore
+    let loadBalancer: any LoadBalancer
+    let sampler: LoadBalancerSampler
+    let sources: [String: any SignalSource]
+    let reporter: any Reporter
+    let logger: Logger
+    let goal: RunGoal
+    let startedAt: Instant
+    let clock: @Sendable () -> Instant
+
+    var state: CutoverState
+    /// Gate results handed in by evaluation tasks, fed at the next loop turn.
+    var inbox: [EngineInput] = []
+    /// Engine intent number → journal intent id, for intents journaled but not finished before
+    /// a crash: re-applying one finishes that same journal intent (exactly once), not a new one.
+    var unfinished: [Int: Int64]
+    var lastPrune: Instant
+    var sampleFailureLogged = false
+    /// True while the live weights differ from what this coordinator applied (reported once).
+    var driftReported = false
+    var rollbackGate: String?
+    var rollbackAt: Instant?
+    /// Test hook, see `crashAfterIntentFromEnvironment`.
+    let crashAfterIntent: Int?
+    var intentsBegun = 0
+
+    /// - Parameters:
+    ///   - state: the state to start from (`.initial` for a fresh run, the journaled snapshot
+    ///     on resume).
+    ///   - unfinishedIntents: the journal's unfinished intents of this run (on resume).
+    public init(engine: CutoverEngine, runID: Int64, journal: sending any JournalStore,
+                loadBalancer: any LoadBalancer, sources: [String: any SignalSource], state: CutoverState,
+                unfinishedIntents: [JournalEvent], reporter: any Reporter, logger: Logger, goal: RunGoal = .promoted,
+                clock: @escaping @Sendable () -> Instant = Coordinator.wallClock) {
+        self.engine = engine
+        self.runID = runID
+        self.journal = journal
+        self.loadBalancer = loadBalancer
+        self.sampler = LoadBalancerSampler(loadBalancer: loadBalancer)
+        self.sources = sources
+        self.reporter = reporter
+        self.logger = logger
+        self.goal = goal
+        self.clock = clock
+        self.state = state
+        let now = clock()
+        self.startedAt = now
+        self.lastPrune = now
+        var map: [Int: Int64] = [:]
+        for intent in unfinishedIntents {
+            if case .setWeights(let number, _, _, _)? = try? journal.action(ofIntent: intent) {
+                map[number] = intent.intentID ?? intent.sequence
+            }
+        }
+        self.unfinished = map
+        self.crashAfterIntent = Coordinator.crashAfterIntentFromEnvironment()
+    }
+
+    /// The wall clock, in the journal's resolution.
+    public static let wallClock: @Sendable () -> Instant = {
+        Instant(millisecondsSinceEpoch: Int64((Date().timeIntervalSince1970 * 1000).rounded()))
+    }
+
+    /// TEST ONLY. `SWITCHOVER_TEST_CRASH_AFTER_INTENT=N` makes the coordinator `_exit(137)` right
+    /// after it has journaled its N-th weight intent in this process, before performing it:
+    /// the crash between intent and result that resume must repair. Unset in normal use; it is
+    /// read once, and nothing else depends on it.
+    static func crashAfterIntentFromEnvironment() -> Int? {
+        guard let raw = ProcessInfo.processInfo.environment["SWITCHOVER_TEST_CRASH_AFTER_INTENT"] else { return nil }
+        return Int(raw)
+    }
+
+    public var currentState: CutoverState { state }
+
+    // MARK: - The loop
+
+    /// Runs until the goal is reached, the run is rolled back or aborted, or a graceful
+    /// shutdown (SIGINT/SIGTERM through the ServiceGroup) stops it.
+    ///
+    /// `preflight`: for a fresh run, the result of the preflight the caller ran before journaling
+    /// the run (the engine's first tick asks for it and gets this answer); nil on resume, where
+    /// the engine's `recover` puts the world back where the journal says it is.
+    public func run(preflight: PreflightResult?) async throws -> RunOutcome {
+        try journalAppend("coordinatorStarted",
+                          "coordinator pid \(getpid()) \(preflight == nil ? "resumed" : "started") run \(runID) at phase \(state.phase.rawValue), step \(state.step)")
+        return try await withThrowingDiscardingTaskGroup(returning: RunOutcome.self) { group in
+            if let preflight {
+                try await feed(.tick, group: &group)
+                if state.phase == .preflight { try await feed(.preflight(preflight), group: &group) }
+            } else {
+                let now = clock()
+                let (recovered, actions) = engine.recover(state, now: now)
+                try saveAndPerform(recovered, actions, now: now, group: &group)
+                try await performPending(actions, group: &group)
+            }
+            try acknowledgeStaleCommands()
+
+            let period = engine.policy.sampling
+            var deadline = ContinuousClock.now
+            while true {
+                if let outcome = outcome() {
+                    reporter.finish(nil)
+                    group.cancelAll()
+                    return outcome
+                }
+                if Task.isShuttingDownGracefully || Task.isCancelled {
+                    try journalAppend("coordinatorStopped",
+                                      "coordinator stopped by signal at phase \(state.phase.rawValue), step \(state.step), \(format(state.percentToTarget))% to \(engine.to); weights left as they are; `switchover run` resumes")
+                    reporter.finish(nil)
+                    group.cancelAll()
+                    return .stopped
+                }
+                try await turn(group: &group)
+                deadline = deadline.advanced(by: period)
+                let now = ContinuousClock.now
+                if deadline < now { deadline = now }
+                do {
+                    try await Task.sleep(until: deadline, clock: .continuous)
+                } catch {
+                    // Cancelled: the loop notices above and stops.
+                }
+            }
+        }
+    }
+
+    /// Carries out one journaled command with no coordinator running (`switchover rollback`
+    /// after the coordinator died): feeds it to the engine and performs what follows until the
+    /// engine has nothing more to do right now, retrying an unverified rollback a few times.
+    /// The caller holds the coordinator lock, so no coordinator starts meanwhile.
+    public func runOffline(_ command: ManualCommand, id: Int64) async throws -> CutoverState {
+        try journalAppend("offlineCommand", "\(command.name) carried out by pid \(getpid()) with no coordinator running")
+        return try await withThrowingDiscardingTaskGroup(returning: CutoverState.self) { group in
+            try await feed(.command(command, id: id), group: &group)
+            var tries = 0
+            while state.phase == .rolledBack, !state.rollbackVerified, tries < 5 {
+                tries += 1
+                try await Task.sleep(for: .milliseconds(200))
+                try await feed(.tick, group: &group)
+            }
+            group.cancelAll()
+            return state
+        }
+    }
+
+    /// One loop turn: sample, commands, gate results, tick.
+    func turn(group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
+        let now = clock()
+        var sample: LoadBalancerSample?
+        var live: LiveWeights?
+        do {
+            (sample, live) = try await sampler.sampleWithWeights(at: now)
+        } catch is CancellationError {
+            return
+        } catch {
+            // A missed sample is not a sample of zeros: the engine simply gets none this turn
+            // (the hard signal and gates judge the next window), and the person is told once.
+            if !sampleFailureLogged {
+                reporter.notify("could not sample the load balancer: \(error)")
+                try journalAppend("sampleFailed", "\(error)")
+                sampleFailureLogged = true
+            }
+        }
+        if let sample {
+            if sampleFailureLogged {
+                reporter.notify("load balancer answering again")
+                sampleFailureLogged = false
+            }
+            try journal.recordSample(run: runID, sample)
+            try await feed(.loadBalancerSample(sample), group: &group)
+        }
+        if let live { try await watchDrift(live, group: &group) }
+        for command in try journal.pendingCommands() {
+            guard let manual = CommandCodec.decode(name: command.command, arguments: command.arguments) else {
+                try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
+                                               outcome: "unknown command '\(command.command)'")
+                continue
+            }
+            try await feed(.command(manual, id: command.id), group: &group)
+            // The engine acknowledges every command it is given an id for; make sure of it.
+            if let record = try journal.command(command.id), record.acknowledgedAt == nil {
+                try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
+                                               outcome: "\(manual.name) had no effect in phase \(state.phase.rawValue)")
+            }
+        }
+        let results = inbox
+        inbox = []
+        for input in results { try await feed(input, group: &group) }
+        try await feed(.tick, group: &group)
+        let at = clock()
+        if at - lastPrune >= .seconds(60) {
+            lastPrune = at
+            let pruned = try journal.pruneSamples(now: at, retention: .standard)
+            if pruned > 0 { logger.debug("pruned samples", metadata: ["rows": "\(pruned)"]) }
+        }
+    }
+
+    /// Weights changed behind the coordinator's back (the load balancer restarted and went back
+    /// to its configured weights, or someone set a weight by hand): the traffic split is not the
+    /// one being judged, so a shifting run pauses and says why; `resume` re-applies the step's
+    /// weights. Reported once per episode; it ends when the weights are as applied again.
+    func watchDrift(_ live: LiveWeights, group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
+        guard live.hasDrift, state.pendingWeights == nil else {
+            if !live.hasDrift { driftReported = false }
+            return
+        }
+        guard !driftReported else { return }
+        driftReported = true
+        let what = (live.restarted ? ["the load balancer restarted (\(live.identity))"] : [])
+            + live.drift.map(\.description)
+        let why = "live weights differ from those applied: " + what.joined(separator: "; ")
+        try journalAppend("weightsDrift", why)
+        if state.phase == .shifting {
+            try await feed(.command(.pause(reason: why), id: nil), group: &group)
+        }
+    }
+
+    /// Commands left from before this coordinator started (submitted while none was running)
+    /// are refused rather than carried out late: a person who typed `rollback` an hour ago while
+    /// nothing listened must not have it happen now by surprise.
+    func acknowledgeStaleCommands() throws {
+        for command in try journal.pendingCommands() where command.issuedAt < startedAt {
+            try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
+                                           outcome: "issued while no coordinator was running; not carried out")
+        }
+    }
+
+    func outcome() -> RunOutcome? {
+        switch state.phase {
+        case .promoted, .draining, .drained, .decommissioned:
+            return goal == .promoted ? .promoted : nil
+        case .rolledBack:
+            guard state.rollbackVerified, state.pendingWeights == nil else { return nil }
+            return .rolledBack(reason: state.reason ?? "rolled back", gate: rollbackGate, at: rollbackAt)
+        case .aborted:
+            return .aborted(reason: state.reason ?? "aborted")
+        default:
+            return nil
+        }
+    }
+
+    // MARK: - Inputs and actions
+
+    /// One input to the engine: journal the new state, then perform the actions.
+    func feed(_ input: EngineInput, group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
+        let now = clock()
+        let (next, actions) = engine.next(state, input, now: now)
+        try saveAndPerform(next, actions, now: now, group: &group)
+        try await performPending(actions, group: &group)
+    }
+
+    /// Adopts `next`, saves it, and performs every action that needs no awaiting (records,
+    /// notifications, acknowledgements, starting gate evaluations). Weight changes and drain
+    /// changes are done by `performPending`, after the state that expects them is journaled.
+    func saveAndPerform(_ next: CutoverState, _ actions: [Action], now: Instant,
+                        group: inout ThrowingDiscardingTaskGroup<any Error>) throws {
+        state = next
+        try journal.saveState(run: runID, at: now, state)
+        for action in actions {
+            switch action {
+            case .record(let event):
+                try record(event, at: now)
+            case .notify(let message):
+                reporter.notify(message)
+            case .acknowledge(let id, let accepted, let detail):
+                try journal.acknowledgeCommand(id, at: now, accepted: accepted, outcome: detail)
+            case .evaluateGates(let evaluation, let gates):
+                startEvaluation(evaluation, gates: gates, group: &group)
+            case .runPreflight, .setWeights, .setDrain, .setReady, .forceCloseSessions:
+                break
+            }
+        }
+        reporter.progress(ProgressSnapshot(state: state, policy: engine.policy, to: engine.to, now: now))
+    }
+
+    func performPending(_ actions: [Action], group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
+        for action in actions {
+            switch action {
+            case .setWeights(let intent, let percent, let step, let purpose):
+                let result = try await setWeights(intent: intent, percent: percent, step: step, purpose: purpose)
+                try await feed(.weightsApplied(intent: intent, result: result), group: &group)
+            case .setDrain(let cluster):
+                try await simpleIntent("setDrain", cluster: cluster) { try await self.loadBalancer.setDrain(cluster: cluster) }
+            case .setReady(let cluster):
+                try await simpleIntent("setReady", cluster: cluster) { try await self.loadBalancer.setReady(cluster: cluster) }
+            case .forceCloseSessions(let cluster):
+                // Belongs to the drain issue; journaled so nobody believes it happened.
+                try journalAppend("unsupported", "forceCloseSessions(\(cluster)) is not implemented by this coordinator")
+            case .runPreflight:
+                // Preflight ran before the run was journaled (a failed one changes nothing);
+                // the engine only asks again on a run that was resumed before it began.
+                try journalAppend("preflight", "preflight passed before the run was journaled (trust, health, live weights)")
+            case .record, .notify, .acknowledge, .evaluateGates:
+                break
+            }
+        }
+    }
+
+    /// Write-ahead weight change: intent (with the state expecting it) → apply and read back →
+    /// result. An unfinished intent from before a crash with the same engine intent number is
+    /// finished instead of writing a new one.
+    func setWeights(intent: Int, percent: Double, step: Int, purpose: WeightsPurpose) async throws -> WeightsReadBack {
+        let now = clock()
+        let journalIntent: Int64
+        if let existing = unfinished.removeValue(forKey: intent) {
+            journalIntent = existing
+            try journalAppend("intentReapplied", "re-applying unfinished intent \(intent) (journal \(existing)): \(format(percent))% to \(engine.to)")
+        } else {
+            let action = Action.setWeights(intent: intent, percentToTarget: percent, step: step, purpose: purpose)
+            let snapshot = state
+            journalIntent = try journal.inTransaction {
+                let id = try journal.beginIntent(run: runID, at: now, action)
+                try journal.saveState(run: runID, at: now, snapshot)
+                return id
+            }
+            intentsBegun += 1
+            if let crashAfterIntent, intentsBegun == crashAfterIntent {
+                logger.warning("SWITCHOVER_TEST_CRASH_AFTER_INTENT: exiting right after journaling intent \(intent)")
+                _exit(137)
+            }
+        }
+        let result: WeightsReadBack
+        var ok = false
+        var detail: String
+        do {
+            let live = try await loadBalancer.apply(percentToTarget: percent)
+            let wanted = loadBalancer.translation.weights(percentToTarget: percent, from: loadBalancer.fromCluster.servers,
+                                                          to: loadBalancer.toCluster.servers)
+            let effective = live.effectivePercentToTarget
+            if abs(effective - wanted.effectivePercentToTarget) < 1e-6 {
+                result = .verified(percentToTarget: effective)
+                ok = true
+            } else {
+                result = .mismatch(detail: "asked for \(format(wanted.effectivePercentToTarget))%, read back \(format(effective))%")
+            }
+            detail = Self.encode(WeightsResultDetail(percentToTarget: effective,
+                                                     servers: Dictionary(live.assignment.all.map { ($0.server, $0.weight) },
+                                                                         uniquingKeysWith: { a, _ in a }),
+                                                     error: nil))
+        } catch {
+            result = .mismatch(detail: "\(error)")
+            detail = Self.encode(WeightsResultDetail(percentToTarget: nil, servers: [:], error: "\(error)"))
+        }
+        try journal.finishIntent(journalIntent, at: clock(), ok: ok, detail: detail)
+        return result
+    }
+
+    func simpleIntent(_ action: String, cluster: String, _ body: @Sendable () async throws -> Void) async throws {
+        let id = try journal.beginIntent(run: runID, at: clock(), action: action, detail: "{\"cluster\":\"\(cluster)\"}")
+        do {
+            try await body()
+            try journal.finishIntent(id, at: clock(), ok: true, detail: "{}")
+        } catch {
+            try journal.finishIntent(id, at: clock(), ok: false, detail: "\(error)")
+            reporter.notify("\(action) \(cluster) failed: \(error)")
+        }
+    }
+
+    func startEvaluation(_ evaluation: Int, gates: [String], group: inout ThrowingDiscardingTaskGroup<any Error>) {
+        let chosen = gates.map { ($0, sources[$0]) }
+        group.addTask { [weak self] in
+            let results = await withTaskGroup(of: GateResult.self, returning: [GateResult].self) { inner in
+                for (gate, source) in chosen {
+                    inner.addTask {
+                        guard let source else {
+                            return GateResult(gate: gate, outcome: .error("no signal source for gate \(gate)"))
+                        }
+                        return GateResult(gate: gate, outcome: await source.evaluate())
+                    }
+                }
+                var all: [GateResult] = []
+                for await result in inner { all.append(result) }
+                return all.sorted { $0.gate < $1.gate }
+            }
+            await self?.deliver(.gateResults(evaluation: evaluation, results: results))
+        }
+    }
+
+    func deliver(_ input: EngineInput) {
+        inbox.append(input)
+    }
+
+    // MARK: - Journal
+
+    func record(_ event: EngineEvent, at now: Instant) throws {
+        try journal.append(run: runID, at: now, event)
+        if event.kind == .gateEvaluated, let gate = event.gate, let outcome = event.outcome {
+            try journal.recordGateEvaluation(GateEvaluationRecord(run: runID, at: now, step: event.step ?? state.step,
+                                                                  gate: gate, outcome: outcome))
+        }
+        if event.kind == .rollbackStarted {
+            rollbackGate = event.gate
+            rollbackAt = now
+        }
+        reporter.event(event, at: now)
+    }
+
+    func journalAppend(_ kind: String, _ message: String) throws {
+        try journal.append(JournalEvent(run: runID, at: clock(), kind: kind,
+                                        detail: Self.encode(["message": message])))
+        reporter.note(kind: kind, message)
+    }
+
+    static func encode<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}
+
+/// The detail of a `setWeights` result row: what the load balancer read back.
+public struct WeightsResultDetail: Sendable, Hashable, Codable {
+    public var percentToTarget: Double?
+    public var servers: [String: Int]
+    public var error: String?
+}
+
+/// The coordinator as a ServiceLifecycle `Service`: a `ServiceGroup` runs it and turns SIGINT
+/// and SIGTERM into a graceful shutdown, which the loop notices within one sampling period.
+public final class CoordinatorService: Service, Sendable {
+    public let coordinator: Coordinator
+    let preflight: PreflightResult?
+    let result = Mutex<RunOutcome?>(nil)
+
+    public init(coordinator: Coordinator, preflight: PreflightResult?) {
+        self.coordinator = coordinator
+        self.preflight = preflight
+    }
+
+    public func run() async throws {
+        let outcome = try await coordinator.run(preflight: preflight)
+        result.withLock { $0 = outcome }
+    }
+
+    /// The outcome once `run` has returned.
+    public var outcome: RunOutcome? { result.withLock { $0 } }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+import SwitchoverCore
+import SwitchoverDrivers
+import SwitchoverNet
+
+/// The checks before any traffic moves (or before a journaled run resumes): trust both ways,
+/// both clusters' `health` endpoints, and the load balancer reachable with the weights the
+/// journal expects. Each failure is one sentence with the numbers; nothing here writes anything.
+///
+/// Trust verification is passed in as a function so this module does not depend on how it is
+/// done (the CLI passes `verifyTrust`); it returns the failed checks as sentences and the
+/// report as JSON, which the run journals as `trustVerified` evidence (the HTML report shows it).
+public struct PreflightChecks: Sendable {
+    public typealias TrustCheck = @Sendable (_ from: Cluster, _ to: Cluster, _ policy: Policy) async -> TrustVerdict
+
+    public var trust: TrustCheck
+    public var http: HTTPClient
+    /// Time allowed for one health probe.
+    public var healthTimeout: Duration
+
+    public init(trust: @escaping TrustCheck, http: HTTPClient, healthTimeout: Duration = .seconds(3)) {
+        self.trust = trust
+        self.http = http
+        self.healthTimeout = healthTimeout
+    }
+
+    /// Runs every check (they do not stop at the first failure, so a person sees all of them).
+    /// `expectedPercentToTarget`: the shares to TO the journal allows the live weights to be at
+    /// (a fresh run: only 0; a resumed run: the verified step, or the step being applied when
+    /// the coordinator stopped).
+    public func run(from: Cluster, to: Cluster, policy: Policy, loadBalancer: any LoadBalancer,
+                    expectedPercentToTarget: [Double]) async -> PreflightOutcome {
+        async let trustVerdict = trust(from, to, policy)
+        async let healthFailures = health(of: [from, to])
+        async let weightFailures = weights(loadBalancer, expected: expectedPercentToTarget)
+        let verdict = await trustVerdict
+        return PreflightOutcome(result: PreflightResult(failures: verdict.failures + (await healthFailures) + (await weightFailures)),
+                                trustReportJSON: verdict.reportJSON)
+    }
+
+    func health(of clusters: [Cluster]) async -> [String] {
+        var failures: [String] = []
+        for cluster in clusters {
+            guard let url = cluster.health else { continue }
+            do {
+                let response = try await http.execute(HTTPRequest(method: "GET", url: url.absoluteString,
+                                                                  connectTimeout: healthTimeout, timeout: healthTimeout))
+                if !(200..<300).contains(response.status) {
+                    failures.append("cluster \(cluster.name): health \(url.absoluteString) answered HTTP \(response.status)")
+                }
+            } catch {
+                failures.append("cluster \(cluster.name): health \(url.absoluteString) did not answer: \(error)")
+            }
+        }
+        return failures
+    }
+
+    func weights(_ loadBalancer: any LoadBalancer, expected: [Double]) async -> [String] {
+        let live: LiveWeights
+        do {
+            live = try await loadBalancer.currentWeights()
+        } catch {
+            return ["load balancer unreachable: \(error)"]
+        }
+        let translation = loadBalancer.translation
+        let from = loadBalancer.fromCluster.servers, to = loadBalancer.toCluster.servers
+        let liveShare = live.effectivePercentToTarget
+        let matches = expected.contains { percent in
+            let wanted = translation.weights(percentToTarget: percent, from: from, to: to)
+            return abs(wanted.effectivePercentToTarget - liveShare) < 1e-6 && (percent > 0 || live.assignment.toTotal == 0)
+        }
+        if matches { return [] }
+        let servers = live.assignment.all.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
+        let wanted = expected.map { "\(format($0))%" }.joined(separator: " or ")
+        return ["load balancer \(loadBalancer.address): live weights send \(format(liveShare))% to \(loadBalancer.toCluster.cluster) (\(servers)); the journal expects \(wanted)"]
+    }
+}
+
+/// What the trust check found: failed checks as sentences, and the whole report as JSON.
+public struct TrustVerdict: Sendable {
+    public var failures: [String]
+    public var reportJSON: String?
+    public init(failures: [String], reportJSON: String?) {
+        self.failures = failures
+        self.reportJSON = reportJSON
+    }
+}
+
+/// The preflight's verdict and the trust evidence to journal with the run.
+public struct PreflightOutcome: Sendable {
+    public var result: PreflightResult
+    public var trustReportJSON: String?
+}
+
+func format(_ value: Double) -> String {
+    if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
+    return String((value * 100).rounded() / 100)
+}

@@ -1,0 +1,135 @@
+import Foundation
+import Logging
+import SwitchoverCore
+
+/// What the coordinator tells a person. Two shapes, chosen by the CLI: a live progress line on a
+/// terminal (`TerminalReporter`), one log line per event in a pipe (`LogReporter`). The journal
+/// has everything either way.
+public protocol Reporter: Sendable {
+    /// An engine event was journaled.
+    func event(_ event: EngineEvent, at: Instant)
+    /// A sentence for people (the engine's `notify`).
+    func notify(_ message: String)
+    /// The coordinator's own journaled events (started, stopped, intent re-applied, ...).
+    func note(kind: String, _ message: String)
+    /// The state after an input; a terminal redraws its progress line from it.
+    func progress(_ progress: ProgressSnapshot)
+    /// The coordinator is done: a terminal's progress line is cleared; `line`, when given, is
+    /// the last thing said (the CLI prints the verdict itself, on stdout).
+    func finish(_ line: String?)
+}
+
+/// What the progress line shows.
+public struct ProgressSnapshot: Sendable, Hashable {
+    public var phase: Phase
+    public var step: Int
+    public var steps: Int
+    public var percentToTarget: Double
+    public var to: String
+    /// Nil when no bake runs (weights not yet verified, paused).
+    public var bakeRemaining: Duration?
+    /// Latest outcome per gate, by name.
+    public var lastOutcomes: [String: GateVerdict]
+    public var heldBy: [String]
+    public var reason: String?
+
+    public init(state: CutoverState, policy: Policy, to: String, now: Instant) {
+        phase = state.phase
+        step = state.step
+        steps = policy.steps.count
+        percentToTarget = state.percentToTarget
+        self.to = to
+        if let started = state.stepStartedAt, state.phase == .shifting {
+            let left = (started + policy.bake) - now
+            bakeRemaining = left < .zero ? .zero : left
+        }
+        lastOutcomes = state.gates.compactMapValues { $0.last?.verdict }
+        heldBy = state.heldByInconclusiveGates
+        reason = state.reason
+    }
+
+    /// `step 3 of 5 · 25% to green · bake 12s left · gates: errors=pass latency=inconclusive · held by inconclusive gates latency`
+    public var line: String {
+        var parts = ["\(phase.rawValue)", "step \(step) of \(steps)", "\(format(percentToTarget))% to \(to)"]
+        if let bakeRemaining { parts.append("bake \(format((bakeRemaining.secondsValue * 10).rounded() / 10))s left") }
+        if !lastOutcomes.isEmpty {
+            parts.append("gates: " + lastOutcomes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.rawValue)" }
+                .joined(separator: " "))
+        }
+        if !heldBy.isEmpty { parts.append("held by inconclusive gates \(heldBy.joined(separator: ", "))") }
+        if phase == .paused, let reason { parts.append(reason) }
+        return parts.joined(separator: " · ")
+    }
+}
+
+/// One log line per event (swift-log), for pipes and files.
+public struct LogReporter: Reporter {
+    public let logger: Logger
+    public init(logger: Logger) { self.logger = logger }
+
+    public func event(_ event: EngineEvent, at: Instant) {
+        var metadata: Logger.Metadata = ["kind": "\(event.kind.rawValue)"]
+        if let step = event.step { metadata["step"] = "\(step)" }
+        if let gate = event.gate { metadata["gate"] = "\(gate)" }
+        if let outcome = event.outcome { metadata["verdict"] = "\(outcome.verdict.rawValue)" }
+        for (key, value) in event.evidence { metadata[key] = "\(value)" }
+        let level: Logger.Level = event.kind == .gateEvaluated && event.outcome?.verdict == .pass ? .debug : .info
+        logger.log(level: level, "\(event.message)", metadata: metadata)
+    }
+
+    public func notify(_ message: String) { logger.notice("\(message)") }
+    public func note(kind: String, _ message: String) { logger.info("\(message)", metadata: ["kind": "\(kind)"]) }
+    public func progress(_ progress: ProgressSnapshot) {}
+    public func finish(_ line: String?) { if let line { logger.notice("\(line)") } }
+}
+
+/// A live progress line on a terminal (stderr), redrawn in place, with the events that matter
+/// (phase changes, steps, rollbacks, pauses, commands) printed above it.
+///
+/// `@unchecked Sendable`: the last line drawn is guarded by `lock`.
+public final class TerminalReporter: Reporter, @unchecked Sendable {
+    private let lock = NSLock()
+    private var current = ""
+    private let handle = FileHandle.standardError
+    private static let shown: Set<EngineEvent.Kind> = [
+        // `hardSignal` is left out: the `rollbackStarted` that follows says the same.
+        .phaseChanged, .stepStarted, .stepVerified, .stepCompleted, .rollbackStarted, .rollbackVerified,
+        .paused, .resumed, .weightsMismatch, .commandAccepted, .commandRefused, .gateHeld,
+    ]
+
+    public init() {}
+
+    public func event(_ event: EngineEvent, at: Instant) {
+        let failed = event.kind == .gateEvaluated && (event.outcome?.verdict == .fail || event.outcome?.verdict == .error)
+        guard Self.shown.contains(event.kind) || failed else { return }
+        printAbove("\(Self.clock(at)) \(event.message)")
+    }
+
+    public func notify(_ message: String) { printAbove(message) }
+    public func note(kind: String, _ message: String) { printAbove(message) }
+
+    public func progress(_ progress: ProgressSnapshot) {
+        lock.withLock {
+            current = progress.line
+            write("\r\u{1B}[2K" + current)
+        }
+    }
+
+    public func finish(_ line: String?) {
+        lock.withLock {
+            write("\r\u{1B}[2K" + (line.map { $0 + "\n" } ?? ""))
+            current = ""
+        }
+    }
+
+    private func printAbove(_ line: String) {
+        lock.withLock { write("\r\u{1B}[2K" + line + "\n" + current) }
+    }
+
+    private func write(_ text: String) { handle.write(Data(text.utf8)) }
+
+    static func clock(_ at: Instant) -> String {
+        let date = Date(timeIntervalSince1970: at.seconds)
+        return date.formatted(.iso8601.time(includingFractionalSeconds: false))
+    }
+}

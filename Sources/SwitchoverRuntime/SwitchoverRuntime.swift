@@ -1,1 +1,0 @@
-// SwitchoverRuntime: see README.md's architecture section.

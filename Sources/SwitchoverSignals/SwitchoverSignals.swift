@@ -1,1 +1,0 @@
-// SwitchoverSignals: see README.md's architecture section.

@@ -1,0 +1,9 @@
+import ArgumentParser
+import SwitchoverCore
+
+struct Promote: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Skip the remaining steps to 100%, gates still watched for one bake.",
+                                                    discussion: "Exit 0 accepted; 1 refused or no coordinator running.")
+    @OptionGroup var global: GlobalOptions
+    func run() async throws { try await submitToCoordinator(.promote, global: global) }
+}

@@ -1,0 +1,9 @@
+import ArgumentParser
+import SwitchoverCore
+
+struct Resume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Continue a paused cutover (its step's bake starts again).",
+                                                    discussion: "Exit 0 accepted; 1 refused or no coordinator running.")
+    @OptionGroup var global: GlobalOptions
+    func run() async throws { try await submitToCoordinator(.resume, global: global) }
+}

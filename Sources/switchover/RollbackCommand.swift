@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SwitchoverCore
+import SwitchoverDrivers
+import SwitchoverRuntime
+import SwitchoverStore
+
+/// `rollback` is the one control command that also works with no coordinator running: it is
+/// the emergency exit, and a crashed coordinator must not lock people out of it. Then this
+/// process takes the coordinator lock (so no coordinator starts meanwhile), journals the
+/// command, and carries it out through the driver exactly as the coordinator would: intent,
+/// apply, read-back, result, the new state. With a coordinator running it asks that one.
+struct Rollback: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send all traffic back to FROM now.",
+        discussion: """
+            With a coordinator running, asks it and waits for its acknowledgement. With none \
+            running, performs the rollback itself through the load balancer, journaled (needs \
+            --clusters and --policies of the run). Exit 0 accepted (and verified), 1 refused.
+            """)
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var options: ReasonOption
+
+    func run() async throws {
+        let command = ManualCommand.rollback(reason: options.reason)
+        guard let journal = try global.existingJournal(), let (run, state) = try global.latestRun(in: journal) else {
+            refuseControl(command, "no run journaled at \(global.state)", global: global)
+        }
+        if CoordinatorLock.isHeld(statePath: global.state) {
+            return try await submitToCoordinator(command, global: global)
+        }
+        let lock: CoordinatorLock
+        do {
+            lock = try CoordinatorLock(statePath: global.state)
+        } catch let error as StoreError where error.code == .lockHeld {
+            // A coordinator started between the two looks: ask it.
+            return try await submitToCoordinator(command, global: global)
+        }
+        defer { lock.release() }
+
+        let logger = bootstrapLogging()
+        let (_, fromCluster, toCluster, policy) = try global.requirePair(from: run.from, to: run.to, policy: run.policy)
+        let loadBalancer: any LoadBalancer
+        do {
+            loadBalancer = try makeLoadBalancer(policy: policy, from: fromCluster, to: toCluster, logger: logger)
+        } catch {
+            refuseControl(command, "cannot reach the load balancer: \(error)", global: global)
+        }
+        let (name, arguments) = CommandCodec.encode(command)
+        let id = try journal.submitCommand(name, arguments: arguments, at: now())
+        let unfinished = try journal.unfinishedIntents(run: run.id)
+        let coordinator = Coordinator(engine: CutoverEngine(policy: policy, from: run.from, to: run.to), runID: run.id,
+                                      journal: journal, loadBalancer: loadBalancer, sources: [:], state: state,
+                                      unfinishedIntents: unfinished, reporter: LogReporter(logger: logger), logger: logger)
+        let final = try await coordinator.runOffline(command, id: id)
+        guard let reader = try global.existingJournal(), let record = try reader.command(id) else {
+            refuseControl(command, "the command was not journaled", id: id, global: global)
+        }
+        guard record.accepted == true else {
+            refuseControl(command, record.outcome ?? "refused", id: id, global: global)
+        }
+        guard final.rollbackVerified else {
+            refuseControl(command, "rollback started but not verified: \(final.reason ?? "read-back failed"); run `switchover rollback` again",
+                          id: id, global: global)
+        }
+        controlAnswer(command, accepted: true,
+                      detail: "no coordinator was running; rolled back by this process: all traffic on \(run.from), read back from the load balancer",
+                      id: id, global: global)
+    }
+}

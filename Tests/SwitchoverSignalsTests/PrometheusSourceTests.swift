@@ -1,0 +1,104 @@
+import Foundation
+import Logging
+import SwitchoverCore
+import SwitchoverNet
+import SwitchoverSignals
+import SwitchoverTestKit
+import Testing
+
+/// The Prometheus gate against a real Prometheus (Debian's `prometheus`) scraping a real
+/// HAProxy's built-in exporter, and against one that is stopped or never answers.
+@Suite(.serialized)
+struct PrometheusSourceTests {
+    let logger = Logger(label: "test.prometheus")
+
+    func client(timeout: Duration = .seconds(2)) -> PrometheusQuerying {
+        PrometheusQuerying(client: HTTPClient(logger: logger), connectTimeout: .seconds(1), timeout: timeout)
+    }
+
+    func source(_ query: String, url: URL, min: Double? = nil, max: Double? = nil,
+                timeout: Duration = .seconds(2)) -> PrometheusGateSource {
+        PrometheusGateSource(gate: "g", spec: PrometheusGate(url: url, query: query, min: min, max: max),
+                             client: client(timeout: timeout))
+    }
+
+    /// Waits until Prometheus has scraped its target once (`up` has a sample).
+    func waitForFirstScrape(_ url: URL) async throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            if let values = try? await client().query(base: url, "up"), !values.isEmpty { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        Issue.record("Prometheus at \(url) never scraped its target")
+    }
+
+    @Test("a single-sample vector is judged against min and max; empty is inconclusive; a bad query is an error")
+    func realPrometheusOutcomes() async throws {
+        let folder = try TemporaryDirectory.make("signals")
+        let haproxy = try HAProxyServer(servers: [.init(name: "blue-1", address: "127.0.0.1:9", weight: 1)], in: folder)
+        defer { haproxy.stop() }
+        let prometheus = try PrometheusServer(target: "127.0.0.1:\(haproxy.metricsPort)", interval: "1s", in: folder)
+        defer { prometheus.stop() }
+        try await waitForFirstScrape(prometheus.url)
+
+        let pass = await source("up", url: prometheus.url, min: 1, max: 1).evaluate()
+        #expect(pass.verdict == .pass, "\(pass.detail)")
+        #expect(pass.value == 1)
+
+        let fail = await source("up", url: prometheus.url, max: 0.5).evaluate()
+        #expect(fail.verdict == .fail, "\(fail.detail)")
+
+        // A scalar result, with characters that must be URL-encoded (+, spaces).
+        let scalar = await source("scalar(up) + 1", url: prometheus.url, max: 2).evaluate()
+        #expect(scalar.verdict == .pass && scalar.value == 2, "\(scalar.detail)")
+
+        let empty = await source(#"up{job="no-such-job"}"#, url: prometheus.url, max: 1).evaluate()
+        #expect(empty.verdict == .inconclusive, "\(empty.detail)")
+
+        let nan = await source("scalar(vector(0) / vector(0))", url: prometheus.url, max: 1).evaluate()
+        #expect(nan.verdict == .inconclusive, "\(nan.detail)")
+
+        let bad = await source("up[", url: prometheus.url, max: 1).evaluate()
+        #expect(bad.verdict == .error)
+        #expect(bad.detail.contains("bad_data"), "\(bad.detail)")
+
+        // A query over HAProxy's own exporter, as a real gate would use.
+        let exporter = await source(#"sum(haproxy_process_nbthread)"#, url: prometheus.url, min: 1).evaluate()
+        #expect(exporter.verdict == .pass, "\(exporter.detail)")
+    }
+
+    @Test("a stopped Prometheus is an error outcome, returned fast")
+    func stoppedPrometheus() async throws {
+        let folder = try TemporaryDirectory.make("signals")
+        let haproxy = try HAProxyServer(servers: [.init(name: "blue-1", address: "127.0.0.1:9", weight: 1)], in: folder)
+        defer { haproxy.stop() }
+        let prometheus = try PrometheusServer(target: "127.0.0.1:\(haproxy.metricsPort)", interval: "1s", in: folder)
+        let url = prometheus.url
+        try await waitForFirstScrape(url)
+        prometheus.stop()
+
+        let started = ContinuousClock.now
+        let outcome = await source("up", url: url, max: 1).evaluate()
+        #expect(outcome.verdict == .error)
+        #expect(outcome.detail.contains("127.0.0.1:\(url.port!)"), "\(outcome.detail)")
+        #expect(ContinuousClock.now - started < .seconds(1))
+    }
+
+    @Test("a Prometheus that never answers is an error within the query timeout")
+    func silentPrometheus() async throws {
+        let listener = try SilentListener()
+        let url = URL(string: "http://127.0.0.1:\(listener.port)")!
+        let started = ContinuousClock.now
+        let outcome = await source("up", url: url, max: 1, timeout: .milliseconds(500)).evaluate()
+        let elapsed = ContinuousClock.now - started
+        #expect(outcome.verdict == .error, "\(outcome.detail)")
+        #expect(elapsed < .milliseconds(1500), "took \(elapsed)")
+    }
+
+    @Test("queries are percent-encoded so PromQL operators survive")
+    func queryEncoding() {
+        let url = PrometheusQuerying.queryURL(base: URL(string: "http://127.0.0.1:9090/")!,
+                                              query: #"sum(rate(x{a="b c"}[1m])) + 1 & 2"#)
+        #expect(url == "http://127.0.0.1:9090/api/v1/query?query=sum%28rate%28x%7Ba%3D%22b%20c%22%7D%5B1m%5D%29%29%20%2B%201%20%26%202")
+    }
+}
