@@ -6,7 +6,9 @@ import Foundation
 /// and one static cluster per entry of `clusters`, pointing at the given backends.
 ///
 /// The route file starts with the weights given; a driver then replaces it by rename.
-public final class EnvoyServer: Sendable {
+///
+/// `@unchecked Sendable`: `process` changes only in `restart()`, under `lock`.
+public final class EnvoyServer: @unchecked Sendable {
     public let directory: URL
     /// The listener: `http://127.0.0.1:port/`.
     public let port: Int
@@ -16,7 +18,10 @@ public final class EnvoyServer: Sendable {
     public let routeName: String
     /// The HTTP connection manager's `stat_prefix`: stats are `http.<prefix>.rds.<route>.*`.
     public let statPrefix: String
-    private let process: ManagedProcess
+    private let executable: String
+    private let bootstrap: URL
+    private let lock = NSLock()
+    private var process: ManagedProcess
 
     /// `clusters`: Envoy cluster name → backend addresses (`127.0.0.1:port`), in order.
     /// `initialWeights`: the first route file's `weighted_clusters`, by cluster name.
@@ -85,13 +90,9 @@ public final class EnvoyServer: Sendable {
         }
         let bootstrap = directory.appendingPathComponent("envoy.yaml")
         try yaml.write(to: bootstrap, atomically: true, encoding: .utf8)
-        let process = try ManagedProcess(
-            name: "envoy", executable: envoy,
-            arguments: ["-c", bootstrap.path, "--disable-hot-restart", "--log-level", "warn",
-                        "--concurrency", "2"],
-            logFile: directory.appendingPathComponent("envoy.log"))
-        try Loopback.waitForPort(adminPort, of: process, timeout: 30)
-        try Loopback.waitForPort(port, of: process, timeout: 30)
+        let process = try Self.launch(envoy, bootstrap: bootstrap, directory: directory, ports: [adminPort, port])
+        self.executable = envoy
+        self.bootstrap = bootstrap
         self.directory = directory
         self.port = port
         self.adminPort = adminPort
@@ -99,6 +100,23 @@ public final class EnvoyServer: Sendable {
         self.routeName = routeName
         self.statPrefix = statPrefix
         self.process = process
+    }
+
+    private static func launch(_ envoy: String, bootstrap: URL, directory: URL, ports: [Int]) throws -> ManagedProcess {
+        let process = try ManagedProcess(
+            name: "envoy", executable: envoy,
+            arguments: ["-c", bootstrap.path, "--disable-hot-restart", "--log-level", "warn", "--concurrency", "2"],
+            logFile: directory.appendingPathComponent("envoy.log"))
+        for port in ports { try Loopback.waitForPort(port, of: process, timeout: 30) }
+        return process
+    }
+
+    /// Stops Envoy and starts it again from the same bootstrap and the route file as it is
+    /// now, as an operator's restart would (restart-detection tests).
+    public func restart() throws {
+        lock.lock(); defer { lock.unlock() }
+        Self.quit(process, adminPort: adminPort)
+        process = try Self.launch(executable, bootstrap: bootstrap, directory: directory, ports: [adminPort, port])
     }
 
     /// A DiscoveryResponse holding one RouteConfiguration that splits `/` by `weights`.
@@ -126,12 +144,23 @@ public final class EnvoyServer: Sendable {
 
     public var url: String { "http://127.0.0.1:\(port)/" }
     public var adminURL: URL { URL(string: "http://127.0.0.1:\(adminPort)")! }
-    public var pid: Int32 { process.pid }
-    public func logTail() -> String { process.logTail() }
+    public var pid: Int32 {
+        lock.lock(); defer { lock.unlock() }
+        return process.pid
+    }
+    public func logTail() -> String {
+        lock.lock(); defer { lock.unlock() }
+        return process.logTail()
+    }
 
     /// Asks Envoy to exit through its admin `POST /quitquitquit` (its own clean shutdown,
     /// which does not depend on how signals reach it), then makes sure by PID.
     public func stop() {
+        lock.lock(); defer { lock.unlock() }
+        Self.quit(process, adminPort: adminPort)
+    }
+
+    private static func quit(_ process: ManagedProcess, adminPort: Int) {
         if process.isRunning {
             _ = try? Loopback.httpExchange(port: adminPort, request: "POST /quitquitquit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             process.waitForExit(timeout: 5)
@@ -139,5 +168,5 @@ public final class EnvoyServer: Sendable {
         process.stop()
     }
 
-    deinit { stop() }
+    deinit { Self.quit(process, adminPort: adminPort) }
 }

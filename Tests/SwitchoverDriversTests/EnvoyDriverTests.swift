@@ -106,6 +106,23 @@ struct EnvoyDriverTests {
         #expect(live.effectivePercentToTarget == 50)
     }
 
+    @Test("a restarted Envoy is a restart on the next read, even within the same second")
+    func restartIsSeen() async throws {
+        let rig = try EnvoyRig()
+        let lb = try rig.driver()
+        let applied = try await lb.apply(percentToTarget: 50)
+        let oldPid = rig.envoy.pid
+        try rig.envoy.restart()
+        #expect(rig.envoy.pid != oldPid)
+        let live = try await lb.currentWeights()
+        #expect(live.restarted, "identity before \(applied.identity), after \(live.identity)")
+        // The route file survived the restart, so the weights did too: no weight drift.
+        #expect(live.assignment == applied.assignment)
+        #expect(live.drift.isEmpty)
+        let again = try await lb.currentWeights()
+        #expect(!again.restarted, "a restart is reported once")
+    }
+
     @Test("stats count requests and 5xx per cluster")
     func statsCountTraffic() async throws {
         let rig = try EnvoyRig()
