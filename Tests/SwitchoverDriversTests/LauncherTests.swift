@@ -25,7 +25,9 @@ struct LauncherTests {
 
     @Test("a backend answers with its name, and 503 while failing")
     func nginxBackendFaultInjection() throws {
-        let backend = try NginxBackend(name: "blue-7")
+        let directory = try TemporaryDirectory.make("launchers")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let backend = try NginxBackend(name: "blue-7", in: directory)
         defer { backend.stop() }
         func get() throws -> String {
             try Loopback.httpExchange(port: backend.port, request: "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
