@@ -92,6 +92,9 @@ public struct Policy: Sendable, Hashable {
     public var gates: [Gate]
     public var rollback: RollbackSpec
     public var drain: DrainSpec
+    /// True when the policy file has a `drain` section (rather than the defaults): `run` then
+    /// goes on to `drained` by default, since the person asked for the drain to be watched.
+    public var drainDeclared: Bool = false
     public var decommission: DecommissionSpec
     /// Roots and intermediates expiring within this horizon are a trust `warn`.
     public var trustHorizon: Duration

@@ -56,10 +56,12 @@ struct PolicyDecoder {
         }
 
         guard ok, let loadBalancer, let steps, let bake else { return nil }
-        return Policy(name: name, loadBalancer: loadBalancer, steps: steps, bake: bake, interval: interval,
+        var policy = Policy(name: name, loadBalancer: loadBalancer, steps: steps, bake: bake, interval: interval,
                       sampling: sampling, failureThreshold: failureThreshold, pauseAfterErrors: pauseAfterErrors,
                       gates: gates, rollback: rollback, drain: drain, decommission: decommission,
                       trustHorizon: horizon, location: location)
+        policy.drainDeclared = fields.has("drain")
+        return policy
     }
 
     // MARK: Load balancer

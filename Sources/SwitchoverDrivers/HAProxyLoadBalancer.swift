@@ -24,6 +24,15 @@ import SwitchoverNet
 ///   weighted by min(responses, 1024);
 /// - servers: `status` (`UP`, `DOWN`, `DRAIN`, `MAINT`, `no check`); serving unless down,
 ///   draining or in maintenance.
+///
+/// FROM's traffic, for the drain, is what FROM's server rows of this one backend count,
+/// whatever routed it there: the weights, a `use-server` rule, cookie persistence (all of them
+/// reach a server in `drain` state, which is what keeps pinned clients working while FROM
+/// drains). Traffic to FROM's servers through another backend, or straight to them, is not
+/// seen: point such routes at this backend, or they will be cut off by the teardown unseen.
+/// `scur` counts streams (requests in flight, tunnels), not idle client connections: in HTTP
+/// mode an idle keep-alive connection holds nothing on a server, and its next request is
+/// balanced again (to TO once FROM drains).
 public final class HAProxyLoadBalancer: LoadBalancer {
     public let driver = "haproxy"
     public let address: String
@@ -153,6 +162,19 @@ public final class HAProxyLoadBalancer: LoadBalancer {
 
     public func setReady(cluster: String) async throws {
         try await setState("ready", cluster: cluster)
+    }
+
+    /// `shutdown sessions server B/S` for each of `cluster`'s servers: HAProxy closes every
+    /// stream open to them at once (their clients see the connection end). Nothing is read back:
+    /// the next `show stat` shows `scur` falling.
+    public func shutdownSessions(cluster name: String) async throws {
+        let cluster = try servers(ofCluster: name)
+        let before = try await readState()
+        for server in cluster.servers where before.servers[server] == nil {
+            throw LoadBalancerError(.unknownServer, driver: driver, address: address, server: server,
+                                    message: "backend '\(backend)' has no server '\(server)'; nothing was written")
+        }
+        try await run(cluster.servers.map { (server: $0, command: "shutdown sessions server \(backend)/\($0)") })
     }
 
     private func setState(_ state: String, cluster name: String) async throws {

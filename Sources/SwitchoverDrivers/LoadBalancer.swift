@@ -44,9 +44,20 @@ public protocol LoadBalancer: Sendable {
     func setDrain(cluster: String) async throws
     /// Undoes `setDrain`. Throws `.unsupported` where the load balancer has no such notion.
     func setReady(cluster: String) async throws
+    /// Closes every session still open to `cluster`'s servers (policy `drain.forceAfter`: the
+    /// drain's deadline passed and the person chose cut connections over waiting). Throws
+    /// `.unsupported` where the load balancer cannot (the default).
+    func shutdownSessions(cluster: String) async throws
 }
 
 extension LoadBalancer {
+    /// Most load balancers cannot close sessions on demand: say so rather than pretend.
+    public func shutdownSessions(cluster: String) async throws {
+        _ = try servers(ofCluster: cluster)
+        throw LoadBalancerError(.unsupported, driver: driver, address: address,
+                                message: "\(driver) cannot shut down open sessions on demand; they end on their own")
+    }
+
     /// Translates `percentToTarget` with this load balancer's translation and applies it.
     @discardableResult
     public func apply(percentToTarget: Double) async throws -> LiveWeights {

@@ -10,11 +10,14 @@ import SwitchoverStore
 import Glibc
 #endif
 
-/// Where `switchover run` stops. Today only `promoted`; `drained` is the hook for the drain
-/// issue (the engine already moves a promoted run to `draining` on the next tick, so the
-/// coordinator simply stops feeding it once the goal is reached).
+/// Where `switchover run` stops. At `promoted` the coordinator stops before the engine's next
+/// tick would start the drain (FROM's servers are left as they are, weight 0). At `drained` it
+/// goes on: `setDrain(FROM)`, FROM's sessions and counters sampled every `policy.sampling`, and
+/// stops once the drain detector says drained, or at the drain's timeout (what is still open is
+/// reported), or when the run is decommissioned or rolled back meanwhile.
 public enum RunGoal: String, Sendable, CaseIterable {
     case promoted
+    case drained
 }
 
 /// How a run (or one coordinator's share of it) ended.
@@ -25,6 +28,12 @@ public enum RunOutcome: Sendable, Equatable {
     case aborted(reason: String)
     /// Stopped by SIGINT/SIGTERM: weights left as they are, the run can be resumed.
     case stopped
+    /// Goal `drained` reached: `reason` says what the detector saw.
+    case drained(reason: String)
+    /// The drain's `timeout` passed first; `reason` says what is still open.
+    case drainTimedOut(reason: String)
+    /// Decommissioned (by command) while the coordinator tracked the drain.
+    case decommissioned(reason: String)
 }
 
 /// The coordinator of one run: the only process that moves weights for its journal.
@@ -67,6 +76,13 @@ public actor Coordinator {
     /// Test hook, see `crashAfterIntentFromEnvironment`.
     let crashAfterIntent: Int?
     var intentsBegun = 0
+    /// Loop turns (samples) taken by this process: `drained` is only believed after a fresh
+    /// sample, never from a journaled state alone.
+    var turnsTaken = 0
+    /// When the last `drainProgress` event was journaled.
+    var lastDrainProgress: Instant?
+    /// How often a draining run journals its progress (sessions, hold, ETA).
+    let drainProgressEvery: Duration = .seconds(5)
 
     /// - Parameters:
     ///   - state: the state to start from (`.initial` for a fresh run, the journaled snapshot
@@ -171,9 +187,22 @@ public actor Coordinator {
     /// after the coordinator died): feeds it to the engine and performs what follows until the
     /// engine has nothing more to do right now, retrying an unverified rollback a few times.
     /// The caller holds the coordinator lock, so no coordinator starts meanwhile.
+    ///
+    /// A `decommission` first takes a fresh sample of the load balancer: the evidence it is
+    /// judged on and journaled with is FROM as it is now, not as the last coordinator left it
+    /// (traffic that reached FROM since turns a drained run back to draining, and it refuses).
     public func runOffline(_ command: ManualCommand, id: Int64) async throws -> CutoverState {
         try journalAppend("offlineCommand", "\(command.name) carried out by pid \(getpid()) with no coordinator running")
         return try await withThrowingDiscardingTaskGroup(returning: CutoverState.self) { group in
+            if case .decommission = command {
+                do {
+                    let sample = try await sampler.sample(at: clock())
+                    try journal.recordSample(run: runID, sample)
+                    try await feed(.loadBalancerSample(sample), group: &group)
+                } catch {
+                    try journalAppend("sampleFailed", "no fresh sample before decommission (judged on the journaled state): \(error)")
+                }
+            }
             try await feed(.command(command, id: id), group: &group)
             var tries = 0
             while state.phase == .rolledBack, !state.rollbackVerified, tries < 5 {
@@ -188,6 +217,7 @@ public actor Coordinator {
 
     /// One loop turn: sample, commands, gate results, tick.
     func turn(group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
+        turnsTaken += 1
         let now = clock()
         var sample: LoadBalancerSample?
         var live: LiveWeights?
@@ -269,9 +299,20 @@ public actor Coordinator {
     }
 
     func outcome() -> RunOutcome? {
+        if goal == .promoted, [.promoted, .draining, .drained, .decommissioned].contains(state.phase) {
+            return .promoted
+        }
         switch state.phase {
-        case .promoted, .draining, .drained, .decommissioned:
-            return goal == .promoted ? .promoted : nil
+        case .promoted:
+            return nil
+        case .draining:
+            guard let drain = state.drain, drain.status == .timedOut else { return nil }
+            return .drainTimedOut(reason: "not drained after \(formatDuration(engine.policy.drain.timeout)): \(drain.reason)")
+        case .drained:
+            guard turnsTaken > 0 else { return nil }
+            return .drained(reason: state.drain?.reason ?? "drained")
+        case .decommissioned:
+            return .decommissioned(reason: state.reason ?? "drained")
         case .rolledBack:
             guard state.rollbackVerified, state.pendingWeights == nil else { return nil }
             return .rolledBack(reason: state.reason ?? "rolled back", gate: rollbackGate, at: rollbackAt)
@@ -314,6 +355,22 @@ public actor Coordinator {
             }
         }
         reporter.progress(ProgressSnapshot(state: state, policy: engine.policy, to: engine.to, now: now))
+        try journalDrainProgress(now: now)
+    }
+
+    /// While draining, every `drainProgressEvery`: FROM's open sessions, the hold's progress, the
+    /// ETA and the DNS TTL wait, as a `drainProgress` event (what `status` and the report read
+    /// between the detector's own events).
+    func journalDrainProgress(now: Instant) throws {
+        guard state.phase == .draining, state.drain?.lastSample != nil else { return }
+        if let last = lastDrainProgress, now - last < drainProgressEvery { return }
+        lastDrainProgress = now
+        let view = DrainView(state: state, policy: engine.policy, now: now)
+        var evidence = engine.drainEvidence(state, now: now)
+        evidence["eta"] = view?.etaText ?? "unknown"
+        if let ttl = view?.dnsTTLRemaining { evidence["dnsTTLRemainingMilliseconds"] = "\(ttl.milliseconds)" }
+        try record(EngineEvent(.drainProgress, "\(engine.from) draining: " + (view?.summary ?? "no sample yet"),
+                               phase: state.phase, evidence: evidence), at: now)
     }
 
     func performPending(_ actions: [Action], group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
@@ -323,12 +380,21 @@ public actor Coordinator {
                 let result = try await setWeights(intent: intent, percent: percent, step: step, purpose: purpose)
                 try await feed(.weightsApplied(intent: intent, result: result), group: &group)
             case .setDrain(let cluster):
-                try await simpleIntent("setDrain", cluster: cluster) { try await self.loadBalancer.setDrain(cluster: cluster) }
+                // Envoy has no drain state: FROM's weight 0, already verified, is what stops new
+                // requests there, so the drain goes on, and the journal says so.
+                try await simpleIntent("setDrain", cluster: cluster,
+                                       unsupported: "\(cluster)'s verified weight 0 already sends it no new requests") {
+                    try await self.loadBalancer.setDrain(cluster: cluster)
+                }
             case .setReady(let cluster):
-                try await simpleIntent("setReady", cluster: cluster) { try await self.loadBalancer.setReady(cluster: cluster) }
+                try await simpleIntent("setReady", cluster: cluster,
+                                       unsupported: "weights alone decide; the rollback's weights follow") {
+                    try await self.loadBalancer.setReady(cluster: cluster)
+                }
             case .forceCloseSessions(let cluster):
-                // Belongs to the drain issue; journaled so nobody believes it happened.
-                try journalAppend("unsupported", "forceCloseSessions(\(cluster)) is not implemented by this coordinator")
+                try await simpleIntent("shutdownSessions", cluster: cluster, unsupported: nil) {
+                    try await self.loadBalancer.shutdownSessions(cluster: cluster)
+                }
             case .runPreflight:
                 // Preflight ran before the run was journaled (a failed one changes nothing);
                 // the engine only asks again on a run that was resumed before it began.
@@ -388,11 +454,20 @@ public actor Coordinator {
         return result
     }
 
-    func simpleIntent(_ action: String, cluster: String, _ body: @Sendable () async throws -> Void) async throws {
+    /// An intent with no read-back beyond the driver's own. `unsupported`: when the driver says it
+    /// cannot do this and that is fine, why (the intent is finished ok, with the driver's words
+    /// and this); nil when it is a failure like any other.
+    func simpleIntent(_ action: String, cluster: String, unsupported: String? = nil,
+                      _ body: @Sendable () async throws -> Void) async throws {
         let id = try journal.beginIntent(run: runID, at: clock(), action: action, detail: "{\"cluster\":\"\(cluster)\"}")
         do {
             try await body()
             try journal.finishIntent(id, at: clock(), ok: true, detail: "{}")
+        } catch let error as LoadBalancerError where error.code == .unsupported && unsupported != nil {
+            let note = "\(action) \(cluster): unsupported by \(loadBalancer.driver) (\(error.message)); \(unsupported ?? "")"
+            try journal.finishIntent(id, at: clock(), ok: true,
+                                     detail: Self.encode(["unsupported": error.message, "note": unsupported ?? ""]))
+            reporter.notify(note)
         } catch {
             try journal.finishIntent(id, at: clock(), ok: false, detail: "\(error)")
             reporter.notify("\(action) \(cluster) failed: \(error)")

@@ -32,6 +32,8 @@ public struct ProgressSnapshot: Sendable, Hashable {
     public var lastOutcomes: [String: GateVerdict]
     public var heldBy: [String]
     public var reason: String?
+    /// FROM's drain while `draining` or `drained`: open sessions, hold, ETA, DNS TTL wait.
+    public var drain: DrainView?
 
     public init(state: CutoverState, policy: Policy, to: String, now: Instant) {
         phase = state.phase
@@ -46,6 +48,9 @@ public struct ProgressSnapshot: Sendable, Hashable {
         lastOutcomes = state.gates.compactMapValues { $0.last?.verdict }
         heldBy = state.heldByInconclusiveGates
         reason = state.reason
+        if state.phase == .draining || state.phase == .drained {
+            drain = DrainView(state: state, policy: policy, now: now)
+        }
     }
 
     /// `step 3 of 5 · 25% to green · bake 12s left · gates: errors=pass latency=inconclusive · held by inconclusive gates latency`
@@ -58,6 +63,7 @@ public struct ProgressSnapshot: Sendable, Hashable {
         }
         if !heldBy.isEmpty { parts.append("held by inconclusive gates \(heldBy.joined(separator: ", "))") }
         if phase == .paused, let reason { parts.append(reason) }
+        if phase == .draining, let drain { parts.append(drain.summary) }
         return parts.joined(separator: " · ")
     }
 }
@@ -95,6 +101,7 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
         // `hardSignal` is left out: the `rollbackStarted` that follows says the same.
         .phaseChanged, .stepStarted, .stepVerified, .stepCompleted, .rollbackStarted, .rollbackVerified,
         .paused, .resumed, .weightsMismatch, .commandAccepted, .commandRefused, .gateHeld,
+        .drained, .drainActivity, .drainTimedOut, .forceClose, .decommissioned,
     ]
 
     public init() {}

@@ -50,3 +50,49 @@ public enum RunSetup {
         return expected
     }
 }
+
+/// What `switchover drain FROM` finds in the journal: a run of its own to track, or one to go on
+/// with, or a reason to refuse.
+public enum DrainPlan: Sendable {
+    /// No run of FROM under way: journal a drain-only run (the cutover was made elsewhere).
+    case fresh
+    /// The latest run moved traffic from FROM and is promoted or draining (or drained): track its
+    /// drain on (the coordinator re-asserts `setDrain` and takes fresh samples).
+    case resume(run: RunRecord, state: CutoverState)
+    case refuse(String)
+}
+
+extension RunSetup {
+    /// `switchover drain FROM`: resume the latest run's drain when it is FROM's and past promotion,
+    /// start a drain-only run when the latest run is over (or there is none), refuse otherwise.
+    public static func planDrain(journal: any JournalStore, from: String) throws -> DrainPlan {
+        guard let latest = try journal.latestRun(), let snapshot = try journal.loadState(run: latest.id) else { return .fresh }
+        let state: CutoverState
+        do {
+            state = try JSONDecoder().decode(CutoverState.self, from: Data(snapshot.json.utf8))
+        } catch {
+            throw RuntimeError(.corruptState, "run \(latest.id)'s journaled state cannot be read: \(error)")
+        }
+        if state.phase.isFinal { return .fresh }
+        guard latest.from == from else {
+            return .refuse("run \(latest.id) from \(latest.from) to \(latest.to) is not over (phase \(state.phase.rawValue)); finish it before tracking \(from)'s drain")
+        }
+        switch state.phase {
+        case .promoted, .draining, .drained:
+            return .resume(run: latest, state: state)
+        default:
+            return .refuse("run \(latest.id) from \(latest.from) to \(latest.to) is \(state.phase.rawValue): \(from) still takes traffic by design; `switchover run` goes on to the drain once promoted")
+        }
+    }
+
+    /// The state a drain-only run starts from: `promoted` at the policy's last step with the
+    /// live share to TO, so the engine's next tick starts the drain exactly as after a cutover.
+    public static func drainOnlyState(policy: Policy, percentToTarget: Double, now: Instant) -> CutoverState {
+        var state = CutoverState.initial
+        state.phase = .promoted
+        state.step = policy.steps.count
+        state.percentToTarget = percentToTarget
+        state.promotedAt = now
+        return state
+    }
+}

@@ -37,8 +37,11 @@ public final class HAProxyServer: @unchecked Sendable {
     private var process: ManagedProcess
 
     /// Writes the config and starts HAProxy; returns once the frontend and the admin socket answer.
+    ///
+    /// `backendLines`: extra lines in the backend before its servers (e.g. a `use-server` rule
+    /// pinning requests to one server, as sticky clients are pinned while it drains).
     public init(servers: [Server], backend: String = "app", balance: String = "roundrobin",
-                tcpAdmin: Bool = false, in parent: URL? = nil) throws {
+                tcpAdmin: Bool = false, backendLines: [String] = [], in parent: URL? = nil) throws {
         let haproxy = try Tools.require("haproxy")
         let directory = try parent.map { p -> URL in
             let d = p.appendingPathComponent("haproxy")
@@ -74,7 +77,7 @@ public final class HAProxyServer: @unchecked Sendable {
             "",
             "backend \(backend)",
             "    balance \(balance)",
-        ]
+        ] + backendLines.map { "    " + $0 }
         for server in servers {
             lines.append("    server \(server.name) \(server.address) weight \(server.weight)")
         }

@@ -5,6 +5,11 @@ import Foundation
 /// injection without a reload). Every request is one line in `accessLog`, so a test counts
 /// what reached this server by counting lines.
 ///
+/// `GET /slow` is a long download: 1 MB sent at 1 KB/s (`limit_rate`), so a client that asks
+/// for it keeps a request in flight on this server for as long as it stays connected (what
+/// keeps a draining server busy: in HTTP mode a load balancer counts requests in flight, not
+/// idle keep-alive connections).
+///
 /// nginx rather than a script server: it stands 2,000 requests at concurrency 20 without a
 /// dropped connection, and a dropped connection would skew the counted split.
 public final class NginxBackend: Sendable {
@@ -24,10 +29,18 @@ public final class NginxBackend: Sendable {
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: base.path)
         let accessLog = directory.appendingPathComponent("access.log")
         let failFile = directory.appendingPathComponent("fail").path
+        let slowFile = directory.appendingPathComponent("slow.bin")
+        try Data(count: 1 << 20).write(to: slowFile)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: slowFile.path)
         // The server-level access_log overrides NginxServer's http-level `access_log off`.
         let body = """
             access_log \(accessLog.path);
                     keepalive_requests 100000;
+                    location = /slow {
+                        limit_rate 1k;
+                        default_type application/octet-stream;
+                        alias \(slowFile.path);
+                    }
                     location / {
                         if (-f \(failFile)) { return 503 "\(name) failing\\n"; }
                         return 200 "\(name)\\n";

@@ -16,26 +16,36 @@ import Glibc
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Preflight, then the cutover; resumes a journaled run.",
+        abstract: "Preflight, then the cutover (and FROM's drain); resumes a journaled run.",
         discussion: """
-            Exit codes: 0 promoted; 1 rolled back or aborted; 2 bad input, a failed preflight, or \
-            another coordinator already running on this journal (nothing was changed); 130 stopped \
-            by SIGINT or SIGTERM (weights left as they are; run again to resume).
+            --until drained (the default when the policy has a `drain` section): after promoted, \
+            FROM's servers are put in drain and the run goes on until the policy says FROM is \
+            drained (exit 0) or the drain times out (exit 1, saying what is still open). \
+            --until promoted (the default without a `drain` section) stops at promoted; track the \
+            drain later with `switchover drain FROM`.
+            Exit codes: 0 promoted (or drained, or decommissioned meanwhile); 1 rolled back, \
+            aborted, or drain timed out; 2 bad input, a failed preflight, or another coordinator \
+            already running on this journal (nothing was changed); 130 stopped by SIGINT or \
+            SIGTERM (weights left as they are; run again to resume).
             """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The cluster traffic moves from.") var from: String
     @Argument(help: "The cluster traffic moves to.") var to: String
     @Option(help: "The policy's metadata.name.") var policy: String
-    @Option(help: "Where the run stops: promoted (drained comes with `switchover drain`).")
-    var until: String = RunGoal.promoted.rawValue
+    @Option(help: ArgumentHelp("Where the run stops: promoted or drained.",
+                               discussion: "Default: drained when the policy has a `drain` section, else promoted."))
+    var until: String?
+
+    func validate() throws {
+        if let until, RunGoal(rawValue: until) == nil {
+            throw ValidationError("--until \(until) is not a goal; known: \(RunGoal.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
 
     func run() async throws {
         let logger = bootstrapLogging()
         let (_, fromCluster, toCluster, chosen) = try global.requirePair(from: from, to: to, policy: policy)
-        guard let goal = RunGoal(rawValue: until) else {
-            // Hook for the drain issue: `--until drained` belongs to it.
-            throw ValidationError("--until \(until) is not supported yet; known: \(RunGoal.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
+        let goal = until.flatMap(RunGoal.init(rawValue:)) ?? (chosen.drainDeclared ? .drained : .promoted)
 
         // One coordinator per journal: refuse before touching anything else.
         let lock: CoordinatorLock
@@ -75,7 +85,7 @@ struct Run: AsyncParsableCommand {
             throw Exit.inputError
         case .alreadyDone(let run, let done):
             report("run \(run.id) from \(run.from) to \(run.to) is already \(done.phase.rawValue); nothing to do",
-                   outcome: "promoted", run: run.id, state: done)
+                   outcome: done.phase.rawValue, run: run.id, state: done)
             return
         case .fresh:
             let checked = await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
@@ -116,6 +126,16 @@ struct Run: AsyncParsableCommand {
         switch service.outcome {
         case .promoted:
             report("promoted: all traffic on \(to) (run \(runID))", outcome: "promoted", run: runID, state: final)
+        case .drained(let reason):
+            report("drained: all traffic on \(to); \(from) drained (\(reason)); `switchover decommission \(from)` records that it may be torn down (run \(runID))",
+                   outcome: "drained", run: runID, state: final)
+        case .decommissioned(let reason):
+            report("decommissioned: \(from) may be torn down (\(reason)) (run \(runID))", outcome: "decommissioned",
+                   run: runID, state: final)
+        case .drainTimedOut(let reason):
+            report("drain timed out: \(reason); all traffic stays on \(to); `switchover drain \(from)` tracks it further (run \(runID))",
+                   outcome: "drainTimedOut", run: runID, state: final)
+            throw Exit.no
         case .rolledBack(let reason, let gate, let at):
             let when = at.map { " at \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: $0.seconds)))" } ?? ""
             let which = gate.map { " by gate \($0)" } ?? ""

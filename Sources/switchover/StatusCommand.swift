@@ -49,6 +49,9 @@ struct Status: AsyncParsableCommand {
         }
         let holder = CoordinatorLock.isHeld(statePath: global.state) ? CoordinatorLock.holder(statePath: global.state) : nil
         let lastEvaluations = (try? journal.gateEvaluations(run: run.id, limit: 50)) ?? []
+        // The drain as of now, from the journaled state (saved every sampling period while a
+        // coordinator tracks it): open sessions, hold, ETA, DNS TTL wait.
+        let drain = policy.flatMap { DrainView(state: state, policy: $0, now: at) }
 
         switch global.output {
         case .json:
@@ -80,6 +83,8 @@ struct Status: AsyncParsableCommand {
                 "rollbackVerified": state.rollbackVerified,
             ]
             if let steps { object["steps"] = steps }
+            object["drain"] = drain.map { $0.json as Any } ?? NSNull()
+            if let decommissionedAt = state.decommissionedAt { object["decommissionedAt"] = iso(decommissionedAt) }
             if let liveError { object["liveError"] = liveError }
             if let pending = state.pendingWeights {
                 object["pendingWeights"] = ["intent": pending.intent, "percentToTarget": jsonNumber(pending.percentToTarget),
@@ -103,6 +108,14 @@ struct Status: AsyncParsableCommand {
             }
             if !state.heldByInconclusiveGates.isEmpty {
                 lines.append("held by inconclusive gates \(state.heldByInconclusiveGates.joined(separator: ", "))")
+            }
+            if let drain {
+                lines.append("drain of \(run.from): \(drain.status.rawValue); " + drain.summary)
+                lines.append("drain: \(drain.reason)")
+                if let last = drain.lastRequestSeenAt { lines.append("drain: last request seen \(iso(last))") }
+            }
+            if let decommissionedAt = state.decommissionedAt {
+                lines.append("decommissioned at \(iso(decommissionedAt)): \(run.from) may be torn down; rollback refuses")
             }
             if let reason = state.reason { lines.append("reason: \(reason)") }
             if let holder {

@@ -20,6 +20,12 @@ final class CutoverLab: @unchecked Sendable {
         var minRequests = 5
         var hardSignal: (ratio: Double, minRequests: Int)? = nil
         var prometheusGate = false
+        var holdFor = "1s"
+        var dnsTTL = "0s"
+        var drainTimeout = "1m"
+        var forceAfter: String? = nil
+        /// Extra HAProxy backend lines (drain tests pin requests with `use-server`).
+        var backendLines: [String] = []
     }
 
     let folder: URL
@@ -37,7 +43,8 @@ final class CutoverLab: @unchecked Sendable {
         blue = try NginxBackend(name: "blue-1", in: folder)
         green = try NginxBackend(name: "green-1", in: folder)
         haproxy = try HAProxyServer(servers: [.init(name: "blue-1", address: blue.address, weight: 1),
-                                              .init(name: "green-1", address: green.address, weight: 0)], in: folder)
+                                              .init(name: "green-1", address: green.address, weight: 0)],
+                                    backendLines: policy.backendLines, in: folder)
         statePath = folder.appendingPathComponent("state/state.db").path
         prometheusPort = try Loopback.freePort()
         if policy.prometheusGate { try startPrometheus() }
@@ -129,9 +136,9 @@ final class CutoverLab: @unchecked Sendable {
                 automatic: true\(hard)
               drain:
                 maxActiveSessions: 0
-                holdFor: 1s
-                dnsTTL: 0s
-                timeout: 1m
+                holdFor: \(options.holdFor)
+                dnsTTL: \(options.dnsTTL)
+                timeout: \(options.drainTimeout)\(options.forceAfter.map { "\n    forceAfter: \($0)" } ?? "")
 
             """.write(to: policies.appendingPathComponent("test.yaml"), atomically: true, encoding: .utf8)
     }
@@ -191,12 +198,15 @@ final class CutoverLab: @unchecked Sendable {
                                   logFile: folder.appendingPathComponent("hey-\(UUID().uuidString.prefix(4)).log"))
     }
 
-    /// `switchover run blue green --policy test` as a process of its own.
-    func startCoordinator(environment extra: [String: String] = [:]) throws -> ManagedProcess {
+    /// `switchover run blue green --policy test --until UNTIL` as a process of its own. The
+    /// lab's policy has a `drain` section, so without `--until` the run goes on to drained;
+    /// the cutover tests stop at promoted.
+    func startCoordinator(until: String? = "promoted", environment extra: [String: String] = [:]) throws -> ManagedProcess {
         var environment = ProcessInfo.processInfo.environment
         for (key, value) in extra { environment[key] = value }
         return try ManagedProcess(name: "switchover run", executable: try switchoverExecutable().path,
-                                  arguments: ["run", "blue", "green", "--policy", "test"] + globalArguments,
+                                  arguments: ["run", "blue", "green", "--policy", "test"] + (until.map { ["--until", $0] } ?? [])
+                                    + globalArguments,
                                   environment: environment,
                                   logFile: folder.appendingPathComponent("run-\(UUID().uuidString.prefix(6)).log"))
     }

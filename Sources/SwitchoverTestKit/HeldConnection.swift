@@ -1,0 +1,63 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A raw TCP client connection to 127.0.0.1 that a test keeps open: a client that has not gone
+/// away (a long upload, a keep-alive connection between requests). Closed by `close()` or deinit.
+///
+/// `@unchecked Sendable`: the descriptor is only changed under `lock`.
+public final class HeldConnection: @unchecked Sendable {
+    private let lock = NSLock()
+    private var fd: Int32
+
+    /// Connects and sends `request` as is (nothing is added: an incomplete request stays
+    /// incomplete, so the load balancer keeps its stream to the server open).
+    public init(port: Int, send request: String) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestKitError("socket(): errno \(errno)") }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            Glibc.close(fd)
+            throw TestKitError("connect 127.0.0.1:\(port): errno \(errno)")
+        }
+        self.fd = fd
+        try send(request)
+    }
+
+    public func send(_ text: String) throws {
+        try lock.withLock {
+            let bytes = Array(text.utf8)
+            guard fd >= 0, Glibc.send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else {
+                throw TestKitError("send: errno \(errno)")
+            }
+        }
+    }
+
+    /// What has arrived within the receive timeout (2 s), up to 64 KB; empty when nothing did.
+    public func receive() -> String {
+        lock.withLock {
+            guard fd >= 0 else { return "" }
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            let n = recv(fd, &buffer, buffer.count, 0)
+            return n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
+        }
+    }
+
+    public func close() {
+        lock.withLock {
+            if fd >= 0 { Glibc.close(fd) }
+            fd = -1
+        }
+    }
+
+    deinit { close() }
+}

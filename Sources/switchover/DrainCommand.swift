@@ -1,0 +1,178 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import SwitchoverCore
+import SwitchoverDrivers
+import SwitchoverRuntime
+import SwitchoverStore
+import UnixSignals
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `switchover drain FROM`: the drain tracking of `run --until drained`, alone, for a cutover
+/// made elsewhere (or a run stopped while draining). It is a coordinator like `run`: it takes
+/// the lock, journals everything, and answers `status`, `decommission` and `rollback` meanwhile.
+struct Drain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Track FROM's drain until the policy says drained.",
+        discussion: """
+            Goes on with the latest run's drain when it moved traffic from FROM and is promoted \
+            or draining; otherwise journals a drain-only run, which requires FROM's live weight \
+            to read 0 from the load balancer. Puts FROM's servers in drain (HAProxy: no new \
+            sessions, open ones and health checks kept; Envoy has no drain state, weight 0 \
+            already sends no new requests) and samples FROM's open sessions, sessions and \
+            responses every `sampling` until drained.
+            Exit codes: 0 drained (or decommissioned meanwhile); 1 timed out (with what is still \
+            open), FROM's live weight not 0, or rolled back meanwhile; 2 bad input or another \
+            coordinator running; 130 stopped by SIGINT/SIGTERM (`switchover drain` goes on).
+            """)
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "The cluster being drained (traffic already moved away from it).") var from: String
+    @Option(help: "The policy whose `drain` section decides (default: the latest run's, or the only one).")
+    var policy: String?
+    @Option(help: "The cluster traffic moved to (default: the latest run's, or the only other cluster).")
+    var to: String?
+
+    func run() async throws {
+        let logger = bootstrapLogging()
+        let lock: CoordinatorLock
+        do {
+            lock = try CoordinatorLock(statePath: global.state)
+        } catch let error as StoreError where error.code == .lockHeld {
+            printError("switchover drain: refused: \(error.context)\n")
+            throw Exit.inputError
+        }
+        defer { lock.release() }
+        let journal = try SQLiteJournal(path: global.state)
+        let latest = try global.latestRun(in: journal)
+        let plan: DrainPlan
+        do {
+            plan = try RunSetup.planDrain(journal: journal, from: from)
+        } catch {
+            printError("switchover drain: \(error)\n")
+            throw Exit.inputError
+        }
+
+        let (configuration, _) = global.loadConfiguration()
+        var toName = to
+        var policyName = policy
+        if case .resume(let run, _) = plan {
+            if let to, to != run.to { throw ValidationError("run \(run.id) moved \(from) to \(run.to), not \(to)") }
+            if let policy, policy != run.policy { throw ValidationError("run \(run.id) runs under policy \(run.policy), not \(policy)") }
+            toName = run.to
+            policyName = run.policy
+        } else {
+            let sameFrom = latest.flatMap { $0.0.from == from ? $0.0 : nil }
+            toName = toName ?? sameFrom?.to
+                ?? { let others = configuration.clusters.map(\.name).filter { $0 != from }; return others.count == 1 ? others[0] : nil }()
+            policyName = policyName ?? sameFrom?.policy
+                ?? (configuration.policies.count == 1 ? configuration.policies[0].name : nil)
+        }
+        guard let toName else { throw ValidationError("which cluster did traffic move to? Say --to") }
+        guard let policyName else { throw ValidationError("which policy's drain section? Say --policy") }
+        let (_, fromCluster, toCluster, chosen) = try global.requirePair(from: from, to: toName, policy: policyName)
+        let loadBalancer: any LoadBalancer
+        do {
+            loadBalancer = try makeLoadBalancer(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
+        } catch {
+            printError("switchover drain: \(error)\n")
+            throw Exit.inputError
+        }
+
+        let runID: Int64
+        let state: CutoverState
+        let preflight: PreflightResult?
+        switch plan {
+        case .refuse(let why):
+            printError("switchover drain: refused: \(why)\n")
+            throw Exit.inputError
+        case .resume(let run, let journaled):
+            runID = run.id
+            state = journaled
+            preflight = nil
+        case .fresh:
+            let live: LiveWeights
+            do {
+                live = try await loadBalancer.currentWeights()
+            } catch {
+                printError("switchover drain: cannot read the load balancer: \(error)\n")
+                throw Exit.no
+            }
+            guard live.assignment.fromTotal == 0 else {
+                let servers = live.assignment.from.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
+                let why = "\(from)'s live weight is \(live.assignment.fromTotal) (\(servers)), not 0: it still gets "
+                    + "\(formatPlain(100 - live.effectivePercentToTarget))% of new traffic; move it away first"
+                switch global.output {
+                case .text: printError("switchover drain: refused: \(why)\n")
+                case .json: printJSON(["outcome": "refused", "detail": why, "liveWeight": live.assignment.fromTotal])
+                }
+                throw Exit.no
+            }
+            let at = now()
+            runID = try journal.startRun(RunRecord(from: from, to: toName, policy: policyName, startedAt: at, pid: getpid()))
+            try journal.append(JournalEvent(run: runID, at: at, kind: "drainOnly", detail: jsonString([
+                "message": "drain-only run: the cutover was made elsewhere; \(from)'s live weight read 0 (\(formatPlain(live.effectivePercentToTarget))% to \(toName))",
+                "liveWeight": "0",
+            ])))
+            state = RunSetup.drainOnlyState(policy: chosen, percentToTarget: live.effectivePercentToTarget, now: at)
+            preflight = .passed
+        }
+
+        let reporter: any Reporter = isatty(STDERR_FILENO) == 1 ? TerminalReporter() : LogReporter(logger: logger)
+        let unfinished = try journal.unfinishedIntents(run: runID)
+        let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: toName), runID: runID,
+                                      journal: journal, loadBalancer: loadBalancer, sources: [:], state: state,
+                                      unfinishedIntents: unfinished, reporter: reporter, logger: logger, goal: .drained)
+        let service = CoordinatorService(coordinator: coordinator, preflight: preflight)
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            printError("switchover drain: coordinator failed: \(error)\n")
+            throw ExitCode(3)
+        }
+        let final = await coordinator.currentState
+        let view = DrainView(state: final, policy: chosen, now: now())
+        func report(_ line: String, outcome: String) {
+            switch global.output {
+            case .text: print(line)
+            case .json:
+                var object: [String: Any] = ["outcome": outcome, "run": runID, "phase": final.phase.rawValue, "message": line]
+                if let view { object["drain"] = view.json }
+                printJSON(object)
+            }
+        }
+        switch service.outcome {
+        case .drained(let reason):
+            report("drained: \(from) (\(reason)); `switchover decommission \(from)` records that it may be torn down (run \(runID))",
+                   outcome: "drained")
+        case .decommissioned(let reason):
+            report("decommissioned: \(from) may be torn down (\(reason)) (run \(runID))", outcome: "decommissioned")
+        case .drainTimedOut(let reason):
+            report("drain timed out: \(reason) (run \(runID))", outcome: "drainTimedOut")
+            throw Exit.no
+        case .rolledBack(let reason, _, _):
+            report("rolled back: \(reason); all traffic on \(from) (run \(runID))", outcome: "rolledBack")
+            throw Exit.no
+        case .aborted(let reason):
+            report("aborted: \(reason)", outcome: "aborted")
+            throw Exit.no
+        case .promoted:
+            report("promoted (run \(runID))", outcome: "promoted")
+        case .stopped, nil:
+            report("stopped while draining \(from); `switchover drain \(from)` goes on (run \(runID))", outcome: "stopped")
+            throw ExitCode(130)
+        }
+    }
+}
+
+/// A `[String: String]` as one JSON object (sorted keys), for journal details.
+func jsonString(_ object: [String: String]) -> String {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    return String(decoding: data, as: UTF8.self)
+}
