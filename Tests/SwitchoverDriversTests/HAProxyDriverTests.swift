@@ -161,6 +161,32 @@ struct HAProxyDriverTests {
         #expect(error.code == .unknownCluster)
     }
 
+    @Test("shutdownSessions closes the downloads open to blue's servers and leaves green's")
+    func shutdownSessions() async throws {
+        let rig = try HAProxyRig()
+        let lb = try rig.driver()
+        try await lb.apply(percentToTarget: 50)
+        // Long downloads (GET /slow, 1 KB/s) until each cluster has one open.
+        var held: [HeldConnection] = []
+        defer { held.forEach { $0.close() } }
+        let deadline = Date().addingTimeInterval(10)
+        var stats = try await lb.stats()
+        while (stats.clusters["blue"]?.activeSessions ?? 0) == 0 || (stats.clusters["green"]?.activeSessions ?? 0) == 0 {
+            try #require(Date() < deadline, "no download open on both clusters: \(stats.clusters)")
+            held.append(try HeldConnection(port: rig.haproxy.port, send: "GET /slow HTTP/1.1\r\nHost: rig\r\n\r\n"))
+            try await Task.sleep(for: .milliseconds(200))
+            stats = try await lb.stats()
+        }
+        let greenBefore = stats.clusters["green"]?.activeSessions ?? 0
+        try await lb.shutdownSessions(cluster: "blue")
+        try await Task.sleep(for: .milliseconds(300))
+        let after = try await lb.stats()
+        #expect(after.clusters["blue"]?.activeSessions == 0)
+        #expect(after.clusters["green"]?.activeSessions == greenBefore, "green's downloads are untouched")
+        let error = try await #require(throws: LoadBalancerError.self) { try await lb.shutdownSessions(cluster: "purple") }
+        #expect(error.code == .unknownCluster)
+    }
+
     @Test("a write split over several command lines lands whole")
     func chunkedWrite() async throws {
         let rig = try HAProxyRig()

@@ -339,6 +339,42 @@ struct DrainIntegrationTests {
         #expect(!report.contains("Error distribution"), "\(report)")
     }
 
+    /// The control for the figure above: the same measurement sees failures when blue is stopped
+    /// while it still takes traffic (no drain), so its zero is not a blind spot.
+    @Test("control: stopping blue while it still takes traffic makes hey report failures")
+    func stoppingServingBlueFails() async throws {
+        let lab = try CutoverLab("drain-control")
+        defer { lab.stopAll() }
+        let hey = try Tools.require("hey")
+        let load = try ManagedProcess(name: "hey", executable: hey,
+                                      arguments: ["-z", "5s", "-q", "50", "-c", "4", lab.haproxy.url],
+                                      logFile: lab.folder.appendingPathComponent("hey-control.log"))
+        defer { load.stop(grace: 1) }
+        try await Task.sleep(for: .seconds(2))
+        lab.blue.stop()
+        #expect(load.waitForExit(timeout: 20))
+        let report = (try? String(contentsOf: load.logFile, encoding: .utf8)) ?? ""
+        let (total, non2xx, errors) = Self.heyFigures(report)
+        #expect(total > 100, "\(report)")
+        print("control: hey -z 5s -q 50 -c 4, blue stopped at 2 s while serving → \(total) responses, \(non2xx) non-2xx, \(errors) errors")
+        #expect(non2xx + errors > 0, "blue gone while serving: \(report)")
+    }
+
+    @Test("hey's summary is read: status codes and the error distribution")
+    func heyReportParsing() {
+        let report = """
+            Status code distribution:
+              [200]\t950 responses
+              [503]\t12 responses
+
+            Error distribution:
+              [7]\tGet "http://127.0.0.1:1/": EOF
+              [3]\tGet "http://127.0.0.1:1/": dial tcp 127.0.0.1:1: connect: connection refused
+            """
+        let (total, non2xx, errors) = Self.heyFigures(report)
+        #expect(total == 962 && non2xx == 12 && errors == 10)
+    }
+
     /// From hey's summary: responses in total, non-2xx responses, and errors (connection
     /// failures and the like, listed under "Error distribution").
     static func heyFigures(_ report: String) -> (total: Int, non2xx: Int, errors: Int) {
