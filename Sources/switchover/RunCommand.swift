@@ -176,8 +176,13 @@ struct Run: AsyncParsableCommand {
         case .text:
             print(line)
         case .json:
-            printJSON(["outcome": outcome, "run": run, "phase": state.phase.rawValue, "step": state.step,
-                       "percentToTarget": jsonNumber(state.percentToTarget), "message": line])
+            var object: [String: Any] = ["outcome": outcome, "run": run, "phase": state.phase.rawValue, "step": state.step,
+                                         "percentToTarget": jsonNumber(state.percentToTarget), "message": line]
+            if let policy = global.loadConfiguration().0.policy(named: policy),
+               let drain = DrainView(state: state, policy: policy, now: now()) {
+                object["drain"] = drain.json
+            }
+            printJSON(object)
         }
     }
 }

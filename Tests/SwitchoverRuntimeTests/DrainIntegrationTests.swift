@@ -206,6 +206,11 @@ struct DrainIntegrationTests {
         #expect(run.exitCode == 0, "\(run.stdout) \(run.stderr)")
         #expect(run.stdout.contains("drained: all traffic on green; blue drained"), "\(run.stdout)")
         #expect(try lab.state()?.phase == .drained)
+        // `switchover drain blue` after it goes on with that run: one fresh sample, still drained.
+        let drain = try lab.cli(["drain", "blue"])
+        #expect(drain.exitCode == 0, "\(drain.stdout) \(drain.stderr)")
+        #expect(drain.stdout.contains("drained: blue"), "\(drain.stdout)")
+        #expect(try lab.journal().latestRun()?.id == 1, "no new run")
 
         let samplesBefore = try lab.journal().samples(run: 1, cluster: "blue", since: .seconds(0)).count
         let decommission = try lab.cli(["decommission", "blue"])
