@@ -161,16 +161,37 @@ struct Analysis {
         }
     }
 
-    /// Weight share (0–100) of `cluster` at each sample where the clusters' weights sum above 0.
+    /// Weight share (0–100) of `cluster` at each sample where the clusters' weights sum above 0,
+    /// merged with every weight change the run read back (its `result` rows). The read-backs
+    /// matter on a real run: a step that lasts less than one sampling period (the step a hard
+    /// signal rolls back within 200 ms) or the rollback at the run's very end would otherwise
+    /// never show on the weight line.
     func weightSeries(_ cluster: String) -> [Point] {
         let mine = data.samples[cluster] ?? []
         let other = data.samples[cluster == data.run.from ? data.run.to : data.run.from] ?? []
         var otherByTime: [Int64: Int] = [:]
         for sample in other { otherByTime[sample.at.millisecondsSinceEpoch] = sample.counters.weight }
-        return mine.compactMap { sample in
+        var points = mine.compactMap { sample -> Point? in
             let total = sample.counters.weight + (otherByTime[sample.at.millisecondsSinceEpoch] ?? 0)
             guard total > 0 else { return nil }
             return Point(t: rel(sample.at), v: 100 * Double(sample.counters.weight) / Double(total))
+        }
+        guard data.run.from != data.run.to else { return points }
+        for (at, percentToTarget) in readBacks {
+            points.append(Point(t: rel(at), v: cluster == data.run.to ? percentToTarget : 100 - percentToTarget))
+        }
+        // Stable: at equal times the sample (journaled first) comes before the read-back.
+        return points.enumerated().sorted { ($0.element.t, $0.offset) < ($1.element.t, $1.offset) }.map(\.element)
+    }
+
+    /// The share to TO of every successful weights read-back (`result` rows with a
+    /// `percentToTarget`), oldest first.
+    var readBacks: [(at: Instant, percentToTarget: Double)] {
+        data.events.compactMap { event in
+            guard event.kind == "result", event.ok != false,
+                  let object = (try? JSONSerialization.jsonObject(with: Data(event.detail.utf8))) as? [String: Any],
+                  let percent = (object["percentToTarget"] as? NSNumber)?.doubleValue else { return nil }
+            return (event.at, percent)
         }
     }
 }

@@ -152,7 +152,9 @@ func label(_ text: String, x: Double, y: Double, color: String, frame: TimeFrame
 /// rollback and the drain.
 func timelineChart(_ a: Analysis) -> String {
     let from = a.data.run.from, to = a.data.run.to
-    let frame = TimeFrame(t0: 0, t1: a.span)
+    // A little room after the last moment: a run ends on its last event (the promotion, the
+    // rollback's read-back), and a mark on the plot's very edge is hard to see.
+    let frame = TimeFrame(t0: 0, t1: a.span * 1.025)
     let colors = [from: Palette.from, to: Palette.to]
     let clusters = from == to ? [from] : [from, to]
 
@@ -224,6 +226,10 @@ func timelineChart(_ a: Analysis) -> String {
     for series in weight { svg += path(series, frame: frame, panel: weightPanel) }
     for series in rps { svg += path(series, frame: frame, panel: rpsPanel) }
     for series in errors { svg += path(series, frame: frame, panel: errorPanel) }
+    if errors.allSatisfy({ $0.maxValue == 0 }) && errors.contains(where: { $0.pointCount > 0 }) {
+        // An empty panel reads as "no data"; say that the data is there and was all zero.
+        svg += "<text x=\"\(num(frame.left + 8))\" y=\"\(num(errorPanel.top + 16))\" class=\"ml\" fill=\"#15803d\" data-note=\"no5xx\">no 5xx responses</text>\n"
+    }
 
     // Gate evaluations: one dot each; with many, only the non-passing ones and a thinned set of
     // passes are drawn so a days-long run stays light (every fail is always drawn).
