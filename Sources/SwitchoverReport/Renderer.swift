@@ -153,12 +153,14 @@ private func eventTable(_ a: Analysis) -> String {
         omitted = events.count - maxEventRows
         shown = Array(events.prefix(maxEventRows / 2)) + Array(events.suffix(maxEventRows / 2))
     }
+    var intents: [Int64: JournalEvent] = [:]
+    for event in events where event.kind == "intent" { intents[event.intentID ?? event.sequence] = event }
     for (index, event) in shown.enumerated() {
         if omitted > 0 && index == maxEventRows / 2 {
             html += "<tr><td colspan=\"3\" class=\"note\">… \(omitted) events left out …</td></tr>\n"
         }
-        let cls = eventClass(event.kind)
-        html += "<tr class=\"\(cls)\"><td class=\"time\" title=\"\(esc(utc(event.at))) UTC\">\(esc(clock(a.rel(event.at))))</td><td class=\"mono\">\(esc(event.kind))</td><td>\(eventDetail(event))</td></tr>\n"
+        let cls = event.kind == "result" && event.ok == false ? "ev-bad" : eventClass(event.kind)
+        html += "<tr class=\"\(cls)\"><td class=\"time\" title=\"\(esc(utc(event.at))) UTC\">\(esc(clock(a.rel(event.at))))</td><td class=\"mono\">\(esc(event.kind))</td><td>\(eventDetail(event, run: a.data.run, intents: intents))</td></tr>\n"
     }
     html += "</tbody></table></section>\n"
     return html
@@ -173,8 +175,9 @@ private func eventClass(_ kind: String) -> String {
     }
 }
 
-/// An engine event's message and evidence; a trust report's verdict; anything else as written.
-private func eventDetail(_ event: JournalEvent) -> String {
+/// An engine event's message and evidence; a trust report's verdict; the runtime's notes,
+/// intents, results and other JSON as sentences (`eventSentence`); anything else as written.
+private func eventDetail(_ event: JournalEvent, run: RunRecord, intents: [Int64: JournalEvent]) -> String {
     if EngineEvent.Kind(rawValue: event.kind) != nil,
        let decoded = try? JSONDecoder().decode(EngineEvent.self, from: Data(event.detail.utf8)) {
         var text = esc(decoded.message)
@@ -186,6 +189,10 @@ private func eventDetail(_ event: JournalEvent) -> String {
        let trust = try? JSONDecoder().decode(TrustSummary.self, from: Data(event.detail.utf8)) {
         let checks = trust.checks ?? []
         return esc("\(trust.trusted == true ? "trusted" : "not trusted"): \(checks.filter { $0.status == "pass" }.count) of \(checks.count) checks passed")
+    }
+    if let sentence = eventSentence(event, run: run, intents: intents) {
+        let limit = 600
+        return esc(sentence.count > limit ? String(sentence.prefix(limit)) + "…" : sentence)
     }
     let limit = 600
     let text = event.detail.count > limit ? String(event.detail.prefix(limit)) + "…" : event.detail
