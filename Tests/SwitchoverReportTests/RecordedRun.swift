@@ -109,7 +109,10 @@ final class RecordedRun {
         percentToTarget = percent
         counters[from]!.weight = Int((100 - percent).rounded())
         counters[to]!.weight = Int(percent.rounded())
-        try journal.finishIntent(intent, at: now, ok: true, detail: "{\"verified\":{\"percentToTarget\":\(percent)}}")
+        // What the runtime's `WeightsResultDetail` looks like: the share read back and each server's weight.
+        let toWeight = Int((percent * 2.56).rounded()), fromWeight = 256 - Int((percent * 2.56).rounded())
+        try journal.finishIntent(intent, at: now, ok: true,
+                                 detail: "{\"percentToTarget\":\(percent),\"servers\":{\"\(from)-1\":\(fromWeight),\"\(to)-1\":\(toWeight)}}")
         state.percentToTarget = percent
         state.step = step
     }

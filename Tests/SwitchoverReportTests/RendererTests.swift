@@ -218,3 +218,93 @@ let demoPolicy = ReportPolicy(stepCount: 4, holdFor: .seconds(10), dnsTTL: .seco
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("none.db").path))
     }
 }
+
+@Suite struct RateWindowAndSentenceTests {
+    /// 300 req/s sampled every 250 ms with the jitter a real run has: counters read 75 ± 8
+    /// requests apart.
+    private func jittered(count: Int, perSample: (Int) -> Int64) -> [ClusterSample] {
+        var total: Int64 = 0
+        return (0..<count).map { index in
+            total += perSample(index)
+            return ClusterSample(at: Instant(millisecondsSinceEpoch: Int64(index) * 250), counters: ClusterCounters(responses: total))
+        }
+    }
+
+    @Test func oneSecondWindowFlattensTheZigzagOfQuarterSecondSamples() {
+        let samples = jittered(count: 40) { $0 % 2 == 0 ? 83 : 67 }
+        let neighbours = rates(samples, start: .seconds(0), window: 0) { $0.responses }.joined().map(\.v)
+        let windowed = rates(samples, start: .seconds(0)) { $0.responses }.joined().filter { $0.t >= 1 }.map(\.v)
+        // Between neighbours: 268 / 332 req/s; over 1 s: 300 exactly.
+        #expect(neighbours.max()! - neighbours.min()! > 60)
+        #expect(windowed.allSatisfy { abs($0 - 300) < 1 }, "\(windowed)")
+    }
+
+    @Test func aSharpDropStillShowsWithinOneWindow() {
+        // 300 req/s, then nothing from 5 s on (the rollback took the cluster out).
+        let samples = jittered(count: 40) { $0 <= 20 ? 75 : 0 }
+        let points = rates(samples, start: .seconds(0)) { $0.responses }.joined()
+        #expect(points.first { $0.t == 5 }?.v == 300)
+        #expect(points.first { $0.t == 6 }?.v == 0)
+        // In between it ramps down rather than jumping, and nothing is lost: the 1 s window
+        // right after the drop still counts the last quarter's requests.
+        #expect(points.first { $0.t == 5.5 }.map { $0.v > 0 && $0.v < 300 } == true)
+    }
+
+    @Test func windowsNeverReachAcrossACounterReset() {
+        var samples = jittered(count: 8) { _ in 75 }
+        samples += (0..<8).map { index in
+            ClusterSample(at: Instant(millisecondsSinceEpoch: 2000 + Int64(index) * 250), counters: ClusterCounters(responses: 10 + Int64(index) * 50))
+        }
+        let segments = rates(samples, start: .seconds(0)) { $0.responses }
+        #expect(segments.count == 2)
+        #expect(segments.joined().allSatisfy { $0.v >= 0 && $0.v <= 300 }, "\(segments)")
+        #expect(segments[1].allSatisfy { $0.v == 200 }, "\(segments[1])")
+    }
+
+    private let run = RunRecord(id: 1, from: "blue", to: "green", policy: "demo", startedAt: .seconds(0), pid: 1)
+
+    @Test func runtimeNotesIntentsAndResultsReadAsSentences() {
+        let intent = JournalEvent(sequence: 7, run: 1, at: .seconds(1), kind: "intent",
+                                  detail: #"{"action":"setWeights","detail":{"setWeights":{"intent":3,"percentToTarget":25,"purpose":"step","step":2}}}"#,
+                                  intentID: 7)
+        let result = JournalEvent(sequence: 8, run: 1, at: .seconds(1), kind: "result",
+                                  detail: #"{"percentToTarget":25,"servers":{"blue-1":192,"blue-2":192,"green-1":64,"green-2":64}}"#,
+                                  intentID: 7, ok: true)
+        let rollback = JournalEvent(sequence: 9, run: 1, at: .seconds(2), kind: "intent",
+                                    detail: #"{"action":"setWeights","detail":{"setWeights":{"intent":4,"percentToTarget":0,"purpose":"rollback","step":0}}}"#,
+                                    intentID: 9)
+        let failed = JournalEvent(sequence: 10, run: 1, at: .seconds(2), kind: "result",
+                                  detail: #"{"error":"socket closed","servers":{}}"#, intentID: 9, ok: false)
+        let intents = [Int64(7): intent, 9: rollback]
+        #expect(eventSentence(intent, run: run, intents: intents) == "set 25% to green for step 2 (intent 3)")
+        #expect(eventSentence(result, run: run, intents: intents)
+            == "read back: blue-1=192 · blue-2=192 · green-1=64 · green-2=64 → 25.0% to green (intent 3)")
+        #expect(eventSentence(rollback, run: run, intents: intents) == "set 0% to green: rollback (intent 4)")
+        #expect(eventSentence(failed, run: run, intents: intents) == "failed: socket closed (intent 4)")
+        let note = JournalEvent(run: 1, at: .seconds(0), kind: "coordinatorStarted", detail: #"{"message":"coordinator pid 9 started run 1"}"#)
+        #expect(eventSentence(note, run: run, intents: [:]) == "coordinator pid 9 started run 1")
+        let simple = JournalEvent(sequence: 11, run: 1, at: .seconds(3), kind: "intent", detail: #"{"action":"setDrain","detail":{"cluster":"blue"}}"#)
+        #expect(eventSentence(simple, run: run, intents: [:]) == "setDrain blue")
+        let done = JournalEvent(run: 1, at: .seconds(3), kind: "result", detail: "{}", intentID: 11, ok: true)
+        #expect(eventSentence(done, run: run, intents: [11: simple]) == "done")
+        let unknown = JournalEvent(run: 1, at: .seconds(4), kind: "somethingNew",
+                                   detail: #"{"b":{"c":2,"d":true},"a":"x <y>","e":[1,2]}"#)
+        #expect(eventSentence(unknown, run: run, intents: [:]) == "a: x <y> · b.c: 2 · b.d: true · e: 1, 2")
+        // Text that is not JSON is left to the caller (shown as written).
+        #expect(eventSentence(JournalEvent(run: 1, at: .seconds(5), kind: "sampleFailed", detail: "timeout"), run: run, intents: [:]) == nil)
+    }
+
+    @Test func sentencesAreEscapedInThePage() throws {
+        let journal = MemoryJournal()
+        _ = try RecordedRun.healthy(journal)
+        var data = try ReportData.load(from: journal)
+        data.events.append(JournalEvent(sequence: 99_999, run: data.run.id, at: data.run.startedAt, kind: "note",
+                                        detail: #"{"message":"<script>alert(1)</script>"}"#))
+        let html = renderReport(data)
+        #expect(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+        #expect(!html.contains("<script>alert"))
+        // The simulated run's weight changes read as the runtime writes them.
+        #expect(html.contains("set 10% to green for step 1 (intent 1)"))
+        #expect(!html.contains("{&quot;"), "a row still shows JSON: \(html.components(separatedBy: "{&quot;").dropFirst().map { $0.prefix(200) })")
+    }
+}

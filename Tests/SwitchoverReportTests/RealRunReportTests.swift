@@ -1,0 +1,249 @@
+import Foundation
+import SwitchoverCore
+@testable import SwitchoverReport
+import SwitchoverStore
+import SwitchoverTestKit
+import Testing
+
+/// The report of a REAL run, not of a simulated journal: nginx backends blue-1 and green-1, a
+/// real HAProxy in front, `hey` sending load, and the built `switchover` binary running a short
+/// cutover and then writing the report with `switchover report`. What a real journal holds that
+/// a simulated one may not (the runtime's own JSON notes, intent and result rows, 250 ms
+/// samples of integer counters, a step that lasts less than one sampling) is what this checks.
+final class RealRunLab: @unchecked Sendable {
+    let folder: URL
+    let blue: NginxBackend
+    let green: NginxBackend
+    let haproxy: HAProxyServer
+    let statePath: String
+    var load: ManagedProcess?
+
+    init(_ name: String, steps: [Int], bake: String, hardSignal: Bool) throws {
+        folder = try TemporaryDirectory.make(name)
+        blue = try NginxBackend(name: "blue-1", in: folder)
+        green = try NginxBackend(name: "green-1", in: folder)
+        haproxy = try HAProxyServer(servers: [.init(name: "blue-1", address: blue.address, weight: 1),
+                                              .init(name: "green-1", address: green.address, weight: 0)], in: folder)
+        statePath = folder.appendingPathComponent("state/state.db").path
+        try writeConfiguration(steps: steps, bake: bake, hardSignal: hardSignal)
+    }
+
+    deinit {
+        stopAll()
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    func stopAll() {
+        load?.stop(grace: 1)
+        haproxy.stop()
+        blue.stop()
+        green.stop()
+    }
+
+    private func writeConfiguration(steps: [Int], bake: String, hardSignal: Bool) throws {
+        let pki = try TestPKI(directory: folder.appendingPathComponent("pki"))
+        let root = try pki.makeRoot(name: "mesh-root", days: 365)
+        let roots = try pki.bundle([root], named: "roots.pem")
+        let clusters = folder.appendingPathComponent("clusters")
+        let policies = folder.appendingPathComponent("policies")
+        try FileManager.default.createDirectory(at: clusters, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
+        for (name, backend) in [("blue", blue), ("green", green)] {
+            let ca = try pki.makeIntermediate(name: "\(name)-ca", issuer: root, days: 365)
+            let chain = try pki.bundle([ca], named: "\(name)-chain.pem")
+            try """
+                apiVersion: switchover.dev/v1alpha1
+                kind: Cluster
+                metadata:
+                  name: \(name)
+                spec:
+                  istio:
+                    version: "1.27.4"
+                  trust:
+                    trustDomain: cluster.local
+                    rootCerts: \(roots.path)
+                    certChain: \(chain.path)
+                  loadBalancer:
+                    servers: [\(name)-1]
+                  health: http://\(backend.address)/healthz
+
+                """.write(to: clusters.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
+        }
+        let hard = hardSignal ? "\n    hardSignal: {max5xxRatio: 0.2, minRequests: 10}" : ""
+        try """
+            apiVersion: switchover.dev/v1alpha1
+            kind: Policy
+            metadata:
+              name: test
+            spec:
+              loadBalancer:
+                driver: haproxy
+                haproxy:
+                  socket: \(haproxy.socketPath)
+                  backend: app
+              steps: [\(steps.map(String.init).joined(separator: ", "))]
+              bake: \(bake)
+              interval: 500ms
+              sampling: 250ms
+              failureThreshold: 2
+              pauseAfterErrors: 2
+              gates:
+                - name: green-errors
+                  loadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: 5}
+              rollback:
+                automatic: true\(hard)
+              drain:
+                maxActiveSessions: 0
+                holdFor: 1s
+                dnsTTL: 0s
+                timeout: 1m
+
+            """.write(to: policies.appendingPathComponent("test.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    var globalArguments: [String] {
+        ["--clusters", folder.appendingPathComponent("clusters").path,
+         "--policies", folder.appendingPathComponent("policies").path,
+         "--state", statePath]
+    }
+
+    func startLoad(seconds: Int) throws {
+        load = try ManagedProcess(name: "hey", executable: try Tools.require("hey"),
+                                  arguments: ["-z", "\(seconds)s", "-q", "50", "-c", "4", haproxy.url],
+                                  logFile: folder.appendingPathComponent("hey.log"))
+    }
+
+    func startCoordinator() throws -> ManagedProcess {
+        try ManagedProcess(name: "switchover run", executable: try switchoverExecutable().path,
+                           arguments: ["run", "blue", "green", "--policy", "test"] + globalArguments,
+                           logFile: folder.appendingPathComponent("run.log"))
+    }
+
+    /// The latest run's journaled engine state.
+    func state() -> CutoverState? {
+        guard FileManager.default.fileExists(atPath: statePath), let journal = try? SQLiteJournal(path: statePath),
+              let run = try? journal.latestRun(), let snapshot = try? journal.loadState(run: run.id) else { return nil }
+        return try? JSONDecoder().decode(CutoverState.self, from: Data(snapshot.json.utf8))
+    }
+
+    func waitFor(_ what: String, process: ManagedProcess, timeout: TimeInterval = 20,
+                 _ condition: (CutoverState) -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let state = state(), condition(state) { return }
+            if !process.isRunning { throw TestKitError("coordinator exited before \(what):\n\(process.logTail(lines: 40))") }
+            usleep(50_000)
+        }
+        throw TestKitError("timed out waiting for \(what)\n\(process.logTail(lines: 40))")
+    }
+
+    func waitForExit(_ process: ManagedProcess, timeout: TimeInterval = 30) throws -> Int32 {
+        guard process.waitForExit(timeout: timeout), let status = process.exitStatus else {
+            throw TestKitError("coordinator still running after \(timeout)s:\n\(process.logTail(lines: 40))")
+        }
+        return status
+    }
+
+    /// `switchover report` (the built binary) for the newest run; returns the page's file.
+    func report() throws -> URL {
+        let out = folder.appendingPathComponent("report.html")
+        let result = try runSwitchover(["report", "--out", out.path] + globalArguments, cwd: folder)
+        guard result.exitCode == 0 else { throw TestKitError("switchover report failed (\(result.exitCode)): \(result.stderr)") }
+        return out
+    }
+}
+
+@Suite(.serialized) struct RealRunReportTests {
+    @Test("the report of a real promoted run loads in Chromium with every series, read-backs and plain sentences")
+    func promotedRun() throws {
+        let lab = try RealRunLab("report-real-promoted", steps: [25, 100], bake: "2500ms", hardSignal: false)
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 15)
+        let coordinator = try lab.startCoordinator()
+        defer { coordinator.stop() }
+        #expect(try lab.waitForExit(coordinator) == 0, "\(coordinator.logTail(lines: 30))")
+
+        let page = try lab.report()
+        let html = try String(contentsOf: page, encoding: .utf8)
+        let chromium = try HeadlessChromium(folder: lab.folder)
+        let dom = try chromium.run(["--dump-dom"], url: page, name: "dom")
+        #expect(pageErrors(dom.log).isEmpty, "page errors:\n\(pageErrors(dom.log).joined(separator: "\n"))")
+        #expect(dom.stdout.contains("data-outcome=\"promoted\""))
+        #expect(dom.stdout.contains("<strong>promoted</strong> — all traffic on green"))
+        #expect(dom.stdout.contains("<dt>Steps reached</dt><dd>2 of 2</dd>"))
+        let timeline = try #require(chart(dom.stdout, "timeline"), "no timeline chart in the DOM; log:\n\(dom.log)")
+        // Weight, requests/s and 5xx/s for each cluster.
+        for series in ["weight:blue", "weight:green", "rps:blue", "rps:green", "5xx:blue", "5xx:green"] {
+            let d = try #require(seriesPath(timeline, series), "no series \(series)")
+            #expect(d.count > 20, "\(series) is nearly empty: \(d)")
+        }
+        #expect(count("data-series=", in: timeline) == 6)
+        #expect(timeline.contains("data-marker=\"promoted\""))
+        #expect(count("<circle data-verdict=\"pass\"", in: timeline) >= 2)
+
+        // No journal row is shown as raw JSON; the runtime's notes and the weight changes read
+        // as sentences.
+        #expect(!html.contains("<span class=\"raw\">"), "raw rows: \(rawRows(html))")
+        #expect(html.contains("set 25% to green for step 1 (intent 1)"))
+        #expect(html.contains("read back: blue-1=") && html.contains("→ 100.0% to green (intent 2)"))
+        #expect(html.contains("coordinator pid \(coordinator.pid) started run 1"))
+
+        // Real 250 ms samples of integer counters: while the weights hold still (step 1, once a
+        // whole window lies inside it) hey's steady load gives a calm windowed line, calmer
+        // than rates between neighbouring samples.
+        let data = try ReportData.load(from: try SQLiteJournal(path: lab.statePath))
+        let analysis = Analysis(data)
+        let readBacks = analysis.readBacks.map { analysis.rel($0.at) }
+        try #require(readBacks.count == 2, "\(readBacks)")
+        let steady = (readBacks[0] + rateWindow)...readBacks[1]
+        let samples = data.samples["blue"] ?? []
+        let windowed = rates(samples, start: data.run.startedAt) { $0.responses }.joined().filter { steady.contains($0.t) }.map(\.v)
+        let neighbours = rates(samples, start: data.run.startedAt, window: 0) { $0.responses }.joined().filter { steady.contains($0.t) }.map(\.v)
+        try #require(windowed.count >= 3, "step 1 too short for a steady stretch: \(steady)")
+        let spread = windowed.max()! - windowed.min()!
+        let mean = windowed.reduce(0, +) / Double(windowed.count)
+        #expect(spread < 0.1 * mean, "windowed \(windowed)")
+        #expect(spread <= neighbours.max()! - neighbours.min()!, "windowed \(windowed), neighbours \(neighbours)")
+    }
+
+    @Test("the report of a real rolled-back run shows the rollback (read back after the last sample) and green's 5xx")
+    func rolledBackRun() throws {
+        let lab = try RealRunLab("report-real-rollback", steps: [50, 100], bake: "20s", hardSignal: true)
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 15)
+        let coordinator = try lab.startCoordinator()
+        defer { coordinator.stop() }
+        try lab.waitFor("step 1 baking", process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        usleep(1_000_000)
+        try lab.green.fail(true)
+        #expect(try lab.waitForExit(coordinator) == 1, "\(coordinator.logTail(lines: 30))")
+
+        let page = try lab.report()
+        let html = try String(contentsOf: page, encoding: .utf8)
+        let dom = try HeadlessChromium(folder: lab.folder).run(["--dump-dom"], url: page, name: "dom")
+        #expect(pageErrors(dom.log).isEmpty, "page errors:\n\(pageErrors(dom.log).joined(separator: "\n"))")
+        #expect(dom.stdout.contains("data-outcome=\"rolledBack\""))
+        #expect(dom.stdout.contains("<strong>rolled back</strong> — at "))
+        #expect(dom.stdout.contains("all traffic back on blue"))
+        let timeline = try #require(chart(dom.stdout, "timeline"))
+        #expect(count("data-series=", in: timeline) == 6)
+        #expect(timeline.contains("data-marker=\"rollback\""))
+        #expect(timeline.contains("data-marker=\"rollbackVerified\""))
+        #expect(!html.contains("<span class=\"raw\">"), "raw rows: \(rawRows(html))")
+        #expect(html.contains("set 0% to green: rollback"))
+
+        // The weight line ends on the rollback's read-back (0% to green), which no sample
+        // caught: the run stopped right after it.
+        let data = try ReportData.load(from: try SQLiteJournal(path: lab.statePath))
+        let green = Analysis(data).weightSeries("green")
+        #expect(green.last?.v == 0, "\(green.suffix(4))")
+        #expect(green.contains { $0.v == 50 })
+        // Green's 5xx show on the chart.
+        let errors = rates(data.samples["green"] ?? [], start: data.run.startedAt) { $0.responses5xx }.joined()
+        #expect(errors.contains { $0.v > 0 })
+    }
+
+    private func rawRows(_ html: String) -> [String] {
+        html.components(separatedBy: "<span class=\"raw\">").dropFirst().map { String($0.prefix(160)) }
+    }
+}
