@@ -29,10 +29,11 @@ func num(_ value: Double) -> String {
 }
 
 /// Relative time as a person reads it on an axis: `m:ss`, or `h:mm:ss` past an hour, or
-/// `Nd hh:mm` past a day.
+/// `Nd hh:mm` past a day. Truncated like a stopwatch, not rounded, so that the header's
+/// "at 0:10" and the event table's `0:10.538` name the same second.
 func clock(_ seconds: Double) -> String {
     let negative = seconds < 0
-    let total = Int(abs(seconds).rounded())
+    let total = Int((abs(seconds) + 1e-6).rounded(.down))
     let d = total / 86_400, h = (total % 86_400) / 3600, m = (total % 3600) / 60, s = total % 60
     let body: String
     if d > 0 {
@@ -43,6 +44,15 @@ func clock(_ seconds: Double) -> String {
         body = "\(m):" + String(format: "%02d", s)
     }
     return (negative ? "-" : "") + body
+}
+
+/// `clock` with milliseconds (`0:11.370`) under an hour, for the event table: a rollback's
+/// detection, intent, read-back and verification happen within milliseconds of one another and
+/// would otherwise all read `0:11`. Past an hour, `clock` as it is.
+func preciseClock(_ seconds: Double) -> String {
+    guard abs(seconds) < 3600 else { return clock(seconds) }
+    let ms = Int((abs(seconds) * 1000).rounded())
+    return (seconds < 0 && ms > 0 ? "-" : "") + "\(ms / 60_000):" + String(format: "%02d.%03d", (ms / 1000) % 60, ms % 1000)
 }
 
 /// A duration in words: `850 ms`, `4.2 s`, `3 min 20 s`, `2 h 5 min`, `1 d 3 h`.

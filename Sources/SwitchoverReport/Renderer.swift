@@ -160,7 +160,7 @@ private func eventTable(_ a: Analysis) -> String {
             html += "<tr><td colspan=\"3\" class=\"note\">… \(omitted) events left out …</td></tr>\n"
         }
         let cls = event.kind == "result" && event.ok == false ? "ev-bad" : eventClass(event.kind)
-        html += "<tr class=\"\(cls)\"><td class=\"time\" title=\"\(esc(utc(event.at))) UTC\">\(esc(clock(a.rel(event.at))))</td><td class=\"mono\">\(esc(event.kind))</td><td>\(eventDetail(event, run: a.data.run, intents: intents))</td></tr>\n"
+        html += "<tr class=\"\(cls)\"><td class=\"time\" title=\"\(esc(utc(event.at))) UTC\">\(esc(preciseClock(a.rel(event.at))))</td><td class=\"mono\">\(esc(event.kind))</td><td>\(eventDetail(event, run: a.data.run, intents: intents))</td></tr>\n"
     }
     html += "</tbody></table></section>\n"
     return html

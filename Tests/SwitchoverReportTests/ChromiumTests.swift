@@ -130,7 +130,7 @@ func pageErrors(_ log: String) -> [String] {
     }
 
     /// With `SWITCHOVER_REPORT_SCREENSHOT=/path/x.png`, keeps the screenshot and its page (for
-    /// docs/report.png and for looking at them).
+    /// looking at them; docs/report.png is a screenshot of a real `scripts/demo` run instead).
     private func keepScreenshot(_ png: URL, page: URL, suffix: String) {
         guard let keep = ProcessInfo.processInfo.environment["SWITCHOVER_REPORT_SCREENSHOT"] else { return }
         let target = keep.replacingOccurrences(of: ".png", with: "\(suffix).png")

@@ -261,6 +261,13 @@ let demoPolicy = ReportPolicy(stepCount: 4, holdFor: .seconds(10), dnsTTL: .seco
         #expect(segments[1].allSatisfy { $0.v == 200 }, "\(segments[1])")
     }
 
+    @Test func eventTimesKeepMilliseconds() {
+        #expect(preciseClock(11.37) == "0:11.370")
+        #expect(preciseClock(0.0071) == "0:00.007")
+        #expect(preciseClock(125.5) == "2:05.500")
+        #expect(preciseClock(3700) == "1:01:40")
+    }
+
     private let run = RunRecord(id: 1, from: "blue", to: "green", policy: "demo", startedAt: .seconds(0), pid: 1)
 
     @Test func runtimeNotesIntentsAndResultsReadAsSentences() {
