@@ -124,10 +124,19 @@ struct Analysis {
                                   label: evaluation.gate,
                                   detail: "step \(evaluation.step) · \(evaluation.gate): \(evaluation.outcome.verdict.rawValue) · \(evaluation.outcome.detail)"))
         }
+        // A `resumed` is marked only where it ends a pause: a coordinator restarted on a run
+        // that was never paused (the demo's `switchover drain` after a run that drained
+        // already) journals one too, and a lone "resumed" line puzzles the reader.
+        var paused = false
         for (at, event) in engineEvents {
             switch event.kind {
-            case .paused: markers.append(Marker(t: t(at), kind: .pause, label: "paused", detail: event.message))
-            case .resumed: markers.append(Marker(t: t(at), kind: .resume, label: "resumed", detail: event.message))
+            case .paused:
+                paused = true
+                markers.append(Marker(t: t(at), kind: .pause, label: "paused", detail: event.message))
+            case .resumed:
+                guard paused else { break }
+                paused = false
+                markers.append(Marker(t: t(at), kind: .resume, label: "resumed", detail: event.message))
             case .rollbackStarted:
                 markers.append(Marker(t: t(at), kind: .rollback, label: "rollback", detail: event.message))
             case .rollbackVerified:

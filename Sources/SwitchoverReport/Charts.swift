@@ -274,7 +274,8 @@ func drainChart(_ a: Analysis) -> String? {
     if let ttl = a.dnsTTLEnds { t1 = max(t1, ttl) }
     let frame = TimeFrame(t0: t0, t1: t1)
     let panel = Panel(id: "sessions", title: "\(from): active sessions", unit: "", top: 40, height: 170,
-                      maxValue: niceCeiling(max(1, series.maxValue)))
+                      // Sessions are whole numbers: an axis of at least 0…5 never labels 0.2 of one.
+                      maxValue: niceCeiling(max(5, series.maxValue)))
     let axisY = panel.top + panel.height + 18
     let ticks = timeTicks(frame, count: 8)
     var svg = "<svg data-chart=\"drain\" role=\"img\" aria-label=\"Drain of \(esc(from))\" viewBox=\"0 0 \(num(frame.width)) \(num(axisY + 10))\" xmlns=\"http://www.w3.org/2000/svg\">\n"

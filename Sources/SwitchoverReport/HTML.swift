@@ -58,6 +58,7 @@ func preciseClock(_ seconds: Double) -> String {
 /// A duration in words: `850 ms`, `4.2 s`, `3 min 20 s`, `2 h 5 min`, `1 d 3 h`.
 func spoken(_ duration: Duration) -> String {
     let ms = duration.milliseconds
+    if ms == 0 { return "0 s" }
     if ms < 1000 { return "\(ms) ms" }
     let seconds = Double(ms) / 1000
     if seconds < 60 {

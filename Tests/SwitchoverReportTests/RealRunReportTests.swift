@@ -154,7 +154,7 @@ final class RealRunLab: @unchecked Sendable {
 }
 
 @Suite(.serialized) struct RealRunReportTests {
-    @Test("the report of a real promoted run loads in Chromium with every series, read-backs and plain sentences")
+    @Test("the report of a real run to drained loads in Chromium with every series, the drain, read-backs and plain sentences")
     func promotedRun() throws {
         let lab = try RealRunLab("report-real-promoted", steps: [25, 100], bake: "2500ms", hardSignal: false)
         defer { lab.stopAll() }
@@ -168,8 +168,12 @@ final class RealRunLab: @unchecked Sendable {
         let chromium = try HeadlessChromium(folder: lab.folder)
         let dom = try chromium.run(["--dump-dom"], url: page, name: "dom")
         #expect(pageErrors(dom.log).isEmpty, "page errors:\n\(pageErrors(dom.log).joined(separator: "\n"))")
-        #expect(dom.stdout.contains("data-outcome=\"promoted\""))
-        #expect(dom.stdout.contains("<strong>promoted</strong> — all traffic on green"))
+        // The policy has a drain section, so `run` goes on past promoted until blue is drained.
+        #expect(dom.stdout.contains("data-outcome=\"drained\""))
+        #expect(dom.stdout.contains("<strong>drained</strong> — blue drained at "))
+        let drain = try #require(chart(dom.stdout, "drain"), "no drain chart")
+        #expect(count("data-series=", in: drain) == 1)
+        #expect(drain.contains("data-mark=\"hold\"") && drain.contains("data-mark=\"drained\""))
         #expect(dom.stdout.contains("<dt>Steps reached</dt><dd>2 of 2</dd>"))
         let timeline = try #require(chart(dom.stdout, "timeline"), "no timeline chart in the DOM; log:\n\(dom.log)")
         // Weight, requests/s and 5xx/s for each cluster.

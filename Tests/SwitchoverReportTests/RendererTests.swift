@@ -261,6 +261,19 @@ let demoPolicy = ReportPolicy(stepCount: 4, holdFor: .seconds(10), dnsTTL: .seco
         #expect(segments[1].allSatisfy { $0.v == 200 }, "\(segments[1])")
     }
 
+    @Test func aResumeWithoutAPauseIsNotMarked() throws {
+        let journal = MemoryJournal()
+        _ = try RecordedRun.healthy(journal)
+        var data = try ReportData.load(from: journal)
+        let last = try #require(data.events.last)
+        // A coordinator restarted after the run drained journals a `resumed` with no pause before it.
+        data.events.append(JournalEvent(sequence: last.sequence + 1, run: data.run.id, at: last.at + .seconds(1), kind: "resumed",
+                                        detail: try JournalJSON.encode(EngineEvent(.resumed, "resumed while draining", phase: .drained))))
+        let timeline = try #require(chart(renderReport(data), "timeline"))
+        // The recorded run's one real pause/resume is still marked; the lone resume is not.
+        #expect(count("data-marker=\"resume\"", in: timeline) == 1)
+    }
+
     @Test func eventTimesKeepMilliseconds() {
         #expect(preciseClock(11.37) == "0:11.370")
         #expect(preciseClock(0.0071) == "0:00.007")
