@@ -12,6 +12,31 @@ import SwitchoverTestKit
 /// The servers point at a closed port and run no health checks: the benchmark measures the
 /// control path (runtime API and parsing), not traffic.
 enum FleetBenchmark {
+    /// What one series of trials timed.
+    enum Kind: Sendable {
+        case translate, driverRead, rawRead, driverStats, rawStats, driverApply, rawApply, socat
+
+        var label: String {
+            switch self {
+            case .translate: "WeightTranslation.weights (CPU only)"
+            case .driverRead: "driver currentWeights (show info;show servers state)"
+            case .rawRead, .rawStats: "same line, raw LineClient"
+            case .driverStats: "driver stats (show info;show stat)"
+            case .driverApply: "driver apply: read, write, read back"
+            case .rawApply: "same lines, raw LineClient"
+            case .socat: "same lines, socat (one process per line)"
+            }
+        }
+    }
+
+    /// Wall times in ms of one kind of call at one fleet size.
+    struct Result: Sendable {
+        var size: Int
+        var kind: Kind
+        var roundTrips: Int
+        var samples: [Double]
+    }
+
     static func run(_ arguments: [String]) async throws {
         var sizes = [1_000, 10_000]
         var trials = 20
@@ -28,15 +53,26 @@ enum FleetBenchmark {
                 throw TestKitError("unknown argument \(arguments[index])")
             }
         }
-        let socat = try Tools.require("socat")
-        var logger = Logger(label: "switchover.bench.fleet")
-        logger.logLevel = .error
-
         print("One step on one HAProxy backend, wall time per step in ms over \(trials) trials "
               + "(\(ProcessInfo.processInfo.activeProcessorCount) cores, HAProxy over its UNIX admin socket)")
         print("")
         print("| servers | what | round trips | median ms | min ms | max ms |")
         print("|---:|---|---:|---:|---:|---:|")
+        for result in try await measure(sizes: sizes, trials: trials) {
+            row(result.size, result.kind.label, result.roundTrips, result.samples)
+        }
+    }
+
+    /// Every kind of call at every size, `trials` times each (`bench/fleet.sh` prints them,
+    /// `bench/run` takes the apply and socat rows).
+    static func measure(sizes: [Int], trials: Int) async throws -> [Result] {
+        let socat = try Tools.require("socat")
+        var logger = Logger(label: "switchover.bench.fleet")
+        logger.logLevel = .error
+        var results: [Result] = []
+        func row(_ size: Int, _ kind: Kind, _ roundTrips: Int, _ samples: [Double]) {
+            results.append(Result(size: size, kind: kind, roundTrips: roundTrips, samples: samples))
+        }
         for size in sizes {
             let directory = try TemporaryDirectory.make("fleet-bench")
             defer { try? FileManager.default.removeItem(at: directory) }
@@ -94,7 +130,7 @@ enum FleetBenchmark {
                 for line in lines { try runSocat(socat, socket: haproxy.socketPath, line: line) }
                 socats.append(milliseconds(ContinuousClock.now - start))
             }
-            row(size, "WeightTranslation.weights (CPU only)", 0, translate)
+            row(size, .translate, 0, translate)
             var statTimes: [Double] = [], rawStats: [Double] = []
             for _ in 0..<trials {
                 var start = ContinuousClock.now
@@ -104,14 +140,15 @@ enum FleetBenchmark {
                 _ = try await client.send("show info;show stat \(haproxy.backend) 4 -1")
                 rawStats.append(milliseconds(ContinuousClock.now - start))
             }
-            row(size, "driver currentWeights (show info;show servers state)", 1, reads)
-            row(size, "same line, raw LineClient", 1, rawReads)
-            row(size, "driver stats (show info;show stat)", 1, statTimes)
-            row(size, "same line, raw LineClient", 1, rawStats)
-            row(size, "driver apply: read, write, read back", roundTrips, applies)
-            row(size, "same lines, raw LineClient", roundTrips, raw)
-            row(size, "same lines, socat (one process per line)", roundTrips, socats)
+            row(size, .driverRead, 1, reads)
+            row(size, .rawRead, 1, rawReads)
+            row(size, .driverStats, 1, statTimes)
+            row(size, .rawStats, 1, rawStats)
+            row(size, .driverApply, roundTrips, applies)
+            row(size, .rawApply, roundTrips, raw)
+            row(size, .socat, roundTrips, socats)
         }
+        return results
     }
 
     static func row(_ size: Int, _ what: String, _ roundTrips: Int, _ samples: [Double]) {

@@ -63,17 +63,33 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
 
 /// `SwitchoverBench trust [iterations]` (and, for bench/trust.sh, `SwitchoverBench [iterations]`).
 enum TrustBenchmark {
+    /// CPU ms per verification (one sample per batch of 10) for one scenario.
+    struct Result: Sendable {
+        var name: String
+        var samples: [Double]
+        var verdict: String
+    }
+
     static func run(_ arguments: [String]) async throws {
         let iterations = arguments.first.flatMap(Int.init) ?? 2_000
-        let directory = try TemporaryDirectory.make("trust-bench")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let scenarios = try makeScenarios(in: directory)
-        let now = Date()
-
         print("CPU time per verification (ms), median and spread over batches of 10, \(ProcessInfo.processInfo.activeProcessorCount) cores, OpenSSL \(String(cString: OpenSSL_version(0)))")
         print("")
         print("| scenario | iterations | median CPU ms | p10 | p90 | min | max | verdict |")
         print("|---|---:|---:|---:|---:|---:|---:|---|")
+        for result in try await measure(iterations: iterations) {
+            let samples = result.samples.sorted()
+            func f(_ v: Double) -> String { String(format: "%.3f", v) }
+            print("| \(result.name) | \(iterations) | \(f(percentile(samples, 0.5))) | \(f(percentile(samples, 0.1))) | \(f(percentile(samples, 0.9))) | \(f(samples.first!)) | \(f(samples.last!)) | \(result.verdict) |")
+        }
+    }
+
+    /// Every scenario, `iterations` verifications each (the shared-root scenario first).
+    static func measure(iterations: Int) async throws -> [Result] {
+        let directory = try TemporaryDirectory.make("trust-bench")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let scenarios = try makeScenarios(in: directory)
+        let now = Date()
+        var results: [Result] = []
         for scenario in scenarios {
             var verdict = ""
             for _ in 0..<50 { // warm-up: page cache, OpenSSL's lazy init
@@ -92,9 +108,8 @@ enum TrustBenchmark {
                 let end = cpuNanoseconds()
                 samples.append(Double(end - start) / 1e6 / Double(batch))
             }
-            samples.sort()
-            func f(_ v: Double) -> String { String(format: "%.3f", v) }
-            print("| \(scenario.name) | \(iterations) | \(f(percentile(samples, 0.5))) | \(f(percentile(samples, 0.1))) | \(f(percentile(samples, 0.9))) | \(f(samples.first!)) | \(f(samples.last!)) | \(verdict) |")
+            results.append(Result(name: scenario.name, samples: samples, verdict: verdict))
         }
+        return results
     }
 }

@@ -1,0 +1,281 @@
+import Foundation
+import SwitchoverNet
+import SwitchoverTestKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One loopback world for a benchmark figure: nginx backends for blue and green (green's answer
+/// 503 while their `fail` file exists), a real HAProxy in front (all weight on blue), shared-root
+/// PKI so trust holds both ways, configuration folders, and the release `switchover` binary.
+///
+/// Everything the benchmark reports is read from here, outside the coordinator: HAProxy's runtime
+/// API (weights, per-server counters), the load generator's report, `/proc`, the journal file.
+final class BenchLab {
+    let folder: URL
+    let blue: [NginxBackend]
+    let green: [NginxBackend]
+    let haproxy: HAProxyServer
+    let admin: LineClient
+    let switchover: String
+    let statePath: String
+
+    init(_ name: String, switchover: String, blueServers: Int = 1, greenServers: Int = 1) throws {
+        let folder = try TemporaryDirectory.make("bench-\(name)")
+        self.folder = folder
+        blue = try (1...blueServers).map { try NginxBackend(name: "blue-\($0)", in: folder) }
+        green = try (1...greenServers).map { try NginxBackend(name: "green-\($0)", in: folder) }
+        haproxy = try HAProxyServer(servers: blue.map { .init(name: $0.name, address: $0.address, weight: 1) }
+                                        + green.map { .init(name: $0.name, address: $0.address, weight: 0) },
+                                    in: folder)
+        admin = LineClient(address: haproxy.socketPath, connectTimeout: .seconds(2), readTimeout: .seconds(5))
+        self.switchover = switchover
+        statePath = folder.appendingPathComponent("state/state.db").path
+        try writeClusters()
+    }
+
+    func close() {
+        haproxy.stop()
+        for backend in blue + green { backend.stop() }
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    // MARK: - Configuration
+
+    private func writeClusters() throws {
+        let pki = try TestPKI(directory: folder.appendingPathComponent("pki"))
+        let root = try pki.makeRoot(name: "mesh-root", days: 365)
+        let roots = try pki.bundle([root], named: "roots.pem")
+        let clusters = folder.appendingPathComponent("clusters")
+        try FileManager.default.createDirectory(at: clusters, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("policies"), withIntermediateDirectories: true)
+        for (name, backends, version) in [("blue", blue, "1.27.4"), ("green", green, "1.28.0")] {
+            let ca = try pki.makeIntermediate(name: "\(name)-ca", issuer: root, days: 365)
+            let chain = try pki.bundle([ca], named: "\(name)-chain.pem")
+            try """
+                apiVersion: switchover.dev/v1alpha1
+                kind: Cluster
+                metadata:
+                  name: \(name)
+                spec:
+                  istio:
+                    version: "\(version)"
+                  trust:
+                    trustDomain: cluster.local
+                    rootCerts: \(roots.path)
+                    certChain: \(chain.path)
+                  loadBalancer:
+                    servers: [\(backends.map(\.name).joined(separator: ", "))]
+                  health: http://\(backends[0].address)/healthz
+
+                """.write(to: clusters.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// Writes policy `name`. `gate`: a load-balancer gate on green's 5xx (needs traffic to pass);
+    /// `hardSignal`: rollback on one sample of green's 5xx ratio.
+    func writePolicy(_ name: String, steps: [Int], bake: String, interval: String = "500ms", gate: Bool,
+                     hardSignal: Bool, holdFor: String = "1s") throws {
+        var text = """
+            apiVersion: switchover.dev/v1alpha1
+            kind: Policy
+            metadata:
+              name: \(name)
+            spec:
+              loadBalancer:
+                driver: haproxy
+                haproxy:
+                  socket: \(haproxy.socketPath)
+                  backend: app
+              steps: [\(steps.map(String.init).joined(separator: ", "))]
+              bake: \(bake)
+              interval: \(interval)
+              sampling: 250ms
+              failureThreshold: 2
+
+            """
+        if gate {
+            text += """
+                  gates:
+                    - name: green-errors
+                      loadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: 10}
+
+                """
+        }
+        text += """
+              rollback:
+                automatic: true
+
+            """
+        if hardSignal { text += "    hardSignal: {max5xxRatio: 0.2, minRequests: 10}\n" }
+        text += """
+              drain:
+                maxActiveSessions: 0
+                holdFor: \(holdFor)
+                dnsTTL: 0s
+                timeout: 2m
+
+            """
+        try text.write(to: folder.appendingPathComponent("policies/\(name).yaml"), atomically: true, encoding: .utf8)
+    }
+
+    var globalArguments: [String] {
+        ["--clusters", folder.appendingPathComponent("clusters").path,
+         "--policies", folder.appendingPathComponent("policies").path,
+         "--state", statePath]
+    }
+
+    /// Removes the journal so the next `run` is a fresh run.
+    func freshJournal() {
+        for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: statePath + suffix) }
+    }
+
+    // MARK: - Processes
+
+    /// `switchover run blue green --policy NAME` as a process of its own (logs in the lab folder).
+    func startCoordinator(policy: String, extra: [String] = [], log: String) throws -> ManagedProcess {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWITCHOVER_LOG_LEVEL"] = "info"
+        return try ManagedProcess(name: "switchover run", executable: switchover,
+                                  arguments: ["run", "blue", "green", "--policy", policy] + extra + globalArguments,
+                                  environment: environment, logFile: folder.appendingPathComponent(log))
+    }
+
+    /// Runs a `switchover` command to completion (control commands, `plan`, `decommission`).
+    func switchoverCommand(_ arguments: [String]) throws -> Command.Result {
+        try Command.run(switchover, arguments + globalArguments)
+    }
+
+    /// `hey -z SECONDSs -q RATE -c WORKERS` against HAProxy's frontend: RATE × WORKERS requests
+    /// per second. Stop it with `finish`, which reads its report.
+    func startLoad(rate: Int, workers: Int, seconds: Int, log: String) throws -> ManagedProcess {
+        try ManagedProcess(name: "hey", executable: try Tools.require("hey"),
+                           arguments: ["-z", "\(seconds)s", "-q", "\(rate)", "-c", "\(workers)", haproxy.url],
+                           logFile: folder.appendingPathComponent(log))
+    }
+
+    // MARK: - HAProxy, read by the benchmark
+
+    /// Live weights of every server, in one runtime-API round trip.
+    func weights() throws -> [String: Int] {
+        let names = (blue + green).map(\.name)
+        let answer = try admin.sendBlocking(names.map { "get weight app/\($0)" }.joined(separator: ";"))
+        let values = answer.split(separator: "\n").map(String.init).filter { !$0.isEmpty }
+        guard values.count == names.count else { throw TestKitError("get weight answered: \(answer)") }
+        var result: [String: Int] = [:]
+        for (name, line) in zip(names, values) {
+            guard let weight = Int(line.split(separator: " ").first ?? "") else { throw TestKitError("get weight app/\(name): \(line)") }
+            result[name] = weight
+        }
+        return result
+    }
+
+    /// Per server: responses HAProxy got from it (the sum of its `hrsp_*` columns) and its 5xx.
+    func serverCounters() throws -> [String: (total: Int, errors5xx: Int)] {
+        let csv = try admin.sendBlocking("show stat app 4 -1")
+        let lines = csv.split(separator: "\n")
+        guard let header = lines.first, header.hasPrefix("# ") else { throw TestKitError("show stat answered: \(csv.prefix(200))") }
+        let columns = header.dropFirst(2).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        guard let name = columns.firstIndex(of: "svname"), let errors = columns.firstIndex(of: "hrsp_5xx") else { throw TestKitError("show stat header: \(header)") }
+        let all = ["hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other"].compactMap { columns.firstIndex(of: $0) }
+        var result: [String: (total: Int, errors5xx: Int)] = [:]
+        for line in lines.dropFirst() {
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard fields.count > errors else { continue }
+            result[String(fields[name])] = (total: all.reduce(0) { $0 + (Int(fields[$1]) ?? 0) }, errors5xx: Int(fields[errors]) ?? 0)
+        }
+        return result
+    }
+}
+
+/// What `hey` reported at the end: responses by status and transport errors.
+struct HeyReport {
+    var statusCounts: [Int: Int] = [:]
+    var errors = 0
+    var requestsPerSecond = 0.0
+    var responses: Int { statusCounts.values.reduce(0, +) }
+    var ok: Int { statusCounts.filter { (200..<300).contains($0.key) }.values.reduce(0, +) }
+    /// Every request that did not get a 2xx: non-2xx answers and transport errors.
+    var failed: Int { responses - ok + errors }
+
+    /// Parses hey's summary: `Requests/sec:`, `[200]\t1000 responses` under "Status code
+    /// distribution", `[3]\tGet "...": EOF` under "Error distribution".
+    init(output: String) {
+        var section = ""
+        for raw in output.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("Requests/sec:") {
+                requestsPerSecond = Double(line.dropFirst("Requests/sec:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+            } else if line.hasPrefix("Status code distribution") {
+                section = "status"
+            } else if line.hasPrefix("Error distribution") {
+                section = "errors"
+            } else if line.hasPrefix("["), let close = line.firstIndex(of: "]"),
+                      let number = Int(line[line.index(after: line.startIndex)..<close]) {
+                let rest = line[line.index(after: close)...].trimmingCharacters(in: .whitespaces)
+                if section == "status", let count = Int(rest.split(separator: " ").first ?? "") {
+                    statusCounts[number, default: 0] += count
+                } else if section == "errors" {
+                    errors += number
+                }
+            }
+        }
+    }
+
+    /// Stops `hey` with SIGINT (it stops its workers between requests and prints its report)
+    /// and reads the report.
+    static func finish(_ hey: ManagedProcess) throws -> HeyReport {
+        if hey.isRunning {
+            hey.signal(SIGINT)
+            guard hey.waitForExit(timeout: 30) else { throw TestKitError("hey did not stop on SIGINT") }
+        }
+        let text = (try? String(contentsOf: hey.logFile, encoding: .utf8)) ?? ""
+        guard text.contains("Summary:") else { throw TestKitError("hey printed no summary:\n\(text.suffix(2000))") }
+        return HeyReport(output: text)
+    }
+}
+
+/// `/proc/<pid>` of a running process: peak RSS and CPU ticks, read from outside it.
+struct ProcReading {
+    var peakRSSKiB: Int
+    var cpuSeconds: Double
+
+    static func read(_ pid: Int32) -> ProcReading? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
+        guard let hwm = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kib = Int(hwm.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
+        // Fields after the command name (which may hold spaces, so split after its ')'):
+        // state is field 3, utime 14 and stime 15.
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let utime = Double(fields[11]), let stime = Double(fields[12]) else { return nil }
+        return ProcReading(peakRSSKiB: kib, cpuSeconds: (utime + stime) / Double(sysconf(Int32(_SC_CLK_TCK))))
+    }
+}
+
+/// Seconds since `start`, as a Double.
+func seconds(since start: ContinuousClock.Instant) -> Double {
+    let d = ContinuousClock.now - start
+    return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+func waitUntil(timeout: Double, poll: Double = 0.01, _ condition: () throws -> Bool) rethrows -> Bool {
+    let start = ContinuousClock.now
+    while seconds(since: start) < timeout {
+        if try condition() { return true }
+        usleep(UInt32(poll * 1e6))
+    }
+    return try condition()
+}
+
+/// 1000 → "1,000", whatever the locale.
+func grouped(_ value: Int) -> String {
+    var digits = String(value)
+    var index = digits.count - 3
+    while index > 0 {
+        digits.insert(",", at: digits.index(digits.startIndex, offsetBy: index))
+        index -= 3
+    }
+    return digits
+}

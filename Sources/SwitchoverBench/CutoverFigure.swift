@@ -1,0 +1,101 @@
+import Foundation
+import SwitchoverTestKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Zero-loss cutover and the coordinator's footprint, from the same runs.
+///
+/// Per trial, in a lab of its own (blue's nginx is stopped at the end): `hey` at 1,200 requests
+/// per second from a second before the coordinator starts to two seconds after blue's backend is
+/// gone; `switchover run` through every step with a gate on green's errors and 250 ms sampling,
+/// then (when the build has them) the drain and `switchover decommission blue`; then blue's
+/// nginx is stopped. Failed requests are hey's non-2xx and transport errors. Meanwhile the
+/// benchmark reads the coordinator's `/proc/<pid>/status` (VmHWM) and `/proc/<pid>/stat`
+/// (utime + stime) every 100 ms.
+enum CutoverFigure {
+    static let rate = 100, workers = 12 // 1,200 requests/s
+
+    static func measure(trials: Int, switchover: String, quick: Bool) throws -> [FigureRow] {
+        let drain = try drainSupported(switchover: switchover)
+        progress("zero-loss cutover: \(trials) trial(s) at \(rate * workers) req/s; drain + decommission \(drain ? "available" : "NOT on this build: cutover to promoted, then blue stopped")")
+        var failed: [Double] = [], totals: [Double] = [], rates: [Double] = []
+        var peaks: [Double] = [], cpus: [Double] = [], steadyCPUs: [Double] = [], runSeconds: [Double] = []
+        for trial in 1...trials {
+            let lab = try BenchLab("cutover", switchover: switchover)
+            defer { lab.close() }
+            try lab.writePolicy("cutover", steps: [10, 25, 50, 100], bake: quick ? "2s" : "3s", gate: true,
+                                hardSignal: true, holdFor: "1s")
+            let hey = try lab.startLoad(rate: rate, workers: workers, seconds: 300, log: "hey.log")
+            defer { hey.stop() }
+            usleep(1_000_000)
+            let coordinator = try lab.startCoordinator(policy: "cutover", extra: drain ? ["--until", "drained"] : [], log: "run.log")
+            defer { coordinator.stop() }
+            let start = ContinuousClock.now
+            var last: ProcReading?
+            var lastAt = 0.0
+            var settled: (reading: ProcReading, at: Double)? // after start-up and preflight
+            while coordinator.isRunning {
+                if let reading = ProcReading.read(coordinator.pid) {
+                    last = reading
+                    lastAt = seconds(since: start)
+                    if settled == nil && lastAt >= 2 { settled = (reading, lastAt) }
+                }
+                usleep(100_000)
+                guard seconds(since: start) < 180 else { throw TestKitError("cutover trial \(trial): no end within 180 s:\n\(coordinator.logTail())") }
+            }
+            guard coordinator.exitStatus == 0 else {
+                throw TestKitError("cutover trial \(trial): switchover run exited \(coordinator.exitStatus.map(String.init) ?? "?"):\n\(coordinator.logTail())")
+            }
+            if drain {
+                let decommission = try lab.switchoverCommand(["decommission", "blue"])
+                guard decommission.status == 0 else { throw TestKitError("decommission refused:\n\(decommission.output)") }
+            }
+            for backend in lab.blue { backend.stop() }
+            usleep(2_000_000)
+            let report = try HeyReport.finish(hey)
+            guard let last else { throw TestKitError("cutover trial \(trial): /proc of the coordinator was never readable") }
+            failed.append(Double(report.failed))
+            totals.append(Double(report.responses + report.errors))
+            rates.append(report.requestsPerSecond)
+            peaks.append(Double(last.peakRSSKiB) / 1024)
+            cpus.append(last.cpuSeconds / lastAt * 1000)
+            if let settled, lastAt > settled.at + 1 {
+                steadyCPUs.append((last.cpuSeconds - settled.reading.cpuSeconds) / (lastAt - settled.at) * 1000)
+            }
+            runSeconds.append(lastAt)
+            progress(String(format: "  trial %d: %d failed of %d, %.0f req/s; coordinator %.1f s, peak RSS %.1f MiB, mean CPU %.1f m",
+                            trial, report.failed, report.responses + report.errors, report.requestsPerSecond, lastAt,
+                            Double(last.peakRSSKiB) / 1024, last.cpuSeconds / lastAt * 1000))
+        }
+        let how = drain
+            ? "steps 10/25/50/100, drain, decommission, blue's nginx stopped"
+            : "steps 10/25/50/100 to promoted, then blue's nginx stopped (drain/decommission not on this build)"
+        let rateStats = Stats(rates)
+        return [
+            Stats(failed).row("zero-loss cutover: failed requests", unit: "requests", reference: 0, referenceLabel: "0 failed",
+                              note: how + String(format: "; hey at %.0f req/s achieved (%.0f–%.0f), %.0f requests per trial",
+                                           rateStats.median, rateStats.min, rateStats.max, Stats(totals).median)),
+            Stats(peaks).row("coordinator peak RSS (VmHWM)", unit: "MiB", reference: 32,
+                             referenceLabel: "Flagger's chart request: 32 MiB",
+                             note: String(format: "/proc/<pid>/status during the cutover runs above (%.1f s each), 250 ms sampling", Stats(runSeconds).median)),
+            Stats(cpus).row("coordinator mean CPU", unit: "m", reference: 10,
+                            referenceLabel: "Flagger's chart request: 10m",
+                            note: "utime+stime from /proc/<pid>/stat over the run's wall time, start-up and preflight included"
+                                + (steadyCPUs.isEmpty ? "" : String(format: "; from 2 s after start to the end (shifting, 250 ms sampling): %.1f m", Stats(steadyCPUs).median))),
+        ]
+    }
+
+    /// Whether this build's `run` takes `--until drained`: asked with a state path that cannot
+    /// be created, so nothing runs either way; an unsupported goal is refused before that.
+    static func drainSupported(switchover: String) throws -> Bool {
+        let lab = try BenchLab("probe", switchover: switchover)
+        defer { lab.close() }
+        try lab.writePolicy("probe", steps: [100], bake: "1s", gate: false, hardSignal: false)
+        let result = try Command.run(switchover, ["run", "blue", "green", "--policy", "probe", "--until", "drained",
+                                                  "--clusters", lab.folder.appendingPathComponent("clusters").path,
+                                                  "--policies", lab.folder.appendingPathComponent("policies").path,
+                                                  "--state", "/proc/switchover-bench-probe/state.db"])
+        return !result.output.contains("drained is not supported")
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import SwitchoverNet
+import SwitchoverTestKit
+
+/// Rollback reaction and the requests it costs.
+///
+/// Per trial: a fresh journal, `switchover run` with steps 25 → 100 and a long bake, so the run
+/// sits at 25% to green under `hey` load; then green's nginx starts answering 503 (its fail
+/// file, at a random point of the sampling period) and the benchmark polls HAProxy's runtime API every 10 ms until the weights read 100/0.
+/// The coordinator's hard signal (green's 5xx ratio in one 250 ms sample) is what rolls back.
+///
+/// Failed requests are hey's non-2xx (and transport errors) over the trial; their reference is
+/// what reached green between the fault and the observed rollback, from HAProxy's per-server
+/// response counters.
+enum RollbackFigure {
+    static let rate = 50, workers = 6 // 300 requests/s
+
+    static func measure(trials: Int, switchover: String) throws -> [FigureRow] {
+        progress("rollback: \(trials) trials at \(rate * workers) req/s, 25% to green, fault = nginx 503")
+        let lab = try BenchLab("rollback", switchover: switchover)
+        defer { lab.close() }
+        try lab.writePolicy("rollback", steps: [25, 100], bake: "10m", gate: false, hardSignal: true)
+
+        // One runtime-API round trip, as the rollback's write makes it: setting green's weight to
+        // the 0 it already has (no traffic moves).
+        var roundTrips: [Double] = []
+        for _ in 0..<200 {
+            let start = ContinuousClock.now
+            _ = try lab.admin.sendBlocking("set weight app/green-1 0")
+            roundTrips.append(seconds(since: start) * 1000)
+        }
+        let roundTrip = Stats(roundTrips)
+        let limit = 250 + roundTrip.median
+
+        var reactions: [Double] = [], failed: [Double] = [], reached: [Double] = [], atRate: [Double] = []
+        for trial in 1...trials {
+            lab.freshJournal()
+            try lab.green[0].fail(false)
+            let hey = try lab.startLoad(rate: rate, workers: workers, seconds: 60, log: "hey-\(trial).log")
+            let coordinator = try lab.startCoordinator(policy: "rollback", log: "run-\(trial).log")
+            defer { coordinator.stop(); hey.stop() }
+            guard try waitUntil(timeout: 30, { try lab.weights()["green-1"] != 0 }) else {
+                throw TestKitError("rollback trial \(trial): green never got traffic:\n\(coordinator.logTail())")
+            }
+            // A few samples at 25% before the fault, which lands at a random point of the 250 ms
+            // sampling period: the coordinator's samples keep a fixed phase from its start.
+            usleep(1_500_000 + UInt32.random(in: 0..<250_000))
+            let before = try lab.serverCounters()["green-1"]?.total ?? 0
+            let start = ContinuousClock.now
+            try lab.green[0].fail(true)
+            let rolledBack = try waitUntil(timeout: 10, poll: 0.01) {
+                let live = try lab.weights()
+                return live["green-1"] == 0 && (live["blue-1"] ?? 0) > 0
+            }
+            let reaction = seconds(since: start) * 1000
+            guard rolledBack else { throw TestKitError("rollback trial \(trial): no rollback within 10 s:\n\(coordinator.logTail())") }
+            let after = try lab.serverCounters()["green-1"]?.total ?? 0
+            _ = coordinator.waitForExit(timeout: 10)
+            usleep(200_000) // answers in flight at the rollback reach hey
+            let report = try HeyReport.finish(hey)
+            reactions.append(reaction)
+            failed.append(Double(report.failed))
+            reached.append(Double(after - before))
+            atRate.append(Double(rate * workers) * 0.25 * reaction / 1000)
+            progress("  trial \(trial): \(Int(reaction)) ms, \(report.failed) failed, \(after - before) reached green (coordinator exit \(coordinator.exitStatus.map(String.init) ?? "?"))")
+        }
+        let reaction = Stats(reactions)
+        let reachedStats = Stats(reached)
+        let rtt = String(format: "%.2f ms (p10–p90 %.2f–%.2f, 200 round trips)", roundTrip.median, roundTrip.percentile(0.1), roundTrip.percentile(0.9))
+        return [
+            reaction.row("rollback reaction vs Flagger", unit: "ms", reference: 10_000,
+                         referenceLabel: "Flagger's floor: one analysis interval, 10 s",
+                         note: "fault (nginx 503) → HAProxy reads 100/0, polled every 10 ms; \(rate * workers) req/s, 25% to green"),
+            reaction.row("rollback reaction vs physical limit", unit: "ms", reference: limit,
+                         referenceLabel: "one sampling period 250 ms + one runtime-API round trip \(rtt) = " + String(format: "%.1f ms", limit),
+                         note: "same trials; the hard signal judges the 250 ms sample that follows the fault"),
+            Stats(failed).row("failed requests during a rollback", unit: "requests", reference: reachedStats.median,
+                              referenceLabel: String(format: "requests that reached green between fault and rollback (HAProxy counters): median %.0f (%.0f–%.0f); rate × 25%% × reaction: median %.0f",
+                                                     reachedStats.median, reachedStats.min, reachedStats.max, Stats(atRate).median),
+                              note: "hey's non-2xx + errors in the same trials"),
+        ]
+    }
+}
