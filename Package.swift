@@ -67,8 +67,8 @@ let package = Package(
         // Starts real servers (nginx, HAProxy, Envoy, Prometheus, openssl s_server) on loopback
         // and makes test PKI (TestPKI: the openssl command line; TrustPKI: the OpenSSL C API).
         .target(name: "SwitchoverTestKit", dependencies: ["SwitchoverCore", "COpenSSL"], swiftSettings: swiftSettings),
-        // Benchmarks, one subcommand each (`trust`, `fleet`), printing markdown tables; built in
-        // release by bench/*.sh.
+        // Benchmarks, one subcommand each (`trust`, `fleet`, `suite`), printing markdown tables;
+        // built in release by bench/*.sh and bench/run.
         .executableTarget(name: "SwitchoverBench",
                           dependencies: ["SwitchoverTrust", "SwitchoverDrivers", "SwitchoverNet", "SwitchoverTestKit",
                                          "SwitchoverCore", "COpenSSL", .product(name: "Logging", package: "swift-log")],
@@ -90,6 +90,9 @@ let package = Package(
                                                              "SwitchoverDrivers", "SwitchoverCore"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "SwitchoverReportTests", dependencies: ["SwitchoverReport", "SwitchoverStore", "SwitchoverTestKit"],
+                    swiftSettings: swiftSettings),
+        // What the benchmark reads to measure: hey's report, /proc, order statistics.
+        .testTarget(name: "SwitchoverBenchTests", dependencies: ["SwitchoverBench", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),
         // Runs the built `switchover` binary and checks its output and exit code.
         .testTarget(name: "SwitchoverCLITests", dependencies: ["SwitchoverTestKit"], swiftSettings: swiftSettings),

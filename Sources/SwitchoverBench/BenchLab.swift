@@ -239,18 +239,26 @@ struct HeyReport {
 struct ProcReading {
     var peakRSSKiB: Int
     var cpuSeconds: Double
+    /// Resident memory now, split as the kernel counts it: anonymous (heap, stacks) and
+    /// file-backed (mapped executables and shared libraries, shareable between processes).
+    var rssAnonKiB: Int
+    var rssFileKiB: Int
 
     static func read(_ pid: Int32) -> ProcReading? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
-        guard let hwm = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kib = Int(hwm.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
+        func kib(_ key: String) -> Int? {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
+            return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "")
+        }
+        guard let hwm = kib("VmHWM") else { return nil }
         // Fields after the command name (which may hold spaces, so split after its ')'):
         // state is field 3, utime 14 and stime 15.
         guard let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 13, let utime = Double(fields[11]), let stime = Double(fields[12]) else { return nil }
-        return ProcReading(peakRSSKiB: kib, cpuSeconds: (utime + stime) / Double(sysconf(Int32(_SC_CLK_TCK))))
+        return ProcReading(peakRSSKiB: hwm, cpuSeconds: (utime + stime) / Double(sysconf(Int32(_SC_CLK_TCK))),
+                           rssAnonKiB: kib("RssAnon") ?? 0, rssFileKiB: kib("RssFile") ?? 0)
     }
 }
 

@@ -20,6 +20,7 @@ enum CutoverFigure {
         let drain = try drainSupported(switchover: switchover)
         progress("zero-loss cutover: \(trials) trial(s) at \(rate * workers) req/s; drain + decommission \(drain ? "available" : "NOT on this build: cutover to promoted, then blue stopped")")
         var failed: [Double] = [], totals: [Double] = [], rates: [Double] = []
+        var anons: [Double] = [], files: [Double] = []
         var peaks: [Double] = [], cpus: [Double] = [], steadyCPUs: [Double] = [], runSeconds: [Double] = []
         for trial in 1...trials {
             let lab = try BenchLab("cutover", switchover: switchover)
@@ -59,6 +60,8 @@ enum CutoverFigure {
             totals.append(Double(report.responses + report.errors))
             rates.append(report.requestsPerSecond)
             peaks.append(Double(last.peakRSSKiB) / 1024)
+            anons.append(Double(last.rssAnonKiB) / 1024)
+            files.append(Double(last.rssFileKiB) / 1024)
             cpus.append(last.cpuSeconds / lastAt * 1000)
             if let settled, lastAt > settled.at + 1 {
                 steadyCPUs.append((last.cpuSeconds - settled.reading.cpuSeconds) / (lastAt - settled.at) * 1000)
@@ -78,7 +81,8 @@ enum CutoverFigure {
                                            rateStats.median, rateStats.min, rateStats.max, Stats(totals).median)),
             Stats(peaks).row("coordinator peak RSS (VmHWM)", unit: "MiB", reference: 32,
                              referenceLabel: "Flagger's chart request: 32 MiB",
-                             note: String(format: "/proc/<pid>/status during the cutover runs above (%.1f s each), 250 ms sampling", Stats(runSeconds).median)),
+                             note: String(format: "/proc/<pid>/status during the cutover runs above (%.1f s each), 250 ms sampling; resident at the end: %.1f MiB anonymous (heap, stacks), %.1f MiB file-backed (the binary and shared libraries: Foundation, libcurl, OpenSSL, SQLite)",
+                                          Stats(runSeconds).median, Stats(anons).median, Stats(files).median)),
             Stats(cpus).row("coordinator mean CPU", unit: "m", reference: 10,
                             referenceLabel: "Flagger's chart request: 10m",
                             note: "utime+stime from /proc/<pid>/stat over the run's wall time, start-up and preflight included"

@@ -73,7 +73,8 @@ enum RollbackFigure {
                          note: "fault (nginx 503) → HAProxy reads 100/0, polled every 10 ms; \(rate * workers) req/s, 25% to green"),
             reaction.row("rollback reaction vs physical limit", unit: "ms", reference: limit,
                          referenceLabel: "one sampling period 250 ms + one runtime-API round trip \(rtt) = " + String(format: "%.1f ms", limit),
-                         note: "same trials; the hard signal judges the 250 ms sample that follows the fault"),
+                         note: "same trials; the limit is the worst case (a fault just after a sample waits one whole period), so a median under it is expected; "
+                             + String(format: "slowest trial %.0f ms = %.2f× the limit (journal fsync, apply and read-back on top)", reaction.max, reaction.max / limit)),
             Stats(failed).row("failed requests during a rollback", unit: "requests", reference: reachedStats.median,
                               referenceLabel: String(format: "requests that reached green between fault and rollback (HAProxy counters): median %.0f (%.0f–%.0f); rate × 25%% × reaction: median %.0f",
                                                      reachedStats.median, reachedStats.min, reachedStats.max, Stats(atRate).median),
