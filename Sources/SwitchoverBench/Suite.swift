@@ -137,12 +137,13 @@ enum Suite {
     }
 
     static func markdown(_ report: SuiteReport) -> String {
-        func number(_ value: Double, _ unit: String) -> String {
-            switch unit {
+        // One precision per row, chosen by its median, so a spread reads like its median.
+        func number(_ value: Double, _ row: FigureRow) -> String {
+            switch row.unit {
             case "requests": return String(format: "%.0f", value)
             case "MiB", "pp": return String(format: "%.2f", value)
             case "m": return String(format: "%.1f", value)
-            default: return value >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value)
+            default: return row.median >= 100 ? String(format: "%.0f", value) : String(format: "%.2f", value)
             }
         }
         var lines = [
@@ -151,8 +152,8 @@ enum Suite {
         ]
         for row in report.rows {
             let ratio = row.ratio.map { String(format: "%.3g×", $0) } ?? (row.median == 0 && row.high == 0 ? "met (0)" : "not met")
-            lines.append("| \(row.figure) | \(row.trials) | \(number(row.median, row.unit)) \(row.unit) | "
-                         + "\(number(row.low, row.unit))–\(number(row.high, row.unit)) (\(row.spread)) | \(row.referenceLabel) | \(ratio) | \(row.note) |")
+            lines.append("| \(row.figure) | \(row.trials) | \(number(row.median, row)) \(row.unit) | "
+                         + "\(number(row.low, row))–\(number(row.high, row)) (\(row.spread)) | \(row.referenceLabel) | \(ratio) | \(row.note) |")
         }
         lines.append("")
         lines.append("\(report.quick ? "Quick" : "Full") run, \(report.cores) cores, load average at start "
