@@ -8,8 +8,8 @@ import Glibc
 ///
 /// Per trial, in a lab of its own (blue's nginx is stopped at the end): `hey` at 1,200 requests
 /// per second from a second before the coordinator starts to two seconds after blue's backend is
-/// gone; `switchover run` through every step with a gate on green's errors and 250 ms sampling,
-/// then (when the build has them) the drain and `switchover decommission blue`; then blue's
+/// gone; `switchover run --until drained` through every step with a gate on green's errors and
+/// 250 ms sampling and blue's drain, then `switchover decommission blue`; then blue's
 /// nginx is stopped. Failed requests are hey's non-2xx and transport errors. Meanwhile the
 /// benchmark reads the coordinator's `/proc/<pid>/status` (VmHWM) and `/proc/<pid>/stat`
 /// (utime + stime) every 100 ms.
@@ -17,8 +17,7 @@ enum CutoverFigure {
     static let rate = 100, workers = 12 // 1,200 requests/s
 
     static func measure(trials: Int, switchover: String, quick: Bool) throws -> [FigureRow] {
-        let drain = try drainSupported(switchover: switchover)
-        progress("zero-loss cutover: \(trials) trial(s) at \(rate * workers) req/s; drain + decommission \(drain ? "available" : "NOT on this build: cutover to promoted, then blue stopped")")
+        progress("zero-loss cutover: \(trials) trial(s) at \(rate * workers) req/s, through drain and decommission")
         var failed: [Double] = [], totals: [Double] = [], rates: [Double] = []
         var anons: [Double] = [], files: [Double] = []
         var peaks: [Double] = [], cpus: [Double] = [], steadyCPUs: [Double] = [], runSeconds: [Double] = []
@@ -30,7 +29,7 @@ enum CutoverFigure {
             let hey = try lab.startLoad(rate: rate, workers: workers, seconds: 300, log: "hey.log")
             defer { hey.stop() }
             usleep(1_000_000)
-            let coordinator = try lab.startCoordinator(policy: "cutover", extra: drain ? ["--until", "drained"] : [], log: "run.log")
+            let coordinator = try lab.startCoordinator(policy: "cutover", extra: ["--until", "drained"], log: "run.log")
             defer { coordinator.stop() }
             let start = ContinuousClock.now
             var last: ProcReading?
@@ -48,10 +47,8 @@ enum CutoverFigure {
             guard coordinator.exitStatus == 0 else {
                 throw TestKitError("cutover trial \(trial): switchover run exited \(coordinator.exitStatus.map(String.init) ?? "?"):\n\(coordinator.logTail())")
             }
-            if drain {
-                let decommission = try lab.switchoverCommand(["decommission", "blue"])
-                guard decommission.status == 0 else { throw TestKitError("decommission refused:\n\(decommission.output)") }
-            }
+            let decommission = try lab.switchoverCommand(["decommission", "blue"])
+            guard decommission.status == 0 else { throw TestKitError("decommission refused:\n\(decommission.output)") }
             for backend in lab.blue { backend.stop() }
             usleep(2_000_000)
             let report = try HeyReport.finish(hey)
@@ -71,9 +68,7 @@ enum CutoverFigure {
                             trial, report.failed, report.responses + report.errors, report.requestsPerSecond, lastAt,
                             Double(last.peakRSSKiB) / 1024, last.cpuSeconds / lastAt * 1000))
         }
-        let how = drain
-            ? "steps 10/25/50/100, drain, decommission, blue's nginx stopped"
-            : "steps 10/25/50/100 to promoted, then blue's nginx stopped (drain/decommission not on this build)"
+        let how = "steps 10/25/50/100, drain (`--until drained`), `decommission blue`, blue's nginx stopped"
         let rateStats = Stats(rates)
         return [
             Stats(failed).row("zero-loss cutover: failed requests", unit: "requests", reference: 0, referenceLabel: "0 failed",
@@ -88,18 +83,5 @@ enum CutoverFigure {
                             note: "utime+stime from /proc/<pid>/stat over the run's wall time, start-up and preflight included"
                                 + (steadyCPUs.isEmpty ? "" : String(format: "; from 2 s after start to the end (shifting, 250 ms sampling): %.1f m", Stats(steadyCPUs).median))),
         ]
-    }
-
-    /// Whether this build's `run` takes `--until drained`: asked with a state path that cannot
-    /// be created, so nothing runs either way; an unsupported goal is refused before that.
-    static func drainSupported(switchover: String) throws -> Bool {
-        let lab = try BenchLab("probe", switchover: switchover)
-        defer { lab.close() }
-        try lab.writePolicy("probe", steps: [100], bake: "1s", gate: false, hardSignal: false)
-        let result = try Command.run(switchover, ["run", "blue", "green", "--policy", "probe", "--until", "drained",
-                                                  "--clusters", lab.folder.appendingPathComponent("clusters").path,
-                                                  "--policies", lab.folder.appendingPathComponent("policies").path,
-                                                  "--state", "/proc/switchover-bench-probe/state.db"])
-        return !result.output.contains("drained is not supported")
     }
 }
