@@ -41,6 +41,12 @@ public protocol JournalStore: AnyObject {
     func pendingCommands() throws -> [CommandRecord]
     /// Marks a command done with its outcome; the submitting CLI waits for this.
     func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String) throws
+    /// Withdraws a command nobody has acknowledged yet: marks it refused with `outcome`, in one
+    /// conditional update, so the coordinator never picks it up later. The CLI calls it when its
+    /// wait for the acknowledgement runs out: a command reported as refused must not run by
+    /// surprise minutes later. Returns false (and changes nothing) when the coordinator
+    /// acknowledged first; then its answer stands and is the one to report.
+    func withdrawCommand(_ id: Int64, at: Instant, outcome: String) throws -> Bool
     func command(_ id: Int64) throws -> CommandRecord?
 
     /// Stores one sampling of the load balancer (one row per cluster).

@@ -125,6 +125,17 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         }
     }
 
+    public func withdrawCommand(_ id: Int64, at: Instant, outcome: String) throws -> Bool {
+        locked { tables in
+            guard let index = tables.commands.firstIndex(where: { $0.id == id }),
+                  tables.commands[index].acknowledgedAt == nil else { return false }
+            tables.commands[index].acknowledgedAt = at
+            tables.commands[index].accepted = false
+            tables.commands[index].outcome = outcome
+            return true
+        }
+    }
+
     public func command(_ id: Int64) throws -> CommandRecord? {
         locked { $0.commands.first { $0.id == id } }
     }

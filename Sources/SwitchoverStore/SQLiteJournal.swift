@@ -290,6 +290,13 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         }
     }
 
+    public func withdrawCommand(_ id: Int64, at: Instant, outcome: String) throws -> Bool {
+        try with("UPDATE commands SET acknowledged_at = ?, accepted = 0, outcome = ? WHERE id = ? AND acknowledged_at IS NULL") {
+            try $0.run([.int(at.millisecondsSinceEpoch), .text(outcome), .int(id)])
+            return connection.changes == 1
+        }
+    }
+
     public func command(_ id: Int64) throws -> CommandRecord? {
         try with("SELECT \(Self.commandColumns) FROM commands WHERE id = ?") {
             var record: CommandRecord?

@@ -147,6 +147,45 @@ struct JournalBehaviourTests {
         #expect(try journal.command(999) == nil)
     }
 
+    @Test("a pending command is withdrawn once: refused, no longer pending, and a late acknowledgement does not revive it",
+          arguments: JournalKind.allCases)
+    func withdrawPending(kind: JournalKind) throws {
+        let (journal, dir) = try kind.make()
+        defer { dir.map { try? FileManager.default.removeItem(at: $0) } }
+        let pause = try journal.submitCommand("pause", arguments: "{}", at: t0)
+        let other = try journal.submitCommand("abort", arguments: "{}", at: t0 + .seconds(1))
+        #expect(try journal.withdrawCommand(pause, at: t0 + .seconds(5), outcome: "no answer; withdrawn") == true)
+        #expect(try journal.pendingCommands().map(\.id) == [other], "the coordinator no longer sees it")
+        // The coordinator answers late: its conditional acknowledgement leaves the withdrawal alone.
+        try journal.acknowledgeCommand(pause, at: t0 + .seconds(6), accepted: true, outcome: "paused")
+        let record = try #require(try journal.command(pause))
+        #expect(record.accepted == false)
+        #expect(record.outcome == "no answer; withdrawn")
+        #expect(record.acknowledgedAt == t0 + .seconds(5))
+        // Withdrawing twice changes nothing the second time.
+        #expect(try journal.withdrawCommand(pause, at: t0 + .seconds(7), outcome: "again") == false)
+        #expect(try journal.command(pause)?.outcome == "no answer; withdrawn")
+        #expect(try journal.withdrawCommand(999, at: t0, outcome: "none") == false)
+        #expect(try journal.command(other)?.acknowledgedAt == nil, "only the named command is withdrawn")
+    }
+
+    @Test("the race: the coordinator acknowledged first, so withdrawing returns false and its answer stands",
+          arguments: JournalKind.allCases)
+    func withdrawLosesToAcknowledgement(kind: JournalKind) throws {
+        let (journal, dir) = try kind.make()
+        defer { dir.map { try? FileManager.default.removeItem(at: $0) } }
+        for accepted in [true, false] {
+            let id = try journal.submitCommand("pause", arguments: "{}", at: t0)
+            let answer = accepted ? "paused at step 2" : "not shifting"
+            try journal.acknowledgeCommand(id, at: t0 + .seconds(4), accepted: accepted, outcome: answer)
+            #expect(try journal.withdrawCommand(id, at: t0 + .seconds(5), outcome: "withdrawn") == false)
+            let record = try #require(try journal.command(id))
+            #expect(record.accepted == accepted)
+            #expect(record.outcome == answer)
+            #expect(record.acknowledgedAt == t0 + .seconds(4))
+        }
+    }
+
     @Test("samples round-trip, and pruning keeps the last hour whole and one per minute before it",
           arguments: JournalKind.allCases)
     func samplesAndPruning(kind: JournalKind) throws {
