@@ -22,20 +22,31 @@ func submitToCoordinator(_ command: ManualCommand, global: GlobalOptions) async 
     }
     let (name, arguments) = CommandCodec.encode(command)
     let id = try journal.submitCommand(name, arguments: arguments, at: now())
+    let record = try await awaitAcknowledgement(of: id, in: journal)
+    guard record.accepted == true else { refuseControl(command, record.outcome ?? "", id: id, global: global) }
+    controlAnswer(command, accepted: true, detail: record.outcome ?? "", id: id, global: global)
+}
+
+/// What a control command reports when the coordinator never answered and the command was withdrawn.
+let withdrawnOutcome = "no answer from the coordinator within \(acknowledgementTimeout.components.seconds) s; withdrawn"
+
+/// Waits for the coordinator's answer to command `id`. When the wait runs out, the command is
+/// withdrawn in the journal with one conditional update, so a command this CLI reports as
+/// refused can never be carried out later by a coordinator that was merely slow. If the
+/// coordinator answered between the last look and the withdrawal, the update changes nothing
+/// and its answer (accepted or refused) is the one returned.
+func awaitAcknowledgement(of id: Int64, in journal: some JournalStore) async throws -> CommandRecord {
     let deadline = ContinuousClock.now + acknowledgementTimeout
     while ContinuousClock.now < deadline {
-        if let record = try journal.command(id), record.acknowledgedAt != nil {
-            let detail = record.outcome ?? ""
-            if record.accepted == true {
-                controlAnswer(command, accepted: true, detail: detail, id: id, global: global)
-                return
-            }
-            refuseControl(command, detail, id: id, global: global)
-        }
+        if let record = try journal.command(id), record.acknowledgedAt != nil { return record }
         try await Task.sleep(for: .milliseconds(50))
     }
-    refuseControl(command, "the coordinator did not acknowledge within \(acknowledgementTimeout); command \(id) stays pending",
-                  id: id, global: global)
+    _ = try journal.withdrawCommand(id, at: now(), outcome: withdrawnOutcome)
+    // Either our withdrawal or the coordinator's answer, whichever the journal holds.
+    guard let record = try journal.command(id), record.acknowledgedAt != nil else {
+        throw StoreError(.corrupt, "command \(id) vanished from the journal while it was being withdrawn")
+    }
+    return record
 }
 
 func controlAnswer(_ command: ManualCommand, accepted: Bool, detail: String, id: Int64?, global: GlobalOptions) {

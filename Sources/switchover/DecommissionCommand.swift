@@ -80,20 +80,14 @@ struct Decommission: AsyncParsableCommand {
         answer(record, id: id, state: final, policy: chosen, offline: true)
     }
 
-    /// Asks the running coordinator, then answers with the state it journaled.
+    /// Asks the running coordinator, then answers with the state it journaled (or, when it did
+    /// not answer in time, withdraws the command: see `awaitAcknowledgement`).
     func submit(_ command: ManualCommand, journal: SQLiteJournal, run: RunRecord, policy: Policy?) async throws {
         let (name, arguments) = CommandCodec.encode(command)
         let id = try journal.submitCommand(name, arguments: arguments, at: now())
-        let deadline = ContinuousClock.now + acknowledgementTimeout
-        while ContinuousClock.now < deadline {
-            if let record = try journal.command(id), record.acknowledgedAt != nil {
-                let state = try global.latestRun(in: journal)?.1 ?? .initial
-                return answer(record, id: id, state: state, policy: policy, offline: false)
-            }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        refuseControl(command, "the coordinator did not acknowledge within \(acknowledgementTimeout); command \(id) stays pending",
-                      id: id, global: global)
+        let record = try await awaitAcknowledgement(of: id, in: journal)
+        let state = try global.latestRun(in: journal)?.1 ?? .initial
+        answer(record, id: id, state: state, policy: policy, offline: false)
     }
 
     /// Accepted: exit 0. Refused: the engine's why and the evidence, exit 1.
