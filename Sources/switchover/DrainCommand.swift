@@ -25,7 +25,8 @@ struct Drain: AsyncParsableCommand {
             already sends no new requests) and samples FROM's open sessions, sessions and \
             responses every `sampling` until drained.
             Exit codes: 0 drained (or decommissioned meanwhile); 1 timed out (with what is still \
-            open), FROM's live weight not 0, or rolled back meanwhile; 2 bad input or another \
+            open), FROM's live weight not 0, rolled back meanwhile, or the coordinator failed \
+            (see `switchover status`); 2 bad input or another \
             coordinator running; 130 stopped by SIGINT/SIGTERM (`switchover drain` goes on).
             """)
     @OptionGroup var global: GlobalOptions
@@ -130,11 +131,11 @@ struct Drain: AsyncParsableCommand {
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
+        var failed: (any Error)?
         do {
             try await group.run()
         } catch {
-            printError("switchover drain: coordinator failed: \(error)\n")
-            throw ExitCode(3)
+            failed = error
         }
         let final = await coordinator.currentState
         let view = DrainView(state: final, policy: chosen, now: now())
@@ -146,6 +147,14 @@ struct Drain: AsyncParsableCommand {
                 if let view { object["drain"] = view.json }
                 printJSON(object)
             }
+        }
+        if let failed {
+            // The drain did not complete: exit 1 (not drained), never a code scripts do not know.
+            let line = "coordinator failed: \(failed); \(from) is not known to be drained and its drain state may have "
+                + "changed; `switchover status` shows where it is; `switchover drain \(from)` goes on (run \(runID))"
+            printError("switchover drain: \(line)\n")
+            if global.output == .json { report(line, outcome: "failed") }
+            throw Exit.no
         }
         switch service.outcome {
         case .drained(let reason):

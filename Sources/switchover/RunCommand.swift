@@ -24,7 +24,8 @@ struct Run: AsyncParsableCommand {
             --until promoted (the default without a `drain` section) stops at promoted; track the \
             drain later with `switchover drain FROM`.
             Exit codes: 0 promoted (or drained, or decommissioned meanwhile); 1 rolled back, \
-            aborted, or drain timed out; 2 bad input, a failed preflight, or another coordinator \
+            aborted, drain timed out, or the coordinator failed mid-run (weights may have moved: \
+            see `switchover status`); 2 bad input, a failed preflight, or another coordinator \
             already running on this journal (nothing was changed); 130 stopped by SIGINT or \
             SIGTERM (weights left as they are; run again to resume).
             """)
@@ -119,8 +120,15 @@ struct Run: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
-            printError("switchover run: coordinator failed: \(error)\n")
-            throw ExitCode(3)
+            // The run began and did not complete: exit 1 (the contract's "aborted"), never a code
+            // scripts do not know. Weights may have moved before the failure.
+            let final = await coordinator.currentState
+            let line = "coordinator failed: \(error); the run did not complete and weights may have moved "
+                + "(journaled: step \(final.step), \(formatPlain(final.percentToTarget))% to \(to)); "
+                + "`switchover status` shows the live weights; `switchover run` resumes, `switchover rollback` moves traffic back (run \(runID))"
+            printError("switchover run: \(line)\n")
+            if global.output == .json { report(line, outcome: "failed", run: runID, state: final) }
+            throw Exit.no
         }
         let final = await coordinator.currentState
         switch service.outcome {
