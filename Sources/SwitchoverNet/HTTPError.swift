@@ -119,8 +119,9 @@ public struct HTTPError: Error, CustomStringConvertible, Sendable {
         }
     }
 
-    /// `http://user:secret@host/` → `http://host/`: URLs end up in logs and messages.
-    static func redactingCredentials(_ url: String) -> String {
+    /// `http://user:secret@host/` → `http://host/`: URLs end up in logs and messages. Public so
+    /// every module that prints a configured URL (preflight's health checks, ...) uses this one rule.
+    public static func redactingCredentials(_ url: String) -> String {
         guard let schemeEnd = url.range(of: "://") else { return url }
         let rest = url[schemeEnd.upperBound...]
         let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex

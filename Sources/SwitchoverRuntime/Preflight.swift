@@ -43,14 +43,16 @@ public struct PreflightChecks: Sendable {
         var failures: [String] = []
         for cluster in clusters {
             guard let url = cluster.health else { continue }
+            // The request keeps the credentials; every message names the URL without them.
+            let shown = HTTPError.redactingCredentials(url.absoluteString)
             do {
                 let response = try await http.execute(HTTPRequest(method: "GET", url: url.absoluteString,
                                                                   connectTimeout: healthTimeout, timeout: healthTimeout))
                 if !(200..<300).contains(response.status) {
-                    failures.append("cluster \(cluster.name): health \(url.absoluteString) answered HTTP \(response.status)")
+                    failures.append("cluster \(cluster.name): health \(shown) answered HTTP \(response.status)")
                 }
             } catch {
-                failures.append("cluster \(cluster.name): health \(url.absoluteString) did not answer: \(error)")
+                failures.append("cluster \(cluster.name): health \(shown) did not answer: \(error)")
             }
         }
         return failures
