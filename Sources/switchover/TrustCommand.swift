@@ -54,7 +54,9 @@ struct Trust: AsyncParsableCommand {
             // Bad certificate input: the message names the file; nothing else ran.
             printError("switchover trust: \(error)\n")
             if global.output == .json {
-                printJSON(["trusted": false, "error": ["code": "\(error.code)", "file": error.file ?? "", "detail": error.detail]])
+                // The contract's fields, empty (no check ran), plus what was wrong.
+                printJSON(["trusted": false, "checks": [Any](), "clusters": [String: Any](),
+                           "error": ["code": "\(error.code)", "file": error.file ?? "", "detail": error.detail]])
             }
             throw Exit.inputError
         }
