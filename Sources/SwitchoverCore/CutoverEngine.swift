@@ -26,8 +26,14 @@ import Foundation
 /// - After `promoted`, the next tick starts the drain (`setDrain(FROM)`); the drain detector
 ///   moves the run to `drained`. Rollback stays possible until `decommissioned`; after it no
 ///   action ever sends traffic to FROM.
-/// - Automatic rollback (gates, hard signal) watches `shifting` and `paused`, including the bake
-///   after a manual promote; once `promoted`, only a person rolls back.
+/// - Gates are evaluated only while `shifting` (including the bake after a manual promote):
+///   ticks do nothing in `paused`, and results arriving then are stale. The hard signal is
+///   checked on samples in `shifting` and `paused`, so it alone can roll back a paused run.
+///   Once `promoted`, only a person rolls back.
+/// - A rollback is verified only when all of it is in place: TO's weights read back at 0 and,
+///   when FROM had been put in drain, FROM ready again. The runtime reports a failed
+///   `setReady(FROM)` as a mismatch of the rollback's weights intent; every retry (tick,
+///   `recover`, a repeated `rollback` command) sends `setReady(FROM)` again before the weights.
 /// - A command that makes no sense in the current phase is acknowledged as refused, with why,
 ///   and changes nothing.
 ///
@@ -107,6 +113,7 @@ public struct CutoverEngine: Sendable {
     public func recover(_ state: CutoverState, now: Instant) -> (CutoverState, [Action]) {
         var t = Transition(state: state)
         if let pending = state.pendingWeights {
+            if pending.purpose == .rollback, fromWasDrained(state) { t.actions.append(.setReady(cluster: from)) }
             t.actions.append(.setWeights(intent: pending.intent, percentToTarget: pending.percentToTarget,
                                          step: pending.step, purpose: pending.purpose))
             t.record(.init(.resumed, "resumed with an unfinished weight change (intent \(pending.intent))",
@@ -123,7 +130,7 @@ public struct CutoverEngine: Sendable {
             reapplyCurrentStep(&t, now: now)
         case .rolledBack where !state.rollbackVerified:
             t.record(.init(.resumed, "resumed during a rollback; sending it again", phase: .rolledBack))
-            sendWeights(&t, percent: 0, step: 0, purpose: .rollback, now: now)
+            resendRollback(&t, now: now)
         case .draining, .drained:
             t.record(.init(.resumed, "resumed while draining", phase: state.phase))
             t.actions.append(.setDrain(cluster: from))
@@ -153,7 +160,7 @@ public struct CutoverEngine: Sendable {
             applyDrain(&t, updated, events, now: now)
         case .rolledBack:
             if !t.state.rollbackVerified && t.state.pendingWeights == nil {
-                sendWeights(&t, percent: 0, step: 0, purpose: .rollback, now: now)
+                resendRollback(&t, now: now)
             }
         case .preflight, .paused, .decommissioned, .aborted:
             break
@@ -336,8 +343,13 @@ public struct CutoverEngine: Sendable {
             case .decommissioned:
                 let when = t.state.decommissionedAt.map { " at \($0)" } ?? ""
                 return refuse("\(from) was decommissioned\(when) and may be gone; start a new run to move traffic")
+            case .rolledBack where t.state.rollbackVerified:
+                return refuse("already rolled back")
             case .rolledBack:
-                return refuse(t.state.rollbackVerified ? "already rolled back" : "a rollback is already in progress")
+                // Not verified yet (a read-back or `setReady` failed, or the process died): the
+                // person asking again gets it sent again rather than a refusal.
+                accept("rollback not verified yet; sending it again")
+                resendRollback(&t, now: now)
             case .pending, .preflight:
                 return refuse("no traffic has moved yet")
             case .shifting, .paused, .promoted, .draining, .drained, .aborted:
@@ -527,6 +539,19 @@ public struct CutoverEngine: Sendable {
         t.state.step = 0
         sendWeights(&t, percent: 0, step: 0, purpose: .rollback, now: now)
         t.actions.append(.notify("rolling back: \(reason)"))
+    }
+
+    /// An unverified rollback, sent again whole: FROM out of drain (when it had been put in
+    /// drain) and then the weights.
+    private func resendRollback(_ t: inout Transition, now: Instant) {
+        if fromWasDrained(t.state) { t.actions.append(.setReady(cluster: from)) }
+        sendWeights(&t, percent: 0, step: 0, purpose: .rollback, now: now)
+    }
+
+    /// True once the drain started (`setDrain(FROM)` was asked for): the drain state is set then
+    /// and a rollback keeps it, so a rollback must also make FROM ready again.
+    private func fromWasDrained(_ state: CutoverState) -> Bool {
+        state.drain != nil
     }
 
     // MARK: - Drain and decommission

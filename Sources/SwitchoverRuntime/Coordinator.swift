@@ -73,6 +73,8 @@ public actor Coordinator {
     var driftReported = false
     var rollbackGate: String?
     var rollbackAt: Instant?
+    /// The preflight's result, fed when the engine asks for it (see `run(preflight:resumePreflight:)`).
+    var preflightAnswer: PreflightResult?
     /// Test hook, see `crashAfterIntentFromEnvironment`.
     let crashAfterIntent: Int?
     var intentsBegun = 0
@@ -140,13 +142,17 @@ public actor Coordinator {
     /// `preflight`: for a fresh run, the result of the preflight the caller ran before journaling
     /// the run (the engine's first tick asks for it and gets this answer); nil on resume, where
     /// the engine's `recover` puts the world back where the journal says it is.
-    public func run(preflight: PreflightResult?) async throws -> RunOutcome {
+    /// `resumePreflight`: on resume, the preflight the caller ran before resuming. A run that
+    /// stopped before its preflight was answered (phase `pending`/`preflight`) is asked for one
+    /// again by `recover`, and gets this answer; without it such a run would wait forever.
+    public func run(preflight: PreflightResult?, resumePreflight: PreflightResult? = nil) async throws -> RunOutcome {
+        preflightAnswer = preflight ?? resumePreflight
         try journalAppend("coordinatorStarted",
                           "coordinator pid \(getpid()) \(preflight == nil ? "resumed" : "started") run \(runID) at phase \(state.phase.rawValue), step \(state.step)")
         return try await withThrowingDiscardingTaskGroup(returning: RunOutcome.self) { group in
-            if let preflight {
+            if preflight != nil {
+                // The tick asks for the preflight (`runPreflight`), answered with `preflightAnswer`.
                 try await feed(.tick, group: &group)
-                if state.phase == .preflight { try await feed(.preflight(preflight), group: &group) }
             } else {
                 let now = clock()
                 let (recovered, actions) = engine.recover(state, now: now)
@@ -202,6 +208,17 @@ public actor Coordinator {
                 } catch {
                     try journalAppend("sampleFailed", "no fresh sample before decommission (judged on the journaled state): \(error)")
                 }
+            }
+            if state.pendingWeights != nil {
+                // A weight change the last coordinator journaled but never finished (it died
+                // mid-rollback, say): finish it first, as `run` does on resume, so the engine
+                // is not left waiting for a read-back that never comes. Only then: other
+                // `recover` actions (re-applying a step, re-draining FROM) are pointless
+                // right before a rollback.
+                let now = clock()
+                let (recovered, actions) = engine.recover(state, now: now)
+                try saveAndPerform(recovered, actions, now: now, group: &group)
+                try await performPending(actions, group: &group)
             }
             try await feed(.command(command, id: id), group: &group)
             var tries = 0
@@ -387,18 +404,32 @@ public actor Coordinator {
                     try await self.loadBalancer.setDrain(cluster: cluster)
                 }
             case .setReady(let cluster):
-                try await simpleIntent("setReady", cluster: cluster,
-                                       unsupported: "weights alone decide; the rollback's weights follow") {
+                let failure = try await simpleIntent("setReady", cluster: cluster,
+                                                     unsupported: "weights alone decide; the rollback's weights follow") {
                     try await self.loadBalancer.setReady(cluster: cluster)
+                }
+                // FROM still in drain takes no new requests whatever its weight: the rollback
+                // is not done, so its weights intent is reported as not verified and the
+                // engine sends the whole rollback (setReady first) again. The weights that
+                // follow are still applied; their read-back then arrives stale.
+                if let failure, let pending = state.pendingWeights, pending.purpose == .rollback {
+                    try await feed(.weightsApplied(intent: pending.intent,
+                                                   result: .mismatch(detail: "setReady \(cluster) failed: \(failure)")),
+                                   group: &group)
                 }
             case .forceCloseSessions(let cluster):
                 try await simpleIntent("shutdownSessions", cluster: cluster, unsupported: nil) {
                     try await self.loadBalancer.shutdownSessions(cluster: cluster)
                 }
             case .runPreflight:
-                // Preflight ran before the run was journaled (a failed one changes nothing);
-                // the engine only asks again on a run that was resumed before it began.
-                try journalAppend("preflight", "preflight passed before the run was journaled (trust, health, live weights)")
+                // Preflight ran in the caller before the run was journaled (a failed one changes
+                // nothing), or before a run that had not got past it was resumed.
+                guard let answer = preflightAnswer else {
+                    try journalAppend("preflight", "the engine asked for a preflight and none was run by this process; run `switchover run` to resume")
+                    break
+                }
+                try journalAppend("preflight", "preflight (trust, health, live weights) ran before the run was journaled or resumed: \(answer.passed ? "passed" : "failed")")
+                try await feed(.preflight(answer), group: &group)
             case .record, .notify, .acknowledge, .evaluateGates:
                 break
             }
@@ -456,21 +487,25 @@ public actor Coordinator {
 
     /// An intent with no read-back beyond the driver's own. `unsupported`: when the driver says it
     /// cannot do this and that is fine, why (the intent is finished ok, with the driver's words
-    /// and this); nil when it is a failure like any other.
+    /// and this); nil when it is a failure like any other. Returns the failure, nil when done.
+    @discardableResult
     func simpleIntent(_ action: String, cluster: String, unsupported: String? = nil,
-                      _ body: @Sendable () async throws -> Void) async throws {
+                      _ body: @Sendable () async throws -> Void) async throws -> String? {
         let id = try journal.beginIntent(run: runID, at: clock(), action: action, detail: "{\"cluster\":\"\(cluster)\"}")
         do {
             try await body()
             try journal.finishIntent(id, at: clock(), ok: true, detail: "{}")
+            return nil
         } catch let error as LoadBalancerError where error.code == .unsupported && unsupported != nil {
             let note = "\(action) \(cluster): unsupported by \(loadBalancer.driver) (\(error.message)); \(unsupported ?? "")"
             try journal.finishIntent(id, at: clock(), ok: true,
                                      detail: Self.encode(["unsupported": error.message, "note": unsupported ?? ""]))
             reporter.notify(note)
+            return nil
         } catch {
             try journal.finishIntent(id, at: clock(), ok: false, detail: "\(error)")
             reporter.notify("\(action) \(cluster) failed: \(error)")
+            return "\(error)"
         }
     }
 
@@ -538,15 +573,18 @@ public struct WeightsResultDetail: Sendable, Hashable, Codable {
 public final class CoordinatorService: Service, Sendable {
     public let coordinator: Coordinator
     let preflight: PreflightResult?
+    let resumePreflight: PreflightResult?
     let result = Mutex<RunOutcome?>(nil)
 
-    public init(coordinator: Coordinator, preflight: PreflightResult?) {
+    /// `preflight`/`resumePreflight`: as in `Coordinator.run(preflight:resumePreflight:)`.
+    public init(coordinator: Coordinator, preflight: PreflightResult?, resumePreflight: PreflightResult? = nil) {
         self.coordinator = coordinator
         self.preflight = preflight
+        self.resumePreflight = resumePreflight
     }
 
     public func run() async throws {
-        let outcome = try await coordinator.run(preflight: preflight)
+        let outcome = try await coordinator.run(preflight: preflight, resumePreflight: resumePreflight)
         result.withLock { $0 = outcome }
     }
 

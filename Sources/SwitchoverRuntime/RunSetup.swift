@@ -8,7 +8,8 @@ import SwitchoverStore
 public enum RunPlan: Sendable {
     /// No run, or the latest is over: start a new one. The live weights must be 0% to TO.
     case fresh
-    /// The latest run is this pair under this policy and not over: resume from its state.
+    /// The latest run is this pair under this policy and not over (a rollback not yet verified
+    /// included): resume from its state.
     case resume(run: RunRecord, state: CutoverState)
     /// The latest run reached the goal already; nothing to do.
     case alreadyDone(run: RunRecord, state: CutoverState)
@@ -28,7 +29,10 @@ public enum RunSetup {
         } catch {
             throw RuntimeError(.corruptState, "run \(latest.id)'s journaled state cannot be read: \(error)")
         }
-        if state.phase.isFinal { return .fresh }
+        // A rollback not yet verified is not over: traffic may still be on TO, or FROM still in
+        // drain. `run` resumes it (and finishes it) rather than start a new run on top of it.
+        let unfinishedRollback = state.phase == .rolledBack && !state.rollbackVerified
+        if state.phase.isFinal && !unfinishedRollback { return .fresh }
         let same = latest.from == from && latest.to == to && latest.policy == policy
         if !same {
             return .conflict("run \(latest.id) from \(latest.from) to \(latest.to) under policy \(latest.policy) is not over (phase \(state.phase.rawValue)); finish it, or `switchover abort`/`rollback` it, before starting \(from) → \(to) under \(policy)")

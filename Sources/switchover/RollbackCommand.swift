@@ -57,15 +57,22 @@ struct Rollback: AsyncParsableCommand {
         guard let reader = try global.existingJournal(), let record = try reader.command(id) else {
             refuseControl(command, "the command was not journaled", id: id, global: global)
         }
+        // The exit code says whether all traffic is back on FROM, verified: finishing an
+        // unfinished rollback first (see `runOffline`) can leave the command itself refused as
+        // "already rolled back", which is what was asked for. A run that was already rolled
+        // back before this command is refused as before.
+        let wasVerified = state.phase == .rolledBack && state.rollbackVerified
+        if final.phase == .rolledBack, final.rollbackVerified, !wasVerified {
+            let how = record.accepted == true ? "rolled back by this process" : "the unfinished rollback was finished by this process"
+            controlAnswer(command, accepted: true,
+                          detail: "no coordinator was running; \(how): all traffic on \(run.from), read back from the load balancer",
+                          id: id, global: global)
+            return
+        }
         guard record.accepted == true else {
             refuseControl(command, record.outcome ?? "refused", id: id, global: global)
         }
-        guard final.rollbackVerified else {
-            refuseControl(command, "rollback started but not verified: \(final.reason ?? "read-back failed"); run `switchover rollback` again",
-                          id: id, global: global)
-        }
-        controlAnswer(command, accepted: true,
-                      detail: "no coordinator was running; rolled back by this process: all traffic on \(run.from), read back from the load balancer",
+        refuseControl(command, "rollback started but not verified: \(final.reason ?? "read-back failed"); run `switchover rollback` again",
                       id: id, global: global)
     }
 }

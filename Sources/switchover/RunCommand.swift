@@ -79,6 +79,7 @@ struct Run: AsyncParsableCommand {
         let state: CutoverState
         let runID: Int64
         let preflight: PreflightResult?
+        var resumePreflight: PreflightResult?
         var unfinished: [JournalEvent] = []
         switch plan {
         case .conflict(let why):
@@ -96,6 +97,15 @@ struct Run: AsyncParsableCommand {
             try journalTrust(checked, run: runID, in: journal)
             state = .initial
             preflight = checked.result
+        case .resume(let run, let journaled) where journaled.phase == .rolledBack && !journaled.rollbackVerified:
+            // Finishing a rollback: only the load balancer must answer. Trust and health are
+            // not checked (a failing TO is the usual reason for the rollback, and refusing here
+            // would leave TO its share), nor the live weights against the journal.
+            try refuseUnlessPassed(await checks.loadBalancerReachable(loadBalancer))
+            runID = run.id
+            state = journaled
+            preflight = nil
+            unfinished = try journal.unfinishedIntents(run: run.id)
         case .resume(let run, let journaled):
             let checked = await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
                                            expectedPercentToTarget: RunSetup.expectedPercentages(resuming: journaled))
@@ -104,6 +114,8 @@ struct Run: AsyncParsableCommand {
             try journalTrust(checked, run: runID, in: journal)
             state = journaled
             preflight = nil
+            // A run stopped before its preflight was answered is asked for one again: this one.
+            resumePreflight = checked.result
             unfinished = try journal.unfinishedIntents(run: run.id)
         }
 
@@ -112,7 +124,8 @@ struct Run: AsyncParsableCommand {
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: to), runID: runID,
                                       journal: journal, loadBalancer: loadBalancer, sources: sources, state: state,
                                       unfinishedIntents: unfinished, reporter: reporter, logger: logger, goal: goal)
-        let service = CoordinatorService(coordinator: coordinator, preflight: preflight)
+        let service = CoordinatorService(coordinator: coordinator, preflight: preflight,
+                                         resumePreflight: resumePreflight)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],

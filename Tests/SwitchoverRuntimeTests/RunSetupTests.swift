@@ -20,6 +20,7 @@ struct RunSetupTests {
         }
         var done = CutoverState.initial
         done.phase = .rolledBack
+        done.rollbackVerified = true
         guard case .fresh = try RunSetup.plan(journal: try journal(with: done), from: "blue", to: "green", policy: "p") else {
             Issue.record("expected fresh after a rollback"); return
         }
@@ -44,6 +45,22 @@ struct RunSetupTests {
             Issue.record("expected conflict"); return
         }
         #expect(why.contains("policy p") && why.contains("shifting"))
+    }
+
+    @Test("a rollback not yet verified is resumed (to finish it), not replaced by a fresh run")
+    func unverifiedRollbackResumes() throws {
+        var rolling = CutoverState.initial
+        rolling.phase = .rolledBack
+        rolling.rollbackVerified = false
+        guard case .resume(_, let state) = try RunSetup.plan(journal: try journal(with: rolling), from: "blue",
+                                                            to: "green", policy: "p") else {
+            Issue.record("expected resume of the unverified rollback"); return
+        }
+        #expect(state.phase == .rolledBack)
+        guard case .conflict = try RunSetup.plan(journal: try journal(with: rolling), from: "blue", to: "red",
+                                                 policy: "p") else {
+            Issue.record("expected another pair to be refused while the rollback is unfinished"); return
+        }
     }
 
     @Test("a promoted run has nothing left to do with --until promoted")
