@@ -168,6 +168,26 @@ struct RollbackCompletionTests {
         #expect(live.blue > 0 && live.green == 0, "live weights blue \(live.blue), green \(live.green)")
     }
 
+    @Test("`switchover run` resuming a run journaled in preflight runs the preflight and starts step 1")
+    func runCommandResumesInPreflight() async throws {
+        let lab = try CutoverLab("fixroll-runpre")
+        defer { lab.stopAll() }
+        var state = CutoverState.initial
+        state.phase = .preflight
+        try FileManager.default.createDirectory(atPath: (lab.statePath as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        do {
+            let journal = try lab.journal()
+            let now = Coordinator.wallClock()
+            let run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "test", startedAt: now, pid: getpid()))
+            try journal.saveState(run: run, at: now, state)
+        }
+        let coordinator = try lab.startCoordinator()
+        defer { coordinator.stop() }
+        try lab.waitFor("step 1 verified", timeout: 15, process: coordinator) { $0.phase == .shifting && $0.stepStartedAt != nil }
+        coordinator.stop()
+    }
+
     @Test("a run resumed before its preflight was answered gets the resume's preflight and starts step 1")
     func resumeBeforePreflightStarts() async throws {
         let lab = try CutoverLab("fixroll-preflight")
