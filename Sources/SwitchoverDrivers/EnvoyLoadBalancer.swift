@@ -54,8 +54,7 @@ public final class EnvoyLoadBalancer: LoadBalancer {
     private let memory = Locked(Memory())
 
     private struct Memory {
-        var identity: LoadBalancerIdentity?
-        var applied: [String: Int] = [:]
+        var readBack = ReadBackMemory()
         var sequence = 0
     }
 
@@ -135,7 +134,7 @@ public final class EnvoyLoadBalancer: LoadBalancer {
                                     message: "cluster \(server.server): wrote weight \(server.weight), route version \(version) holds \(liveWeights[server.server].map(String.init) ?? "nothing")")
         }
         memory.withLock { memory in
-            for server in assignment.all { memory.applied[server.server] = server.weight }
+            memory.readBack.remember(applied: assignment)
         }
         logger.debug("envoy route applied", metadata: [
             "admin": "\(address)", "version": "\(version)",
@@ -398,15 +397,7 @@ public final class EnvoyLoadBalancer: LoadBalancer {
             to: toCluster.servers.map { ServerWeight(server: $0, weight: route.weights[$0] ?? 0) })
         var identity = identity
         identity.generation = route.version
-        let (restarted, drift) = memory.withLock { memory -> (Bool, [WeightDrift]) in
-            let restarted = memory.identity.map { identity.isRestart(of: $0) } ?? false
-            memory.identity = identity
-            let drift = assignment.all.compactMap { live -> WeightDrift? in
-                guard let applied = memory.applied[live.server], applied != live.weight else { return nil }
-                return WeightDrift(server: live.server, applied: applied, live: live.weight)
-            }
-            return (restarted, drift)
-        }
+        let (restarted, drift) = memory.withLock { $0.readBack.observe(identity, assignment) }
         if restarted || !drift.isEmpty {
             logger.warning("envoy weights drifted", metadata: [
                 "admin": "\(address)", "restarted": "\(restarted)", "identity": "\(identity)",

@@ -48,8 +48,7 @@ public final class HAProxyLoadBalancer: LoadBalancer {
 
     /// What the driver saw last: to tell a restart and drift from a value it set itself.
     private struct Memory {
-        var identity: LoadBalancerIdentity?
-        var applied: [String: Int] = [:]
+        var readBack = ReadBackMemory()
     }
 
     public init(spec: HAProxySpec, from: ClusterServers, to: ClusterServers, logger: Logger,
@@ -105,7 +104,7 @@ public final class HAProxyLoadBalancer: LoadBalancer {
             }
         }
         memory.withLock { memory in
-            for server in assignment.all { memory.applied[server.server] = server.weight }
+            memory.readBack.remember(applied: assignment)
         }
         logger.debug("haproxy weights applied", metadata: [
             "address": "\(address)", "backend": "\(backend)",
@@ -331,15 +330,7 @@ public final class HAProxyLoadBalancer: LoadBalancer {
         }
         let assignment = WeightAssignment(from: try weights(fromCluster), to: try weights(toCluster))
         let configured = assignment.all.map { ServerWeight(server: $0.server, weight: state.servers[$0.server]!.configured) }
-        let (restarted, drift) = memory.withLock { memory -> (Bool, [WeightDrift]) in
-            let restarted = memory.identity.map { state.identity.isRestart(of: $0) } ?? false
-            memory.identity = state.identity
-            let drift = assignment.all.compactMap { live -> WeightDrift? in
-                guard let applied = memory.applied[live.server], applied != live.weight else { return nil }
-                return WeightDrift(server: live.server, applied: applied, live: live.weight)
-            }
-            return (restarted, drift)
-        }
+        let (restarted, drift) = memory.withLock { $0.readBack.observe(state.identity, assignment) }
         if restarted || !drift.isEmpty {
             logger.warning("haproxy weights drifted", metadata: [
                 "address": "\(address)", "restarted": "\(restarted)", "identity": "\(state.identity)",

@@ -234,6 +234,31 @@ func shares(of assignment: WeightAssignment, from: String, to: String) -> [Strin
     return [from: total == 0 ? 0 : 100 - toShare, to: toShare]
 }
 
+/// What a driver remembers between reads: the instance it last saw and the weights it last applied
+/// and verified. A fresh read is compared with it to tell a restart, or a weight someone set behind
+/// the driver's back, from a value the driver set itself. Shared by every driver so that "drift"
+/// means the same thing whichever load balancer is in front.
+struct ReadBackMemory {
+    var identity: LoadBalancerIdentity?
+    var applied: [String: Int] = [:]
+
+    /// Records weights the driver applied and read back.
+    mutating func remember(applied assignment: WeightAssignment) {
+        for server in assignment.all { applied[server.server] = server.weight }
+    }
+
+    /// Compares a fresh read with what was remembered, then remembers `identity` as the latest.
+    mutating func observe(_ identity: LoadBalancerIdentity, _ assignment: WeightAssignment) -> (restarted: Bool, drift: [WeightDrift]) {
+        let restarted = self.identity.map { identity.isRestart(of: $0) } ?? false
+        self.identity = identity
+        let drift = assignment.all.compactMap { live -> WeightDrift? in
+            guard let applied = applied[live.server], applied != live.weight else { return nil }
+            return WeightDrift(server: live.server, applied: applied, live: live.weight)
+        }
+        return (restarted, drift)
+    }
+}
+
 /// A value behind a lock. `@unchecked Sendable`: every access goes through `withLock`.
 final class Locked<Value>: @unchecked Sendable {
     private var value: Value
