@@ -125,10 +125,9 @@ public final class EnvoyLoadBalancer: LoadBalancer {
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        let identity = try await readIdentity()
-        let result = observe(live!, identity: identity)
-        let liveWeights = Dictionary(result.assignment.all.map { ($0.server, $0.weight) }, uniquingKeysWith: { a, _ in a })
-        for server in assignment.all where liveWeights[server.server] != server.weight {
+        // A cluster absent from weighted_clusters carries no traffic: weight 0, as `observe` reads it.
+        let liveWeights = live!.weights
+        for server in assignment.all where liveWeights[server.server, default: 0] != server.weight {
             throw LoadBalancerError(.readBackMismatch, driver: driver, address: address, server: server.server,
                                     intended: server.weight, live: liveWeights[server.server],
                                     message: "cluster \(server.server): wrote weight \(server.weight), route version \(version) holds \(liveWeights[server.server].map(String.init) ?? "nothing")")
@@ -140,9 +139,9 @@ public final class EnvoyLoadBalancer: LoadBalancer {
             "admin": "\(address)", "version": "\(version)",
             "percentToTarget": "\(assignment.effectivePercentToTarget)",
         ])
-        // Drift was measured against the previous weights; after a verified write there is none.
-        return LiveWeights(assignment: result.assignment, configured: nil, shares: result.shares,
-                           identity: result.identity, restarted: result.restarted, drift: [], readAt: result.readAt)
+        // Observed after the verified weights are remembered (as the HAProxy driver does), so the
+        // read-back is not mistaken for drift against the previous step's weights.
+        return observe(live!, identity: try await readIdentity())
     }
 
     public func stats() async throws -> LoadBalancerStats {
