@@ -1,12 +1,10 @@
 import ArgumentParser
 import Foundation
 import Logging
-import ServiceLifecycle
 import SwitchoverCore
 import SwitchoverDrivers
 import SwitchoverRuntime
 import SwitchoverStore
-import UnixSignals
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -121,22 +119,13 @@ struct Drain: AsyncParsableCommand {
             preflight = .passed
         }
 
-        let reporter: any Reporter = isatty(STDERR_FILENO) == 1 ? TerminalReporter() : LogReporter(logger: logger)
+        let reporter = makeReporter(logger: logger)
         let unfinished = try journal.unfinishedIntents(run: runID)
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: toName), runID: runID,
                                       journal: journal, loadBalancer: loadBalancer, sources: [:], state: state,
                                       unfinishedIntents: unfinished, reporter: reporter, logger: logger, goal: .drained)
         let service = CoordinatorService(coordinator: coordinator, preflight: preflight)
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
-        var failed: (any Error)?
-        do {
-            try await group.run()
-        } catch {
-            failed = error
-        }
+        let failed = await supervise(service, logger: logger)
         let final = await coordinator.currentState
         let view = DrainView(state: final, policy: chosen, now: now())
         func report(_ line: String, outcome: String) {

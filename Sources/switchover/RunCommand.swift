@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Logging
-import ServiceLifecycle
 import SwitchoverCore
 import SwitchoverDrivers
 import SwitchoverNet
@@ -9,7 +8,6 @@ import SwitchoverReport
 import SwitchoverRuntime
 import SwitchoverSignals
 import SwitchoverStore
-import UnixSignals
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -119,20 +117,14 @@ struct Run: AsyncParsableCommand {
             unfinished = try journal.unfinishedIntents(run: run.id)
         }
 
-        let reporter: any Reporter = isatty(STDERR_FILENO) == 1 ? TerminalReporter() : LogReporter(logger: logger)
+        let reporter = makeReporter(logger: logger)
         let sources = makeSignalSources(policy: chosen, client: PrometheusQuerying(client: http))
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: to), runID: runID,
                                       journal: journal, loadBalancer: loadBalancer, sources: sources, state: state,
                                       unfinishedIntents: unfinished, reporter: reporter, logger: logger, goal: goal)
         let service = CoordinatorService(coordinator: coordinator, preflight: preflight,
                                          resumePreflight: resumePreflight)
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
-        do {
-            try await group.run()
-        } catch {
+        if let error = await supervise(service, logger: logger) {
             // The run began and did not complete: exit 1 (the contract's "aborted"), never a code
             // scripts do not know. Weights may have moved before the failure.
             let final = await coordinator.currentState

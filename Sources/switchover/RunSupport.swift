@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import Logging
+import ServiceLifecycle
+import UnixSignals
 import SwitchoverCore
 import SwitchoverRuntime
 import SwitchoverStore
@@ -52,3 +54,24 @@ extension GlobalOptions {
 }
 
 func now() -> Instant { Coordinator.wallClock() }
+
+/// A live line on a terminal, one log line per event in a pipe.
+func makeReporter(logger: Logger) -> any Reporter {
+    isatty(STDERR_FILENO) == 1 ? TerminalReporter() : LogReporter(logger: logger)
+}
+
+/// Runs the coordinator in a `ServiceGroup` that turns SIGTERM and SIGINT into a graceful stop,
+/// the way `run` and `drain` both run it. Returns the error that stopped the group, or nil when
+/// the coordinator ended on its own (its outcome is then on `service`).
+func supervise(_ service: CoordinatorService, logger: Logger) async -> (any Error)? {
+    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+        services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger))
+    do {
+        try await group.run()
+        return nil
+    } catch {
+        return error
+    }
+}
