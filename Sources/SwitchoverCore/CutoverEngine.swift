@@ -34,6 +34,12 @@ import Foundation
 ///   when FROM had been put in drain, FROM ready again. The runtime reports a failed
 ///   `setReady(FROM)` as a mismatch of the rollback's weights intent; every retry (tick,
 ///   `recover`, a repeated `rollback` command) sends `setReady(FROM)` again before the weights.
+/// - Every reading of the live weights (`.liveWeights`) is compared with the journal after the
+///   first weight moved. Weights a restarted load balancer forgot are written again at once;
+///   weights changed on the same instance are someone's decision and never overridden: a
+///   shifting run pauses, later phases report it (see `liveWeights`).
+/// - `decommission` is decided on a fresh reading of FROM (see `freshness`); on an older one it
+///   is refused unless forced.
 /// - A command that makes no sense in the current phase is acknowledged as refused, with why,
 ///   and changes nothing.
 ///
@@ -97,6 +103,8 @@ public struct CutoverEngine: Sendable {
             self.command(&t, command, id: id, now: now)
         case .drainSample(let sample):
             drainSample(&t, sample, now: now)
+        case .liveWeights(let reading):
+            liveWeights(&t, reading, now: now)
         }
         return (t.state, t.actions)
     }
@@ -109,8 +117,12 @@ public struct CutoverEngine: Sendable {
     /// - A step that was baking re-applies its own weights (verifying the live ones) and its
     ///   bake restarts when they read back: time the coordinator was down was not watched, so it
     ///   does not count.
-    /// - An unverified rollback is sent again; a drain re-asserts `setDrain(FROM)`.
-    public func recover(_ state: CutoverState, now: Instant) -> (CutoverState, [Action]) {
+    /// - An unverified rollback is sent again.
+    /// - Past promotion, `live` (a reading taken just before) is compared with the journal as every
+    ///   reading is (see `liveWeights`): weights a restarted load balancer forgot are written
+    ///   again before FROM is put back in drain; without a reading, a drain re-asserts
+    ///   `setDrain(FROM)` (the runtime checks FROM's live weight right before it drains).
+    public func recover(_ state: CutoverState, live: LiveWeightsReading? = nil, now: Instant) -> (CutoverState, [Action]) {
         var t = Transition(state: state)
         if let pending = state.pendingWeights {
             if pending.purpose == .rollback, fromWasDrained(state) { t.actions.append(.setReady(cluster: from)) }
@@ -127,13 +139,20 @@ public struct CutoverEngine: Sendable {
         case .shifting:
             t.record(.init(.resumed, "resumed at step \(state.step); the bake restarts once its weights read back",
                            phase: .shifting, step: state.step))
+            if let live { t.state.loadBalancer = live.instance }
             reapplyCurrentStep(&t, now: now)
         case .rolledBack where !state.rollbackVerified:
             t.record(.init(.resumed, "resumed during a rollback; sending it again", phase: .rolledBack))
             resendRollback(&t, now: now)
+        case .paused, .promoted:
+            if let live { liveWeights(&t, live, now: now) }
         case .draining, .drained:
             t.record(.init(.resumed, "resumed while draining", phase: state.phase))
-            t.actions.append(.setDrain(cluster: from))
+            if let live {
+                liveWeights(&t, live, now: now)
+            } else {
+                t.actions.append(.setDrain(cluster: from))
+            }
         default:
             break
         }
@@ -151,6 +170,9 @@ public struct CutoverEngine: Sendable {
             evaluateIfDue(&t, now: now)
             if t.state.phase == .shifting { advanceIfReady(&t, now: now) }
         case .promoted:
+            // Weights being written again (the load balancer restarted): FROM is drained only
+            // once they read back.
+            guard t.state.pendingWeights == nil else { return }
             t.state.drain = drainDetector.start(at: now)
             t.changePhase(to: .draining, reason: "all traffic on \(to); draining \(from)")
             t.actions.append(.setDrain(cluster: from))
@@ -241,7 +263,13 @@ public struct CutoverEngine: Sendable {
         switch result {
         case .verified(let percentToTarget):
             t.state.percentToTarget = percentToTarget
+            t.state.appliedPercent = pending.percentToTarget
             switch pending.purpose {
+            case .reassert:
+                t.record(.init(.weightsReasserted, "journaled weights written again and read back: \(formatNumber(percentToTarget))% to \(to)",
+                               phase: t.state.phase, step: t.state.step, evidence: ["percentToTarget": "\(percentToTarget)"]))
+                t.actions.append(.notify("weights written again after the load balancer restarted: \(formatNumber(percentToTarget))% to \(to), read back"))
+                if drainStarted(t.state) { t.actions.append(.setDrain(cluster: from)) }
             case .rollback:
                 t.state.rollbackVerified = true
                 t.record(.init(.rollbackVerified, "all traffic back on \(from), read back from the load balancer",
@@ -259,6 +287,9 @@ public struct CutoverEngine: Sendable {
             case .rollback:
                 // Retried on the next tick: getting traffic back to FROM is not optional.
                 t.actions.append(.notify("rollback not verified yet (\(detail)); retrying"))
+            case .reassert:
+                // Retried on a later reading while the weights still differ.
+                t.actions.append(.notify("writing the journaled weights again failed (\(detail)); retrying"))
             case .step, .promote:
                 if t.state.phase == .shifting {
                     pause(&t, reason: "weights for step \(pending.step) not verified: \(detail)")
@@ -359,19 +390,28 @@ public struct CutoverEngine: Sendable {
             }
 
         case .decommission(let force, let reason):
-            let evidence = drainEvidence(t.state, now: now)
+            var evidence = drainEvidence(t.state, now: now)
+            // A guard decides on fresh truth: a drained run whose last reading of FROM is old (the
+            // load balancer stopped answering) is not known to be drained now.
+            let stale = staleEvidence(t.state, now: now)
+            if let stale { evidence["stale"] = stale }
             switch phase {
             case .decommissioned:
                 return refuse("already decommissioned")
-            case .drained:
+            case .drained where stale == nil:
                 accept("\(from) drained; it may be torn down", evidence: evidence)
                 decommission(&t, forced: false, reason: reason, evidence: evidence, now: now)
-            case .promoted, .draining:
+            case .promoted, .draining, .drained:
                 let trimmed = reason?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
                 guard force, !trimmed.isEmpty else {
-                    let open = t.state.drain.map { drainDetector.whatIsMissing($0, now: now).joined(separator: "; ") }
-                    return refuse("\(from) is not drained" + (open.map { ": \($0)" } ?? "")
-                                  + (force ? "; --force needs --reason" : ""), evidence: evidence)
+                    let why: String
+                    if let stale, phase == .drained {
+                        why = "no fresh evidence that \(from) is still drained: \(stale)"
+                    } else {
+                        let open = t.state.drain.map { drainDetector.whatIsMissing($0, now: now).joined(separator: "; ") }
+                        why = "\(from) is not drained" + (open.map { ": \($0)" } ?? "")
+                    }
+                    return refuse(why + (force ? "; --force needs --reason" : ""), evidence: evidence)
                 }
                 accept("forced before drained: \(trimmed)", evidence: evidence)
                 decommission(&t, forced: true, reason: trimmed, evidence: evidence, now: now)
@@ -554,6 +594,108 @@ public struct CutoverEngine: Sendable {
         state.drain != nil
     }
 
+    // MARK: - Live weights against the journal
+
+    /// How often the journaled weights (or FROM's drain state) are written again while a reading
+    /// still shows them lost.
+    private var reassertEvery: Duration { max(.seconds(1), policy.sampling) }
+
+    /// True once FROM was put in drain (the drain started) and the run is still draining.
+    private func drainStarted(_ state: CutoverState) -> Bool {
+        state.drain != nil && (state.phase == .draining || state.phase == .drained)
+    }
+
+    /// Compares a reading of the live weights with the journal, in every phase after the first
+    /// weight moved (before it, and once final, there is nothing to compare):
+    /// - the load balancer restarted (a new process, which forgot every runtime weight and drain
+    ///   state): the journaled weights are written again at once, and FROM's drain state after
+    ///   them; while shifting the step's bake restarts once they read back (as on resume);
+    /// - the weights differ on the same instance: someone changed them, and they are not
+    ///   overridden. A shifting run pauses saying so (`resume` writes the step's weights
+    ///   again); a paused or promoted one reports it; a drain cannot end while FROM has weight;
+    /// - only FROM's drain state is gone (weights as journaled): it is set again, which is safe
+    ///   at weight 0 (the runtime reads the weights right before it drains).
+    /// Each episode is journaled once (`weightsDrift`), and its end (`weightsAsJournaled`).
+    private func liveWeights(_ t: inout Transition, _ reading: LiveWeightsReading, now: Instant) {
+        let phase = t.state.phase
+        guard [.shifting, .paused, .promoted, .draining, .drained].contains(phase) else {
+            if !phase.isFinal { t.state.loadBalancer = reading.instance }
+            return
+        }
+        // A weight change in flight: its own read-back decides.
+        guard t.state.pendingWeights == nil else { return }
+        let restarted = t.state.loadBalancer.map { reading.instance.isRestart(of: $0) } ?? false
+        t.state.loadBalancer = reading.instance
+        var differences: [String] = []
+        if restarted { differences.append("the load balancer restarted (now \(reading.instance.id))") }
+        let shareDiffers = abs(reading.percentToTarget - t.state.percentToTarget) > 1e-6
+        if shareDiffers {
+            differences.append("live weights send \(formatNumber(reading.percentToTarget))% to \(to) (weight \(reading.fromWeight) on \(from), "
+                               + "\(reading.toWeight) on \(to)); the journal says \(formatNumber(t.state.percentToTarget))%")
+        }
+        differences += reading.drift
+        let weightsDiffer = restarted || shareDiffers || !reading.drift.isEmpty
+        let drainLost = drainStarted(t.state) && reading.fromInDrain == false
+        if drainLost { differences.append("\(from)'s servers are not in drain") }
+
+        guard !differences.isEmpty else {
+            if let episode = t.state.drift {
+                t.state.drift = nil
+                t.record(.init(.weightsAsJournaled, "live weights are as journaled again (they differed for \(format(now - episode.since)))",
+                               phase: phase, step: t.state.step))
+            }
+            return
+        }
+        let isNew = t.state.drift == nil
+        var episode = t.state.drift ?? DriftEpisode(since: now, restarted: false, differences: [])
+        episode.restarted = episode.restarted || restarted
+        episode.differences = differences
+        let due = episode.lastReassertAt.map { now - $0 >= reassertEvery } ?? true
+        let what = differences.joined(separator: "; ")
+        if isNew {
+            t.record(.init(.weightsDrift, "live weights differ from the journal: \(what)", phase: phase, step: t.state.step,
+                           evidence: ["restarted": "\(episode.restarted)", "livePercentToTarget": "\(reading.percentToTarget)",
+                                      "journaledPercentToTarget": "\(t.state.percentToTarget)"]))
+        }
+        let repairWeights = weightsDiffer && episode.restarted
+        if repairWeights || (drainLost && !weightsDiffer), due { episode.lastReassertAt = now }
+        t.state.drift = episode
+
+        switch phase {
+        case .shifting:
+            if repairWeights {
+                if due {
+                    t.actions.append(.notify("the load balancer restarted: writing step \(t.state.step)'s weights again; its bake restarts"))
+                    reapplyCurrentStep(&t, now: now)
+                }
+            } else if weightsDiffer {
+                pause(&t, reason: "live weights differ from those applied (changed on the load balancer, not by Switchover): \(what); "
+                      + "`switchover resume` writes step \(t.state.step)'s weights again, `switchover rollback` moves all traffic back to \(from)")
+            }
+        case .paused, .promoted, .draining, .drained:
+            if repairWeights {
+                if due { sendWeights(&t, percent: journaledRequest(t.state), step: t.state.step, purpose: .reassert, now: now) }
+            } else if weightsDiffer {
+                if isNew {
+                    t.actions.append(.notify("live weights differ from the journal and were changed on the same load balancer instance, "
+                                             + "so they are left as they are: \(what)"))
+                }
+            } else if drainLost, due {
+                t.actions.append(.setDrain(cluster: from))
+            }
+        default:
+            break
+        }
+    }
+
+    /// The percentage to TO the journaled weights were asked for: what `setWeights` must be
+    /// given to write them again (the verified share is what they came to after translation).
+    private func journaledRequest(_ state: CutoverState) -> Double {
+        if let applied = state.appliedPercent { return applied }
+        if state.phase == .rolledBack { return 0 }
+        return [.promoted, .draining, .drained].contains(state.phase) ? 100 : percent(atStep: state.step)
+    }
+
     // MARK: - Drain and decommission
 
     private func applyDrain(_ t: inout Transition, _ drain: DrainState, _ events: [DrainEvent], now: Instant) {
@@ -591,6 +733,18 @@ public struct CutoverEngine: Sendable {
                        phase: .decommissioned, evidence: evidence))
         t.changePhase(to: .decommissioned, reason: forced ? "forced" : "drained")
         t.actions.append(.notify("\(from) may be torn down"))
+    }
+
+    /// How old a reading may be for a guard to decide on it (decommission): four sampling
+    /// periods, and at least a second.
+    public var freshness: Duration { max(.seconds(1), policy.sampling * 4) }
+
+    /// Why the drain's last reading of FROM is too old to decide on, or nil when it is fresh.
+    func staleEvidence(_ state: CutoverState, now: Instant) -> String? {
+        guard let sample = state.drain?.lastSample else { return "no reading of \(from) since its drain began" }
+        let age = now - sample.at
+        guard age > freshness else { return nil }
+        return "the last reading of \(from) is \(format(age)) old (at most \(format(freshness)) allowed): the load balancer has not answered since"
     }
 
     /// What is known about FROM now: open sessions, last request seen, live weight, the drain's

@@ -76,11 +76,90 @@ public enum EngineInput: Sendable, Hashable, Codable {
     case command(ManualCommand, id: Int64?)
     /// FROM's counters while draining, when the runtime samples FROM alone (`switchover drain`).
     case drainSample(DrainSample)
+    /// The live weights as read from the load balancer, every `policy.sampling`, with the
+    /// instance that answered: the engine compares them with the journal (see `DriftEpisode`).
+    case liveWeights(LiveWeightsReading)
 }
 
 /// Why the engine moves weights; lets the runtime and the journal say so.
 public enum WeightsPurpose: String, Sendable, Hashable, Codable {
     case step, promote, rollback
+    /// The journaled weights written again after the load balancer restarted and forgot them.
+    case reassert
+}
+
+/// The running load-balancer process that answered a read: a restart (a new process) forgets
+/// every runtime weight and state (HAProxy), so it is the one drift that may be repaired without
+/// asking anybody. Kept in the journaled state, so a resumed coordinator tells a restart that
+/// happened while it was down from weights a person changed.
+public struct LoadBalancerInstance: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// HAProxy: `pid N`; Envoy: its node id and hot-restart epoch.
+    public var id: String
+    /// When the process started, from its uptime at the read (whole seconds for HAProxy).
+    public var startedAt: Instant
+
+    public init(id: String, startedAt: Instant) {
+        self.id = id
+        self.startedAt = startedAt
+    }
+
+    /// True when `self` cannot be the process seen as `earlier`: another id, or a start time
+    /// more than `slack` apart (uptimes are whole seconds; a container restart keeps its pid).
+    public func isRestart(of earlier: LoadBalancerInstance, slack: Duration = .seconds(3)) -> Bool {
+        let apart = startedAt - earlier.startedAt
+        return id != earlier.id || apart > slack || apart < .zero - slack
+    }
+
+    public var description: String { "\(id), started \(startedAt.millisecondsSinceEpoch / 1000)s after the epoch" }
+}
+
+/// The live weights as one read gave them, for the engine to compare with what it journaled.
+public struct LiveWeightsReading: Sendable, Hashable, Codable {
+    public var at: Instant
+    /// TO's effective share of the live weights (0 when every weight is 0).
+    public var percentToTarget: Double
+    /// FROM's and TO's live weights, summed over their servers.
+    public var fromWeight: Int
+    public var toWeight: Int
+    public var instance: LoadBalancerInstance
+    /// Servers whose weight differs from what this process applied last, as sentences (the
+    /// driver's own memory; empty in a process that has applied nothing yet).
+    public var drift: [String]
+    /// Whether every FROM server is in the load balancer's drain state; nil where the load
+    /// balancer has no drain state (Envoy: weight 0 alone keeps new requests away).
+    public var fromInDrain: Bool?
+
+    public init(at: Instant, percentToTarget: Double, fromWeight: Int, toWeight: Int, instance: LoadBalancerInstance,
+                drift: [String] = [], fromInDrain: Bool?) {
+        self.at = at
+        self.percentToTarget = percentToTarget
+        self.fromWeight = fromWeight
+        self.toWeight = toWeight
+        self.instance = instance
+        self.drift = drift
+        self.fromInDrain = fromInDrain
+    }
+}
+
+/// Live weights that differ from the journal, from the first reading that showed it until one
+/// shows them as journaled again. `restarted` episodes (the load balancer is a new process that
+/// forgot its runtime weights) are repaired by writing the journaled weights again; weights
+/// changed on the same instance were changed by someone, and are never overridden silently.
+public struct DriftEpisode: Sendable, Hashable, Codable {
+    public var since: Instant
+    /// The load balancer restarted during the episode.
+    public var restarted: Bool
+    /// What differs, as sentences (the latest reading's).
+    public var differences: [String]
+    /// When the journaled weights (or FROM's drain state) were last written again.
+    public var lastReassertAt: Instant?
+
+    public init(since: Instant, restarted: Bool, differences: [String], lastReassertAt: Instant? = nil) {
+        self.since = since
+        self.restarted = restarted
+        self.differences = differences
+        self.lastReassertAt = lastReassertAt
+    }
 }
 
 /// Something the runtime must do. The engine only returns these; it performs nothing.
@@ -118,6 +197,7 @@ public struct EngineEvent: Sendable, Hashable, Codable {
         case rollbackStarted, rollbackVerified, hardSignal, paused, resumed, weightsMismatch
         case commandAccepted, commandRefused, drainProgress, drained, drainTimedOut, drainActivity
         case forceClose, decommissioned, staleResult
+        case weightsDrift, weightsReasserted, weightsAsJournaled
     }
 
     public var kind: Kind
@@ -201,6 +281,14 @@ public struct CutoverState: Sendable, Hashable, Codable {
     /// The inconclusive gates last reported as holding the step, so the journal gets one
     /// `gateHeld` event per change rather than one per tick.
     public var heldReported: [String]
+    /// The load-balancer process that last read back the journaled weights (see
+    /// `LoadBalancerInstance`); nil before the first reading, and in journals written before it.
+    public var loadBalancer: LoadBalancerInstance?
+    /// Live weights that differ from the journal right now; nil when they agree.
+    public var drift: DriftEpisode?
+    /// The percentage the last verified weights were asked for (`percentToTarget` is what they
+    /// came to): what writing them again asks for.
+    public var appliedPercent: Double?
 
     /// A run that has not started.
     public static let initial = CutoverState(
@@ -213,6 +301,16 @@ public struct CutoverState: Sendable, Hashable, Codable {
     /// their latest outcome was `inconclusive`: `status` shows "held by inconclusive gates X".
     public var heldByInconclusiveGates: [String] {
         gates.filter { $0.value.passes == 0 && $0.value.last?.verdict == .inconclusive }.map(\.key).sorted()
+    }
+
+    /// What the load balancer's weights last read back as, for messages that must not claim more:
+    /// `live weights read 100% to green at <time>`, from the latest sample.
+    public func lastReadBack(from: String, to: String) -> String {
+        guard let sample = lastSample, let f = sample.clusters[from]?.weight, let t = sample.clusters[to]?.weight else {
+            return "live weights not read back yet"
+        }
+        let share = f + t == 0 ? "no weight on either cluster" : "\(formatNumber(100 * Double(t) / Double(f + t)))% to \(to)"
+        return "live weights last read back \(share) (\(from) \(f), \(to) \(t)) at \(sample.at.iso8601)"
     }
 
     /// Gates that have not passed since the step began (for any reason, including not yet evaluated).

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A point in time as an explicit value, so the engine has no clock of its own.
 ///
 /// The runtime reads the wall clock once per input and passes it in; tests use a manual clock and
@@ -9,6 +11,11 @@ public struct Instant: Sendable, Hashable, Comparable, Codable, CustomStringConv
 
     public init(millisecondsSinceEpoch: Int64) {
         self.millisecondsSinceEpoch = millisecondsSinceEpoch
+    }
+
+    /// The instant of a `Date`, to the millisecond.
+    public init(_ date: Date) {
+        self.init(millisecondsSinceEpoch: Int64((date.timeIntervalSince1970 * 1000).rounded()))
     }
 
     /// An instant `seconds` after the epoch; convenient in tests.
@@ -40,6 +47,13 @@ public struct Instant: Sendable, Hashable, Comparable, Codable, CustomStringConv
     /// The time from `rhs` to `lhs` (negative when `lhs` is earlier).
     public static func - (lhs: Instant, rhs: Instant) -> Duration {
         .milliseconds(lhs.millisecondsSinceEpoch - rhs.millisecondsSinceEpoch)
+    }
+
+    /// `2026-12-02T10:39:12.250Z`: for messages people read.
+    public var iso8601: String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date(timeIntervalSince1970: seconds))
     }
 
     /// Seconds since the epoch, for arithmetic in fits and ratios.

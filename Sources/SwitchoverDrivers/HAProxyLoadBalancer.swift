@@ -330,16 +330,14 @@ public final class HAProxyLoadBalancer: LoadBalancer {
         }
         let assignment = WeightAssignment(from: try weights(fromCluster), to: try weights(toCluster))
         let configured = assignment.all.map { ServerWeight(server: $0.server, weight: state.servers[$0.server]!.configured) }
+        // Drift is reported by whoever acts on it (the coordinator, once per episode), not
+        // logged here on every read while it lasts.
         let (restarted, drift) = memory.withLock { $0.readBack.observe(state.identity, assignment) }
-        if restarted || !drift.isEmpty {
-            logger.warning("haproxy weights drifted", metadata: [
-                "address": "\(address)", "restarted": "\(restarted)", "identity": "\(state.identity)",
-                "drift": "\(drift.prefix(5).map(\.description))",
-            ])
-        }
+        // srv_admin_state 0x08: forced drain (`set server ... state drain`).
+        let inDrain = Set(assignment.all.map(\.server).filter { (state.servers[$0]?.adminState ?? 0) & 0x08 != 0 })
         return LiveWeights(assignment: assignment, configured: configured,
                            shares: shares(of: assignment, from: fromCluster.cluster, to: toCluster.cluster),
-                           identity: state.identity, restarted: restarted, drift: drift, readAt: Date())
+                           identity: state.identity, restarted: restarted, drift: drift, readAt: Date(), inDrain: inDrain)
     }
 
     static func parseIdentity(_ answer: String, driver: String, address: String) throws -> LoadBalancerIdentity {

@@ -145,9 +145,13 @@ public struct LiveWeights: Sendable, Hashable, Codable {
     public var drift: [WeightDrift]
     /// When the weights were read.
     public var readAt: Date
+    /// The servers (of FROM and TO) in the load balancer's drain state; nil where it has no
+    /// drain state (Envoy).
+    public var inDrain: Set<String>?
 
     public init(assignment: WeightAssignment, configured: [ServerWeight]?, shares: [String: Double],
-                identity: LoadBalancerIdentity, restarted: Bool, drift: [WeightDrift], readAt: Date) {
+                identity: LoadBalancerIdentity, restarted: Bool, drift: [WeightDrift], readAt: Date,
+                inDrain: Set<String>? = nil) {
         self.assignment = assignment
         self.configured = configured
         self.shares = shares
@@ -155,6 +159,7 @@ public struct LiveWeights: Sendable, Hashable, Codable {
         self.restarted = restarted
         self.drift = drift
         self.readAt = readAt
+        self.inDrain = inDrain
     }
 
     /// The share of traffic, in percent, the live weights send to TO.

@@ -30,6 +30,8 @@ public enum RunOutcome: Sendable, Equatable {
     case stopped
     /// Goal `drained` reached: `reason` says what the detector saw.
     case drained(reason: String)
+    /// The checks before resuming failed (each failure a sentence); nothing was changed.
+    case preflightFailed([String])
     /// The drain's `timeout` passed first; `reason` says what is still open.
     case drainTimedOut(reason: String)
     /// Decommissioned (by command) while the coordinator tracked the drain.
@@ -58,7 +60,11 @@ public actor Coordinator {
     let reporter: any Reporter
     let logger: Logger
     let goal: RunGoal
-    let startedAt: Instant
+    /// Commands journaled before this instant were submitted while no coordinator held the
+    /// journal, and are refused rather than carried out late. It is when this process took the
+    /// coordinator lock: a command journaled after that (while the preflight ran, say) was
+    /// addressed to this coordinator and is never stale.
+    let commandsValidSince: Instant
     let clock: @Sendable () -> Instant
 
     var state: CutoverState
@@ -69,12 +75,12 @@ public actor Coordinator {
     var unfinished: [Int: Int64]
     var lastPrune: Instant
     var sampleFailureLogged = false
-    /// True while the live weights differ from what this coordinator applied (reported once).
-    var driftReported = false
     var rollbackGate: String?
     var rollbackAt: Instant?
-    /// The preflight's result, fed when the engine asks for it (see `run(preflight:resumePreflight:)`).
+    /// The preflight's result, fed when the engine asks for it (see `run(preflight:resumeCheck:)`).
     var preflightAnswer: PreflightResult?
+    /// The checks before resuming, once they finished (see `watchWhileChecking`).
+    var resumeCheckResult: PreflightOutcome?
     /// Test hook, see `crashAfterIntentFromEnvironment`.
     let crashAfterIntent: Int?
     var intentsBegun = 0
@@ -90,9 +96,12 @@ public actor Coordinator {
     ///   - state: the state to start from (`.initial` for a fresh run, the journaled snapshot
     ///     on resume).
     ///   - unfinishedIntents: the journal's unfinished intents of this run (on resume).
+    ///   - commandsValidSince: when this process took the coordinator lock (see
+    ///     `commandsValidSince`); now when nil.
     public init(engine: CutoverEngine, runID: Int64, journal: sending any JournalStore,
                 loadBalancer: any LoadBalancer, sources: [String: any SignalSource], state: CutoverState,
                 unfinishedIntents: [JournalEvent], reporter: any Reporter, logger: Logger, goal: RunGoal = .promoted,
+                commandsValidSince: Instant? = nil,
                 clock: @escaping @Sendable () -> Instant = Coordinator.wallClock) {
         self.engine = engine
         self.runID = runID
@@ -106,7 +115,7 @@ public actor Coordinator {
         self.clock = clock
         self.state = state
         let now = clock()
-        self.startedAt = now
+        self.commandsValidSince = min(commandsValidSince ?? now, now)
         self.lastPrune = now
         var map: [Int: Int64] = [:]
         for intent in unfinishedIntents {
@@ -142,24 +151,51 @@ public actor Coordinator {
     /// `preflight`: for a fresh run, the result of the preflight the caller ran before journaling
     /// the run (the engine's first tick asks for it and gets this answer); nil on resume, where
     /// the engine's `recover` puts the world back where the journal says it is.
-    /// `resumePreflight`: on resume, the preflight the caller ran before resuming. A run that
-    /// stopped before its preflight was answered (phase `pending`/`preflight`) is asked for one
-    /// again by `recover`, and gets this answer; without it such a run would wait forever.
-    public func run(preflight: PreflightResult?, resumePreflight: PreflightResult? = nil) async throws -> RunOutcome {
-        preflightAnswer = preflight ?? resumePreflight
+    /// `resumeCheck`: on resume, the checks to run before anything is changed (trust, health,
+    /// live weights against the journal). They run here, while the coordinator already watches:
+    /// every `sampling` it samples the load balancer (the hard signal can roll back) and carries
+    /// out `rollback` and `abort` commands, so the emergency exit works while a slow health
+    /// endpoint is probed. When they fail and nothing happened meanwhile, `run` returns
+    /// `.preflightFailed` having changed nothing; when they pass, `recover` runs (after a fresh
+    /// reading of the live weights) and so does a run that stopped before its own preflight was
+    /// answered, which gets this answer. Nil: resume without checks (finishing a rollback).
+    public func run(preflight: PreflightResult?,
+                    resumeCheck: (@Sendable () async -> PreflightOutcome)? = nil) async throws -> RunOutcome {
+        preflightAnswer = preflight
         try journalAppend("coordinatorStarted",
                           "coordinator pid \(getpid()) \(preflight == nil ? "resumed" : "started") run \(runID) at phase \(state.phase.rawValue), step \(state.step)")
         return try await withThrowingDiscardingTaskGroup(returning: RunOutcome.self) { group in
+            try acknowledgeStaleCommands()
             if preflight != nil {
                 // The tick asks for the preflight (`runPreflight`), answered with `preflightAnswer`.
                 try await feed(.tick, group: &group)
             } else {
-                let now = clock()
-                let (recovered, actions) = engine.recover(state, now: now)
-                try saveAndPerform(recovered, actions, now: now, group: &group)
-                try await performPending(actions, group: &group)
+                // An emergency during the checks (a rollback by the hard signal or a command, an
+                // abort) shows as a new weight change or an aborted run; samples alone may move
+                // a drain's phase, which is not one.
+                let resumedPhase = state.phase, resumedIntent = state.lastIntent
+                if let resumeCheck {
+                    let checked = try await watchWhileChecking(resumeCheck, group: &group)
+                    if let checked {
+                        guard checked.result.passed || !untouched(since: resumedPhase, intent: resumedIntent) else {
+                            group.cancelAll()
+                            return .preflightFailed(checked.result.failures)
+                        }
+                        try journalTrust(checked)
+                        preflightAnswer = checked.result
+                    }
+                }
+                // An emergency command during the checks (rollback, abort) already decided what
+                // happens next; otherwise put the world back where the journal says it is.
+                if untouched(since: resumedPhase, intent: resumedIntent) {
+                    let now = clock()
+                    let live = try? await loadBalancer.currentWeights()
+                    let reading = live.map { LoadBalancerSampler.reading($0, loadBalancer: loadBalancer, at: now) }
+                    let (recovered, actions) = engine.recover(state, live: reading, now: now)
+                    try saveAndPerform(recovered, actions, now: now, group: &group)
+                    try await performPending(actions, group: &group)
+                }
             }
-            try acknowledgeStaleCommands()
 
             let period = engine.policy.sampling
             var deadline = ContinuousClock.now
@@ -189,6 +225,58 @@ public actor Coordinator {
         }
     }
 
+    /// Runs `check` while watching the run as it stands: every `sampling`, a sample (journaled, fed
+    /// to the engine: the hard signal) and the `rollback` and `abort` commands in the journal.
+    /// Other commands wait for the checks. Returns the checks' outcome, or nil when a stop signal
+    /// came first. Nothing is ticked and nothing re-applied meanwhile.
+    func watchWhileChecking(_ check: @escaping @Sendable () async -> PreflightOutcome,
+                            group: inout ThrowingDiscardingTaskGroup<any Error>) async throws -> PreflightOutcome? {
+        group.addTask { [weak self] in
+            let outcome = await check()
+            await self?.checked(outcome)
+        }
+        let period = engine.policy.sampling
+        while resumeCheckResult == nil {
+            if Task.isShuttingDownGracefully || Task.isCancelled { return nil }
+            turnsTaken += 1
+            let now = clock()
+            if let sample = try? await sampler.sample(at: now) {
+                try journal.recordSample(run: runID, sample)
+                try await feed(.loadBalancerSample(sample), group: &group)
+            }
+            for command in try journal.pendingCommands() {
+                guard let manual = CommandCodec.decode(name: command.command, arguments: command.arguments) else { continue }
+                switch manual {
+                case .rollback, .abort:
+                    try await feed(.command(manual, id: command.id), group: &group)
+                default:
+                    continue
+                }
+            }
+            if resumeCheckResult != nil { break }
+            try? await Task.sleep(for: period)
+        }
+        return resumeCheckResult
+    }
+
+    /// True when nothing but samples changed the run since it stood at `phase` with `intent`.
+    func untouched(since phase: Phase, intent: Int) -> Bool {
+        state.lastIntent == intent && (state.phase != .aborted || phase == .aborted)
+    }
+
+    func checked(_ outcome: PreflightOutcome) {
+        resumeCheckResult = outcome
+    }
+
+    /// The trust report as evidence (`trustVerified`, which `switchover report` shows).
+    func journalTrust(_ outcome: PreflightOutcome) throws {
+        guard let json = outcome.trustReportJSON else { return }
+        try journal.append(JournalEvent(run: runID, at: clock(), kind: Self.trustEventKind, detail: json))
+    }
+
+    /// The journal kind of the trust evidence (the report reads it under this name).
+    public static let trustEventKind = "trustVerified"
+
     /// Carries out one journaled command with no coordinator running (`switchover rollback`
     /// after the coordinator died): feeds it to the engine and performs what follows until the
     /// engine has nothing more to do right now, retrying an unverified rollback a few times.
@@ -200,13 +288,28 @@ public actor Coordinator {
     public func runOffline(_ command: ManualCommand, id: Int64) async throws -> CutoverState {
         try journalAppend("offlineCommand", "\(command.name) carried out by pid \(getpid()) with no coordinator running")
         return try await withThrowingDiscardingTaskGroup(returning: CutoverState.self) { group in
-            if case .decommission = command {
+            if case .decommission(let force, _) = command {
+                // Judged on FROM as it is now, read by this process: the last coordinator's
+                // reading, however recent, is from before whatever happened since (a restarted
+                // load balancer gives FROM its weight back). Unread, it is refused unless forced.
                 do {
-                    let sample = try await sampler.sample(at: clock())
+                    let (sample, live) = try await sampler.sampleWithWeights(at: clock())
                     try journal.recordSample(run: runID, sample)
                     try await feed(.loadBalancerSample(sample), group: &group)
+                    if let live {
+                        try await feed(.liveWeights(LoadBalancerSampler.reading(live, loadBalancer: loadBalancer, at: sample.at)),
+                                       group: &group)
+                    }
                 } catch {
-                    try journalAppend("sampleFailed", "no fresh sample before decommission (judged on the journaled state): \(error)")
+                    try journalAppend("sampleFailed", "no fresh sample of the load balancer before decommission: \(error)")
+                    if !force {
+                        let why = "no fresh evidence that \(engine.from) is drained: the load balancer could not be read just now "
+                            + "(\(error)); decommission is decided on a reading taken by this command; `--force --reason TEXT` records it anyway"
+                        try journal.append(run: runID, at: clock(), EngineEvent(.commandRefused, "decommission refused: \(why)", phase: state.phase))
+                        try journal.acknowledgeCommand(id, at: clock(), accepted: false, outcome: why)
+                        group.cancelAll()
+                        return state
+                    }
                 }
             }
             if state.pendingWeights != nil {
@@ -259,7 +362,9 @@ public actor Coordinator {
             try journal.recordSample(run: runID, sample)
             try await feed(.loadBalancerSample(sample), group: &group)
         }
-        if let live { try await watchDrift(live, group: &group) }
+        if let live {
+            try await feed(.liveWeights(LoadBalancerSampler.reading(live, loadBalancer: loadBalancer, at: now)), group: &group)
+        }
         for command in try journal.pendingCommands() {
             guard let manual = CommandCodec.decode(name: command.command, arguments: command.arguments) else {
                 try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
@@ -285,39 +390,22 @@ public actor Coordinator {
         }
     }
 
-    /// Weights changed behind the coordinator's back (the load balancer restarted and went back
-    /// to its configured weights, or someone set a weight by hand): the traffic split is not the
-    /// one being judged, so a shifting run pauses and says why; `resume` re-applies the step's
-    /// weights. Reported once per episode; it ends when the weights are as applied again.
-    func watchDrift(_ live: LiveWeights, group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
-        guard live.hasDrift, state.pendingWeights == nil else {
-            if !live.hasDrift { driftReported = false }
-            return
-        }
-        guard !driftReported else { return }
-        driftReported = true
-        let what = (live.restarted ? ["the load balancer restarted (\(live.identity))"] : [])
-            + live.drift.map(\.description)
-        let why = "live weights differ from those applied: " + what.joined(separator: "; ")
-        try journalAppend("weightsDrift", why)
-        if state.phase == .shifting {
-            try await feed(.command(.pause(reason: why), id: nil), group: &group)
-        }
-    }
-
-    /// Commands left from before this coordinator started (submitted while none was running)
-    /// are refused rather than carried out late: a person who typed `rollback` an hour ago while
-    /// nothing listened must not have it happen now by surprise.
+    /// Commands left from before this coordinator took the lock (submitted while none was
+    /// running) are refused rather than carried out late: a person who typed `rollback` an hour
+    /// ago while nothing listened must not have it happen now by surprise.
     func acknowledgeStaleCommands() throws {
-        for command in try journal.pendingCommands() where command.issuedAt < startedAt {
+        for command in try journal.pendingCommands() where command.issuedAt < commandsValidSince {
             try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
                                            outcome: "issued while no coordinator was running; not carried out")
         }
     }
 
     func outcome() -> RunOutcome? {
+        // Weights being written again (a restarted load balancer forgot them) are not in place
+        // yet: no outcome claims a state that was not read back.
+        let settled = state.pendingWeights == nil && state.drift == nil
         if goal == .promoted, [.promoted, .draining, .drained, .decommissioned].contains(state.phase) {
-            return .promoted
+            return settled || state.phase == .decommissioned ? .promoted : nil
         }
         switch state.phase {
         case .promoted:
@@ -326,7 +414,7 @@ public actor Coordinator {
             guard let drain = state.drain, drain.status == .timedOut else { return nil }
             return .drainTimedOut(reason: "not drained after \(formatDuration(engine.policy.drain.timeout)): \(drain.reason)")
         case .drained:
-            guard turnsTaken > 0 else { return nil }
+            guard turnsTaken > 0, settled else { return nil }
             return .drained(reason: state.drain?.reason ?? "drained")
         case .decommissioned:
             return .decommissioned(reason: state.reason ?? "drained")
@@ -397,6 +485,17 @@ public actor Coordinator {
                 let result = try await setWeights(intent: intent, percent: percent, step: step, purpose: purpose)
                 try await feed(.weightsApplied(intent: intent, result: result), group: &group)
             case .setDrain(let cluster):
+                // Never drain FROM while it carries traffic: its live weight, read right now,
+                // must be 0 and TO's not (a restarted load balancer gives FROM its configured
+                // weights back). Refused, the intent is journaled as failed; the engine sets the
+                // drain again once a reading shows the weights as journaled.
+                if let refusal = await drainRefusal(cluster) {
+                    let id = try journal.beginIntent(run: runID, at: clock(), action: "setDrain",
+                                                     detail: Self.encode(["cluster": cluster]))
+                    try journal.finishIntent(id, at: clock(), ok: false, detail: Self.encode(["refused": refusal]))
+                    reporter.notify("not putting \(cluster) in drain: \(refusal)")
+                    break
+                }
                 // Envoy has no drain state: FROM's weight 0, already verified, is what stops new
                 // requests there, so the drain goes on, and the journal says so.
                 try await simpleIntent("setDrain", cluster: cluster,
@@ -436,11 +535,36 @@ public actor Coordinator {
         }
     }
 
+    /// Why `cluster` must not be put in drain now, from the live weights read just before, or nil
+    /// when it may: it is FROM with live weight 0 while TO has weight.
+    func drainRefusal(_ cluster: String) async -> String? {
+        let live: LiveWeights
+        do {
+            live = try await loadBalancer.currentWeights()
+        } catch {
+            return "could not read the live weights first: \(error)"
+        }
+        guard cluster == loadBalancer.fromCluster.cluster else { return nil }
+        let from = live.assignment.from, to = live.assignment.to
+        guard live.assignment.fromTotal == 0, live.assignment.toTotal > 0 else {
+            let servers = (from + to).map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
+            return "it still carries traffic: live weights \(servers) send \(format(100 - live.effectivePercentToTarget))% to \(cluster)"
+        }
+        return nil
+    }
+
     /// Write-ahead weight change: intent (with the state expecting it) → apply and read back →
     /// result. An unfinished intent from before a crash with the same engine intent number is
     /// finished instead of writing a new one.
     func setWeights(intent: Int, percent: Double, step: Int, purpose: WeightsPurpose) async throws -> WeightsReadBack {
         let now = clock()
+        // An unfinished intent from before a crash that a newer one replaces (a rollback
+        // decided before it was re-applied) is closed as superseded: it is never applied.
+        for (number, id) in unfinished where number < intent {
+            unfinished[number] = nil
+            try journal.finishIntent(id, at: now, ok: false,
+                                     detail: Self.encode(["superseded": "by intent \(intent) (\(purpose.rawValue)); never re-applied"]))
+        }
         let journalIntent: Int64
         if let existing = unfinished.removeValue(forKey: intent) {
             journalIntent = existing
@@ -573,18 +697,19 @@ public struct WeightsResultDetail: Sendable, Hashable, Codable {
 public final class CoordinatorService: Service, Sendable {
     public let coordinator: Coordinator
     let preflight: PreflightResult?
-    let resumePreflight: PreflightResult?
+    let resumeCheck: (@Sendable () async -> PreflightOutcome)?
     let result = Mutex<RunOutcome?>(nil)
 
-    /// `preflight`/`resumePreflight`: as in `Coordinator.run(preflight:resumePreflight:)`.
-    public init(coordinator: Coordinator, preflight: PreflightResult?, resumePreflight: PreflightResult? = nil) {
+    /// `preflight`/`resumeCheck`: as in `Coordinator.run(preflight:resumeCheck:)`.
+    public init(coordinator: Coordinator, preflight: PreflightResult?,
+                resumeCheck: (@Sendable () async -> PreflightOutcome)? = nil) {
         self.coordinator = coordinator
         self.preflight = preflight
-        self.resumePreflight = resumePreflight
+        self.resumeCheck = resumeCheck
     }
 
     public func run() async throws {
-        let outcome = try await coordinator.run(preflight: preflight, resumePreflight: resumePreflight)
+        let outcome = try await coordinator.run(preflight: preflight, resumeCheck: resumeCheck)
         result.withLock { $0 = outcome }
     }
 

@@ -3,6 +3,7 @@ import Logging
 import SwitchoverCore
 import SwitchoverDrivers
 import SwitchoverNet
+import SwitchoverSignals
 
 /// The checks before any traffic moves (or before a journaled run resumes): trust both ways,
 /// both clusters' `health` endpoints, and the load balancer reachable with the weights the
@@ -28,12 +29,15 @@ public struct PreflightChecks: Sendable {
     /// Runs every check (they do not stop at the first failure, so a person sees all of them).
     /// `expectedPercentToTarget`: the shares to TO the journal allows the live weights to be at
     /// (a fresh run: only 0; a resumed run: the verified step, or the step being applied when
-    /// the coordinator stopped).
+    /// the coordinator stopped). `journaledInstance`: on resume, the load-balancer process that
+    /// last read back the journaled weights; live weights that differ pass when another process
+    /// answers now (a restart forgot them: the resumed run writes them again), and fail when the
+    /// same one does (someone changed them).
     public func run(from: Cluster, to: Cluster, policy: Policy, loadBalancer: any LoadBalancer,
-                    expectedPercentToTarget: [Double]) async -> PreflightOutcome {
+                    expectedPercentToTarget: [Double], journaledInstance: LoadBalancerInstance? = nil) async -> PreflightOutcome {
         async let trustVerdict = trust(from, to, policy)
         async let healthFailures = health(of: [from, to])
-        async let weightFailures = weights(loadBalancer, expected: expectedPercentToTarget)
+        async let weightFailures = weights(loadBalancer, expected: expectedPercentToTarget, journaledInstance: journaledInstance)
         let verdict = await trustVerdict
         return PreflightOutcome(result: PreflightResult(failures: verdict.failures + (await healthFailures) + (await weightFailures)),
                                 trustReportJSON: verdict.reportJSON)
@@ -58,13 +62,20 @@ public struct PreflightChecks: Sendable {
         return failures
     }
 
-    func weights(_ loadBalancer: any LoadBalancer, expected: [Double]) async -> [String] {
+    public func weights(_ loadBalancer: any LoadBalancer, expected: [Double],
+                        journaledInstance: LoadBalancerInstance? = nil) async -> [String] {
         let live: LiveWeights
         do {
             live = try await loadBalancer.currentWeights()
         } catch {
             return ["load balancer unreachable: \(error)"]
         }
+        return Self.weightFailures(live, loadBalancer: loadBalancer, expected: expected, journaledInstance: journaledInstance)
+    }
+
+    /// The weights check on a read already made (see `weights`).
+    public static func weightFailures(_ live: LiveWeights, loadBalancer: any LoadBalancer, expected: [Double],
+                                      journaledInstance: LoadBalancerInstance?) -> [String] {
         let translation = loadBalancer.translation
         let from = loadBalancer.fromCluster.servers, to = loadBalancer.toCluster.servers
         let liveShare = live.effectivePercentToTarget
@@ -73,9 +84,13 @@ public struct PreflightChecks: Sendable {
             return abs(wanted.effectivePercentToTarget - liveShare) < 1e-6 && (percent > 0 || live.assignment.toTotal == 0)
         }
         if matches { return [] }
+        let instance = LoadBalancerSampler.reading(live, loadBalancer: loadBalancer, at: Coordinator.wallClock()).instance
+        if let journaledInstance, instance.isRestart(of: journaledInstance) { return [] }
         let servers = live.assignment.all.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
         let wanted = expected.map { "\(format($0))%" }.joined(separator: " or ")
-        return ["load balancer \(loadBalancer.address): live weights send \(format(liveShare))% to \(loadBalancer.toCluster.cluster) (\(servers)); the journal expects \(wanted)"]
+        let who = journaledInstance == nil ? ""
+            : " and the same load-balancer process (\(instance.id)) holds them, so someone changed them: they are not overridden"
+        return ["load balancer \(loadBalancer.address): live weights send \(format(liveShare))% to \(loadBalancer.toCluster.cluster) (\(servers)); the journal expects \(wanted)\(who)"]
     }
 }
 
@@ -93,6 +108,10 @@ public struct TrustVerdict: Sendable {
 public struct PreflightOutcome: Sendable {
     public var result: PreflightResult
     public var trustReportJSON: String?
+    public init(result: PreflightResult, trustReportJSON: String?) {
+        self.result = result
+        self.trustReportJSON = trustReportJSON
+    }
 }
 
 func format(_ value: Double) -> String {

@@ -25,6 +25,8 @@ public struct LockHolder: Sendable, Hashable, CustomStringConvertible {
 /// `@unchecked Sendable`: `fd` is only changed under `mutex`.
 public final class CoordinatorLock: @unchecked Sendable {
     public let path: String
+    /// When this process took the lock: commands journaled after it are addressed to this holder.
+    public let acquiredAt: Date
     private var fd: Int32
     private let mutex = NSLock()
 
@@ -54,6 +56,7 @@ public final class CoordinatorLock: @unchecked Sendable {
             }
             throw StoreError(.lock, "\(path): flock: \(String(cString: strerror(code)))")
         }
+        let taken = Date()
         let formatter = ISO8601DateFormatter()
         let text = "pid=\(pid)\nstarted=\(formatter.string(from: startedAt))\n"
         let written = text.withCString { pointer -> Bool in
@@ -67,6 +70,7 @@ public final class CoordinatorLock: @unchecked Sendable {
             throw StoreError(.lock, "\(path): cannot write the holder: \(message)")
         }
         fd = descriptor
+        acquiredAt = taken
     }
 
     deinit {

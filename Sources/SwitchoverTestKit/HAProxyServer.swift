@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A real HAProxy (Debian's `haproxy`, run as `haproxy -f CFG -db`) on 127.0.0.1 with a config
 /// the kit writes: a frontend on a free port, one backend (`app` by default) with the given
@@ -122,9 +125,14 @@ public final class HAProxyServer: @unchecked Sendable {
     }
 
     /// Stops HAProxy and starts it again from the same config, as an operator's restart would:
-    /// every runtime weight is forgotten (drift tests).
-    public func restart() throws {
+    /// every runtime weight and server state is forgotten (drift tests). `crash`: SIGKILL
+    /// instead of a graceful stop, as when the machine or the process dies.
+    public func restart(crash: Bool = false) throws {
         lock.lock(); defer { lock.unlock() }
+        if crash {
+            process.signal(SIGKILL)
+            process.waitForExit(timeout: 10)
+        }
         process.stop()
         // The old process has exited: its sockets are closed; HAProxy rebinds the UNIX socket.
         process = try Self.launch(executable, configFile: configFile, directory: directory, port: port,
@@ -134,6 +142,22 @@ public final class HAProxyServer: @unchecked Sendable {
     public func stop() {
         lock.lock(); defer { lock.unlock() }
         process.stop()
+    }
+
+    /// Sends `signal` to HAProxy (SIGSTOP freezes it: its socket accepts and never answers).
+    public func signal(_ signal: Int32) {
+        lock.lock(); defer { lock.unlock() }
+        process.signal(signal)
+    }
+
+    /// One line to the runtime API over the UNIX socket (with `socat`), as an operator types it;
+    /// returns HAProxy's answer. For tests that change weights behind Switchover's back.
+    @discardableResult
+    public func runtimeCommand(_ line: String) throws -> String {
+        let socat = try Tools.require("socat")
+        let result = try Command.run(socat, ["-t", "2", "-", "UNIX-CONNECT:\(socketPath)"], input: line + "\n")
+        guard result.status == 0 else { throw TestKitError("socat \(line): exit \(result.status): \(result.output)") }
+        return result.output
     }
 
     deinit { process.stop() }

@@ -5,6 +5,9 @@ import Foundation
 /// injection without a reload). Every request is one line in `accessLog`, so a test counts
 /// what reached this server by counting lines.
 ///
+/// `GET /slowhealth` answers 200 in about 2.5 s (2.5 KB at 1 KB/s): a health endpoint that makes
+/// a preflight take that long.
+///
 /// `GET /slow` is a long download: 1 MB sent at 1 KB/s (`limit_rate`), so a client that asks
 /// for it keeps a request in flight on this server for as long as it stays connected (what
 /// keeps a draining server busy: in HTTP mode a load balancer counts requests in flight, not
@@ -32,6 +35,9 @@ public final class NginxBackend: Sendable {
         let slowFile = directory.appendingPathComponent("slow.bin")
         try Data(count: 1 << 20).write(to: slowFile)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: slowFile.path)
+        let slowHealthFile = directory.appendingPathComponent("slowhealth.txt")
+        try Data(repeating: UInt8(ascii: "."), count: 2_560).write(to: slowHealthFile)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: slowHealthFile.path)
         // The server-level access_log overrides NginxServer's http-level `access_log off`.
         let body = """
             access_log \(accessLog.path);
@@ -40,6 +46,11 @@ public final class NginxBackend: Sendable {
                         limit_rate 1k;
                         default_type application/octet-stream;
                         alias \(slowFile.path);
+                    }
+                    location = /slowhealth {
+                        limit_rate 1k;
+                        default_type text/plain;
+                        alias \(slowHealthFile.path);
                     }
                     location / {
                         if (-f \(failFile)) { return 503 "\(name) failing\\n"; }

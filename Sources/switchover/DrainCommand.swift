@@ -83,6 +83,7 @@ struct Drain: AsyncParsableCommand {
         let runID: Int64
         let state: CutoverState
         let preflight: PreflightResult?
+        var resumeCheck: (@Sendable () async -> PreflightOutcome)?
         switch plan {
         case .refuse(let why):
             printError("switchover drain: refused: \(why)\n")
@@ -91,6 +92,21 @@ struct Drain: AsyncParsableCommand {
             runID = run.id
             state = journaled
             preflight = nil
+            // Before FROM is drained again: its live weights must be the journal's (or a
+            // restarted load balancer's, which the coordinator writes back first). Weights
+            // someone changed on the same instance refuse: FROM may be carrying traffic.
+            resumeCheck = { [loadBalancer] in
+                let expected = RunSetup.expectedPercentages(resuming: journaled)
+                let failures: [String]
+                do {
+                    let live = try await loadBalancer.currentWeights()
+                    failures = PreflightChecks.weightFailures(live, loadBalancer: loadBalancer, expected: expected,
+                                                              journaledInstance: journaled.loadBalancer)
+                } catch {
+                    failures = ["load balancer unreachable: \(error)"]
+                }
+                return PreflightOutcome(result: PreflightResult(failures: failures), trustReportJSON: nil)
+            }
         case .fresh:
             let live: LiveWeights
             do {
@@ -123,8 +139,9 @@ struct Drain: AsyncParsableCommand {
         let unfinished = try journal.unfinishedIntents(run: runID)
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: toName), runID: runID,
                                       journal: journal, loadBalancer: loadBalancer, sources: [:], state: state,
-                                      unfinishedIntents: unfinished, reporter: reporter, logger: logger, goal: .drained)
-        let service = CoordinatorService(coordinator: coordinator, preflight: preflight)
+                                      unfinishedIntents: unfinished, reporter: reporter, logger: logger, goal: .drained,
+                                      commandsValidSince: Instant(lock.acquiredAt))
+        let service = CoordinatorService(coordinator: coordinator, preflight: preflight, resumeCheck: resumeCheck)
         let failed = await supervise(service, logger: logger)
         let final = await coordinator.currentState
         let view = DrainView(state: final, policy: chosen, now: now())
@@ -152,7 +169,11 @@ struct Drain: AsyncParsableCommand {
         case .decommissioned(let reason):
             report("decommissioned: \(from) may be torn down (\(reason)) (run \(runID))", outcome: "decommissioned")
         case .drainTimedOut(let reason):
-            report("drain timed out: \(reason) (run \(runID))", outcome: "drainTimedOut")
+            report("drain timed out: \(reason); \(final.lastReadBack(from: from, to: toName)) (run \(runID))", outcome: "drainTimedOut")
+            throw Exit.no
+        case .preflightFailed(let failures):
+            report("refused: not draining \(from): " + failures.joined(separator: "; ") + "; nothing was changed (run \(runID))",
+                   outcome: "refused")
             throw Exit.no
         case .rolledBack(let reason, _, _):
             report("rolled back: \(reason); all traffic on \(from) (run \(runID))", outcome: "rolledBack")

@@ -77,16 +77,44 @@ struct Run: AsyncParsableCommand {
         let state: CutoverState
         let runID: Int64
         let preflight: PreflightResult?
-        var resumePreflight: PreflightResult?
+        var resumeCheck: (@Sendable () async -> PreflightOutcome)?
         var unfinished: [JournalEvent] = []
+        /// The checks before resuming a journaled run: trust, health, and the live weights against
+        /// the journal (a restarted load balancer passes: the resumed run writes them again).
+        func check(resuming journaled: CutoverState) -> @Sendable () async -> PreflightOutcome {
+            { [fromCluster, toCluster, chosen] in
+                await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
+                                 expectedPercentToTarget: RunSetup.expectedPercentages(resuming: journaled),
+                                 journaledInstance: journaled.loadBalancer)
+            }
+        }
         switch plan {
         case .conflict(let why):
             printError("switchover run: refused: \(why)\n")
             throw Exit.inputError
         case .alreadyDone(let run, let done):
-            report("run \(run.id) from \(run.from) to \(run.to) is already \(done.phase.rawValue); nothing to do",
-                   outcome: done.phase.rawValue, run: run.id, state: done)
-            return
+            // Done as far as the journal knows; the load balancer says whether it still is.
+            let live: LiveWeights
+            do {
+                live = try await loadBalancer.currentWeights()
+            } catch {
+                printError("switchover run: run \(run.id) is \(done.phase.rawValue) in the journal, but the load balancer cannot be read to confirm it: \(error)\n")
+                throw Exit.no
+            }
+            if PreflightChecks.weightFailures(live, loadBalancer: loadBalancer, expected: [done.percentToTarget],
+                                              journaledInstance: nil).isEmpty {
+                report("run \(run.id) from \(run.from) to \(run.to) is already \(done.phase.rawValue); nothing to do "
+                       + "(live weights read back: \(formatPlain(live.effectivePercentToTarget))% to \(run.to))",
+                       outcome: done.phase.rawValue, run: run.id, state: done)
+                return
+            }
+            // The weights are not where the journal left them: resume, which writes them again
+            // when the load balancer restarted and refuses when someone changed them.
+            runID = run.id
+            state = done
+            preflight = nil
+            resumeCheck = check(resuming: done)
+            unfinished = try journal.unfinishedIntents(run: run.id)
         case .fresh:
             let checked = await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
                                            expectedPercentToTarget: [0])
@@ -105,15 +133,12 @@ struct Run: AsyncParsableCommand {
             preflight = nil
             unfinished = try journal.unfinishedIntents(run: run.id)
         case .resume(let run, let journaled):
-            let checked = await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
-                                           expectedPercentToTarget: RunSetup.expectedPercentages(resuming: journaled))
-            try refuseUnlessPassed(checked.result)
+            // The checks run inside the coordinator, which watches (hard signal, rollback and
+            // abort commands) while they do; a failure changes nothing and exits 2.
             runID = run.id
-            try journalTrust(checked, run: runID, in: journal)
             state = journaled
             preflight = nil
-            // A run stopped before its preflight was answered is asked for one again: this one.
-            resumePreflight = checked.result
+            resumeCheck = check(resuming: journaled)
             unfinished = try journal.unfinishedIntents(run: run.id)
         }
 
@@ -121,9 +146,9 @@ struct Run: AsyncParsableCommand {
         let sources = makeSignalSources(policy: chosen, client: PrometheusQuerying(client: http))
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: to), runID: runID,
                                       journal: journal, loadBalancer: loadBalancer, sources: sources, state: state,
-                                      unfinishedIntents: unfinished, reporter: reporter, logger: logger, goal: goal)
-        let service = CoordinatorService(coordinator: coordinator, preflight: preflight,
-                                         resumePreflight: resumePreflight)
+                                      unfinishedIntents: unfinished, reporter: reporter, logger: logger, goal: goal,
+                                      commandsValidSince: Instant(lock.acquiredAt))
+        let service = CoordinatorService(coordinator: coordinator, preflight: preflight, resumeCheck: resumeCheck)
         if let error = await supervise(service, logger: logger) {
             // The run began and did not complete: exit 1 (the contract's "aborted"), never a code
             // scripts do not know. Weights may have moved before the failure.
@@ -146,9 +171,11 @@ struct Run: AsyncParsableCommand {
             report("decommissioned: \(from) may be torn down (\(reason)) (run \(runID))", outcome: "decommissioned",
                    run: runID, state: final)
         case .drainTimedOut(let reason):
-            report("drain timed out: \(reason); all traffic stays on \(to); `switchover drain \(from)` tracks it further (run \(runID))",
+            report("drain timed out: \(reason); \(final.lastReadBack(from: from, to: to)); `switchover drain \(from)` tracks it further (run \(runID))",
                    outcome: "drainTimedOut", run: runID, state: final)
             throw Exit.no
+        case .preflightFailed(let failures):
+            try refuseUnlessPassed(PreflightResult(failures: failures))
         case .rolledBack(let reason, let gate, let at):
             let when = at.map { " at \(ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: $0.seconds)))" } ?? ""
             let which = gate.map { " by gate \($0)" } ?? ""
@@ -168,7 +195,7 @@ struct Run: AsyncParsableCommand {
     /// The trust report as evidence in the journal (`trustVerified`, read by `switchover report`).
     func journalTrust(_ checked: PreflightOutcome, run: Int64, in journal: SQLiteJournal) throws {
         guard let json = checked.trustReportJSON else { return }
-        try journal.append(JournalEvent(run: run, at: now(), kind: ReportData.trustEventKind, detail: json))
+        try journal.append(JournalEvent(run: run, at: now(), kind: Coordinator.trustEventKind, detail: json))
     }
 
     func refuseUnlessPassed(_ result: PreflightResult) throws {

@@ -65,19 +65,53 @@ struct CutoverControlTests {
         #expect(blue == 0 && green > 0)
     }
 
-    @Test("HAProxy restarted mid-bake forgets the weights: the run pauses saying so, and `resume` re-applies the step")
-    func loadBalancerRestartPauses() async throws {
+    @Test("HAProxy restarted mid-bake forgets the weights: the coordinator writes the step's weights again, the step bakes again, and the run promotes")
+    func loadBalancerRestartReasserts() async throws {
         let lab = try CutoverLab("restart", policy: .init(bake: "3s"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 40)
         let coordinator = try lab.startCoordinator()
         defer { coordinator.stop() }
         let baking = try lab.waitFor("step 2 baking", process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
+        let eventsBefore = try lab.events().count
         try lab.haproxy.restart()
+        let exit = try lab.waitForExit(coordinator)
+        #expect(exit == 0, "\(coordinator.logTail(lines: 20))")
+        let after = Array(try lab.events().dropFirst(eventsBefore))
+        let drift = try #require(after.first { $0.kind == "weightsDrift" }, "the restart was seen")
+        #expect(drift.detail.contains("restarted"), "\(drift.detail)")
+        // The same step was written again and baked again before the next one started.
+        let reverified = try #require(after.first { $0.kind == "stepVerified" && $0.at >= drift.at })
+        let event = try JSONDecoder().decode(EngineEvent.self, from: Data(reverified.detail.utf8))
+        #expect(event.step == baking.step)
+        let next = try #require(after.first { $0.kind == "stepStarted" && $0.detail.contains("\"step\":\(baking.step + 1)") })
+        #expect(next.at - reverified.at >= .seconds(3), "the bake restarted once the weights read back")
+        #expect(!after.contains { $0.kind == "paused" }, "a restart is repaired, not a reason to pause")
+        let (blue, green) = try await lab.liveWeights()
+        #expect(blue == 0 && green > 0)
+    }
+
+    @Test("weights changed by hand mid-bake pause the run saying so (not 'paused by command'); resume writes the step's weights again")
+    func handChangedWeightsPause() async throws {
+        let lab = try CutoverLab("hand-drift", policy: .init(bake: "3s"))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 40)
+        let coordinator = try lab.startCoordinator()
+        defer { coordinator.stop() }
+        let baking = try lab.waitFor("step 2 baking", process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
+        try lab.haproxy.runtimeCommand("set server app/green-1 weight 0")
         let paused = try lab.waitFor("paused", process: coordinator) { $0.phase == .paused }
         #expect(paused.step == baking.step)
-        #expect(paused.reason?.contains("live weights differ") == true, "\(paused.reason ?? "")")
-        #expect(try lab.events().contains { $0.kind == "weightsDrift" })
+        let reason = paused.reason ?? ""
+        #expect(reason.contains("live weights differ") && reason.contains("not by Switchover"), "\(reason)")
+        #expect(!reason.contains("paused by command"), "\(reason)")
+        #expect(try await lab.liveWeights().green == 0, "a person's change is not overridden")
+        // Reported once per episode: two seconds (eight samples) later, no new line and no new event.
+        func mentions() -> Int { coordinator.logTail(lines: 500).components(separatedBy: "live weights differ").count - 1 }
+        let logged = mentions()
+        try await Task.sleep(for: .seconds(2))
+        #expect(mentions() == logged, "not logged on every sample:\n\(coordinator.logTail(lines: 30))")
+        #expect(try lab.events().filter { $0.kind == "weightsDrift" }.count == 1, "journaled once, not on every sample")
 
         let resume = try lab.cli(["resume"])
         #expect(resume.exitCode == 0, "\(resume.stdout) \(resume.stderr)")

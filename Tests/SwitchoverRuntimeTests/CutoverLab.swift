@@ -26,6 +26,8 @@ final class CutoverLab: @unchecked Sendable {
         var forceAfter: String? = nil
         /// Extra HAProxy backend lines (drain tests pin requests with `use-server`).
         var backendLines: [String] = []
+        /// The path of blue's `health` URL (`/slowhealth` answers in about 2.5 s).
+        var blueHealthPath = "/healthz"
     }
 
     let folder: URL
@@ -79,7 +81,8 @@ final class CutoverLab: @unchecked Sendable {
         let policies = folder.appendingPathComponent("policies")
         try FileManager.default.createDirectory(at: clusters, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
-        for (name, backend, chain, version) in [("blue", blue, blueChain, "1.27.4"), ("green", green, greenChain, "1.28.0")] {
+        for (name, backend, chain, version, health) in [("blue", blue, blueChain, "1.27.4", options.blueHealthPath),
+                                                        ("green", green, greenChain, "1.28.0", "/healthz")] {
             try """
                 apiVersion: switchover.dev/v1alpha1
                 kind: Cluster
@@ -94,7 +97,7 @@ final class CutoverLab: @unchecked Sendable {
                     certChain: \(chain.path)
                   loadBalancer:
                     servers: [\(name)-1]
-                  health: http://\(backend.address)/healthz
+                  health: http://\(backend.address)\(health)
 
                 """.write(to: clusters.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
         }
@@ -236,6 +239,20 @@ final class CutoverLab: @unchecked Sendable {
     func liveWeights() async throws -> (blue: Int, green: Int) {
         let live = try await driver().currentWeights()
         return (live.assignment.fromTotal, live.assignment.toTotal)
+    }
+
+    /// Whether blue-1 is in HAProxy's drain state, read from the runtime API.
+    func blueInDrain() async throws -> Bool {
+        try await driver().currentWeights().inDrain?.contains("blue-1") == true
+    }
+
+    /// hey's report from `startLoad`, once it has ended: responses, non-2xx, errors.
+    func loadFigures(timeout: TimeInterval = 90) throws -> (total: Int, non2xx: Int, errors: Int, report: String) {
+        guard let load else { throw TestKitError("no load was started") }
+        guard load.waitForExit(timeout: timeout) else { throw TestKitError("hey still running after \(timeout)s") }
+        let report = (try? String(contentsOf: load.logFile, encoding: .utf8)) ?? ""
+        let (total, non2xx, errors) = DrainIntegrationTests.heyFigures(report)
+        return (total, non2xx, errors, report)
     }
 
     func journal() throws -> SQLiteJournal { try SQLiteJournal(path: statePath) }

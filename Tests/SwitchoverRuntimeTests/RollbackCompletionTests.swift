@@ -198,7 +198,7 @@ struct RollbackCompletionTests {
         let journal = MemoryJournal()
         let (coordinator, _) = try Self.coordinator(lab, policy, state: state, journal: journal,
                                                     loadBalancer: try lab.driver())
-        let task = Task { try await coordinator.run(preflight: nil, resumePreflight: .passed) }
+        let task = Task { try await coordinator.run(preflight: nil, resumeCheck: { PreflightOutcome(result: .passed, trustReportJSON: nil) }) }
         defer { task.cancel() }
         let deadline = Date().addingTimeInterval(10)
         var current = await coordinator.currentState
