@@ -50,7 +50,8 @@ import SwitchoverNet
 ///
 /// Envoy has no drain of a weighted cluster short of weight 0: `setDrain`/`setReady` throw
 /// `.unsupported`. Nor can it close the requests open to one cluster on demand:
-/// `shutdownSessions` throws `.unsupported`.
+/// `shutdownSessions` throws `.unsupported`, and the policy loader refuses `drain.forceAfter`
+/// with this driver, so nothing asks for it.
 public final class EnvoyLoadBalancer: LoadBalancer {
     public let driver = "envoy"
     public let address: String
