@@ -147,11 +147,10 @@ final class BenchLab {
     }
 
     /// `hey -z SECONDSs -q RATE -c WORKERS` against HAProxy's frontend: RATE × WORKERS requests
-    /// per second. Stop it with `finish`, which reads its report.
+    /// per second. Stop it with `HeyReport.finish`, which reads its report.
     func startLoad(rate: Int, workers: Int, seconds: Int, log: String) throws -> ManagedProcess {
-        try ManagedProcess(name: "hey", executable: try Tools.require("hey"),
-                           arguments: ["-z", "\(seconds)s", "-q", "\(rate)", "-c", "\(workers)", haproxy.url],
-                           logFile: folder.appendingPathComponent(log))
+        try Load.startHey(haproxy.url, seconds: seconds, rate: rate, workers: workers,
+                          logFile: folder.appendingPathComponent(log))
     }
 
     // MARK: - HAProxy, read by the benchmark
@@ -185,53 +184,6 @@ final class BenchLab {
             result[String(fields[name])] = (total: all.reduce(0) { $0 + (Int(fields[$1]) ?? 0) }, errors5xx: Int(fields[errors]) ?? 0)
         }
         return result
-    }
-}
-
-/// What `hey` reported at the end: responses by status and transport errors.
-struct HeyReport {
-    var statusCounts: [Int: Int] = [:]
-    var errors = 0
-    var requestsPerSecond = 0.0
-    var responses: Int { statusCounts.values.reduce(0, +) }
-    var ok: Int { statusCounts.filter { (200..<300).contains($0.key) }.values.reduce(0, +) }
-    /// Every request that did not get a 2xx: non-2xx answers and transport errors.
-    var failed: Int { responses - ok + errors }
-
-    /// Parses hey's summary: `Requests/sec:`, `[200]\t1000 responses` under "Status code
-    /// distribution", `[3]\tGet "...": EOF` under "Error distribution".
-    init(output: String) {
-        var section = ""
-        for raw in output.split(separator: "\n") {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            if line.hasPrefix("Requests/sec:") {
-                requestsPerSecond = Double(line.dropFirst("Requests/sec:".count).trimmingCharacters(in: .whitespaces)) ?? 0
-            } else if line.hasPrefix("Status code distribution") {
-                section = "status"
-            } else if line.hasPrefix("Error distribution") {
-                section = "errors"
-            } else if line.hasPrefix("["), let close = line.firstIndex(of: "]"),
-                      let number = Int(line[line.index(after: line.startIndex)..<close]) {
-                let rest = line[line.index(after: close)...].trimmingCharacters(in: .whitespaces)
-                if section == "status", let count = Int(rest.split(separator: " ").first ?? "") {
-                    statusCounts[number, default: 0] += count
-                } else if section == "errors" {
-                    errors += number
-                }
-            }
-        }
-    }
-
-    /// Stops `hey` with SIGINT (it stops its workers between requests and prints its report)
-    /// and reads the report.
-    static func finish(_ hey: ManagedProcess) throws -> HeyReport {
-        if hey.isRunning {
-            hey.signal(SIGINT)
-            guard hey.waitForExit(timeout: 30) else { throw TestKitError("hey did not stop on SIGINT") }
-        }
-        let text = (try? String(contentsOf: hey.logFile, encoding: .utf8)) ?? ""
-        guard text.contains("Summary:") else { throw TestKitError("hey printed no summary:\n\(text.suffix(2000))") }
-        return HeyReport(output: text)
     }
 }
 

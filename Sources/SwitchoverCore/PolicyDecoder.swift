@@ -38,7 +38,7 @@ struct PolicyDecoder {
         let gates = optional("gates", decodeGates, default: [])
         let rollback = optional("rollback", { node, _ in decodeRollback(node) },
                                 default: RollbackSpec(automatic: true, hardSignal: nil))
-        let drain = optional("drain", { node, _ in decodeDrain(node) },
+        let drain = optional("drain", { node, _ in decodeDrain(node, driver: loadBalancer?.driverName) },
                              default: DrainSpec(maxActiveSessions: 0, holdFor: .seconds(60), dnsTTL: .zero,
                                                 timeout: .seconds(86_400), forceAfter: nil))
         let decommission = optional("decommission", { node, _ in decodeDecommission(node) },
@@ -293,7 +293,8 @@ struct PolicyDecoder {
         return ok ? RollbackSpec(automatic: automatic, hardSignal: hardSignal) : nil
     }
 
-    private func decodeDrain(_ node: Node) -> DrainSpec? {
+    /// `driver`: the policy's load-balancer driver, when it could be read (nil otherwise).
+    private func decodeDrain(_ node: Node, driver: String?) -> DrainSpec? {
         guard let fields = reader.fields(node, context: "spec.drain",
                                          known: ["maxActiveSessions", "holdFor", "dnsTTL", "timeout", "forceAfter"]) else { return nil }
         var ok = true
@@ -310,6 +311,12 @@ struct PolicyDecoder {
         if let node = fields.optional("forceAfter") {
             forceAfter = reader.positiveDuration(node, "forceAfter")
             if forceAfter == nil { ok = false }
+        }
+        // Envoy's admin API has nothing like HAProxy's `shutdown sessions` for the requests open
+        // to one cluster: with Envoy the key would do nothing, so it must not parse.
+        if forceAfter != nil, driver == "envoy", let key = fields.keyNode("forceAfter") {
+            reader.error(key, "'forceAfter' cannot be carried out with driver 'envoy': Envoy cannot close the requests open to one cluster (HAProxy's 'shutdown sessions' has no Envoy counterpart); remove it: the drain waits for them, and 'timeout' says when to stop waiting")
+            ok = false
         }
         // Forcing sessions closed after the drain has already timed out can never happen.
         if let forceAfter, forceAfter >= timeout, let node = fields.optional("forceAfter") {

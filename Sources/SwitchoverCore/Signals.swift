@@ -46,9 +46,11 @@ public struct ClusterCounters: Sendable, Hashable, Codable {
     public var responses: Int64
     public var responses2xx: Int64
     public var responses5xx: Int64
-    /// Sessions ever opened to the cluster's servers (HAProxy `stot`).
+    /// Sessions ever opened to the cluster's servers (HAProxy `stot`; Envoy: requests ever sent,
+    /// `upstream_rq_total`). Its growth is new traffic: it restarts the drain's hold.
     public var sessionsTotal: Int64
-    /// Sessions open now (HAProxy `scur`).
+    /// Sessions open now (HAProxy `scur`; Envoy: requests in flight). Neither counts an idle
+    /// keep-alive or pooled connection, which holds nothing on the cluster.
     public var activeSessions: Int
     /// The live weight, summed over the cluster's servers, as read back from the load balancer.
     public var weight: Int

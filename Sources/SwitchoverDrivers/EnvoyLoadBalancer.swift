@@ -25,8 +25,10 @@ import SwitchoverNet
 /// rejected, instead of loading and answering 404 to that share of traffic.
 ///
 /// Stats, per FROM/TO cluster, from the admin `/stats` (counters since Envoy started):
-/// - `activeSessions`: `cluster.<c>.upstream_cx_active` (open upstream connections);
-/// - `totalSessions`: `upstream_cx_total`; `totalRequests`: `upstream_rq_completed`;
+/// - `activeSessions`: requests in flight to the cluster, `cluster.<c>.upstream_rq_active` +
+///   `upstream_rq_pending_active` (a request waiting for a connection to it is in flight too);
+/// - `totalSessions`: `upstream_rq_total`, requests ever sent to the cluster: it moves only when
+///   a new request reaches it; `totalRequests`: `upstream_rq_completed` (responses received);
 /// - `responses2xx`/`responses5xx`: `upstream_rq_2xx`/`upstream_rq_5xx`; `responsesOther`:
 ///   `upstream_rq_1xx` + `3xx` + `4xx`;
 /// - `meanResponseTime`: `upstream_rq_time` histogram `_sum / _count` from `/stats/prometheus`
@@ -35,8 +37,21 @@ import SwitchoverNet
 /// - servers: one entry per Envoy cluster, `healthy` when at least one of its hosts has no
 ///   failed health flag in `/clusters` (else the flags).
 ///
+/// Why requests and not connections, for the drain: Envoy pools its upstream connections and
+/// keeps them open, idle, after their last request (`upstream_cx_active` stays up for the
+/// cluster's idle timeout, an hour by default), and with keep-alive clients (every real one) a
+/// cluster at weight 0 would never look drained. An idle pooled connection holds nothing on the
+/// cluster: Envoy picks a cluster per request from the route, so once FROM's weight is 0 no new
+/// request is sent on it. What does hold FROM is a request still under way there, and Envoy
+/// counts that until its stream ends, whatever its length: a slow download, a long poll, an
+/// upgraded stream (a websocket's `upstream_rq_active` stays 1 until it closes; its 101 is
+/// counted in `upstream_rq_completed` at once). This is the HAProxy driver's meaning (`scur`
+/// counts streams, not idle keep-alive connections; `stot` new sessions).
+///
 /// Envoy has no drain of a weighted cluster short of weight 0: `setDrain`/`setReady` throw
-/// `.unsupported`.
+/// `.unsupported`. Nor can it close the requests open to one cluster on demand:
+/// `shutdownSessions` throws `.unsupported`, and the policy loader refuses `drain.forceAfter`
+/// with this driver, so nothing asks for it.
 public final class EnvoyLoadBalancer: LoadBalancer {
     public let driver = "envoy"
     public let address: String
@@ -186,8 +201,8 @@ public final class EnvoyLoadBalancer: LoadBalancer {
             var sum = 0.0, count = 0.0
             for server in cluster.servers {
                 func counter(_ name: String) -> Int { values["cluster.\(server).\(name)"] ?? 0 }
-                stats.activeSessions += counter("upstream_cx_active")
-                stats.totalSessions += counter("upstream_cx_total")
+                stats.activeSessions += counter("upstream_rq_active") + counter("upstream_rq_pending_active")
+                stats.totalSessions += counter("upstream_rq_total")
                 stats.totalRequests += counter("upstream_rq_completed")
                 stats.responses2xx += counter("upstream_rq_2xx")
                 stats.responses5xx += counter("upstream_rq_5xx")
@@ -396,13 +411,9 @@ public final class EnvoyLoadBalancer: LoadBalancer {
             to: toCluster.servers.map { ServerWeight(server: $0, weight: route.weights[$0] ?? 0) })
         var identity = identity
         identity.generation = route.version
+        // Drift is reported by whoever acts on it (the coordinator, once per episode), not
+        // logged here on every read while it lasts.
         let (restarted, drift) = memory.withLock { $0.readBack.observe(identity, assignment) }
-        if restarted || !drift.isEmpty {
-            logger.warning("envoy weights drifted", metadata: [
-                "admin": "\(address)", "restarted": "\(restarted)", "identity": "\(identity)",
-                "drift": "\(drift.map(\.description))",
-            ])
-        }
         return LiveWeights(assignment: assignment, configured: nil,
                            shares: shares(of: assignment, from: fromCluster.cluster, to: toCluster.cluster),
                            identity: identity, restarted: restarted, drift: drift, readAt: Date())

@@ -189,9 +189,12 @@ public struct ServerHealth: Sendable, Hashable, Codable {
 /// the difference between two samples (and must treat a decrease as a restart).
 public struct ClusterStats: Sendable, Hashable, Codable {
     public var cluster: String
-    /// Sessions (HAProxy) or upstream connections (Envoy) open now.
+    /// What holds the cluster now, for the drain: HAProxy `scur` (streams: requests in flight and
+    /// tunnels, not idle keep-alive connections); Envoy `upstream_rq_active` +
+    /// `upstream_rq_pending_active` (requests in flight, not its idle pooled connections).
     public var activeSessions: Int
-    /// Sessions (HAProxy `stot`) or upstream connections (Envoy `upstream_cx_total`) so far.
+    /// Grows when new traffic reaches the cluster: HAProxy `stot` (sessions so far); Envoy
+    /// `upstream_rq_total` (requests so far; a new pooled connection does not move it).
     public var totalSessions: Int
     /// Requests answered so far (HAProxy: sum of `hrsp_*`; Envoy `upstream_rq_completed`).
     public var totalRequests: Int

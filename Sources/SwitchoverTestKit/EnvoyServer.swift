@@ -142,6 +142,25 @@ public final class EnvoyServer: @unchecked Sendable {
         return text
     }
 
+    /// Envoy's own counters and gauges for cluster `cluster`, straight from the admin `/stats`
+    /// (`cluster.<cluster>.<name>: value`), by `<name>`: `upstream_cx_active` (open upstream
+    /// connections, pooled ones included), `upstream_rq_active`, `upstream_rq_total`, ... For
+    /// tests and the demo's counterpart: what Envoy itself says, read without the driver.
+    public func clusterStats(_ cluster: String) throws -> [String: Int] {
+        let answer = try Loopback.httpExchange(
+            port: adminPort,
+            request: "GET /stats?filter=%5Ecluster%5C.\(cluster)%5C. HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        guard answer.hasPrefix("HTTP/1.1 200") else { throw TestKitError("envoy /stats answered: \(answer.prefix(300))") }
+        var stats: [String: Int] = [:]
+        let prefix = "cluster.\(cluster)."
+        for line in answer.split(separator: "\n") where line.hasPrefix(prefix) {
+            guard let colon = line.lastIndex(of: ":"),
+                  let value = Int(line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)) else { continue }
+            stats[String(line[line.index(line.startIndex, offsetBy: prefix.count)..<colon])] = value
+        }
+        return stats
+    }
+
     public var url: String { "http://127.0.0.1:\(port)/" }
     public var adminURL: URL { URL(string: "http://127.0.0.1:\(adminPort)")! }
     public var pid: Int32 {

@@ -320,6 +320,31 @@ struct LoaderCase: CustomTestStringConvertible, Sendable {
             routeFile: fixture.path("policies/rds/route.yaml"), routeName: "switch_route", admin: URL(string: "http://127.0.0.1:9901")!)))
     }
 
+    /// Envoy cannot close what is open to one cluster: a `forceAfter` would do nothing there.
+    @Test func forceAfterIsRefusedForEnvoyAtItsKey() throws {
+        let envoy = ConfigFixture.policy.replacingOccurrences(
+            of: "    driver: haproxy\n    haproxy:\n      socket: admin.sock\n      backend: app\n",
+            with: "    driver: envoy\n    envoy:\n      routeFile: rds/route.yaml\n      routeName: switch_route\n      admin: http://127.0.0.1:9901\n")
+        #expect(envoy.contains("timeout: 1h"))
+        let text = envoy.replacingOccurrences(of: "timeout: 1h", with: "timeout: 1h\n    forceAfter: 30m")
+        let fixture = try ConfigFixture(policies: ["p.yaml": text])
+        defer { fixture.remove() }
+        let (configuration, diagnostics) = fixture.load()
+        #expect(diagnostics.count == 1, "\(diagnostics.map(\.description))")
+        let diagnostic = try #require(diagnostics.first)
+        let key = try #require(position(of: "forceAfter: 30m", in: text))
+        #expect(diagnostic.location.line == key.line && diagnostic.location.column == key.column, "\(diagnostic)")
+        #expect(diagnostic.message.contains("'forceAfter' cannot be carried out with driver 'envoy'"), "\(diagnostic.message)")
+        #expect(configuration.policy(named: "p") == nil)
+        // The same key with HAProxy is acted on (`shutdown sessions`), so it loads.
+        let haproxy = try ConfigFixture(policies: ["p.yaml": ConfigFixture.policy.replacingOccurrences(
+            of: "timeout: 1h", with: "timeout: 1h\n    forceAfter: 30m")])
+        defer { haproxy.remove() }
+        let (loaded, none) = haproxy.load()
+        #expect(none.isEmpty, "\(none.map(\.description))")
+        #expect(loaded.policy(named: "p")?.drain.forceAfter == .seconds(1800))
+    }
+
     @Test func garbageBytesAreNotYAML() throws {
         let fixture = try ConfigFixture()
         defer { fixture.remove() }

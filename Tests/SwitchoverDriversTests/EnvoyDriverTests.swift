@@ -158,6 +158,42 @@ struct EnvoyDriverTests {
         #expect(blue2.responses5xx == blue1.responses5xx)
     }
 
+    /// The drain's meaning of a session (see `EnvoyLoadBalancer`): Envoy keeps its upstream
+    /// connections pooled after the last request, and they must not hold a drained cluster.
+    @Test("a session is a request in flight: Envoy's idle pooled connections are none, a slow download is one; only a new request moves totalSessions")
+    func sessionsAreRequestsInFlight() async throws {
+        let rig = try EnvoyRig()
+        let lb = try rig.driver()
+        try Load.hey(rig.envoy.url, requests: 200, concurrency: 4)  // all to blue: 100/0
+        let idle = try #require(try await lb.stats().clusters["blue"])
+        let envoyBlue = try rig.envoy.clusterStats("blue")
+        #expect(envoyBlue["upstream_cx_active", default: 0] > 0, "Envoy keeps its connections to blue open: \(envoyBlue)")
+        #expect(idle.activeSessions == 0, "idle pooled connections are no session")
+        #expect(idle.totalSessions == 200 && idle.totalRequests == 200)
+        try await Task.sleep(for: .milliseconds(500))
+        let still = try #require(try await lb.stats().clusters["blue"])
+        #expect(still.totalSessions == idle.totalSessions && still.activeSessions == 0, "nothing new while nothing is sent")
+
+        // 1 MB at 1 KB/s: in flight on blue for as long as the client stays.
+        let held = try HeldConnection(port: rig.envoy.port, send: "GET /slow HTTP/1.1\r\nHost: rig\r\n\r\n")
+        defer { held.close() }
+        var busy = still
+        for _ in 0..<100 where busy.activeSessions == 0 {
+            try await Task.sleep(for: .milliseconds(50))
+            busy = try #require(try await lb.stats().clusters["blue"])
+        }
+        #expect(busy.activeSessions == 1, "the download is a session")
+        #expect(busy.totalSessions == idle.totalSessions + 1, "one new request")
+        held.close()
+        var done = busy
+        for _ in 0..<100 where done.activeSessions > 0 {
+            try await Task.sleep(for: .milliseconds(50))
+            done = try #require(try await lb.stats().clusters["blue"])
+        }
+        #expect(done.activeSessions == 0, "the download ended")
+        #expect(done.totalSessions == busy.totalSessions, "its end is no new request")
+    }
+
     @Test("drain is unsupported on Envoy, and says so")
     func drainUnsupported() async throws {
         let rig = try EnvoyRig()

@@ -32,12 +32,6 @@ struct DrainIntegrationTests {
         try #require(try await lab.driver().stats().clusters["blue"])
     }
 
-    static func engineEvents(_ lab: CutoverLab, _ kind: EngineEvent.Kind) throws -> [(at: Instant, event: EngineEvent)] {
-        try lab.events().filter { $0.kind == kind.rawValue }.compactMap { row in
-            (try? JSONDecoder().decode(EngineEvent.self, from: Data(row.detail.utf8))).map { (row.at, $0) }
-        }
-    }
-
     static func intents(_ lab: CutoverLab, action: String) throws -> [JournalEvent] {
         try lab.events().filter { $0.kind == "intent" && $0.detail.contains("\"action\":\"\(action)\"") }
     }
@@ -90,11 +84,11 @@ struct DrainIntegrationTests {
         let closedAt = Instant(millisecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1000))
         let exit = try lab.waitForExit(coordinator, timeout: 20)
         #expect(exit == 0, "\(coordinator.logTail(lines: 20))")
-        let drained = try #require(try Self.engineEvents(lab, .drained).last)
+        let drained = try #require(try lab.engineEvents(.drained).last)
         #expect(drained.at - closedAt >= .milliseconds(1_700), "drained \(drained.at - closedAt) after the close, hold 2s")
         #expect(drained.at - closedAt < .seconds(5))
         #expect(try lab.state()?.phase == .drained)
-        #expect(try Self.engineEvents(lab, .drainProgress).isEmpty == false, "drain progress is journaled")
+        #expect(try lab.engineEvents(.drainProgress).isEmpty == false, "drain progress is journaled")
         let log = coordinator.logTail(lines: 5)
         #expect(log.contains("drained"), "\(log)")
     }
@@ -125,7 +119,7 @@ struct DrainIntegrationTests {
         #expect(Set(activity).count == 5, "each request was seen as new activity on blue: \(activity)")
         let exit = try lab.waitForExit(coordinator, timeout: 20)
         #expect(exit == 0, "\(coordinator.logTail(lines: 20))")
-        let drained = try #require(try Self.engineEvents(lab, .drained).last)
+        let drained = try #require(try lab.engineEvents(.drained).last)
         let since = drained.at.seconds - lastRequest.timeIntervalSince1970
         #expect(since >= 1.7 && since < 5, "drained \(since)s after the last pinned request (hold 2s)")
         #expect(try await Self.blueStats(lab).totalRequests >= 5)
@@ -148,7 +142,7 @@ struct DrainIntegrationTests {
         #expect(refused.stdout.contains("live weight 0"), "\(refused.stdout)")
         let after = try #require(try lab.state())
         #expect(after.phase == .draining && after.decommissionedAt == nil, "a refused decommission changes nothing")
-        #expect(try Self.engineEvents(lab, .decommissioned).isEmpty)
+        #expect(try lab.engineEvents(.decommissioned).isEmpty)
         #expect(try lab.events().dropFirst(before).allSatisfy { $0.kind != "intent" }, "no action on the load balancer")
 
         let noReason = try lab.cli(["decommission", "blue", "--force"])
@@ -158,7 +152,7 @@ struct DrainIntegrationTests {
 
         let forced = try lab.cli(["decommission", "blue", "--force", "--reason", "blue's nodes are being reclaimed"])
         #expect(forced.exitCode == 0, "\(forced.stdout) \(forced.stderr)")
-        let event = try #require(try Self.engineEvents(lab, .decommissioned).last?.event)
+        let event = try #require(try lab.engineEvents(.decommissioned).last?.event)
         #expect(event.evidence["forced"] == "true")
         #expect(event.evidence["reason"] == "blue's nodes are being reclaimed")
         #expect(event.evidence["activeSessions"] == "0")
@@ -218,7 +212,7 @@ struct DrainIntegrationTests {
         #expect(decommission.stdout.contains("accepted: blue drained; it may be torn down"), "\(decommission.stdout)")
         #expect(try lab.journal().samples(run: 1, cluster: "blue", since: .seconds(0)).count == samplesBefore + 1,
                 "judged on a sample taken now")
-        let event = try #require(try Self.engineEvents(lab, .decommissioned).last?.event)
+        let event = try #require(try lab.engineEvents(.decommissioned).last?.event)
         #expect(event.evidence["forced"] == "false")
         let text = try lab.cli(["status"])
         #expect(text.stdout.contains("phase decommissioned"), "\(text.stdout)")
@@ -296,7 +290,7 @@ struct DrainIntegrationTests {
             #expect(run.exitCode == 1, "\(run.stdout) \(run.stderr)")
             #expect(run.stdout.contains("drain timed out: not drained after 3s"), "\(run.stdout)")
             #expect(run.stdout.contains("1 sessions open"), "\(run.stdout)")
-            #expect(try Self.engineEvents(lab, .drainTimedOut).count == 1)
+            #expect(try lab.engineEvents(.drainTimedOut).count == 1)
         }
         do {
             let lab = try CutoverLab("drain-force", policy: .init(holdFor: "1s", drainTimeout: "20s", forceAfter: "2s"))
@@ -306,7 +300,7 @@ struct DrainIntegrationTests {
             try lab.startLoad(seconds: 45)
             let run = try lab.cli(["run", "blue", "green", "--policy", "test"])
             #expect(run.exitCode == 0, "\(run.stdout) \(run.stderr)")
-            let force = try #require(try Self.engineEvents(lab, .forceClose).first?.event)
+            let force = try #require(try lab.engineEvents(.forceClose).first?.event)
             #expect(force.message.contains("shutting down 1 sessions still open to blue"))
             let shutdown = try #require(try Self.intents(lab, action: "shutdownSessions").first)
             let result = try lab.events().first { $0.kind == "result" && $0.intentID == shutdown.intentID }
@@ -322,10 +316,8 @@ struct DrainIntegrationTests {
     func zeroLossUnderLoad() async throws {
         let lab = try CutoverLab("drain-zero-loss", policy: .init(holdFor: "2s"))
         defer { lab.stopAll() }
-        let hey = try Tools.require("hey")
-        let load = try ManagedProcess(name: "hey", executable: hey,
-                                      arguments: ["-z", "25s", "-q", "50", "-c", "4", lab.haproxy.url],
-                                      logFile: lab.folder.appendingPathComponent("hey-zero-loss.log"))
+        let load = try Load.startHey(lab.haproxy.url, seconds: 25, rate: 50, workers: 4,
+                                     logFile: lab.folder.appendingPathComponent("hey-zero-loss.log"))
         defer { load.stop(grace: 1) }
         try await Task.sleep(for: .seconds(1))
         let run = try lab.cli(["run", "blue", "green", "--policy", "test"])
@@ -335,13 +327,13 @@ struct DrainIntegrationTests {
         #expect(decommission.exitCode == 0, "\(decommission.stdout) \(decommission.stderr)")
         lab.blue.stop()
         #expect(load.waitForExit(timeout: 40), "hey runs 25 s")
-        let report = (try? String(contentsOf: load.logFile, encoding: .utf8)) ?? ""
-        let (total, non2xx, errors) = Self.heyFigures(report)
-        print("zero-loss: hey -z 25s -q 50 -c 4 → \(total) responses, \(non2xx) non-2xx, \(errors) errors")
-        #expect(total > 1_000, "\(report)")
-        #expect(non2xx == 0, "\(report)")
-        #expect(errors == 0, "\(report)")
-        #expect(!report.contains("Error distribution"), "\(report)")
+        let output = (try? String(contentsOf: load.logFile, encoding: .utf8)) ?? ""
+        let report = try HeyReport.finish(load)
+        print("zero-loss: hey -z 25s -q 50 -c 4 → \(report.responses) responses, \(report.responses - report.ok) non-2xx, \(report.errors) errors")
+        #expect(report.responses > 1_000, "\(output)")
+        #expect(report.responses - report.ok == 0, "\(output)")
+        #expect(report.errors == 0, "\(output)")
+        #expect(!output.contains("Error distribution"), "\(output)")
     }
 
     /// The control for the figure above: the same measurement sees failures when blue is stopped
@@ -350,24 +342,29 @@ struct DrainIntegrationTests {
     func stoppingServingBlueFails() async throws {
         let lab = try CutoverLab("drain-control")
         defer { lab.stopAll() }
-        let hey = try Tools.require("hey")
-        let load = try ManagedProcess(name: "hey", executable: hey,
-                                      arguments: ["-z", "5s", "-q", "50", "-c", "4", lab.haproxy.url],
-                                      logFile: lab.folder.appendingPathComponent("hey-control.log"))
+        let load = try Load.startHey(lab.haproxy.url, seconds: 5, rate: 50, workers: 4,
+                                     logFile: lab.folder.appendingPathComponent("hey-control.log"))
         defer { load.stop(grace: 1) }
         try await Task.sleep(for: .seconds(2))
         lab.blue.stop()
         #expect(load.waitForExit(timeout: 20))
-        let report = (try? String(contentsOf: load.logFile, encoding: .utf8)) ?? ""
-        let (total, non2xx, errors) = Self.heyFigures(report)
-        #expect(total > 100, "\(report)")
-        print("control: hey -z 5s -q 50 -c 4, blue stopped at 2 s while serving → \(total) responses, \(non2xx) non-2xx, \(errors) errors")
-        #expect(non2xx + errors > 0, "blue gone while serving: \(report)")
+        let output = (try? String(contentsOf: load.logFile, encoding: .utf8)) ?? ""
+        let report = try HeyReport.finish(load)
+        #expect(report.responses > 100, "\(output)")
+        print("control: hey -z 5s -q 50 -c 4, blue stopped at 2 s while serving → \(report.responses) responses, \(report.responses - report.ok) non-2xx, \(report.errors) errors")
+        #expect(report.failed > 0, "blue gone while serving: \(output)")
     }
 
     @Test("hey's summary is read: status codes and the error distribution")
     func heyReportParsing() {
-        let report = """
+        let report = HeyReport(output: """
+            Summary:
+              Requests/sec:\t198.1178
+
+            Response time histogram:
+              0.001 [321]\t|■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■■
+              0.002 [169]\t|■■■■■■■■■■■■■■■■■■■■■
+
             Status code distribution:
               [200]\t950 responses
               [503]\t12 responses
@@ -375,30 +372,9 @@ struct DrainIntegrationTests {
             Error distribution:
               [7]\tGet "http://127.0.0.1:1/": EOF
               [3]\tGet "http://127.0.0.1:1/": dial tcp 127.0.0.1:1: connect: connection refused
-            """
-        let (total, non2xx, errors) = Self.heyFigures(report)
-        #expect(total == 962 && non2xx == 12 && errors == 10)
-    }
-
-    /// From hey's summary: responses in total, non-2xx responses, and errors (connection
-    /// failures and the like, listed under "Error distribution").
-    static func heyFigures(_ report: String) -> (total: Int, non2xx: Int, errors: Int) {
-        var total = 0, non2xx = 0, errors = 0
-        var section = ""
-        for line in report.split(separator: "\n") {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.hasSuffix("distribution:") { section = trimmed; continue }
-            guard trimmed.hasPrefix("["), let close = trimmed.firstIndex(of: "]") else { continue }
-            let key = String(trimmed[trimmed.index(after: trimmed.startIndex)..<close])
-            let count = Int(trimmed[trimmed.index(after: close)...].trimmingCharacters(in: .whitespaces)
-                .split(separator: " ").first ?? "") ?? 0
-            if section.hasPrefix("Status code") {
-                total += count
-                if !key.hasPrefix("2") { non2xx += count }
-            } else if section.hasPrefix("Error") {
-                errors += Int(key) ?? count
-            }
-        }
-        return (total, non2xx, errors)
+            """)
+        #expect(report.responses == 962 && report.ok == 950 && report.errors == 10 && report.failed == 22)
+        #expect(report.statusCounts == [200: 950, 503: 12])
+        #expect(report.requestsPerSecond == 198.1178)
     }
 }

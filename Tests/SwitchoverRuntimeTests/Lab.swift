@@ -1,0 +1,236 @@
+import Foundation
+import Logging
+import SwitchoverCore
+import SwitchoverStore
+import SwitchoverTestKit
+
+/// What every loopback lab of the runtime tests shares, whichever load balancer is in front:
+/// nginx backends blue-1 and green-1 (green fails on demand), shared-root test PKI so trust
+/// holds both ways, the configuration folders written for this world, the journal, `hey` load
+/// through the front, and the BUILT `switchover` binary. `CutoverLab` puts a real HAProxy in
+/// front, `EnvoyLab` a real Envoy; each writes only its own `spec.loadBalancer` section and the
+/// names its load balancer gives blue and green.
+///
+/// Subclasses stop their own processes in `stopAll()` (calling this one's) and in `deinit`.
+class Lab: @unchecked Sendable {
+    struct PolicyOptions {
+        var steps: [Int] = [10, 25, 50, 100]
+        var bake = "1500ms"
+        var interval = "500ms"
+        var failureThreshold = 2
+        var pauseAfterErrors = 2
+        var minRequests = 5
+        var hardSignal: (ratio: Double, minRequests: Int)? = nil
+        /// A Prometheus gate on the load balancer's exporter (HAProxy only).
+        var prometheusGate = false
+        var holdFor = "1s"
+        var dnsTTL = "0s"
+        var drainTimeout = "1m"
+        var forceAfter: String? = nil
+        /// Extra HAProxy backend lines (drain tests pin requests with `use-server`; HAProxy only).
+        var backendLines: [String] = []
+        /// The path of blue's `health` URL (`/slowhealth` answers in about 2.5 s).
+        var blueHealthPath = "/healthz"
+    }
+
+    let folder: URL
+    let blue: NginxBackend
+    let green: NginxBackend
+    /// The load balancer's frontend, where clients send requests: `http://127.0.0.1:port/`.
+    let frontURL: String
+    let statePath: String
+    var load: ManagedProcess?
+    let logger = Logger(label: "test.lab")
+
+    /// A new folder named after `name` with blue's and green's nginx running in it: what a
+    /// subclass starts its load balancer in front of, before `init(backends:frontURL:)`.
+    static func startBackends(_ name: String) throws -> (folder: URL, blue: NginxBackend, green: NginxBackend) {
+        let folder = try TemporaryDirectory.make(name)
+        return (folder, try NginxBackend(name: "blue-1", in: folder), try NginxBackend(name: "green-1", in: folder))
+    }
+
+    init(backends: (folder: URL, blue: NginxBackend, green: NginxBackend), frontURL: String) {
+        folder = backends.folder
+        blue = backends.blue
+        green = backends.green
+        self.frontURL = frontURL
+        statePath = folder.appendingPathComponent("state/state.db").path
+    }
+
+    deinit {
+        // Failures quote the logs they need (logTail) before this point.
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    func stopAll() {
+        load?.stop(grace: 1)
+        blue.stop()
+        green.stop()
+    }
+
+    // MARK: - Configuration
+
+    /// Cluster files for blue and green and policy `test`. `loadBalancer`: the lines of
+    /// `spec.loadBalancer` (indented by four spaces); `servers`: blue's and green's servers as
+    /// the load balancer names them; `extraGates`: gate entries after `green-errors`.
+    func writeConfiguration(_ options: PolicyOptions, loadBalancer: String, servers: [String: [String]],
+                            extraGates: String = "") throws {
+        let pki = try TestPKI(directory: folder.appendingPathComponent("pki"))
+        let root = try pki.makeRoot(name: "mesh-root", days: 365)
+        let blueCA = try pki.makeIntermediate(name: "blue-ca", issuer: root, days: 365)
+        let greenCA = try pki.makeIntermediate(name: "green-ca", issuer: root, days: 365)
+        let roots = try pki.bundle([root], named: "roots.pem")
+        let blueChain = try pki.bundle([blueCA], named: "blue-chain.pem")
+        let greenChain = try pki.bundle([greenCA], named: "green-chain.pem")
+        let clusters = folder.appendingPathComponent("clusters")
+        let policies = folder.appendingPathComponent("policies")
+        try FileManager.default.createDirectory(at: clusters, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
+        for (name, backend, chain, version, health) in [("blue", blue, blueChain, "1.27.4", options.blueHealthPath),
+                                                        ("green", green, greenChain, "1.28.0", "/healthz")] {
+            guard let names = servers[name] else { throw TestKitError("the lab names no servers for \(name)") }
+            try """
+                apiVersion: switchover.dev/v1alpha1
+                kind: Cluster
+                metadata:
+                  name: \(name)
+                spec:
+                  istio:
+                    version: "\(version)"
+                  trust:
+                    trustDomain: cluster.local
+                    rootCerts: \(roots.path)
+                    certChain: \(chain.path)
+                  loadBalancer:
+                    servers: [\(names.joined(separator: ", "))]
+                  health: http://\(backend.address)\(health)
+
+                """.write(to: clusters.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
+        }
+        let gates = """
+                - name: green-errors
+                  loadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: \(options.minRequests)}
+            """ + extraGates
+        let hard = options.hardSignal.map { "\n    hardSignal: {max5xxRatio: \($0.ratio), minRequests: \($0.minRequests)}" } ?? ""
+        try """
+            apiVersion: switchover.dev/v1alpha1
+            kind: Policy
+            metadata:
+              name: test
+            spec:
+              loadBalancer:
+            \(loadBalancer)
+              steps: [\(options.steps.map(String.init).joined(separator: ", "))]
+              bake: \(options.bake)
+              interval: \(options.interval)
+              sampling: 250ms
+              failureThreshold: \(options.failureThreshold)
+              pauseAfterErrors: \(options.pauseAfterErrors)
+              gates:
+            \(gates)
+              rollback:
+                automatic: true\(hard)
+              drain:
+                maxActiveSessions: 0
+                holdFor: \(options.holdFor)
+                dnsTTL: \(options.dnsTTL)
+                timeout: \(options.drainTimeout)\(options.forceAfter.map { "\n    forceAfter: \($0)" } ?? "")
+
+            """.write(to: policies.appendingPathComponent("test.yaml"), atomically: true, encoding: .utf8)
+    }
+
+    var globalArguments: [String] {
+        ["--clusters", folder.appendingPathComponent("clusters").path,
+         "--policies", folder.appendingPathComponent("policies").path,
+         "--state", statePath]
+    }
+
+    // MARK: - Processes
+
+    /// `hey` against the front: `rate` requests per second per worker, `workers` workers, for
+    /// `seconds` (bounded; it stops by itself).
+    func startLoad(seconds: Int = 30, rate: Int = 50, workers: Int = 4) throws {
+        load = try Load.startHey(frontURL, seconds: seconds, rate: rate, workers: workers,
+                                 logFile: folder.appendingPathComponent("hey-\(UUID().uuidString.prefix(4)).log"))
+    }
+
+    /// hey's report of the load `startLoad` began, once it has run its course.
+    func loadReport(timeout: TimeInterval = 90) throws -> HeyReport {
+        guard let load else { throw TestKitError("no load was started") }
+        guard load.waitForExit(timeout: timeout) else { throw TestKitError("hey still running after \(timeout)s") }
+        return try HeyReport.finish(load)
+    }
+
+    /// `switchover run blue green --policy test --until UNTIL` as a process of its own. The
+    /// lab's policy has a `drain` section, so without `--until` the run goes on to drained;
+    /// the cutover tests stop at promoted.
+    func startCoordinator(until: String? = "promoted", environment extra: [String: String] = [:]) throws -> ManagedProcess {
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in extra { environment[key] = value }
+        return try ManagedProcess(name: "switchover run", executable: try switchoverExecutable().path,
+                                  arguments: ["run", "blue", "green", "--policy", "test"] + (until.map { ["--until", $0] } ?? [])
+                                    + globalArguments,
+                                  environment: environment,
+                                  logFile: folder.appendingPathComponent("run-\(UUID().uuidString.prefix(6)).log"))
+    }
+
+    func cli(_ arguments: [String]) throws -> (exitCode: Int32, stdout: String, stderr: String) {
+        try runSwitchover(arguments + globalArguments, cwd: folder)
+    }
+
+    func statusJSON() throws -> [String: Any] {
+        let result = try cli(["status", "--output", "json"])
+        guard result.exitCode == 0,
+              let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+            throw TestKitError("status failed (\(result.exitCode)): \(result.stdout) \(result.stderr)")
+        }
+        return object
+    }
+
+    // MARK: - Reading the journal
+
+    func journal() throws -> SQLiteJournal { try SQLiteJournal(path: statePath) }
+
+    /// The latest run's journaled state.
+    func state() throws -> CutoverState? {
+        guard FileManager.default.fileExists(atPath: statePath) else { return nil }
+        let journal = try journal()
+        guard let run = try journal.latestRun(), let snapshot = try journal.loadState(run: run.id) else { return nil }
+        return try JSONDecoder().decode(CutoverState.self, from: Data(snapshot.json.utf8))
+    }
+
+    func events() throws -> [JournalEvent] {
+        let journal = try journal()
+        guard let run = try journal.latestRun() else { return [] }
+        return try journal.events(run: run.id, afterSequence: 0, limit: 100_000)
+    }
+
+    /// The latest run's engine events of `kind`, with the time each was journaled.
+    func engineEvents(_ kind: EngineEvent.Kind) throws -> [(at: Instant, event: EngineEvent)] {
+        try events().filter { $0.kind == kind.rawValue }.compactMap { row in
+            (try? JSONDecoder().decode(EngineEvent.self, from: Data(row.detail.utf8))).map { (row.at, $0) }
+        }
+    }
+
+    /// Polls the journaled state until `condition` holds, or fails after `timeout` seconds.
+    @discardableResult
+    func waitFor(_ what: String, timeout: TimeInterval = 30, process: ManagedProcess? = nil,
+                 _ condition: (CutoverState) -> Bool) throws -> CutoverState {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let state = try? state(), condition(state) { return state }
+            if let process, !process.isRunning {
+                throw TestKitError("coordinator exited (\(process.exitStatus ?? -1)) before \(what):\n\(process.logTail(lines: 40))")
+            }
+            usleep(50_000)
+        }
+        throw TestKitError("timed out waiting for \(what); state: \(String(describing: try? state()))\n\(process?.logTail(lines: 40) ?? "")")
+    }
+
+    func waitForExit(_ process: ManagedProcess, timeout: TimeInterval = 60) throws -> Int32 {
+        guard process.waitForExit(timeout: timeout), let status = process.exitStatus else {
+            throw TestKitError("coordinator still running after \(timeout)s:\n\(process.logTail(lines: 40))")
+        }
+        return status
+    }
+}
