@@ -190,34 +190,41 @@ final class DocumentReader {
         return value
     }
 
-    func duration(_ node: Node, _ key: String) -> Duration? {
+    /// A duration of at most `longest`, and greater than zero unless `zeroAllowed`.
+    ///
+    /// The bound is checked on the value as written, before it becomes a `Duration`: a value
+    /// such as `9223372036854775807s` must be an error at its line, not a trap, and every
+    /// value that passes is small enough for the arithmetic that follows (a step's end, the
+    /// plan's elapsed time, bake times steps) to stay far inside `Int64` nanoseconds.
+    private func boundedDuration(_ node: Node, _ key: String, zeroAllowed: Bool, atMost longest: Duration) -> Duration? {
         guard let text = string(node, key) else { return nil }
-        guard let value = parseDuration(text) else {
+        guard let nanoseconds = durationNanoseconds(text) else {
             let hint = Double(text) != nil ? " (a unit is required)" : ""
             error(node, "'\(key)' must be a duration such as 250ms, 30s, 5m, 24h or 30d, got '\(text)'\(hint)")
             return nil
         }
-        return value
-    }
-
-    /// A duration that must be longer than zero (a zero bake or interval would spin).
-    func positiveDuration(_ node: Node, _ key: String) -> Duration? {
-        guard let value = duration(node, key) else { return nil }
-        if value <= .zero {
-            error(node, "'\(key)' must be greater than 0, got \(formatDuration(value))")
+        let value = durationFromNanoseconds(nanoseconds)
+        if nanoseconds < 0 || (!zeroAllowed && value == .zero) {
+            let shown = value.map(formatDuration) ?? text
+            error(node, zeroAllowed ? "'\(key)' must not be negative, got \(shown)" : "'\(key)' must be greater than 0, got \(shown)")
+            return nil
+        }
+        guard let value, value <= longest else {
+            error(node, "'\(key)' must be at most \(formatDuration(longest)), got '\(text)'")
             return nil
         }
         return value
     }
 
-    /// A duration that may be zero but not negative (a DNS TTL of 0 is real).
-    func nonNegativeDuration(_ node: Node, _ key: String) -> Duration? {
-        guard let value = duration(node, key) else { return nil }
-        if value < .zero {
-            error(node, "'\(key)' must not be negative, got \(formatDuration(value))")
-            return nil
-        }
-        return value
+    /// A duration that must be longer than zero (a zero bake or interval would spin), and at
+    /// most `longest`.
+    func positiveDuration(_ node: Node, _ key: String, atMost longest: Duration) -> Duration? {
+        boundedDuration(node, key, zeroAllowed: false, atMost: longest)
+    }
+
+    /// A duration that may be zero but not negative (a DNS TTL of 0 is real), and at most `longest`.
+    func nonNegativeDuration(_ node: Node, _ key: String, atMost longest: Duration) -> Duration? {
+        boundedDuration(node, key, zeroAllowed: true, atMost: longest)
     }
 
     /// An absolute `http://` or `https://` URL with a host.

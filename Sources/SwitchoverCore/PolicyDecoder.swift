@@ -30,9 +30,10 @@ struct PolicyDecoder {
 
         let loadBalancer = decodeLoadBalancer(fields.required("loadBalancer"))
         let steps = decodeSteps(fields.required("steps"))
-        let bake = fields.required("bake").flatMap { reader.positiveDuration($0, "bake") }
-        let interval = optional("interval", reader.positiveDuration, default: .seconds(1))
-        let sampling = optional("sampling", reader.positiveDuration, default: .milliseconds(250))
+        let bake = fields.required("bake").flatMap { reader.positiveDuration($0, "bake", atMost: ConfigurationLimits.bake) }
+        let interval = optional("interval", { reader.positiveDuration($0, $1, atMost: ConfigurationLimits.interval) }, default: .seconds(1))
+        let sampling = optional("sampling", { reader.positiveDuration($0, $1, atMost: ConfigurationLimits.sampling) },
+                                default: .milliseconds(250))
         let failureThreshold = optional("failureThreshold", { reader.count($0, $1, minimum: 1) }, default: 1)
         let pauseAfterErrors = optional("pauseAfterErrors", { reader.count($0, $1, minimum: 1) }, default: 3)
         let gates = optional("gates", decodeGates, default: [])
@@ -226,7 +227,7 @@ struct PolicyDecoder {
         }
         var maxMean: Duration?
         if let node = fields.optional("maxMeanResponseTime") {
-            maxMean = reader.positiveDuration(node, "maxMeanResponseTime")
+            maxMean = reader.positiveDuration(node, "maxMeanResponseTime", atMost: ConfigurationLimits.maxMeanResponseTime)
             if maxMean == nil { ok = false }
         }
         if !fields.mentions("max5xxRatio") && !fields.mentions("maxMeanResponseTime") {
@@ -303,12 +304,13 @@ struct PolicyDecoder {
             return got
         }
         let maxActive = read("maxActiveSessions", { reader.count($0, $1, minimum: 0) }, default: 0)
-        let holdFor = read("holdFor", reader.positiveDuration, default: .seconds(60))
-        let dnsTTL = read("dnsTTL", reader.nonNegativeDuration, default: .zero)
-        let timeout = read("timeout", reader.positiveDuration, default: .seconds(86_400))
+        let holdFor = read("holdFor", { reader.positiveDuration($0, $1, atMost: ConfigurationLimits.holdFor) }, default: .seconds(60))
+        let dnsTTL = read("dnsTTL", { reader.nonNegativeDuration($0, $1, atMost: ConfigurationLimits.dnsTTL) }, default: .zero)
+        let timeout = read("timeout", { reader.positiveDuration($0, $1, atMost: ConfigurationLimits.drainTimeout) },
+                           default: .seconds(86_400))
         var forceAfter: Duration?
         if let node = fields.optional("forceAfter") {
-            forceAfter = reader.positiveDuration(node, "forceAfter")
+            forceAfter = reader.positiveDuration(node, "forceAfter", atMost: ConfigurationLimits.drainTimeout)
             if forceAfter == nil { ok = false }
         }
         // Forcing sessions closed after the drain has already timed out can never happen.
@@ -335,6 +337,6 @@ struct PolicyDecoder {
         guard let fields = reader.fields(node, context: "spec.trust", known: ["horizon"]) else { return nil }
         guard let node = fields.optional("horizon") else { return .seconds(30 * 86_400) }
         // 0 is allowed: it turns early expiry warnings off.
-        return reader.nonNegativeDuration(node, "horizon")
+        return reader.nonNegativeDuration(node, "horizon", atMost: ConfigurationLimits.trustHorizon)
     }
 }

@@ -203,3 +203,49 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         #expect(result.stderr.contains("./policies/fast.yaml:"))
     }
 }
+
+/// Issue 11, item 7: durations far beyond any real cutover once crashed the binary (SIGILL in
+/// `validate`, an overflow in `plan`). The built binary on the file: exit 2, the value located.
+@Suite struct DurationBoundsCLITests {
+    @Test(arguments: [("bake: 5s", "bake: 9223372036854775807ns", "'bake' must be at most 30d, got '9223372036854775807ns'"),
+                      ("bake: 5s", "bake: 9223372036854775807s", "'bake' must be at most 30d, got '9223372036854775807s'"),
+                      ("timeout: 2m", "timeout: 9223372036854775807s", "'timeout' must be at most 30d, got '9223372036854775807s'"),
+                      ("bake: 5s", "bake: 30000d", "'bake' must be at most 30d, got '30000d'")])
+    func validateRefusesADurationBeyondItsBound(_ old: String, _ new: String, _ message: String) throws {
+        let folder = try copyOfExamples()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let text = try edit(folder.appendingPathComponent("policies/fast.yaml"), replacing: old, with: new)
+        let value = try #require(new.split(separator: " ").last.map(String.init))
+        let at = try #require(position(of: value, in: text))
+        for args in [["validate"], ["plan", "blue", "green", "--policy", "fast"]] {
+            let result = try runSwitchover(args, cwd: folder)
+            #expect(result.exitCode == 2, "\(args): \(result.stderr)")
+            #expect(result.stdout.isEmpty)
+            #expect(locatedLines(result.stderr) == ["./policies/fast.yaml:\(at.line):\(at.column): \(message)"],
+                    "\(args): \(result.stderr)")
+        }
+    }
+
+    /// Every duration at its bound validates, and `plan` sums and prints them.
+    @Test func planAtEveryBoundPrintsTheElapsedTime() throws {
+        let folder = try copyOfExamples()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("policies/gradual.yaml")
+        _ = try edit(file, replacing: "bake: 30s", with: "bake: 30d")
+        _ = try edit(file, replacing: "interval: 1s", with: "interval: 1d")
+        _ = try edit(file, replacing: "sampling: 250ms", with: "sampling: 1m")
+        _ = try edit(file, replacing: "maxMeanResponseTime: 250ms", with: "maxMeanResponseTime: 1h")
+        _ = try edit(file, replacing: "holdFor: 60s\n    dnsTTL: 0s\n    timeout: 24h",
+                     with: "holdFor: 7d\n    dnsTTL: 7d\n    timeout: 30d\n    forceAfter: 29d")
+        _ = try edit(file, replacing: "horizon: 30d", with: "horizon: 365d")
+        let validate = try runSwitchover(["validate"], cwd: folder)
+        #expect(validate.exitCode == 0, "\(validate.stderr)")
+        let text = try runSwitchover(["plan", "blue", "green", "--policy", "gradual"], cwd: folder)
+        #expect(text.exitCode == 0, "\(text.stderr)")
+        #expect(text.stdout.contains("expected duration: 210d if every gate passes"), "\(text.stdout)")
+        let json = try runSwitchover(["plan", "blue", "green", "--policy", "gradual", "--output", "json"], cwd: folder)
+        #expect(json.exitCode == 0, "\(json.stderr)")
+        let object = try parseJSON(json.stdout)
+        #expect((object["expectedSeconds"] as? NSNumber)?.doubleValue == Double(210 * 86_400))
+    }
+}

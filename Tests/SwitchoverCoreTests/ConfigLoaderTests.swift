@@ -88,15 +88,6 @@ struct ConfigFixture {
         """
 }
 
-/// Line and column (1-based, as diagnostics count) of the first occurrence of `marker` in `text`.
-func position(of marker: String, in text: String) -> (line: Int, column: Int)? {
-    guard let range = text.range(of: marker) else { return nil }
-    let before = text[..<range.lowerBound]
-    let line = before.filter { $0 == "\n" }.count + 1
-    let lineStart = before.lastIndex(of: "\n").map { before.index(after: $0) } ?? before.startIndex
-    return (line, before[lineStart...].unicodeScalars.count + 1)
-}
-
 /// One broken document and where its single diagnostic must point.
 struct LoaderCase: CustomTestStringConvertible, Sendable {
     enum Target: Sendable { case policy, cluster }
@@ -221,6 +212,25 @@ struct LoaderCase: CustomTestStringConvertible, Sendable {
                    at: "kind: Policy\nmetadata", message: "2 YAML documents in one file; Switchover reads exactly one document per file"),
         LoaderCase(name: "a document that is not a mapping", replace: ConfigFixture.policy, with: "- just\n- a list\n",
                    at: "- just", message: "not a Switchover document: expected a mapping with apiVersion, kind, metadata and spec, got a list"),
+
+        // Durations are bounded (ConfigurationLimits): past the bound is an error at the value,
+        // never a trap (2^63-1 ns) or an overflow later (30000d in `plan`).
+        LoaderCase(name: "a bake of 2^63-1 nanoseconds", replace: "bake: 30s", with: "bake: 9223372036854775807ns",
+                   at: "9223372036854775807ns", message: "'bake' must be at most 30d, got '9223372036854775807ns'"),
+        LoaderCase(name: "a bake of 30000 days", replace: "bake: 30s", with: "bake: 30000d",
+                   at: "30000d", message: "'bake' must be at most 30d, got '30000d'"),
+        LoaderCase(name: "a bake of minus 2^63-1 seconds", replace: "bake: 30s", with: "bake: -9223372036854775807s",
+                   at: "-9223372036854775807s", message: "'bake' must be greater than 0, got -9223372036854775807s"),
+        LoaderCase(name: "a drain timeout of 2^63-1 seconds", replace: "timeout: 1h", with: "timeout: 9223372036854775807s",
+                   at: "9223372036854775807s", message: "'timeout' must be at most 30d, got '9223372036854775807s'"),
+        LoaderCase(name: "a DNS TTL longer than resolvers keep one", replace: "dnsTTL: 0s", with: "dnsTTL: 8d",
+                   at: "8d", message: "'dnsTTL' must be at most 7d, got '8d'"),
+        LoaderCase(name: "a sampling period slower than a minute", replace: "  bake: 30s", with: "  bake: 30s\n  sampling: 2m",
+                   at: "2m", message: "'sampling' must be at most 1m, got '2m'"),
+        LoaderCase(name: "a gate's mean response time above an hour", replace: "minRequests: 5}", with: "minRequests: 5, maxMeanResponseTime: 2h}",
+                   at: "2h", message: "'maxMeanResponseTime' must be at most 1h, got '2h'"),
+        LoaderCase(name: "a trust horizon beyond a year", replace: "  drain:", with: "  trust: {horizon: 400d}\n  drain:",
+                   at: "400d", message: "'horizon' must be at most 365d, got '400d'"),
 
         // Cluster documents.
         LoaderCase(name: "an empty trustDomain", target: .cluster, replace: "trustDomain: cluster.local", with: "trustDomain: \"\"",

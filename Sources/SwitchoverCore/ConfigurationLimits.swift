@@ -1,0 +1,30 @@
+/// The largest values a configuration file may hold, with the reason for each (README,
+/// Configuration, "Limits"). Beyond them a value is a typo or an attack, not a plan: the loader
+/// reports it at its line and column instead of carrying it into arithmetic or a run.
+public enum ConfigurationLimits {
+    // MARK: Durations
+    //
+    // Every duration is bounded, so every sum the coordinator and `plan` make of them stays far
+    // inside `Int64` nanoseconds (about 292 years): the longest bake times the most steps is
+    // 3,000 days. `9223372036854775807ns` once killed `validate` and `30000d` killed `plan`.
+
+    /// How long one step is watched. A month per step is already a very slow cutover.
+    public static let bake: Duration = .seconds(30 * 86_400)
+    /// How often gates are evaluated (and never longer than `bake`). Once a day is the least
+    /// that still watches a step.
+    public static let interval: Duration = .seconds(86_400)
+    /// How often the load balancer is read: the hard signal's reaction time. A minute is
+    /// already slow for a signal meant to roll back at once.
+    public static let sampling: Duration = .seconds(60)
+    /// A load-balancer gate's mean response time threshold.
+    public static let maxMeanResponseTime: Duration = .seconds(3_600)
+    /// How long FROM must stay idle before it counts as drained.
+    public static let holdFor: Duration = .seconds(7 * 86_400)
+    /// The DNS TTL clients may have cached FROM's address for: 7 days is what resolvers cap
+    /// cached TTLs at (BIND's max-cache-ttl default).
+    public static let dnsTTL: Duration = .seconds(7 * 86_400)
+    /// The drain's timeout (and `forceAfter`, which must come before it).
+    public static let drainTimeout: Duration = .seconds(30 * 86_400)
+    /// How far ahead certificate expiry warns.
+    public static let trustHorizon: Duration = .seconds(365 * 86_400)
+}
