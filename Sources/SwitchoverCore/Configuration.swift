@@ -36,29 +36,29 @@ public extension Configuration {
         let knownClusters = clusters.map(\.name).sorted()
         let clusterList = knownClusters.isEmpty ? "none are defined" : "known clusters: \(knownClusters.joined(separator: ", "))"
         for (role, name) in [("FROM", from), ("TO", to)] where cluster(named: name) == nil {
-            diagnostics.append(Diagnostic(location: commandLine, message: "\(role) names unknown cluster '\(name)'; \(clusterList)"))
+            diagnostics.append(Diagnostic(location: commandLine, message: "\(role) names unknown cluster \(quoted(name)); \(clusterList)"))
         }
         if from == to {
             diagnostics.append(Diagnostic(location: commandLine,
-                message: "FROM and TO are both '\(from)'; a switchover moves traffic between two different clusters"))
+                message: "FROM and TO are both \(quoted(from)); a switchover moves traffic between two different clusters"))
         }
         guard let chosen = self.policy(named: policy) else {
             let known = policies.map(\.name).sorted()
             let list = known.isEmpty ? "none are defined" : "known policies: \(known.joined(separator: ", "))"
-            diagnostics.append(Diagnostic(location: commandLine, message: "unknown policy '\(policy)'; \(list)"))
+            diagnostics.append(Diagnostic(location: commandLine, message: "unknown policy \(quoted(policy)); \(list)"))
             return diagnostics
         }
         for gate in chosen.gates {
             if case .loadBalancer(let lb) = gate.source, lb.cluster != from, lb.cluster != to {
                 diagnostics.append(Diagnostic(location: gate.location,
-                    message: "gate '\(gate.name)' judges cluster '\(lb.cluster)', which is neither FROM ('\(from)') nor TO ('\(to)') of this switchover"))
+                    message: "gate \(quoted(gate.name)) judges cluster '\(lb.cluster)', which is neither FROM ('\(from)') nor TO ('\(to)') of this switchover"))
             }
         }
         if let fromCluster = cluster(named: from), let toCluster = cluster(named: to), from != to {
             let shared = Set(fromCluster.loadBalancer.servers).intersection(toCluster.loadBalancer.servers)
             if !shared.isEmpty {
                 diagnostics.append(Diagnostic(location: toCluster.location,
-                    message: "clusters '\(from)' and '\(to)' share load-balancer servers \(shared.sorted().joined(separator: ", ")); their weights cannot be set apart"))
+                    message: "clusters '\(from)' and '\(to)' share load-balancer servers \(list(shared.sorted())); their weights cannot be set apart"))
             }
         }
         return diagnostics.sorted()

@@ -78,7 +78,7 @@ struct PolicyDecoder {
                 driver = text
             } else {
                 let suggestion = nearest(text, in: Self.drivers).map { "; did you mean '\($0)'?" } ?? ""
-                reader.error(node, "unknown driver '\(text)'; known drivers: \(known)\(suggestion)")
+                reader.error(node, "unknown driver \(quoted(text)); known drivers: \(known)\(suggestion)")
             }
         }
         // A section for a driver that is not selected is a leftover from an edit: which one
@@ -107,10 +107,10 @@ struct PolicyDecoder {
                        let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) {
                         socket = text
                     } else {
-                        reader.error(node, "'socket' must be a UNIX socket path or tcp://host:port, got '\(text)'")
+                        reader.error(node, "'socket' must be a UNIX socket path or tcp://host:port, got \(quoted(text))")
                     }
                 } else if text.contains("://") {
-                    reader.error(node, "'socket' must be a UNIX socket path or tcp://host:port, got '\(text)'")
+                    reader.error(node, "'socket' must be a UNIX socket path or tcp://host:port, got \(quoted(text))")
                 } else {
                     socket = reader.resolve(text)
                 }
@@ -132,7 +132,8 @@ struct PolicyDecoder {
     // MARK: Steps
 
     private func decodeSteps(_ node: Node?) -> [Double]? {
-        guard let node, let items = reader.sequence(node, "steps") else { return nil }
+        guard let node, let items = reader.sequence(node, "steps", atMost: ConfigurationLimits.steps,
+                                                      because: "each step is watched for a whole bake") else { return nil }
         guard !items.isEmpty else {
             reader.error(node, "'steps' is empty; list the percentages of traffic to TO, ending at 100")
             return nil
@@ -164,7 +165,8 @@ struct PolicyDecoder {
     // MARK: Gates
 
     private func decodeGates(_ node: Node, _ key: String) -> [Gate]? {
-        guard let items = reader.sequence(node, key) else { return nil }
+        guard let items = reader.sequence(node, key, atMost: ConfigurationLimits.gates,
+                                          because: "every gate is evaluated every interval") else { return nil }
         var gates: [Gate] = []
         var ok = true
         var seen: [String: Node] = [:]
@@ -176,14 +178,14 @@ struct PolicyDecoder {
             var name: String?
             if let node = fields.required("name"), let text = reader.nonEmptyString(node, "name") {
                 if let first = seen[text] {
-                    reader.error(node, "duplicate gate name '\(text)' (first at \(reader.location(first)))")
+                    reader.error(node, "duplicate gate name \(quoted(text)) (first at \(reader.location(first)))")
                     ok = false
                 } else {
                     seen[text] = node
                     name = text
                 }
             }
-            let label = name.map { "gate '\($0)'" } ?? "gates[\(index)]"
+            let label = name.map { "gate \(quoted($0))" } ?? "gates[\(index)]"
             let hasLB = fields.mentions("loadBalancer"), hasProm = fields.mentions("prometheus")
             var source: GateSource?
             if hasLB && hasProm {
@@ -211,7 +213,7 @@ struct PolicyDecoder {
             if let knownClusters, !knownClusters.contains(text) {
                 let known = knownClusters.sorted()
                 let list = known.isEmpty ? "no clusters are defined" : "known clusters: \(known.joined(separator: ", "))"
-                reader.error(node, "\(label) judges unknown cluster '\(text)'; \(list)")
+                reader.error(node, "\(label) judges unknown cluster \(quoted(text)); \(list)")
             } else {
                 cluster = text
             }

@@ -220,7 +220,7 @@ struct LoaderCase: CustomTestStringConvertible, Sendable {
         LoaderCase(name: "a bake of 30000 days", replace: "bake: 30s", with: "bake: 30000d",
                    at: "30000d", message: "'bake' must be at most 30d, got '30000d'"),
         LoaderCase(name: "a bake of minus 2^63-1 seconds", replace: "bake: 30s", with: "bake: -9223372036854775807s",
-                   at: "-9223372036854775807s", message: "'bake' must be greater than 0, got -9223372036854775807s"),
+                   at: "-9223372036854775807s", message: "'bake' must be greater than 0, got '-9223372036854775807s'"),
         LoaderCase(name: "a drain timeout of 2^63-1 seconds", replace: "timeout: 1h", with: "timeout: 9223372036854775807s",
                    at: "9223372036854775807s", message: "'timeout' must be at most 30d, got '9223372036854775807s'"),
         LoaderCase(name: "a DNS TTL longer than resolvers keep one", replace: "dnsTTL: 0s", with: "dnsTTL: 8d",
