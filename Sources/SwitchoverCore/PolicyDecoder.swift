@@ -3,7 +3,8 @@ import Yams
 
 /// Reads the `spec` of a `kind: Policy` document.
 ///
-/// Defaults for what may be left out: `interval` 1s, `sampling` 250ms, `failureThreshold` 1
+/// Defaults for what may be left out: `interval` 1s or `bake` if shorter, `sampling` 250ms or
+/// `interval` if shorter (so the defaults always fit the bake), `failureThreshold` 1
 /// (the first failed evaluation counts: the safe side), `pauseAfterErrors` 3, no gates,
 /// `rollback.automatic` true without a hard signal, drain with 0 active sessions held for 60s,
 /// DNS TTL 0s and a 24h timeout, `decommission.requireApproval` true, `trust.horizon` 30d.
@@ -31,9 +32,13 @@ struct PolicyDecoder {
         let loadBalancer = decodeLoadBalancer(fields.required("loadBalancer"))
         let steps = decodeSteps(fields.required("steps"))
         let bake = fields.required("bake").flatMap { reader.positiveDuration($0, "bake", atMost: ConfigurationLimits.bake) }
-        let interval = optional("interval", { reader.positiveDuration($0, $1, atMost: ConfigurationLimits.interval) }, default: .seconds(1))
+        // The defaults fit the bake: a 500ms bake with the old fixed 1s interval was watched for
+        // 1.25-1.5s per step (its first evaluation came after the bake) while the journal said
+        // "baked 0.5s". An interval written longer than the bake stays an error (below).
+        let interval = optional("interval", { reader.positiveDuration($0, $1, atMost: ConfigurationLimits.interval) },
+                                default: min(.seconds(1), bake ?? .seconds(1)))
         let sampling = optional("sampling", { reader.positiveDuration($0, $1, atMost: ConfigurationLimits.sampling) },
-                                default: .milliseconds(250))
+                                default: min(.milliseconds(250), interval))
         let failureThreshold = optional("failureThreshold", { reader.count($0, $1, minimum: 1) }, default: 1)
         let pauseAfterErrors = optional("pauseAfterErrors", { reader.count($0, $1, minimum: 1) }, default: 3)
         let gates = optional("gates", decodeGates, default: [])
@@ -53,6 +58,16 @@ struct PolicyDecoder {
         // step) is allowed.
         if let bake, fields.has("interval"), interval > bake, let node = fields.optional("interval") {
             reader.error(node, "'interval' (\(formatDuration(interval))) is longer than 'bake' (\(formatDuration(bake))): no gate would be evaluated within a step")
+            ok = false
+        }
+        // The coordinator does everything on its sampling ticks (DESIGN.md: one loop, every
+        // `sampling`), gate evaluations and the end of a bake included. Sampling slower than the
+        // interval would evaluate gates every `sampling` instead, and stretch a bake to the next
+        // tick: the interval written would be silently false. (Default sampling never is.)
+        if fields.has("sampling"), sampling > interval, let node = fields.optional("sampling") {
+            let what = fields.has("interval") ? "'interval' (\(formatDuration(interval)))"
+                : "the default 'interval' (\(formatDuration(interval)), 1s or 'bake' if shorter)"
+            reader.error(node, "'sampling' (\(formatDuration(sampling))) is longer than \(what): gates are evaluated on sampling ticks, so they would run every \(formatDuration(sampling)); shorten 'sampling' or set 'interval' to at least \(formatDuration(sampling))")
             ok = false
         }
 
