@@ -87,6 +87,11 @@ struct ClusterDecoder {
         var ok = true
         for item in items {
             guard let name = reader.nonEmptyString(item, "servers") else { ok = false; continue }
+            guard LoadBalancerName.isValid(name) else {
+                reader.error(item, "server \(quoted(name)) is not a load-balancer name: \(LoadBalancerName.rule) (';', blanks, '/' and control characters are runtime-API syntax)")
+                ok = false
+                continue
+            }
             if let first = seen[name] {
                 reader.error(item, "server \(quoted(name)) is listed twice (first at \(reader.location(first)))")
                 ok = false

@@ -31,7 +31,12 @@ public enum ConfigLoader {
         }
 
         diagnostics += crossCheck(clusters: &clusters, policies: &policies)
-        return (Configuration(clusters: clusters, policies: policies), diagnostics.sorted())
+        let configuration = Configuration(clusters: clusters, policies: policies)
+        // Only over a complete set of clusters: "no pair can express it" needs every pair.
+        if everyClusterRead {
+            for policy in policies { diagnostics += configuration.stepsNoPairCanExpress(policy) }
+        }
+        return (configuration, diagnostics.sorted())
     }
 
     /// Loads one file on its own: a Cluster or a Policy, whichever its `kind` says. Used by

@@ -30,6 +30,9 @@ struct PolicyDecoder {
         }
 
         let loadBalancer = decodeLoadBalancer(fields.required("loadBalancer"))
+        let stepNodes = fields.optional("steps").flatMap { node -> [Node]? in
+            if case .sequence(let sequence) = node { return Array(sequence) } else { return nil }
+        }
         let steps = decodeSteps(fields.required("steps"))
         let bake = fields.required("bake").flatMap { reader.positiveDuration($0, "bake", atMost: ConfigurationLimits.bake) }
         // The defaults fit the bake: a 500ms bake with the old fixed 1s interval was watched for
@@ -77,6 +80,7 @@ struct PolicyDecoder {
                       gates: gates, rollback: rollback, drain: drain, decommission: decommission,
                       trustHorizon: horizon, location: location)
         policy.drainDeclared = fields.has("drain")
+        policy.stepLocations = stepNodes?.map(reader.location) ?? []
         return policy
     }
 
@@ -130,7 +134,14 @@ struct PolicyDecoder {
                     socket = reader.resolve(text)
                 }
             }
-            let backend = haproxy.required("backend").flatMap { reader.nonEmptyString($0, "backend") }
+            var backend: String?
+            if let node = haproxy.required("backend"), let text = reader.nonEmptyString(node, "backend") {
+                if LoadBalancerName.isValid(text) {
+                    backend = text
+                } else {
+                    reader.error(node, "backend \(quoted(text)) is not a HAProxy backend name: \(LoadBalancerName.rule) (';', blanks, '/' and control characters are runtime-API syntax)")
+                }
+            }
             guard let socket, let backend else { return nil }
             return .haproxy(HAProxySpec(socket: socket, backend: backend))
         default:

@@ -337,3 +337,36 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         #expect(lines.last == "10000 problems in 1 file")
     }
 }
+
+/// Issue 11, item 11: what validated and then failed later, at the driver or at every gate.
+@Suite struct UnusableNamesAndStepsCLITests {
+    /// 0.0001% to green with 2 servers a side is 0%: no gate on green could ever pass the step.
+    /// `validate`, `plan` and `run` all refuse it, at the step, before anything runs.
+    @Test(arguments: [["validate"], ["plan", "blue", "green", "--policy", "fast"],
+                      ["run", "blue", "green", "--policy", "fast", "--state", "state.db"]])
+    func aStepTheServersCannotExpress(_ args: [String]) throws {
+        let folder = try copyOfExamples()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let text = try edit(folder.appendingPathComponent("policies/fast.yaml"), replacing: "steps: [10, 50, 100]", with: "steps: [0.0001, 50, 100]")
+        let at = try #require(position(of: "0.0001", in: text))
+        let result = try runSwitchover(args, cwd: folder)
+        #expect(result.exitCode == 2, "\(result.stderr)")
+        #expect(locatedLines(result.stderr) == [
+            "./policies/fast.yaml:\(at.line):\(at.column): step 0.0001 sends no traffic to TO with any two of the clusters defined, so no gate on TO could pass: the finest pair is 'blue' -> 'green', and the smallest share 'blue' (2 servers) can give 'green' (2 servers) is 0.389% (green 1 per server, blue 256 per server; haproxy weights 0-256); make the step at least that",
+        ], "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("state.db").path), "run touched nothing")
+    }
+
+    @Test func aServerNameThatIsRuntimeAPISyntax() throws {
+        let folder = try copyOfExamples()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let text = try edit(folder.appendingPathComponent("clusters/green.yaml"), replacing: "servers: [green-1, green-2]",
+                            with: "servers: [green-1, \"green-2;set server app/blue-1 weight 0\"]")
+        let at = try #require(position(of: "\"green-2;", in: text))
+        let result = try runSwitchover(["validate"], cwd: folder)
+        #expect(result.exitCode == 2)
+        #expect(locatedLines(result.stderr) == [
+            "./clusters/green.yaml:\(at.line):\(at.column): server 'green-2;set server app/blue-1 weight 0' is not a load-balancer name: letters, digits, '-', '_', '.' and ':' only (';', blanks, '/' and control characters are runtime-API syntax)",
+        ], "\(result.stderr)")
+    }
+}

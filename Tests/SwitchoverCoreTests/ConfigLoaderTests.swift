@@ -232,6 +232,25 @@ struct LoaderCase: CustomTestStringConvertible, Sendable {
         LoaderCase(name: "a trust horizon beyond a year", replace: "  drain:", with: "  trust: {horizon: 400d}\n  drain:",
                    at: "400d", message: "'horizon' must be at most 365d, got '400d'"),
 
+        // Names that go into HAProxy runtime-API lines: what the API reads as syntax is refused.
+        LoaderCase(name: "a backend with a ';' (a second runtime-API command)", replace: "backend: app", with: "backend: \"app;shutdown sessions server app/blue-1\"",
+                   at: "\"app;", message: "backend 'app;shutdown sessions server app/blue-1' is not a HAProxy backend name: letters, digits, '-', '_', '.' and ':' only"),
+        LoaderCase(name: "a backend with a '/'", replace: "backend: app", with: "backend: app/x",
+                   at: "app/x", message: "backend 'app/x' is not a HAProxy backend name"),
+        LoaderCase(name: "a server with a ';'", target: .cluster, replace: "[green-1, green-2]", with: "[green-1, \"green-2;disable server app/blue-1\"]",
+                   at: "\"green-2;", message: "server 'green-2;disable server app/blue-1' is not a load-balancer name: letters, digits, '-', '_', '.' and ':' only (';', blanks, '/' and control characters are runtime-API syntax)"),
+        LoaderCase(name: "a server with a blank", target: .cluster, replace: "[green-1, green-2]", with: "[green-1, \"green 2\"]",
+                   at: "\"green 2\"", message: "server 'green 2' is not a load-balancer name"),
+        LoaderCase(name: "a server with a '/'", target: .cluster, replace: "[green-1, green-2]", with: "[green-1, app/green-2]",
+                   at: "app/green-2", message: "server 'app/green-2' is not a load-balancer name"),
+        LoaderCase(name: "a server with a control character", target: .cluster, replace: "[green-1, green-2]", with: "[green-1, \"green-2\\r\"]",
+                   at: "\"green-2", message: "server 'green-2\\r' is not a load-balancer name"),
+        LoaderCase(name: "a server with a non-ASCII letter", target: .cluster, replace: "[green-1, green-2]", with: "[green-1, grün-2]",
+                   at: "grün-2", message: "server 'grün-2' is not a load-balancer name"),
+        // A step the servers cannot express: 0.0001% with 2 servers a side is 0% (the least is 0.389%).
+        LoaderCase(name: "a step no pair of clusters can express", replace: "[1, 50, 100]", with: "[0.0001, 50, 100]",
+                   at: "0.0001", message: "step 0.0001 sends no traffic to TO with any two of the clusters defined, so no gate on TO could pass: the finest pair is 'blue' -> 'green', and the smallest share 'blue' (2 servers) can give 'green' (2 servers) is 0.389% (green 1 per server, blue 256 per server; haproxy weights 0-256); make the step at least that"),
+
         // Cluster documents.
         LoaderCase(name: "an empty trustDomain", target: .cluster, replace: "trustDomain: cluster.local", with: "trustDomain: \"\"",
                    at: "\"\"", message: "'trustDomain' must not be empty"),
@@ -481,6 +500,38 @@ struct LoaderCase: CustomTestStringConvertible, Sendable {
             "FROM names unknown cluster 'purple'; known clusters: blue, green, red",
             "unknown policy 'slow'; known policies: p",
         ])
+    }
+
+    /// 0.1% is expressible from red's three servers (the least is 0.13%), not from blue's one
+    /// (0.389%): `validate` cannot know which pair will run, `plan` and `run` can.
+    @Test func aStepThisPairCannotExpressIsRefusedAtTheStep() throws {
+        let text = ConfigFixture.policy.replacingOccurrences(of: "[1, 50, 100]", with: "[0.1, 50, 100]")
+        let fixture = try ConfigFixture(clusters: [
+            "blue.yaml": ConfigFixture.cluster("blue", servers: "[blue-1]"),
+            "green.yaml": ConfigFixture.cluster("green", servers: "[green-1]"),
+            "red.yaml": ConfigFixture.cluster("red", servers: "[red-1, red-2, red-3]"),
+        ], policies: ["p.yaml": text])
+        defer { fixture.remove() }
+        let (configuration, diagnostics) = fixture.load()
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+        #expect(configuration.validatePair(from: "red", to: "green", policy: "p").isEmpty)
+        let problems = configuration.validatePair(from: "blue", to: "green", policy: "p")
+        let at = try #require(position(of: "0.1,", in: text))
+        #expect(problems.map(\.description) == [
+            "\(fixture.path("policies/p.yaml")):\(at.line):\(at.column): step 0.1 sends no traffic to 'green' with these servers, so no gate on it could pass: the smallest share 'blue' (1 server) can give 'green' (1 server) is 0.389% (green 1 per server, blue 256 per server; haproxy weights 0-256); make the step at least that",
+        ])
+        // 0.2% is just past half the least share: it rounds up to 0.389%, not down to 0.
+        let configuration2 = try { () throws -> Configuration in
+            let fixture = try ConfigFixture(clusters: [
+                "blue.yaml": ConfigFixture.cluster("blue", servers: "[blue-1]"),
+                "green.yaml": ConfigFixture.cluster("green", servers: "[green-1]"),
+            ], policies: ["p.yaml": ConfigFixture.policy.replacingOccurrences(of: "[1, 50, 100]", with: "[0.2, 50, 100]")])
+            defer { fixture.remove() }
+            let (configuration, diagnostics) = fixture.load()
+            #expect(diagnostics.isEmpty, "\(diagnostics)")
+            return configuration
+        }()
+        #expect(configuration2.validatePair(from: "blue", to: "green", policy: "p").isEmpty)
     }
 
     @Test func aGateOnAClusterOutsideThePairIsRefused() throws {
