@@ -30,7 +30,7 @@ struct ClusterDecoder {
             if isSemanticVersion(text) {
                 version = text
             } else {
-                reader.error(node, "'version' must be a semantic version such as 1.27.4, got '\(text)'")
+                reader.error(node, "'version' must be a semantic version such as 1.27.4, got \(quoted(text))")
             }
         }
         var revision: String?
@@ -49,9 +49,9 @@ struct ClusterDecoder {
         var trustDomain: String?
         if let node = fields.required("trustDomain"), let text = reader.nonEmptyString(node, "trustDomain") {
             if text.hasPrefix("spiffe://") {
-                reader.error(node, "'trustDomain' is the bare domain, such as cluster.local, without spiffe://; got '\(text)'")
+                reader.error(node, "'trustDomain' is the bare domain, such as cluster.local, without spiffe://; got \(quoted(text))")
             } else if text.contains("/") || text.contains(where: \.isWhitespace) {
-                reader.error(node, "'trustDomain' must be a domain such as cluster.local, got '\(text)'")
+                reader.error(node, "'trustDomain' must be a domain such as cluster.local, got \(quoted(text))")
             } else {
                 trustDomain = text
             }
@@ -75,7 +75,9 @@ struct ClusterDecoder {
 
     private func decodeLoadBalancer(_ node: Node?) -> ClusterLoadBalancerSpec? {
         guard let fields = reader.fields(node, context: "spec.loadBalancer", known: ["servers"]),
-              let node = fields.required("servers"), let items = reader.sequence(node, "servers") else { return nil }
+              let node = fields.required("servers"),
+              let items = reader.sequence(node, "servers", atMost: ConfigurationLimits.servers,
+                                          because: "a weight is written and read back for every server at every step") else { return nil }
         if items.isEmpty {
             reader.error(node, "'servers' is empty; list this cluster's servers in the load balancer")
             return nil
@@ -85,8 +87,13 @@ struct ClusterDecoder {
         var ok = true
         for item in items {
             guard let name = reader.nonEmptyString(item, "servers") else { ok = false; continue }
+            guard LoadBalancerName.isValid(name) else {
+                reader.error(item, "server \(quoted(name)) is not a load-balancer name: \(LoadBalancerName.rule) (';', blanks, '/' and control characters are runtime-API syntax)")
+                ok = false
+                continue
+            }
             if let first = seen[name] {
-                reader.error(item, "server '\(name)' is listed twice (first at \(reader.location(first)))")
+                reader.error(item, "server \(quoted(name)) is listed twice (first at \(reader.location(first)))")
                 ok = false
                 continue
             }

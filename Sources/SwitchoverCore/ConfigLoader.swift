@@ -31,7 +31,12 @@ public enum ConfigLoader {
         }
 
         diagnostics += crossCheck(clusters: &clusters, policies: &policies)
-        return (Configuration(clusters: clusters, policies: policies), diagnostics.sorted())
+        let configuration = Configuration(clusters: clusters, policies: policies)
+        // Only over a complete set of clusters: "no pair can express it" needs every pair.
+        if everyClusterRead {
+            for policy in policies { diagnostics += configuration.stepsNoPairCanExpress(policy) }
+        }
+        return (configuration, diagnostics.sorted())
     }
 
     /// Loads one file on its own: a Cluster or a Policy, whichever its `kind` says. Used by
@@ -86,12 +91,25 @@ public enum ConfigLoader {
         let absolute = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
         let reader = DocumentReader(file: file, directory: URL(fileURLWithPath: absolute).deletingLastPathComponent().standardized)
         let top = SourceLocation(file: file, line: 1, column: 1)
-        guard let data = FileManager.default.contents(atPath: file) else {
+        let data: Data
+        switch read(file) {
+        case .contents(let contents):
+            data = contents
+        case .unreadable:
             reader.error(at: SourceLocation(file: file, line: 0, column: 0), "cannot read the file")
+            return (nil, reader.diagnostics)
+        case .tooLarge(let size):
+            let limit = ConfigurationLimits.fileBytes
+            reader.error(at: SourceLocation(file: file, line: 0, column: 0),
+                         "the file is \(size.map { "\($0) bytes" } ?? "larger than \(limit) bytes"); a Switchover file is at most \(limit / 1024 / 1024) MiB (\(limit) bytes), so it is not read")
             return (nil, reader.diagnostics)
         }
         guard let text = String(data: data, encoding: .utf8), !text.contains("\u{0}") else {
             reader.error(at: top, "not YAML: the file is not UTF-8 text")
+            return (nil, reader.diagnostics)
+        }
+        if let problem = YAMLAliasGuard.check(text) {
+            reader.error(at: SourceLocation(file: file, line: problem.line, column: problem.column), problem.message)
             return (nil, reader.diagnostics)
         }
         var roots: [Node] = []
@@ -119,21 +137,21 @@ public enum ConfigLoader {
             return (nil, reader.diagnostics)
         }
         if let node = fields.required("apiVersion"), let version = reader.string(node, "apiVersion"), version != switchoverAPIVersion {
-            reader.error(node, "unsupported apiVersion '\(version)'; expected \(switchoverAPIVersion)")
+            reader.error(node, "unsupported apiVersion \(quoted(version)); expected \(switchoverAPIVersion)")
         }
         var kind: Kind?
         if let node = fields.required("kind"), let text = reader.string(node, "kind") {
             if let found = Kind(rawValue: text) {
                 if let expected, found != expected {
                     let folder = expected == .cluster ? "clusters" : "policies"
-                    reader.error(node, "kind '\(text)' in the \(folder) folder; expected \(expected.rawValue)")
+                    reader.error(node, "kind \(quoted(text)) in the \(folder) folder; expected \(expected.rawValue)")
                 } else {
                     kind = found
                 }
             } else {
                 let allowed = expected.map { [$0.rawValue] } ?? ["Cluster", "Policy"]
                 let suggestion = nearest(text, in: allowed).map { "; did you mean '\($0)'?" } ?? ""
-                reader.error(node, "unknown kind '\(text)'; expected \(allowed.joined(separator: " or "))\(suggestion)")
+                reader.error(node, "unknown kind \(quoted(text)); expected \(allowed.joined(separator: " or "))\(suggestion)")
             }
         }
         let name = readName(fields, reader: reader)
@@ -150,6 +168,32 @@ public enum ConfigLoader {
         }
     }
 
+    private enum ReadResult {
+        case contents(Data)
+        case unreadable
+        /// Larger than `ConfigurationLimits.fileBytes`; the size when the file system said it.
+        case tooLarge(Int?)
+    }
+
+    /// The file's bytes, up to `ConfigurationLimits.fileBytes`. The size is checked before
+    /// reading, and the read stops one byte past the limit anyway (a file that grows meanwhile,
+    /// a FIFO), so a huge file costs neither the time nor the memory of reading it.
+    private static func read(_ file: String) -> ReadResult {
+        let limit = ConfigurationLimits.fileBytes
+        if let size = (try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int, size > limit {
+            return .tooLarge(size)
+        }
+        guard let handle = FileHandle(forReadingAtPath: file) else { return .unreadable }
+        defer { try? handle.close() }
+        do {
+            // nil at the end of the file: an empty file.
+            let data = try handle.read(upToCount: limit + 1) ?? Data()
+            return data.count > limit ? .tooLarge(nil) : .contents(data)
+        } catch {
+            return .unreadable
+        }
+    }
+
     /// `metadata.name`: a DNS label, because names are typed on the command line and become
     /// parts of file names and journal keys.
     private static func readName(_ fields: DocumentReader.Fields, reader: DocumentReader) -> String? {
@@ -157,7 +201,7 @@ public enum ConfigLoader {
               let node = metadata.required("name"), let name = reader.nonEmptyString(node, "name") else { return nil }
         let allowed = name.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "-" }
         if !allowed || name.hasPrefix("-") || name.hasSuffix("-") || name.count > 63 {
-            reader.error(node, "name '\(name)' must be a DNS label: lowercase letters, digits and '-', at most 63 characters")
+            reader.error(node, "name \(quoted(name)) must be a DNS label: lowercase letters, digits and '-', at most 63 characters")
             return nil
         }
         return name
@@ -186,7 +230,7 @@ public enum ConfigLoader {
             if let context { return "\(problem) (\(context.text) at \(context.mark.line):\(context.mark.column))" }
             return problem
         case .duplicatedKeysInMapping(let duplicates, _)?:
-            return "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in one mapping"
+            return "duplicate key \(duplicates.map { quoted($0) }.joined(separator: ", ")) in one mapping"
         case .reader(let problem, _, _, _)?:
             return problem
         default:
@@ -219,7 +263,7 @@ public enum ConfigLoader {
             for server in cluster.loadBalancer.servers {
                 if let other = owner[server] {
                     diagnostics.append(Diagnostic(location: cluster.location,
-                        message: "server '\(server)' of cluster '\(cluster.name)' is also a server of cluster '\(other.name)' (\(other.location)); each load-balancer server belongs to one cluster"))
+                        message: "server \(quoted(server)) of cluster '\(cluster.name)' is also a server of cluster '\(other.name)' (\(other.location)); each load-balancer server belongs to one cluster"))
                 } else {
                     owner[server] = cluster
                 }

@@ -9,6 +9,10 @@ import Foundation
 public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible, Comparable {
     public var location: SourceLocation
     public var message: String
+    /// How many further problems this line stands for: a file's problems are shown up to a
+    /// limit, and one line `… and N more problems in this file` says the rest. 0 for a problem
+    /// of its own. Counts (`N problems in M files`) add it.
+    public var omitted: Int = 0
 
     public init(location: SourceLocation, message: String) {
         self.location = location
@@ -34,12 +38,56 @@ public struct Diagnostic: Error, Sendable, Hashable, CustomStringConvertible, Co
     }
 }
 
+/// How a value read from a file appears in a message: in single quotes, at most 60 characters
+/// of it, control characters and line breaks escaped so one problem stays one line.
+///
+/// A file may hold a 100 KB scalar and refer to it 10,000 times through a YAML alias; quoting it
+/// whole in every diagnostic once made `validate` write a gigabyte. What is cut is counted, so
+/// the message still says how long the value was.
+func quoted(_ text: String, limit: Int = 60) -> String {
+    var shown = ""
+    var count = 0
+    var truncated = false
+    for character in text {
+        if count == limit {
+            truncated = true
+            break
+        }
+        count += 1
+        for scalar in character.unicodeScalars {
+            switch scalar {
+            case "\n": shown += "\\n"
+            case "\r": shown += "\\r"
+            case "\t": shown += "\\t"
+            default:
+                if scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format {
+                    shown += "\\u{\(String(scalar.value, radix: 16))}"
+                } else {
+                    shown.unicodeScalars.append(scalar)
+                }
+            }
+        }
+    }
+    guard truncated else { return "'\(shown)'" }
+    return "'\(shown)…' (\(text.utf8.count) bytes)"
+}
+
+/// Names in a message, each quoted: at most `limit` of them, then how many more.
+func list(_ names: [String], limit: Int = 10) -> String {
+    let shown = names.prefix(limit).map { quoted($0) }.joined(separator: ", ")
+    return names.count > limit ? "\(shown) and \(names.count - limit) more" : shown
+}
+
 /// The known name closest to `word` by edit distance, when it is close enough to be a likely typo
 /// (at most a third of the word's length, and at least 2, edits). Case is ignored.
 func nearest(_ word: String, in candidates: [String]) -> String? {
-    let limit = max(2, word.count / 3)
+    let length = word.count
+    let limit = max(2, length / 3)
     var best: (name: String, distance: Int)?
     for candidate in candidates {
+        // The distance is at least the difference in length: a long word (a pasted blob as a
+        // key) is never near a key name, and is not run through the quadratic table.
+        guard abs(candidate.count - length) <= limit else { continue }
         let distance = editDistance(word.lowercased(), candidate.lowercased())
         guard distance <= limit else { continue }
         if best == nil || distance < best!.distance { best = (candidate, distance) }

@@ -11,7 +11,18 @@ final class DocumentReader {
     let file: String
     /// The absolute folder of the file, against which relative paths resolve.
     let directory: URL
-    private(set) var diagnostics: [Diagnostic] = []
+    /// Problems in the order they were found; at most `keptPerFile` of them.
+    private var collected: [Diagnostic] = []
+    /// Every problem found, kept or not.
+    private(set) var problemCount = 0
+
+    /// At most this many problems of one file are shown, the first by line; one more line says
+    /// how many there are besides. A file with thousands of mistakes (a generated list gone
+    /// wrong, an alias repeated 10,000 times) is not helped by thousands of lines, and they once
+    /// came to a gigabyte.
+    static let shownPerFile = 50
+    /// Problems beyond this many are only counted, so memory stays bounded whatever the file.
+    static let keptPerFile = 1_000
 
     init(file: String, directory: URL) {
         self.file = file
@@ -23,7 +34,26 @@ final class DocumentReader {
     }
 
     func error(at location: SourceLocation, _ message: String) {
-        diagnostics.append(Diagnostic(location: location, message: message))
+        problemCount += 1
+        if collected.count < Self.keptPerFile {
+            collected.append(Diagnostic(location: location, message: message))
+        }
+    }
+
+    /// False once this file's problems are only counted: work that only makes a message
+    /// better can be skipped.
+    var keepsMore: Bool { collected.count < Self.keptPerFile }
+
+    /// The file's problems as `validate` shows them: sorted, the first `shownPerFile`, then one
+    /// line `… and N more problems in this file` (at the first problem not shown) when there are more.
+    var diagnostics: [Diagnostic] {
+        let sorted = collected.sorted()
+        guard problemCount > Self.shownPerFile else { return sorted }
+        let more = problemCount - Self.shownPerFile
+        var summary = Diagnostic(location: sorted[Self.shownPerFile].location,
+                                 message: "… and \(more) more problem\(more == 1 ? "" : "s") in this file")
+        summary.omitted = more
+        return Array(sorted.prefix(Self.shownPerFile)) + [summary]
     }
 
     func error(_ node: Node, _ message: String) {
@@ -61,11 +91,13 @@ final class DocumentReader {
                 }
                 let name = scalar.string
                 if !known.contains(name) {
-                    if let suggestion = nearest(name, in: known) {
+                    // A suggestion costs an edit distance per known key; past the problems a
+                    // file keeps, the line is only counted, so it is not worth computing.
+                    if reader.keepsMore, let suggestion = nearest(name, in: known) {
                         misspelt.insert(suggestion)
-                        reader.error(key, "unknown key '\(name)' in \(context); did you mean '\(suggestion)'?")
+                        reader.error(key, "unknown key \(quoted(name)) in \(context); did you mean '\(suggestion)'?")
                     } else {
-                        reader.error(key, "unknown key '\(name)' in \(context); known keys: \(known.joined(separator: ", "))")
+                        reader.error(key, "unknown key \(quoted(name)) in \(context); known keys: \(known.joined(separator: ", "))")
                     }
                     continue
                 }
@@ -190,34 +222,41 @@ final class DocumentReader {
         return value
     }
 
-    func duration(_ node: Node, _ key: String) -> Duration? {
+    /// A duration of at most `longest`, and greater than zero unless `zeroAllowed`.
+    ///
+    /// The bound is checked on the value as written, before it becomes a `Duration`: a value
+    /// such as `9223372036854775807s` must be an error at its line, not a trap, and every
+    /// value that passes is small enough for the arithmetic that follows (a step's end, the
+    /// plan's elapsed time, bake times steps) to stay far inside `Int64` nanoseconds.
+    private func boundedDuration(_ node: Node, _ key: String, zeroAllowed: Bool, atMost longest: Duration) -> Duration? {
         guard let text = string(node, key) else { return nil }
-        guard let value = parseDuration(text) else {
+        guard let nanoseconds = durationNanoseconds(text) else {
             let hint = Double(text) != nil ? " (a unit is required)" : ""
-            error(node, "'\(key)' must be a duration such as 250ms, 30s, 5m, 24h or 30d, got '\(text)'\(hint)")
+            error(node, "'\(key)' must be a duration such as 250ms, 30s, 5m, 24h or 30d, got \(quoted(text))\(hint)")
+            return nil
+        }
+        let value = durationFromNanoseconds(nanoseconds)
+        if nanoseconds < 0 || (!zeroAllowed && value == .zero) {
+            let shown = value.map(formatDuration) ?? quoted(text)
+            error(node, zeroAllowed ? "'\(key)' must not be negative, got \(shown)" : "'\(key)' must be greater than 0, got \(shown)")
+            return nil
+        }
+        guard let value, value <= longest else {
+            error(node, "'\(key)' must be at most \(formatDuration(longest)), got \(quoted(text))")
             return nil
         }
         return value
     }
 
-    /// A duration that must be longer than zero (a zero bake or interval would spin).
-    func positiveDuration(_ node: Node, _ key: String) -> Duration? {
-        guard let value = duration(node, key) else { return nil }
-        if value <= .zero {
-            error(node, "'\(key)' must be greater than 0, got \(formatDuration(value))")
-            return nil
-        }
-        return value
+    /// A duration that must be longer than zero (a zero bake or interval would spin), and at
+    /// most `longest`.
+    func positiveDuration(_ node: Node, _ key: String, atMost longest: Duration) -> Duration? {
+        boundedDuration(node, key, zeroAllowed: false, atMost: longest)
     }
 
-    /// A duration that may be zero but not negative (a DNS TTL of 0 is real).
-    func nonNegativeDuration(_ node: Node, _ key: String) -> Duration? {
-        guard let value = duration(node, key) else { return nil }
-        if value < .zero {
-            error(node, "'\(key)' must not be negative, got \(formatDuration(value))")
-            return nil
-        }
-        return value
+    /// A duration that may be zero but not negative (a DNS TTL of 0 is real), and at most `longest`.
+    func nonNegativeDuration(_ node: Node, _ key: String, atMost longest: Duration) -> Duration? {
+        boundedDuration(node, key, zeroAllowed: true, atMost: longest)
     }
 
     /// An absolute `http://` or `https://` URL with a host.
@@ -225,7 +264,7 @@ final class DocumentReader {
         guard let text = nonEmptyString(node, key) else { return nil }
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
               let host = url.host, !host.isEmpty else {
-            error(node, "'\(key)' must be an http:// or https:// URL, got '\(text)'")
+            error(node, "'\(key)' must be an http:// or https:// URL, got \(quoted(text))")
             return nil
         }
         return url
@@ -243,11 +282,11 @@ final class DocumentReader {
         guard let path = path(node, key) else { return nil }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            error(node, "'\(key)': no such file \(path)")
+            error(node, "'\(key)': no such file \(quoted(path, limit: 200))")
             return nil
         }
         if isDirectory.boolValue {
-            error(node, "'\(key)': \(path) is a folder, not a file")
+            error(node, "'\(key)': \(quoted(path, limit: 200)) is a folder, not a file")
             return nil
         }
         return path
@@ -264,15 +303,21 @@ final class DocumentReader {
         guard let text = nonEmptyString(node, key) else { return nil }
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
               (1...65535).contains(port), colon != text.startIndex else {
-            error(node, "'\(key)' must be host:port, such as 127.0.0.1:15443, got '\(text)'")
+            error(node, "'\(key)' must be host:port, such as 127.0.0.1:15443, got \(quoted(text))")
             return nil
         }
         return text
     }
 
-    func sequence(_ node: Node, _ key: String) -> [Node]? {
+    /// A list of at most `limit` entries. A longer list is reported as a whole, at the list,
+    /// and none of its entries is read: a list of a million steps gives one line, not a million.
+    func sequence(_ node: Node, _ key: String, atMost limit: Int, because reason: String) -> [Node]? {
         guard case .sequence(let sequence) = node else {
             error(node, "'\(key)' must be a list, got \(describe(node))")
+            return nil
+        }
+        if sequence.count > limit {
+            error(node, "'\(key)' has \(sequence.count) entries; at most \(limit) (\(reason))")
             return nil
         }
         return Array(sequence)
@@ -284,7 +329,7 @@ func describe(_ node: Node) -> String {
     switch node {
     case .scalar(let scalar):
         if scalar.style == .plain && node.tag.rawValue == Tag.Name.null.rawValue { return "nothing" }
-        return "'\(scalar.string)'"
+        return quoted(scalar.string)
     case .mapping: return "a mapping"
     case .sequence: return "a list"
     case .alias: return "an alias"

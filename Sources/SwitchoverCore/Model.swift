@@ -95,6 +95,9 @@ public struct Policy: Sendable, Hashable {
     /// True when the policy file has a `drain` section (rather than the defaults): `run` then
     /// goes on to `drained` by default, since the person asked for the drain to be watched.
     public var drainDeclared: Bool = false
+    /// Where each step is written, for problems found later about one step (one that the
+    /// servers of a pair cannot express); empty for a policy built in code.
+    public var stepLocations: [SourceLocation] = []
     public var decommission: DecommissionSpec
     /// Roots and intermediates expiring within this horizon are a trust `warn`.
     public var trustHorizon: Duration

@@ -3,7 +3,8 @@ import Yams
 
 /// Reads the `spec` of a `kind: Policy` document.
 ///
-/// Defaults for what may be left out: `interval` 1s, `sampling` 250ms, `failureThreshold` 1
+/// Defaults for what may be left out: `interval` 1s or `bake` if shorter, `sampling` 250ms or
+/// `interval` if shorter (so the defaults always fit the bake), `failureThreshold` 1
 /// (the first failed evaluation counts: the safe side), `pauseAfterErrors` 3, no gates,
 /// `rollback.automatic` true without a hard signal, drain with 0 active sessions held for 60s,
 /// DNS TTL 0s and a 24h timeout, `decommission.requireApproval` true, `trust.horizon` 30d.
@@ -29,10 +30,18 @@ struct PolicyDecoder {
         }
 
         let loadBalancer = decodeLoadBalancer(fields.required("loadBalancer"))
+        let stepNodes = fields.optional("steps").flatMap { node -> [Node]? in
+            if case .sequence(let sequence) = node { return Array(sequence) } else { return nil }
+        }
         let steps = decodeSteps(fields.required("steps"))
-        let bake = fields.required("bake").flatMap { reader.positiveDuration($0, "bake") }
-        let interval = optional("interval", reader.positiveDuration, default: .seconds(1))
-        let sampling = optional("sampling", reader.positiveDuration, default: .milliseconds(250))
+        let bake = fields.required("bake").flatMap { reader.positiveDuration($0, "bake", atMost: ConfigurationLimits.bake) }
+        // The defaults fit the bake: a 500ms bake with the old fixed 1s interval was watched for
+        // 1.25-1.5s per step (its first evaluation came after the bake) while the journal said
+        // "baked 0.5s". An interval written longer than the bake stays an error (below).
+        let interval = optional("interval", { reader.positiveDuration($0, $1, atMost: ConfigurationLimits.interval) },
+                                default: min(.seconds(1), bake ?? .seconds(1)))
+        let sampling = optional("sampling", { reader.positiveDuration($0, $1, atMost: ConfigurationLimits.sampling) },
+                                default: min(.milliseconds(250), interval))
         let failureThreshold = optional("failureThreshold", { reader.count($0, $1, minimum: 1) }, default: 1)
         let pauseAfterErrors = optional("pauseAfterErrors", { reader.count($0, $1, minimum: 1) }, default: 3)
         let gates = optional("gates", decodeGates, default: [])
@@ -54,6 +63,16 @@ struct PolicyDecoder {
             reader.error(node, "'interval' (\(formatDuration(interval))) is longer than 'bake' (\(formatDuration(bake))): no gate would be evaluated within a step")
             ok = false
         }
+        // The coordinator does everything on its sampling ticks (DESIGN.md: one loop, every
+        // `sampling`), gate evaluations and the end of a bake included. Sampling slower than the
+        // interval would evaluate gates every `sampling` instead, and stretch a bake to the next
+        // tick: the interval written would be silently false. (Default sampling never is.)
+        if fields.has("sampling"), sampling > interval, let node = fields.optional("sampling") {
+            let what = fields.has("interval") ? "'interval' (\(formatDuration(interval)))"
+                : "the default 'interval' (\(formatDuration(interval)), 1s or 'bake' if shorter)"
+            reader.error(node, "'sampling' (\(formatDuration(sampling))) is longer than \(what): gates are evaluated on sampling ticks, so they would run every \(formatDuration(sampling)); shorten 'sampling' or set 'interval' to at least \(formatDuration(sampling))")
+            ok = false
+        }
 
         guard ok, let loadBalancer, let steps, let bake else { return nil }
         var policy = Policy(name: name, loadBalancer: loadBalancer, steps: steps, bake: bake, interval: interval,
@@ -61,6 +80,7 @@ struct PolicyDecoder {
                       gates: gates, rollback: rollback, drain: drain, decommission: decommission,
                       trustHorizon: horizon, location: location)
         policy.drainDeclared = fields.has("drain")
+        policy.stepLocations = stepNodes?.map(reader.location) ?? []
         return policy
     }
 
@@ -77,7 +97,7 @@ struct PolicyDecoder {
                 driver = text
             } else {
                 let suggestion = nearest(text, in: Self.drivers).map { "; did you mean '\($0)'?" } ?? ""
-                reader.error(node, "unknown driver '\(text)'; known drivers: \(known)\(suggestion)")
+                reader.error(node, "unknown driver \(quoted(text)); known drivers: \(known)\(suggestion)")
             }
         }
         // A section for a driver that is not selected is a leftover from an edit: which one
@@ -106,15 +126,22 @@ struct PolicyDecoder {
                        let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) {
                         socket = text
                     } else {
-                        reader.error(node, "'socket' must be a UNIX socket path or tcp://host:port, got '\(text)'")
+                        reader.error(node, "'socket' must be a UNIX socket path or tcp://host:port, got \(quoted(text))")
                     }
                 } else if text.contains("://") {
-                    reader.error(node, "'socket' must be a UNIX socket path or tcp://host:port, got '\(text)'")
+                    reader.error(node, "'socket' must be a UNIX socket path or tcp://host:port, got \(quoted(text))")
                 } else {
                     socket = reader.resolve(text)
                 }
             }
-            let backend = haproxy.required("backend").flatMap { reader.nonEmptyString($0, "backend") }
+            var backend: String?
+            if let node = haproxy.required("backend"), let text = reader.nonEmptyString(node, "backend") {
+                if LoadBalancerName.isValid(text) {
+                    backend = text
+                } else {
+                    reader.error(node, "backend \(quoted(text)) is not a HAProxy backend name: \(LoadBalancerName.rule) (';', blanks, '/' and control characters are runtime-API syntax)")
+                }
+            }
             guard let socket, let backend else { return nil }
             return .haproxy(HAProxySpec(socket: socket, backend: backend))
         default:
@@ -131,7 +158,8 @@ struct PolicyDecoder {
     // MARK: Steps
 
     private func decodeSteps(_ node: Node?) -> [Double]? {
-        guard let node, let items = reader.sequence(node, "steps") else { return nil }
+        guard let node, let items = reader.sequence(node, "steps", atMost: ConfigurationLimits.steps,
+                                                      because: "each step is watched for a whole bake") else { return nil }
         guard !items.isEmpty else {
             reader.error(node, "'steps' is empty; list the percentages of traffic to TO, ending at 100")
             return nil
@@ -163,7 +191,8 @@ struct PolicyDecoder {
     // MARK: Gates
 
     private func decodeGates(_ node: Node, _ key: String) -> [Gate]? {
-        guard let items = reader.sequence(node, key) else { return nil }
+        guard let items = reader.sequence(node, key, atMost: ConfigurationLimits.gates,
+                                          because: "every gate is evaluated every interval") else { return nil }
         var gates: [Gate] = []
         var ok = true
         var seen: [String: Node] = [:]
@@ -175,14 +204,14 @@ struct PolicyDecoder {
             var name: String?
             if let node = fields.required("name"), let text = reader.nonEmptyString(node, "name") {
                 if let first = seen[text] {
-                    reader.error(node, "duplicate gate name '\(text)' (first at \(reader.location(first)))")
+                    reader.error(node, "duplicate gate name \(quoted(text)) (first at \(reader.location(first)))")
                     ok = false
                 } else {
                     seen[text] = node
                     name = text
                 }
             }
-            let label = name.map { "gate '\($0)'" } ?? "gates[\(index)]"
+            let label = name.map { "gate \(quoted($0))" } ?? "gates[\(index)]"
             let hasLB = fields.mentions("loadBalancer"), hasProm = fields.mentions("prometheus")
             var source: GateSource?
             if hasLB && hasProm {
@@ -210,7 +239,7 @@ struct PolicyDecoder {
             if let knownClusters, !knownClusters.contains(text) {
                 let known = knownClusters.sorted()
                 let list = known.isEmpty ? "no clusters are defined" : "known clusters: \(known.joined(separator: ", "))"
-                reader.error(node, "\(label) judges unknown cluster '\(text)'; \(list)")
+                reader.error(node, "\(label) judges unknown cluster \(quoted(text)); \(list)")
             } else {
                 cluster = text
             }
@@ -226,7 +255,7 @@ struct PolicyDecoder {
         }
         var maxMean: Duration?
         if let node = fields.optional("maxMeanResponseTime") {
-            maxMean = reader.positiveDuration(node, "maxMeanResponseTime")
+            maxMean = reader.positiveDuration(node, "maxMeanResponseTime", atMost: ConfigurationLimits.maxMeanResponseTime)
             if maxMean == nil { ok = false }
         }
         if !fields.mentions("max5xxRatio") && !fields.mentions("maxMeanResponseTime") {
@@ -304,12 +333,13 @@ struct PolicyDecoder {
             return got
         }
         let maxActive = read("maxActiveSessions", { reader.count($0, $1, minimum: 0) }, default: 0)
-        let holdFor = read("holdFor", reader.positiveDuration, default: .seconds(60))
-        let dnsTTL = read("dnsTTL", reader.nonNegativeDuration, default: .zero)
-        let timeout = read("timeout", reader.positiveDuration, default: .seconds(86_400))
+        let holdFor = read("holdFor", { reader.positiveDuration($0, $1, atMost: ConfigurationLimits.holdFor) }, default: .seconds(60))
+        let dnsTTL = read("dnsTTL", { reader.nonNegativeDuration($0, $1, atMost: ConfigurationLimits.dnsTTL) }, default: .zero)
+        let timeout = read("timeout", { reader.positiveDuration($0, $1, atMost: ConfigurationLimits.drainTimeout) },
+                           default: .seconds(86_400))
         var forceAfter: Duration?
         if let node = fields.optional("forceAfter") {
-            forceAfter = reader.positiveDuration(node, "forceAfter")
+            forceAfter = reader.positiveDuration(node, "forceAfter", atMost: ConfigurationLimits.drainTimeout)
             if forceAfter == nil { ok = false }
         }
         // Envoy's admin API has nothing like HAProxy's `shutdown sessions` for the requests open
@@ -342,6 +372,6 @@ struct PolicyDecoder {
         guard let fields = reader.fields(node, context: "spec.trust", known: ["horizon"]) else { return nil }
         guard let node = fields.optional("horizon") else { return .seconds(30 * 86_400) }
         // 0 is allowed: it turns early expiry warnings off.
-        return reader.nonNegativeDuration(node, "horizon")
+        return reader.nonNegativeDuration(node, "horizon", atMost: ConfigurationLimits.trustHorizon)
     }
 }

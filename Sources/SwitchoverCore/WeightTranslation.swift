@@ -76,6 +76,27 @@ public struct WeightTranslation: Sendable, Hashable {
             to: Self.spread(chosen.to, over: toServers))
     }
 
+    /// The least traffic TO can get without getting none: every TO server at weight 1, every
+    /// FROM server at `maxWeight` (every serving server needs at least 1, so no smaller
+    /// positive share exists). A step below about half of it translates to 0% to TO.
+    public func smallestShare(from fromServers: [String], to toServers: [String]) -> WeightAssignment {
+        precondition(!fromServers.isEmpty && !toServers.isEmpty, "both clusters need at least one server")
+        return WeightAssignment(from: Self.spread(maxWeight * fromServers.count, over: fromServers),
+                                to: Self.spread(toServers.count, over: toServers))
+    }
+
+    /// Steps (percent to TO, above 0) that these servers would turn into 0% to TO, with their
+    /// index: such a step sends TO nothing, so no gate on TO could ever pass it.
+    public func stepsWithNoShare(_ steps: [Double], from fromServers: [String], to toServers: [String]) -> [(index: Int, percent: Double)] {
+        let smallest = smallestShare(from: fromServers, to: toServers).effectivePercentToTarget
+        // At or above the smallest share, that assignment is closer than 0%: only smaller steps
+        // need the full search.
+        return steps.enumerated().filter { _, percent in
+            percent > 0 && percent < smallest
+                && weights(percentToTarget: percent, from: fromServers, to: toServers).toTotal == 0
+        }.map { (index: $0.offset, percent: $0.element) }
+    }
+
     /// Splits a cluster's total across its servers, differing by at most one.
     static func spread(_ total: Int, over servers: [String]) -> [ServerWeight] {
         let base = total / servers.count

@@ -61,16 +61,11 @@ public final class HAProxyLoadBalancer: LoadBalancer {
         self.logger = logger
         self.maxLineBytes = maxLineBytes
         self.client = LineClient(address: spec.socket, connectTimeout: connectTimeout, readTimeout: readTimeout)
-        for name in from.servers + to.servers + [spec.backend] where !Self.isValidName(name) {
+        // The loader refuses such names already; this guards every other way in (a Cluster built
+        // in code), since the names go into runtime-API lines unescaped.
+        for name in from.servers + to.servers + [spec.backend] where !LoadBalancerName.isValid(name) {
             throw LoadBalancerError(.invalidConfiguration, driver: "haproxy", address: spec.socket, server: name,
-                                    message: "'\(name)' cannot be a HAProxy backend or server name (letters, digits, '-', '_', '.', ':' only)")
-        }
-    }
-
-    /// HAProxy's own rule for proxy and server names; also keeps `;` and spaces out of commands.
-    static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.unicodeScalars.allSatisfy {
-            CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_.:".unicodeScalars.contains($0)
+                                    message: "'\(name)' cannot be a HAProxy backend or server name (\(LoadBalancerName.rule))")
         }
     }
 

@@ -119,14 +119,45 @@ public struct HTTPError: Error, CustomStringConvertible, Sendable {
         }
     }
 
-    /// `http://user:secret@host/` → `http://host/`: URLs end up in logs and messages. Public so
-    /// every module that prints a configured URL (preflight's health checks, ...) uses this one rule.
+    /// `http://user:secret@host/?token=abc&x=1` → `http://host/?token=<redacted>&x=1`: URLs end
+    /// up in logs, the journal, `status` and the report. Public so every module that prints a
+    /// configured URL (Prometheus gates, preflight's health checks, ...) uses this one rule.
+    ///
+    /// The user-info goes whole; a query parameter keeps its name and loses its value when the
+    /// name looks like a credential (`credentialParameterWords`, case and `-`/`_` ignored):
+    /// Prometheus behind a proxy is often reached as `...?token=...` or `...?api_key=...`.
+    /// Text rather than `URLComponents`, so a URL too broken to parse is still redacted.
     public static func redactingCredentials(_ url: String) -> String {
         guard let schemeEnd = url.range(of: "://") else { return url }
-        let rest = url[schemeEnd.upperBound...]
+        var rest = url[schemeEnd.upperBound...]
         let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex
-        guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return url }
-        return String(url[..<schemeEnd.upperBound]) + String(rest[rest.index(after: at)...])
+        if let at = rest[..<authorityEnd].lastIndex(of: "@") {
+            rest = rest[rest.index(after: at)...]
+        }
+        let prefix = String(url[..<schemeEnd.upperBound])
+        guard let question = rest.firstIndex(of: "?") else { return prefix + rest }
+        let queryStart = rest.index(after: question)
+        let queryEnd = rest[queryStart...].firstIndex(of: "#") ?? rest.endIndex
+        let parameters = rest[queryStart..<queryEnd].split(separator: "&", omittingEmptySubsequences: false).map { parameter in
+            guard let equals = parameter.firstIndex(of: "="), isCredentialParameter(parameter[..<equals]) else {
+                return String(parameter)
+            }
+            return parameter[...equals] + "<redacted>"
+        }
+        return prefix + rest[..<queryStart] + parameters.joined(separator: "&") + rest[queryEnd...]
+    }
+
+    /// A query parameter whose name contains one of these (lowercased, without `-` and `_`)
+    /// is taken for a credential: `token`, `access_token`, `X-Amz-Security-Token`, `key`,
+    /// `apikey`, `api_key`, `password`, `secret`, `client_secret`, `signature`, `auth`, ...
+    static let credentialParameterWords = ["token", "key", "passw", "pwd", "secret", "signature", "auth", "credential", "session"]
+    /// ... or is exactly one of these short names (`sig`: Azure SAS signatures).
+    static let credentialParameterNames: Set<String> = ["sig", "pw", "pass", "jwt"]
+
+    static func isCredentialParameter(_ name: Substring) -> Bool {
+        let decoded = name.removingPercentEncoding ?? String(name)
+        let folded = decoded.lowercased().filter { $0 != "-" && $0 != "_" }
+        return credentialParameterNames.contains(folded) || credentialParameterWords.contains { folded.contains($0) }
     }
 }
 

@@ -20,16 +20,31 @@ public struct PrometheusQuerying: Sendable {
         self.timeout = timeout
     }
 
-    /// The query URL: `base` without a trailing slash, then `/api/v1/query?query=` and the
-    /// query percent-encoded (everything but unreserved characters, so `+`, `&`, `=`, `{`, `"`
-    /// and spaces survive the trip).
+    /// The query URL: `base`'s path without trailing slashes, then `/api/v1/query`; `base`'s own
+    /// query parameters kept (a proxy in front of Prometheus may want `?token=...`), then
+    /// `query=` and the query percent-encoded (everything but unreserved characters, so `+`, `&`,
+    /// `=`, `{`, `"` and spaces survive the trip). Built with `URLComponents`, not by appending
+    /// text: `http://host:9090?token=X` once became `http://host:9090?token=X/api/v1/query?...`,
+    /// which Prometheus answered with a redirect to its UI.
     public static func queryURL(base: URL, query: String) -> String {
-        var root = base.absoluteString
-        while root.hasSuffix("/") { root.removeLast() }
         // ASCII letters and digits only: `CharacterSet.alphanumerics` would let non-ASCII letters through.
         let unreserved = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~")
         let encoded = query.addingPercentEncoding(withAllowedCharacters: unreserved) ?? query
-        return "\(root)/api/v1/query?query=\(encoded)"
+        guard var components = URLComponents(url: base, resolvingAgainstBaseURL: false) else {
+            // Not reached for a URL the loader accepted (http(s) with a host).
+            var root = base.absoluteString
+            while root.hasSuffix("/") { root.removeLast() }
+            return "\(root)/api/v1/query?query=\(encoded)"
+        }
+        var path = components.percentEncodedPath
+        while path.hasSuffix("/") { path.removeLast() }
+        components.percentEncodedPath = path + "/api/v1/query"
+        // The gate's query is the query: a `query=` in the base would be a second one.
+        var items = (components.percentEncodedQueryItems ?? []).filter { $0.name != "query" }
+        items.append(URLQueryItem(name: "query", value: encoded))
+        components.percentEncodedQueryItems = items
+        components.percentEncodedFragment = nil
+        return components.string ?? "\(base.absoluteString)/api/v1/query?query=\(encoded)"
     }
 
     /// The sample values the query returned (empty for an empty vector), or a `PrometheusError`.
@@ -151,15 +166,14 @@ public struct PrometheusError: Error, Sendable, CustomStringConvertible {
     }
 
     public let code: Code
-    /// Prometheus's base URL (credentials, if any, are not shown).
+    /// Prometheus's base URL, without credentials (`HTTPError.redactingCredentials`).
     public let base: String
+    /// Why; any URL in it is redacted the same way.
     public let detail: String
 
     public init(_ code: Code, base: URL, detail: String) {
         self.code = code
-        var components = URLComponents(url: base, resolvingAgainstBaseURL: false)
-        if components?.password != nil { components?.password = "<redacted>" }
-        self.base = components?.string ?? base.absoluteString
+        self.base = HTTPError.redactingCredentials(base.absoluteString)
         self.detail = detail
     }
 

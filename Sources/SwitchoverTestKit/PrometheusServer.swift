@@ -5,12 +5,14 @@ import Foundation
 public final class PrometheusServer: Sendable {
     public let directory: URL
     public let port: Int
+    private let routePrefix: String
     private let process: ManagedProcess
 
     /// `target`: `host:port` to scrape at `metricsPath` every `interval` (a Prometheus
-    /// duration, such as `1s`).
+    /// duration, such as `1s`). `routePrefix` (such as `/prometheus`): Prometheus serves its
+    /// API under that path, as it does behind a path-routing proxy.
     public init(target: String, metricsPath: String = "/metrics", interval: String = "1s",
-                job: String = "target", in parent: URL? = nil) throws {
+                job: String = "target", routePrefix: String? = nil, in parent: URL? = nil) throws {
         let prometheus = try Tools.require("prometheus")
         let directory = try parent.map { p -> URL in
             let d = p.appendingPathComponent("prometheus")
@@ -36,15 +38,18 @@ public final class PrometheusServer: Sendable {
             name: "prometheus", executable: prometheus,
             arguments: ["--config.file", configFile.path,
                         "--storage.tsdb.path", directory.appendingPathComponent("data").path,
-                        "--web.listen-address", "127.0.0.1:\(port)"],
+                        "--web.listen-address", "127.0.0.1:\(port)"]
+                + (routePrefix.map { ["--web.route-prefix", $0] } ?? []),
             logFile: directory.appendingPathComponent("prometheus.log"))
         try Loopback.waitForPort(port, of: process, timeout: 30)
         self.directory = directory
         self.port = port
+        self.routePrefix = routePrefix ?? ""
         self.process = process
     }
 
-    public var url: URL { URL(string: "http://127.0.0.1:\(port)")! }
+    /// Where its API is: `http://127.0.0.1:PORT` and the route prefix, if any.
+    public var url: URL { URL(string: "http://127.0.0.1:\(port)\(routePrefix)")! }
     public var pid: Int32 { process.pid }
 
     public func stop() { process.stop() }

@@ -38,11 +38,13 @@ extension GlobalOptions {
     }
 }
 
-/// One line per diagnostic on stderr, then a count.
+/// One line per diagnostic on stderr, then a count (of every problem, those a `… and N more`
+/// line stands for included).
 func printDiagnostics(_ diagnostics: [Diagnostic]) {
     var text = diagnostics.map { "\($0)\n" }.joined()
     let files = Set(diagnostics.map(\.location.file)).count
-    text += "\(diagnostics.count) problem\(diagnostics.count == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s")\n"
+    let problems = diagnostics.reduce(0) { $0 + ($1.omitted > 0 ? $1.omitted : 1) }
+    text += "\(problems) problem\(problems == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s")\n"
     printError(text)
 }
 
@@ -76,6 +78,8 @@ func formatPlain(_ value: Double) -> String {
 
 extension Diagnostic {
     var jsonObject: [String: Any] {
-        ["file": location.file, "line": location.line, "column": location.column, "message": message]
+        var object: [String: Any] = ["file": location.file, "line": location.line, "column": location.column, "message": message]
+        if omitted > 0 { object["omitted"] = omitted }
+        return object
     }
 }

@@ -88,15 +88,6 @@ struct ConfigFixture {
         """
 }
 
-/// Line and column (1-based, as diagnostics count) of the first occurrence of `marker` in `text`.
-func position(of marker: String, in text: String) -> (line: Int, column: Int)? {
-    guard let range = text.range(of: marker) else { return nil }
-    let before = text[..<range.lowerBound]
-    let line = before.filter { $0 == "\n" }.count + 1
-    let lineStart = before.lastIndex(of: "\n").map { before.index(after: $0) } ?? before.startIndex
-    return (line, before[lineStart...].unicodeScalars.count + 1)
-}
-
 /// One broken document and where its single diagnostic must point.
 struct LoaderCase: CustomTestStringConvertible, Sendable {
     enum Target: Sendable { case policy, cluster }
@@ -221,6 +212,44 @@ struct LoaderCase: CustomTestStringConvertible, Sendable {
                    at: "kind: Policy\nmetadata", message: "2 YAML documents in one file; Switchover reads exactly one document per file"),
         LoaderCase(name: "a document that is not a mapping", replace: ConfigFixture.policy, with: "- just\n- a list\n",
                    at: "- just", message: "not a Switchover document: expected a mapping with apiVersion, kind, metadata and spec, got a list"),
+
+        // Durations are bounded (ConfigurationLimits): past the bound is an error at the value,
+        // never a trap (2^63-1 ns) or an overflow later (30000d in `plan`).
+        LoaderCase(name: "a bake of 2^63-1 nanoseconds", replace: "bake: 30s", with: "bake: 9223372036854775807ns",
+                   at: "9223372036854775807ns", message: "'bake' must be at most 30d, got '9223372036854775807ns'"),
+        LoaderCase(name: "a bake of 30000 days", replace: "bake: 30s", with: "bake: 30000d",
+                   at: "30000d", message: "'bake' must be at most 30d, got '30000d'"),
+        LoaderCase(name: "a bake of minus 2^63-1 seconds", replace: "bake: 30s", with: "bake: -9223372036854775807s",
+                   at: "-9223372036854775807s", message: "'bake' must be greater than 0, got '-9223372036854775807s'"),
+        LoaderCase(name: "a drain timeout of 2^63-1 seconds", replace: "timeout: 1h", with: "timeout: 9223372036854775807s",
+                   at: "9223372036854775807s", message: "'timeout' must be at most 30d, got '9223372036854775807s'"),
+        LoaderCase(name: "a DNS TTL longer than resolvers keep one", replace: "dnsTTL: 0s", with: "dnsTTL: 8d",
+                   at: "8d", message: "'dnsTTL' must be at most 7d, got '8d'"),
+        LoaderCase(name: "a sampling period slower than a minute", replace: "  bake: 30s", with: "  bake: 30s\n  sampling: 2m",
+                   at: "2m", message: "'sampling' must be at most 1m, got '2m'"),
+        LoaderCase(name: "a gate's mean response time above an hour", replace: "minRequests: 5}", with: "minRequests: 5, maxMeanResponseTime: 2h}",
+                   at: "2h", message: "'maxMeanResponseTime' must be at most 1h, got '2h'"),
+        LoaderCase(name: "a trust horizon beyond a year", replace: "  drain:", with: "  trust: {horizon: 400d}\n  drain:",
+                   at: "400d", message: "'horizon' must be at most 365d, got '400d'"),
+
+        // Names that go into HAProxy runtime-API lines: what the API reads as syntax is refused.
+        LoaderCase(name: "a backend with a ';' (a second runtime-API command)", replace: "backend: app", with: "backend: \"app;shutdown sessions server app/blue-1\"",
+                   at: "\"app;", message: "backend 'app;shutdown sessions server app/blue-1' is not a HAProxy backend name: letters, digits, '-', '_', '.' and ':' only"),
+        LoaderCase(name: "a backend with a '/'", replace: "backend: app", with: "backend: app/x",
+                   at: "app/x", message: "backend 'app/x' is not a HAProxy backend name"),
+        LoaderCase(name: "a server with a ';'", target: .cluster, replace: "[green-1, green-2]", with: "[green-1, \"green-2;disable server app/blue-1\"]",
+                   at: "\"green-2;", message: "server 'green-2;disable server app/blue-1' is not a load-balancer name: letters, digits, '-', '_', '.' and ':' only (';', blanks, '/' and control characters are runtime-API syntax)"),
+        LoaderCase(name: "a server with a blank", target: .cluster, replace: "[green-1, green-2]", with: "[green-1, \"green 2\"]",
+                   at: "\"green 2\"", message: "server 'green 2' is not a load-balancer name"),
+        LoaderCase(name: "a server with a '/'", target: .cluster, replace: "[green-1, green-2]", with: "[green-1, app/green-2]",
+                   at: "app/green-2", message: "server 'app/green-2' is not a load-balancer name"),
+        LoaderCase(name: "a server with a control character", target: .cluster, replace: "[green-1, green-2]", with: "[green-1, \"green-2\\r\"]",
+                   at: "\"green-2", message: "server 'green-2\\r' is not a load-balancer name"),
+        LoaderCase(name: "a server with a non-ASCII letter", target: .cluster, replace: "[green-1, green-2]", with: "[green-1, grün-2]",
+                   at: "grün-2", message: "server 'grün-2' is not a load-balancer name"),
+        // A step the servers cannot express: 0.0001% with 2 servers a side is 0% (the least is 0.389%).
+        LoaderCase(name: "a step no pair of clusters can express", replace: "[1, 50, 100]", with: "[0.0001, 50, 100]",
+                   at: "0.0001", message: "step 0.0001 sends no traffic to TO with any two of the clusters defined, so no gate on TO could pass: the finest pair is 'blue' -> 'green', and the smallest share 'blue' (2 servers) can give 'green' (2 servers) is 0.389% (green 1 per server, blue 256 per server; haproxy weights 0-256); make the step at least that"),
 
         // Cluster documents.
         LoaderCase(name: "an empty trustDomain", target: .cluster, replace: "trustDomain: cluster.local", with: "trustDomain: \"\"",
@@ -496,6 +525,38 @@ struct LoaderCase: CustomTestStringConvertible, Sendable {
             "FROM names unknown cluster 'purple'; known clusters: blue, green, red",
             "unknown policy 'slow'; known policies: p",
         ])
+    }
+
+    /// 0.1% is expressible from red's three servers (the least is 0.13%), not from blue's one
+    /// (0.389%): `validate` cannot know which pair will run, `plan` and `run` can.
+    @Test func aStepThisPairCannotExpressIsRefusedAtTheStep() throws {
+        let text = ConfigFixture.policy.replacingOccurrences(of: "[1, 50, 100]", with: "[0.1, 50, 100]")
+        let fixture = try ConfigFixture(clusters: [
+            "blue.yaml": ConfigFixture.cluster("blue", servers: "[blue-1]"),
+            "green.yaml": ConfigFixture.cluster("green", servers: "[green-1]"),
+            "red.yaml": ConfigFixture.cluster("red", servers: "[red-1, red-2, red-3]"),
+        ], policies: ["p.yaml": text])
+        defer { fixture.remove() }
+        let (configuration, diagnostics) = fixture.load()
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+        #expect(configuration.validatePair(from: "red", to: "green", policy: "p").isEmpty)
+        let problems = configuration.validatePair(from: "blue", to: "green", policy: "p")
+        let at = try #require(position(of: "0.1,", in: text))
+        #expect(problems.map(\.description) == [
+            "\(fixture.path("policies/p.yaml")):\(at.line):\(at.column): step 0.1 sends no traffic to 'green' with these servers, so no gate on it could pass: the smallest share 'blue' (1 server) can give 'green' (1 server) is 0.389% (green 1 per server, blue 256 per server; haproxy weights 0-256); make the step at least that",
+        ])
+        // 0.2% is just past half the least share: it rounds up to 0.389%, not down to 0.
+        let configuration2 = try { () throws -> Configuration in
+            let fixture = try ConfigFixture(clusters: [
+                "blue.yaml": ConfigFixture.cluster("blue", servers: "[blue-1]"),
+                "green.yaml": ConfigFixture.cluster("green", servers: "[green-1]"),
+            ], policies: ["p.yaml": ConfigFixture.policy.replacingOccurrences(of: "[1, 50, 100]", with: "[0.2, 50, 100]")])
+            defer { fixture.remove() }
+            let (configuration, diagnostics) = fixture.load()
+            #expect(diagnostics.isEmpty, "\(diagnostics)")
+            return configuration
+        }()
+        #expect(configuration2.validatePair(from: "blue", to: "green", policy: "p").isEmpty)
     }
 
     @Test func aGateOnAClusterOutsideThePairIsRefused() throws {

@@ -44,4 +44,30 @@ import Testing
             #expect(parseDuration(formatDuration(duration)) == duration)
         }
     }
+
+    /// `Double(Int64.max)` is 2^63: a bound of `<=` let exactly 2^63 nanoseconds through to a
+    /// trapping `Int64(_:)`. Anything that does not fit is not a `Duration`, never a crash.
+    @Test(arguments: ["9223372036854775807ns", "9223372036854775808ns", "9223372036854775807s",
+                      "-9223372036854775807s", "106752d", "1\(String(repeating: "0", count: 400))s"])
+    func valuesBeyondInt64NanosecondsAreNotDurations(_ text: String) {
+        #expect(parseDuration(text) == nil)
+    }
+
+    @Test func theLongestRepresentableDurationStillParses() {
+        // 106751 days is the last whole day inside Int64 nanoseconds.
+        #expect(parseDuration("106751d") == .seconds(106_751 * 86_400))
+    }
+
+    /// `plan` sums a bake per step; 30000d times 7 steps overflowed the nanoseconds
+    /// `formatDuration` multiplied out. It works on seconds and subseconds apart now.
+    @Test(arguments: [
+        (Duration.seconds(30_000 * 86_400) * 7, "210000d"),
+        (.seconds(Int64.max), "106751991167300d15h30m7s"),
+        (.seconds(-Int64.max), "-106751991167300d15h30m7s"),
+        (.seconds(1) + .nanoseconds(1), "1s1ns"),
+        (.zero - .milliseconds(1500), "-1s500ms"),
+    ])
+    func formatsDurationsBeyondInt64Nanoseconds(_ duration: Duration, _ expected: String) {
+        #expect(formatDuration(duration) == expected)
+    }
 }

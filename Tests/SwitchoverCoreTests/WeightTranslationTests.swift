@@ -95,4 +95,25 @@ import Testing
         #expect(abs(w.effectivePercentToTarget - 1) <= 0.1, "\(w)")
         #expect(w.all.map(\.server) == ["blue-1", "blue-2", "green-1", "green-2"])
     }
+
+    /// The smallest share is the least positive share any valid weights give (exhaustive), and a
+    /// step has no share exactly when the translation gives TO a total of 0.
+    @Test(arguments: [(1, 1), (2, 2), (3, 1), (1, 3), (4, 2)])
+    func smallestShareAndStepsWithNoShare(_ nFrom: Int, _ nTo: Int) {
+        let translation = WeightTranslation(maxWeight: 7)
+        let from = servers("blue", nFrom), to = servers("green", nTo)
+        var least = Double.infinity
+        for a in 0...(7 * nFrom) {
+            for b in 1...(7 * nTo) where feasible(a, b, nFrom: nFrom, nTo: nTo) {
+                least = min(least, Double(b) / Double(a + b))
+            }
+        }
+        let smallest = translation.smallestShare(from: from, to: to)
+        #expect(abs(smallest.effectivePercentToTarget - 100 * least) < 1e-9)
+        checkShape(smallest, maxWeight: 7)
+        let steps = stride(from: 0.0, through: 100, by: 0.05).map { $0 }
+        let expected = steps.indices.filter { steps[$0] > 0 && translation.weights(percentToTarget: steps[$0], from: from, to: to).toTotal == 0 }
+        #expect(translation.stepsWithNoShare(steps, from: from, to: to).map(\.index) == expected)
+        #expect(!expected.isEmpty)
+    }
 }

@@ -95,6 +95,62 @@ struct PrometheusSourceTests {
         #expect(elapsed < .milliseconds(1500), "took \(elapsed)")
     }
 
+    /// Issue 11, item 9: a proxy in front of Prometheus often wants `?token=...`. The URL
+    /// used to be built as text, `...?token=X/api/v1/query?query=...`, which Prometheus answered
+    /// with a 302 (the run paused on gate errors), and the token was printed wherever the URL was.
+    @Test("a gate URL with a query string reaches the API, with or without a path, and its token is never shown")
+    func queryStringsInTheGateURL() async throws {
+        let folder = try TemporaryDirectory.make("signals")
+        let haproxy = try HAProxyServer(servers: [.init(name: "blue-1", address: "127.0.0.1:9", weight: 1)], in: folder)
+        defer { haproxy.stop() }
+        let prometheus = try PrometheusServer(target: "127.0.0.1:\(haproxy.metricsPort)", interval: "1s", in: folder)
+        defer { prometheus.stop() }
+        let prefixed = try PrometheusServer(target: "127.0.0.1:\(haproxy.metricsPort)", interval: "1s",
+                                            routePrefix: "/prom", in: folder.appendingPathComponent("prefixed"))
+        defer { prefixed.stop() }
+        try await waitForFirstScrape(prometheus.url)
+        try await waitForFirstScrape(prefixed.url)
+
+        // Prometheus ignores parameters it does not know, as the proxy's would be.
+        let bases = ["http://127.0.0.1:\(prometheus.port)?token=secret",
+                     "http://127.0.0.1:\(prometheus.port)/?token=secret&api_key=secret",
+                     "http://127.0.0.1:\(prefixed.port)/prom?access_token=secret",
+                     "http://127.0.0.1:\(prefixed.port)/prom/?Signature=secret"]
+        for base in bases {
+            let url = try #require(URL(string: base))
+            let pass = await source("up", url: url, min: 1, max: 1).evaluate()
+            #expect(pass.verdict == .pass, "\(base): \(pass.detail)")
+            #expect(!pass.detail.contains("secret"), "\(pass.detail)")
+
+            // An error names Prometheus's address, never the token.
+            let bad = await source("up[", url: url, max: 1).evaluate()
+            #expect(bad.verdict == .error && bad.detail.contains("bad_data"), "\(base): \(bad.detail)")
+            #expect(bad.detail.contains("127.0.0.1:"), "\(bad.detail)")
+            #expect(!bad.detail.contains("secret"), "\(bad.detail)")
+        }
+
+        // No answer at all: the detail carries curl's failed request, URL included.
+        let stopped = try Loopback.freePort()
+        let unreachable = await source("up", url: URL(string: "http://u:secret@127.0.0.1:\(stopped)/p?token=secret&x=1")!, max: 1).evaluate()
+        #expect(unreachable.verdict == .error, "\(unreachable.detail)")
+        #expect(unreachable.detail.contains("127.0.0.1:\(stopped)/p/api/v1/query?token=<redacted>&x=1&query=up"), "\(unreachable.detail)")
+        #expect(!unreachable.detail.contains("secret"), "\(unreachable.detail)")
+    }
+
+    @Test("the query URL keeps the base's path and query parameters", arguments: [
+        ("http://h:9090", "http://h:9090/api/v1/query?query=up"),
+        ("http://h:9090/", "http://h:9090/api/v1/query?query=up"),
+        ("http://h:9090?token=X", "http://h:9090/api/v1/query?token=X&query=up"),
+        ("http://h:9090/?token=X", "http://h:9090/api/v1/query?token=X&query=up"),
+        ("http://h:9090/prefix?token=X", "http://h:9090/prefix/api/v1/query?token=X&query=up"),
+        ("http://h:9090/prefix//?a=1&b=%2F", "http://h:9090/prefix/api/v1/query?a=1&b=%2F&query=up"),
+        ("http://h:9090/p?query=other&t=1#frag", "http://h:9090/p/api/v1/query?t=1&query=up"),
+        ("https://u:p@h/p", "https://u:p@h/p/api/v1/query?query=up"),
+    ])
+    func queryURLs(_ base: String, _ expected: String) throws {
+        #expect(PrometheusQuerying.queryURL(base: try #require(URL(string: base)), query: "up") == expected)
+    }
+
     @Test("queries are percent-encoded so PromQL operators survive")
     func queryEncoding() {
         let url = PrometheusQuerying.queryURL(base: URL(string: "http://127.0.0.1:9090/")!,
