@@ -301,8 +301,9 @@ public final class HAProxyLoadBalancer: LoadBalancer {
                                     message: "show info gave no Pid and Uptime_sec (is the socket at level admin?)")
         }
         guard columnCount > 0 else {
-            if answer.contains("Can't find backend") {
-                throw LoadBalancerError(.unknownServer, driver: driver, address: address, answer: answer,
+            if let line = answer.split(separator: "\n").first(where: { $0.contains("Can't find backend") }) {
+                // Only HAProxy's own words about the backend: the `show info` before them says nothing.
+                throw LoadBalancerError(.unknownServer, driver: driver, address: address, answer: String(line),
                                         message: "HAProxy has no backend '\(backend)'")
             }
             throw LoadBalancerError(.badResponse, driver: driver, address: address, answer: String(answer.prefix(500)),

@@ -84,6 +84,9 @@ public actor Coordinator {
     /// Test hook, see `crashAfterIntentFromEnvironment`.
     let crashAfterIntent: Int?
     var intentsBegun = 0
+    /// True once this process asked the load balancer to change anything (weights, drain or
+    /// ready state, sessions): until then a failure has changed nothing there.
+    public private(set) var touchedLoadBalancer = false
     /// Loop turns (samples) taken by this process: `drained` is only believed after a fresh
     /// sample, never from a journaled state alone.
     var turnsTaken = 0
@@ -586,6 +589,7 @@ public actor Coordinator {
         let result: WeightsReadBack
         var ok = false
         var detail: String
+        touchedLoadBalancer = true
         do {
             let live = try await loadBalancer.apply(percentToTarget: percent)
             let wanted = loadBalancer.translation.weights(percentToTarget: percent, from: loadBalancer.fromCluster.servers,
@@ -616,6 +620,7 @@ public actor Coordinator {
     func simpleIntent(_ action: String, cluster: String, unsupported: String? = nil,
                       _ body: @Sendable () async throws -> Void) async throws -> String? {
         let id = try journal.beginIntent(run: runID, at: clock(), action: action, detail: "{\"cluster\":\"\(cluster)\"}")
+        touchedLoadBalancer = true
         do {
             try await body()
             try journal.finishIntent(id, at: clock(), ok: true, detail: "{}")

@@ -67,8 +67,10 @@ public struct PreflightChecks: Sendable {
         let live: LiveWeights
         do {
             live = try await loadBalancer.currentWeights()
-        } catch {
+        } catch let error as LoadBalancerError where [.unreachable, .timeout].contains(error.code) {
             return ["load balancer unreachable: \(error)"]
+        } catch {
+            return ["load balancer: \(error)"]
         }
         return Self.weightFailures(live, loadBalancer: loadBalancer, expected: expected, journaledInstance: journaledInstance)
     }

@@ -57,17 +57,18 @@ public final class CoordinatorLock: @unchecked Sendable {
             throw StoreError(.lock, "\(path): flock: \(String(cString: strerror(code)))")
         }
         let taken = Date()
+        // The holder is for messages only; the flock alone is the lock. On a full disk the
+        // write may fail, and the lock must still be had: the emergency rollback needs it most
+        // when the disk is full. The holder then reads as unknown.
         let formatter = ISO8601DateFormatter()
         let text = "pid=\(pid)\nstarted=\(formatter.string(from: startedAt))\n"
-        let written = text.withCString { pointer -> Bool in
-            guard ftruncate(descriptor, 0) == 0 else { return false }
+        _ = text.withCString { pointer -> Bool in
             let length = strlen(pointer)
-            return pwrite(descriptor, pointer, length, 0) == length && fsync(descriptor) == 0
-        }
-        guard written else {
-            let message = String(cString: strerror(errno))
-            close(descriptor)
-            throw StoreError(.lock, "\(path): cannot write the holder: \(message)")
+            guard pwrite(descriptor, pointer, length, 0) == length else {
+                _ = ftruncate(descriptor, 0)
+                return false
+            }
+            return ftruncate(descriptor, off_t(length)) == 0 && fsync(descriptor) == 0
         }
         fd = descriptor
         acquiredAt = taken

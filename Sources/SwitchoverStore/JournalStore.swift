@@ -24,6 +24,8 @@ public protocol JournalStore: AnyObject {
     func append(_ event: JournalEvent) throws -> Int64
     /// Events of a run with a sequence number above `afterSequence`, oldest first.
     func events(run: Int64, afterSequence: Int64, limit: Int) throws -> [JournalEvent]
+    /// The newest event of a run of this kind (the policy a run was journaled with, say).
+    func lastEvent(run: Int64, kind: String) throws -> JournalEvent?
 
     /// Writes an `intent` event before the action is performed; returns the intent's id.
     func beginIntent(run: Int64, at: Instant, action: String, detail: String) throws -> Int64

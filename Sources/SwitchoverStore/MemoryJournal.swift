@@ -71,6 +71,10 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         locked { Array($0.events.filter { $0.run == run && $0.sequence > afterSequence }.prefix(limit)) }
     }
 
+    public func lastEvent(run: Int64, kind: String) throws -> JournalEvent? {
+        locked { $0.events.last { $0.run == run && $0.kind == kind } }
+    }
+
     public func beginIntent(run: Int64, at: Instant, action: String, detail: String) throws -> Int64 {
         locked { tables in
             let sequence = tables.nextSequence

@@ -1,5 +1,8 @@
 import CSQLite
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import SwitchoverCore
 
 /// The embedded journal: one SQLite file at `--state`.
@@ -25,6 +28,7 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
     /// Opens (creating if needed) the journal at `path` and its schema.
     public init(path: String) throws {
         self.path = path
+        try Self.checkIsFile(path)
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -49,8 +53,26 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError(.open, "\(path): no journal there (no run has been started with this --state)")
         }
+        try Self.checkIsFile(path)
         connection = try SQLiteConnection(path: path, readOnly: true)
         sqlite3_busy_timeout(connection.handle, Self.busyTimeoutMilliseconds)
+    }
+
+    /// A journal is a regular file (or none yet). SQLite given a directory fails obscurely, and
+    /// given a FIFO it blocks: say what is there instead.
+    static func checkIsFile(_ path: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return }  // nothing there yet: created on open
+        let kind: String
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFDIR: kind = "a directory"
+        case S_IFIFO: kind = "a FIFO"
+        case S_IFSOCK: kind = "a socket"
+        case S_IFCHR, S_IFBLK: kind = "a device"
+        default: kind = "not a regular file"
+        }
+        throw StoreError(.open, "\(path) is \(kind), not a journal file")
     }
 
     static let schema = """
@@ -188,6 +210,14 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
             var events: [JournalEvent] = []
             try $0.run([.int(run), .int(afterSequence), .int(Int64(limit))]) { events.append(Self.event($0)) }
             return events
+        }
+    }
+
+    public func lastEvent(run: Int64, kind: String) throws -> JournalEvent? {
+        try with("SELECT \(Self.eventColumns) FROM events WHERE run_id = ? AND kind = ? ORDER BY seq DESC LIMIT 1") {
+            var event: JournalEvent?
+            try $0.run([.int(run), .text(kind)]) { event = Self.event($0) }
+            return event
         }
     }
 

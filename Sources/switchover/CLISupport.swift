@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import SwitchoverCore
+import SwitchoverRuntime
+import SwitchoverStore
 
 // Helpers every command shares: loading configuration from the global options, refusing with
 // diagnostics, and printing JSON. Text for people goes to stdout, diagnostics to stderr; with
@@ -35,6 +37,37 @@ extension GlobalOptions {
             printJSON(["valid": false, "diagnostics": diagnostics.map(\.jsonObject)])
         }
         throw Exit.inputError
+    }
+}
+
+extension GlobalOptions {
+    /// Runs a command's work. A journal at `--state` that cannot be opened, read or written (a
+    /// directory or FIFO there, a read-only or full folder, a corrupt or truncated file, a state
+    /// snapshot that does not decode) ends the command with exit 2, the contract's "bad input,
+    /// nothing was changed", saying what is wrong: on stderr, or with `--output json` as one
+    /// JSON object with `error` on stdout. Failures after the load balancer was touched never
+    /// reach here: `run` and `drain` report a failed coordinator themselves (exit 1), and the
+    /// offline `rollback` rolls back without the journal when it cannot write it.
+    func guardingJournal(_ command: String, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let error as StoreError where error.code != .lockHeld {
+            journalFailure(command, error.context)
+        } catch let error as RuntimeError where error.code == .corruptState {
+            journalFailure(command, error.message)
+        } catch let error as DecodingError {
+            journalFailure(command, "a journaled state does not decode: \(error)")
+        }
+    }
+
+    func journalFailure(_ command: String, _ why: String) -> Never {
+        switch output {
+        case .text:
+            printError("switchover \(command): the journal at --state \(state) cannot be used: \(why); nothing was changed\n")
+        case .json:
+            printJSON(["outcome": "journalError", "error": why, "state": state, "command": command])
+        }
+        Switchover.exit(withError: Exit.inputError)
     }
 }
 

@@ -34,6 +34,10 @@ struct Decommission: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try await global.guardingJournal("decommission") { try await execute() }
+    }
+
+    func execute() async throws {
         let command = ManualCommand.decommission(force: force, reason: reason)
         guard let journal = try global.existingJournal(), let (run, _) = try global.latestRun(in: journal) else {
             refuseControl(command, "no run journaled at \(global.state)", global: global)

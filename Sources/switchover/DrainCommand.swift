@@ -33,8 +33,14 @@ struct Drain: AsyncParsableCommand {
     var policy: String?
     @Option(help: "The cluster traffic moved to (default: the latest run's, or the only other cluster).")
     var to: String?
+    @Flag(help: "Go on under the policy as it is now when it was edited since the run began.")
+    var adoptPolicy = false
 
     func run() async throws {
+        try await global.guardingJournal("drain") { try await execute() }
+    }
+
+    func execute() async throws {
         let logger = bootstrapLogging()
         let lock: CoordinatorLock
         do {
@@ -90,7 +96,19 @@ struct Drain: AsyncParsableCommand {
             throw Exit.inputError
         case .resume(let run, let journaled):
             runID = run.id
-            state = journaled
+            switch try PolicyRecord.resume(journaled, run: run, under: chosen, adopt: adoptPolicy, journal: journal, at: now()) {
+            case .same(let resumed):
+                state = resumed
+            case .adopted(let resumed, let changes):
+                printError("switchover drain: adopting the edited policy \(chosen.name): \(changes.joined(separator: "; "))\n")
+                state = resumed
+            case .refused(let why):
+                switch global.output {
+                case .text: printError("switchover drain: refused: \(why); nothing was changed\n")
+                case .json: printJSON(["outcome": "refused", "detail": why, "run": run.id])
+                }
+                throw Exit.inputError
+            }
             preflight = nil
             // Before FROM is drained again: its live weights must be the journal's (or a
             // restarted load balancer's, which the coordinator writes back first). Weights
@@ -127,6 +145,7 @@ struct Drain: AsyncParsableCommand {
             }
             let at = now()
             runID = try journal.startRun(RunRecord(from: from, to: toName, policy: policyName, startedAt: at, pid: getpid()))
+            try PolicyRecord.record(chosen, run: runID, in: journal, at: at, note: "drain-only run \(runID) began under policy \(policyName)")
             try journal.append(JournalEvent(run: runID, at: at, kind: "drainOnly", detail: jsonString([
                 "message": "drain-only run: the cutover was made elsewhere; \(from)'s live weight read 0 (\(formatPlain(live.effectivePercentToTarget))% to \(toName))",
                 "liveWeight": "0",
@@ -155,6 +174,9 @@ struct Drain: AsyncParsableCommand {
             }
         }
         if let failed {
+            guard await coordinator.touchedLoadBalancer else {
+                global.journalFailure("drain", "the coordinator failed before it changed anything on the load balancer: \(failed)")
+            }
             // The drain did not complete: exit 1 (not drained), never a code scripts do not know.
             let line = "coordinator failed: \(failed); \(from) is not known to be drained and its drain state may have "
                 + "changed; `switchover status` shows where it is; `switchover drain \(from)` goes on (run \(runID))"

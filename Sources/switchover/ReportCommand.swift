@@ -19,6 +19,10 @@ struct Report: AsyncParsableCommand {
     var run: Int64?
 
     func run() async throws {
+        try await global.guardingJournal("report") { try await execute() }
+    }
+
+    func execute() async throws {
         guard FileManager.default.fileExists(atPath: global.state) else {
             printError("switchover report: no journal at \(global.state) (start a run first, or pass --state)\n")
             throw Exit.inputError

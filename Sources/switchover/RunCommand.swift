@@ -31,6 +31,9 @@ struct Run: AsyncParsableCommand {
     @Argument(help: "The cluster traffic moves from.") var from: String
     @Argument(help: "The cluster traffic moves to.") var to: String
     @Option(help: "The policy's metadata.name.") var policy: String
+    @Flag(help: ArgumentHelp("Resume under the policy as it is now when it was edited since the run began.",
+                             discussion: "The run never steps back: it goes on at the first new step at or above the share it last asked for."))
+    var adoptPolicy = false
     @Option(help: ArgumentHelp("Where the run stops: promoted or drained.",
                                discussion: "Default: drained when the policy has a `drain` section, else promoted."))
     var until: String?
@@ -42,6 +45,10 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try await global.guardingJournal("run") { try await execute() }
+    }
+
+    func execute() async throws {
         let logger = bootstrapLogging()
         let (_, fromCluster, toCluster, chosen) = try global.requirePair(from: from, to: to, policy: policy)
         let goal = until.flatMap(RunGoal.init(rawValue:)) ?? (chosen.drainDeclared ? .drained : .promoted)
@@ -111,7 +118,7 @@ struct Run: AsyncParsableCommand {
             // The weights are not where the journal left them: resume, which writes them again
             // when the load balancer restarted and refuses when someone changed them.
             runID = run.id
-            state = done
+            state = try resumeUnderPolicy(done, run: run, policy: chosen, journal: journal)
             preflight = nil
             resumeCheck = check(resuming: done)
             unfinished = try journal.unfinishedIntents(run: run.id)
@@ -120,6 +127,7 @@ struct Run: AsyncParsableCommand {
                                            expectedPercentToTarget: [0])
             try refuseUnlessPassed(checked.result)
             runID = try journal.startRun(RunRecord(from: from, to: to, policy: policy, startedAt: now(), pid: getpid()))
+            try PolicyRecord.record(chosen, run: runID, in: journal, at: now(), note: "run \(runID) began under policy \(policy)")
             try journalTrust(checked, run: runID, in: journal)
             state = .initial
             preflight = checked.result
@@ -136,7 +144,7 @@ struct Run: AsyncParsableCommand {
             // The checks run inside the coordinator, which watches (hard signal, rollback and
             // abort commands) while they do; a failure changes nothing and exits 2.
             runID = run.id
-            state = journaled
+            state = try resumeUnderPolicy(journaled, run: run, policy: chosen, journal: journal)
             preflight = nil
             resumeCheck = check(resuming: journaled)
             unfinished = try journal.unfinishedIntents(run: run.id)
@@ -150,8 +158,12 @@ struct Run: AsyncParsableCommand {
                                       commandsValidSince: Instant(lock.acquiredAt))
         let service = CoordinatorService(coordinator: coordinator, preflight: preflight, resumeCheck: resumeCheck)
         if let error = await supervise(service, logger: logger) {
-            // The run began and did not complete: exit 1 (the contract's "aborted"), never a code
-            // scripts do not know. Weights may have moved before the failure.
+            // Before the coordinator asked the load balancer for anything, nothing changed there:
+            // exit 2 (a journal it could not write, say). After, the run began and did not
+            // complete: exit 1 (the contract's "aborted"); weights may have moved.
+            guard await coordinator.touchedLoadBalancer else {
+                global.journalFailure("run", "the coordinator failed before it changed anything on the load balancer: \(error)")
+            }
             let final = await coordinator.currentState
             let line = "coordinator failed: \(error); the run did not complete and weights may have moved "
                 + "(journaled: step \(final.step), \(formatPlain(final.percentToTarget))% to \(to)); "
@@ -189,6 +201,26 @@ struct Run: AsyncParsableCommand {
             report("stopped at step \(final.step), \(final.percentToTarget)% to \(to); `switchover run` resumes",
                    outcome: "stopped", run: runID, state: final)
             throw ExitCode(130)
+        }
+    }
+
+    /// The journaled state to resume under `policy`: refused (exit 2, nothing changed) when the
+    /// policy was edited since the run began, unless `--adopt-policy`.
+    func resumeUnderPolicy(_ journaled: CutoverState, run: RunRecord, policy: Policy,
+                           journal: any JournalStore) throws -> CutoverState {
+        switch try PolicyRecord.resume(journaled, run: run, under: policy, adopt: adoptPolicy, journal: journal, at: now()) {
+        case .same(let state):
+            return state
+        case .adopted(let state, let changes):
+            printError("switchover run: adopting the edited policy \(policy.name) (\(changes.joined(separator: "; "))); "
+                       + "going on at step \(state.step) of \(policy.steps.count), \(formatPlain(policy.steps[max(0, state.step - 1)]))% to \(run.to)\n")
+            return state
+        case .refused(let why):
+            switch global.output {
+            case .text: printError("switchover run: refused: \(why); nothing was changed\n")
+            case .json: printJSON(["outcome": "refused", "detail": why, "run": run.id])
+            }
+            throw Exit.inputError
         }
     }
 

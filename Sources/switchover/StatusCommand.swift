@@ -13,6 +13,10 @@ struct Status: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
+        try await global.guardingJournal("status") { try await execute() }
+    }
+
+    func execute() async throws {
         guard let journal = try global.existingJournal(), let (run, state) = try global.latestRun(in: journal) else {
             switch global.output {
             case .text: print("no run journaled at \(global.state)")

@@ -213,4 +213,124 @@ struct SafetyGuardTests {
         #expect(run.stdout.contains("live weights last read back 100% to green (blue 0, green "), "\(run.stdout)")
         #expect(!run.stdout.contains("all traffic stays on"), "\(run.stdout)")
     }
+
+    // MARK: - 5. an edited policy on resume
+
+    /// Replaces `old` with `new` in the lab's policy file, as a person editing it would.
+    static func editPolicy(_ lab: CutoverLab, _ old: String, _ new: String) throws {
+        let file = lab.folder.appendingPathComponent("policies/test.yaml")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        guard text.contains(old) else { throw TestKitError("the policy has no '\(old)':\n\(text)") }
+        try text.replacingOccurrences(of: old, with: new).write(to: file, atomically: true, encoding: .utf8)
+    }
+
+    @Test("resume under an edited policy refuses (exit 2) naming what changed and changes nothing; --adopt-policy goes on and never steps back")
+    func editedPolicyOnResume() async throws {
+        let lab = try CutoverLab("guard-policy", policy: .init(bake: "3s"))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 60)
+        let first = try lab.startCoordinator()
+        try lab.waitFor("step 3 baking", timeout: 40, process: first) { $0.step == 3 && $0.stepStartedAt != nil }
+        first.signal(SIGINT)
+        #expect(try lab.waitForExit(first, timeout: 10) == 130)
+        let atStop = try await lab.liveWeights()
+        try Self.editPolicy(lab, "steps: [10, 25, 50, 100]", "steps: [10, 100]")
+
+        let refused = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        #expect(refused.exitCode == 2, "\(refused.stdout) \(refused.stderr)")
+        #expect(refused.stderr.contains("steps [10, 25, 50, 100] → [10, 100]"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("--adopt-policy") && refused.stderr.contains("nothing was changed"), "\(refused.stderr)")
+        #expect(try await lab.liveWeights() == atStop)
+        #expect(try lab.state()?.step == 3)
+
+        // Adopted: from 50% the next new step at or above it is 100%; the share never goes down.
+        let driver = try lab.driver()
+        let watch = Task { () -> Double in
+            var lowest = 100.0
+            while !Task.isCancelled {
+                if let live = try? await driver.currentWeights() { lowest = min(lowest, live.effectivePercentToTarget) }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return lowest
+        }
+        let adopted = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted", "--adopt-policy"])
+        watch.cancel()
+        let lowest = await watch.value
+        #expect(adopted.exitCode == 0, "\(adopted.stdout) \(adopted.stderr)")
+        #expect(adopted.stderr.contains("adopting the edited policy"), "\(adopted.stderr)")
+        let share50 = WeightTranslation.haproxy.weights(percentToTarget: 50, from: ["blue-1"], to: ["green-1"]).effectivePercentToTarget
+        #expect(lowest >= share50 - 1e-9, "never a step back from 50%: lowest read \(lowest)%")
+        let state = try #require(try lab.state())
+        #expect(state.phase == .promoted && state.step == 2, "step 2 of the new [10, 100]")
+        #expect(try lab.events().contains { $0.kind == "policy" && $0.detail.contains("adopted") })
+    }
+
+    // MARK: - 6. the offline rollback with a full disk
+
+    @Test("offline rollback on a full disk rolls back anyway, verified by read-back, and says the journal is behind; later it records it")
+    func rollbackOnFullDisk() async throws {
+        let lab = try CutoverLab("guard-full-disk", policy: .init(bake: "20s"))
+        defer { lab.stopAll() }
+        // The journal's folder on a small tmpfs of its own, filled up once the run is under way.
+        let stateDirectory = (lab.statePath as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        let mount = try Command.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", stateDirectory])
+        try #require(mount.status == 0, "mounting a tmpfs needs root (this test fails loudly, never skips): \(mount.output)")
+        defer { _ = try? Command.run("/bin/umount", ["-l", stateDirectory]) }
+
+        try lab.startLoad(seconds: 40)
+        let coordinator = try lab.startCoordinator()
+        try lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        coordinator.signal(SIGKILL)
+        _ = coordinator.waitForExit(timeout: 5)
+        #expect(try await lab.liveWeights().green > 0)
+
+        let filler = stateDirectory + "/filler"
+        let fill = try Command.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
+        #expect(fill.output.contains("No space left"), "\(fill.output)")
+
+        let rollback = try lab.cli(["rollback", "--reason", "disk full, green misbehaving"])
+        #expect(rollback.exitCode == 0, "\(rollback.stdout) \(rollback.stderr)")
+        #expect(rollback.stdout.contains("WITHOUT the journal") && rollback.stdout.contains("it is behind"), "\(rollback.stdout)")
+        let (blue, green) = try await lab.liveWeights()
+        #expect(blue > 0 && green == 0, "all traffic back on blue, as read back")
+        #expect(try lab.state()?.phase == .shifting, "the journal is behind, as the message said")
+
+        try FileManager.default.removeItem(atPath: filler)
+        let again = try lab.cli(["rollback", "--reason", "record it"])
+        #expect(again.exitCode == 0, "\(again.stdout) \(again.stderr)")
+        let state = try #require(try lab.state())
+        #expect(state.phase == .rolledBack && state.rollbackVerified)
+    }
+
+    // MARK: - 12. messages that say what is so
+
+    @Test("a policy naming a backend HAProxy does not have: preflight says so in one line, not HAProxy's whole `show info`")
+    func unknownBackend() async throws {
+        let lab = try CutoverLab("guard-backend")
+        defer { lab.stopAll() }
+        try Self.editPolicy(lab, "backend: app", "backend: nope")
+        let run = try lab.cli(["run", "blue", "green", "--policy", "test"])
+        #expect(run.exitCode == 2, "\(run.stdout) \(run.stderr)")
+        #expect(run.stderr.contains("HAProxy has no backend 'nope'"), "\(run.stderr)")
+        #expect(!run.stderr.contains("Uptime_sec") && !run.stderr.contains("unreachable"), "\(run.stderr)")
+    }
+
+    @Test("run --until promoted on a drained journal: 'nothing to do' only while the weights are the journal's; after a restart it writes them again")
+    func alreadyDoneChecksLiveWeights() async throws {
+        let lab = try CutoverLab("guard-already-done", policy: .init(holdFor: "1s"))
+        defer { lab.stopAll() }
+        try Self.runToDrained(lab)
+        let same = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        #expect(same.exitCode == 0, "\(same.stdout) \(same.stderr)")
+        #expect(same.stdout.contains("nothing to do") && same.stdout.contains("read back: 100% to green"), "\(same.stdout)")
+
+        try lab.haproxy.restart()
+        #expect(try await lab.liveWeights() == (1, 0))
+        let restarted = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        #expect(restarted.exitCode == 0, "\(restarted.stdout) \(restarted.stderr)")
+        #expect(!restarted.stdout.contains("nothing to do"), "\(restarted.stdout)")
+        let (blue, green) = try await lab.liveWeights()
+        #expect(blue == 0 && green > 0, "the journal's weights are live again")
+    }
 }

@@ -1,0 +1,115 @@
+import Foundation
+
+/// What a policy says, field by field, in a canonical text: recorded in the journal when a run
+/// begins, so that a run resumed under an edited policy is noticed and the change named (steps
+/// `[1, 5, 50, 100]` → `[10, 100]` once turned a resume at 50% into "step 3 of 2", and
+/// `[1, 2, 3, 100]` into a step back to 3%).
+///
+/// Comments and formatting do not count; values do. A Prometheus gate's URL is kept as its
+/// scheme, host, port and path plus a hash of the whole, so a token in its query string never
+/// reaches the journal while a change to it is still seen.
+public struct PolicyFingerprint: Sendable, Hashable, Codable {
+    public var name: String
+    /// Top-level field → canonical text (`steps` → `[10, 25, 50, 100]`).
+    public var fields: [String: String]
+    /// FNV-1a (64 bit, hex) of the sorted fields: equal policies, equal hashes. Not a security
+    /// hash: it tells an edit from none.
+    public var hash: String
+
+    public init(_ policy: Policy) {
+        var fields: [String: String] = [:]
+        switch policy.loadBalancer {
+        case .haproxy(let spec): fields["loadBalancer"] = "haproxy socket=\(spec.socket) backend=\(spec.backend)"
+        case .envoy(let spec):
+            fields["loadBalancer"] = "envoy routeFile=\(spec.routeFile) routeName=\(spec.routeName) admin=\(spec.admin.absoluteString)"
+        }
+        fields["steps"] = "[" + policy.steps.map(formatNumber).joined(separator: ", ") + "]"
+        fields["bake"] = formatDuration(policy.bake)
+        fields["interval"] = formatDuration(policy.interval)
+        fields["sampling"] = formatDuration(policy.sampling)
+        fields["failureThreshold"] = "\(policy.failureThreshold)"
+        fields["pauseAfterErrors"] = "\(policy.pauseAfterErrors)"
+        fields["gates"] = "[" + policy.gates.map(Self.text).joined(separator: "; ") + "]"
+        let hard = policy.rollback.hardSignal.map { "max5xxRatio=\(formatNumber($0.max5xxRatio)) minRequests=\($0.minRequests)" }
+        fields["rollback"] = "automatic=\(policy.rollback.automatic) hardSignal=\(hard ?? "none")"
+        let drain = policy.drain
+        fields["drain"] = "maxActiveSessions=\(drain.maxActiveSessions) holdFor=\(formatDuration(drain.holdFor)) "
+            + "dnsTTL=\(formatDuration(drain.dnsTTL)) timeout=\(formatDuration(drain.timeout)) "
+            + "forceAfter=\(drain.forceAfter.map(formatDuration) ?? "none")"
+        fields["decommission"] = "requireApproval=\(policy.decommission.requireApproval)"
+        fields["trust"] = "horizon=\(formatDuration(policy.trustHorizon))"
+        self.name = policy.name
+        self.fields = fields
+        self.hash = Self.fnv1a(fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n"))
+    }
+
+    /// What differs from `other` (the policy now), one sentence per field: `steps [..] → [..]`.
+    public func changes(to other: PolicyFingerprint) -> [String] {
+        Set(fields.keys).union(other.fields.keys).sorted().compactMap { key in
+            let before = fields[key] ?? "(not set)", after = other.fields[key] ?? "(not set)"
+            return before == after ? nil : "\(key) \(before) → \(after)"
+        }
+    }
+
+    static func text(_ gate: Gate) -> String {
+        switch gate.source {
+        case .loadBalancer(let spec):
+            return "\(gate.name): loadBalancer cluster=\(spec.cluster) max5xxRatio=\(spec.max5xxRatio.map(formatNumber) ?? "none") "
+                + "minRequests=\(spec.minRequests) maxMeanResponseTime=\(spec.maxMeanResponseTime.map(formatDuration) ?? "none")"
+        case .prometheus(let spec):
+            var shown = URLComponents(url: spec.url, resolvingAgainstBaseURL: false) ?? URLComponents()
+            shown.user = nil
+            shown.password = nil
+            shown.query = nil
+            shown.fragment = nil
+            return "\(gate.name): prometheus url=\(shown.string ?? "?")#\(fnv1a(spec.url.absoluteString).prefix(8)) "
+                + "query=\(spec.query) min=\(spec.min.map(formatNumber) ?? "none") max=\(spec.max.map(formatNumber) ?? "none")"
+        }
+    }
+
+    static func fnv1a(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+}
+
+extension CutoverState {
+    /// This state carried over to `policy` (a person chose to go on under an edited policy):
+    /// the run never steps back. A shifting or paused run goes on at the first of the new steps at
+    /// or above the share it was asked for last (the step's weights are written again on resume,
+    /// and its bake restarts); a promoted or draining one stands at the new last step. Throws
+    /// `PolicyAdoptionError` when a weight change is unfinished: it must finish under the policy it
+    /// began with first.
+    public func adopting(_ policy: Policy) throws -> CutoverState {
+        if let pending = pendingWeights {
+            throw PolicyAdoptionError(message: "a weight change is unfinished (intent \(pending.intent), "
+                                      + "\(formatNumber(pending.percentToTarget))%); resume it under the policy it began with first")
+        }
+        var state = self
+        switch phase {
+        case .shifting, .paused:
+            let current = appliedPercent ?? percentToTarget
+            let index = policy.steps.firstIndex { $0 >= current - 1e-9 } ?? (policy.steps.count - 1)
+            state.step = index + 1
+            state.stepStartedAt = nil
+            state.gates = [:]
+            state.heldReported = []
+            if state.manuallyPromoted { state.step = policy.steps.count }
+        case .promoted, .draining, .drained:
+            state.step = policy.steps.count
+        default:
+            break
+        }
+        return state
+    }
+}
+
+/// Why a run cannot go on under an edited policy.
+public struct PolicyAdoptionError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
