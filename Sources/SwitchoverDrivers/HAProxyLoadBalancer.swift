@@ -86,7 +86,7 @@ public final class HAProxyLoadBalancer: LoadBalancer {
         }
         // Only what differs is written: HAProxy 2.6 recounts the whole backend on every weight
         // change (quadratic at 10,000 servers), and the read-back checks every server anyway.
-        let commands = assignment.all.filter { before.servers[$0.server]?.weight != $0.weight }
+        let commands = Self.writes(assignment, before: before.servers.mapValues(\.weight))
             .map { (server: $0.server, command: "set server \(backend)/\($0.server) weight \($0.weight)") }
         try await run(commands)
         let after = try await readState()
@@ -106,6 +106,17 @@ public final class HAProxyLoadBalancer: LoadBalancer {
             "percentToTarget": "\(assignment.effectivePercentToTarget)", "servers": "\(assignment.all.count)",
         ])
         return try observe(after)
+    }
+
+    /// The weights to write, in order: only those that differ from `before` (HAProxy 2.6
+    /// recounts the whole backend on every weight change), raised ones before lowered ones.
+    /// HAProxy's threads balance requests between two commands of one line, so lowering FROM
+    /// first while TO was at 0 (a restarted HAProxy's weights written back to 100% to TO) left
+    /// every server at 0 for a moment, answered with 503 (seen under fault injection). In this
+    /// order the total never drops to 0 on the way to a total above 0.
+    static func writes(_ assignment: WeightAssignment, before: [String: Int]) -> [ServerWeight] {
+        let changed = assignment.all.filter { before[$0.server] != $0.weight }
+        return changed.filter { $0.weight > before[$0.server] ?? 0 } + changed.filter { $0.weight < before[$0.server] ?? 0 }
     }
 
     public func stats() async throws -> LoadBalancerStats {

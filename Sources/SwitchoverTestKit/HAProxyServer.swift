@@ -127,13 +127,15 @@ public final class HAProxyServer: @unchecked Sendable {
     /// Stops HAProxy and starts it again from the same config, as an operator's restart would:
     /// every runtime weight and server state is forgotten (drift tests). `crash`: SIGKILL
     /// instead of a graceful stop, as when the machine or the process dies.
-    public func restart(crash: Bool = false) throws {
+    /// `downFor`: how long it stays down between the two.
+    public func restart(crash: Bool = false, downFor: TimeInterval = 0) throws {
         lock.lock(); defer { lock.unlock() }
         if crash {
             process.signal(SIGKILL)
             process.waitForExit(timeout: 10)
         }
         process.stop()
+        if downFor > 0 { usleep(useconds_t(downFor * 1_000_000)) }
         // The old process has exited: its sockets are closed; HAProxy rebinds the UNIX socket.
         process = try Self.launch(executable, configFile: configFile, directory: directory, port: port,
                                   socketPath: socketPath)

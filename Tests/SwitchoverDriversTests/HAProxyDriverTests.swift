@@ -1,6 +1,6 @@
 import Foundation
 import SwitchoverCore
-import SwitchoverDrivers
+@testable import SwitchoverDrivers
 import SwitchoverTestKit
 import Testing
 
@@ -209,5 +209,15 @@ struct HAProxyDriverTests {
         let error = try await #require(throws: LoadBalancerError.self) { try await lb.currentWeights() }
         #expect(error.code == .unreachable)
         #expect(error.description.contains("/nonexistent/admin.sock"))
+    }
+
+    @Test("weights are written raised first: from blue 256 / green 0 to 100% green, green is raised before blue is lowered (never all 0)")
+    func raisedBeforeLowered() {
+        let to100 = WeightAssignment(from: [ServerWeight(server: "blue-1", weight: 0), ServerWeight(server: "blue-2", weight: 0)],
+                                     to: [ServerWeight(server: "green-1", weight: 256)])
+        let writes = HAProxyLoadBalancer.writes(to100, before: ["blue-1": 128, "blue-2": 128, "green-1": 0])
+        #expect(writes.map(\.server) == ["green-1", "blue-1", "blue-2"])
+        let unchanged = HAProxyLoadBalancer.writes(to100, before: ["blue-1": 0, "blue-2": 128, "green-1": 256])
+        #expect(unchanged.map(\.server) == ["blue-2"], "only what differs is written")
     }
 }
