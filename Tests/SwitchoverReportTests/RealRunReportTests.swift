@@ -18,14 +18,14 @@ final class RealRunLab: @unchecked Sendable {
     let statePath: String
     var load: ManagedProcess?
 
-    init(_ name: String, steps: [Int], bake: String, hardSignal: Bool) throws {
+    init(_ name: String, steps: [Int], bake: String, hardSignal: Bool) async throws {
         folder = try TemporaryDirectory.make(name)
-        blue = try NginxBackend(name: "blue-1", in: folder)
-        green = try NginxBackend(name: "green-1", in: folder)
-        haproxy = try HAProxyServer(servers: [.init(name: "blue-1", address: blue.address, weight: 1),
-                                              .init(name: "green-1", address: green.address, weight: 0)], in: folder)
+        blue = try await NginxBackend.start(name: "blue-1", in: folder)
+        green = try await NginxBackend.start(name: "green-1", in: folder)
+        haproxy = try await HAProxyServer.start(servers: [.init(name: "blue-1", address: blue.address, weight: 1),
+                                                          .init(name: "green-1", address: green.address, weight: 0)], in: folder)
         statePath = folder.appendingPathComponent("state/state.db").path
-        try writeConfiguration(steps: steps, bake: bake, hardSignal: hardSignal)
+        try await writeConfiguration(steps: steps, bake: bake, hardSignal: hardSignal)
     }
 
     deinit {
@@ -33,23 +33,24 @@ final class RealRunLab: @unchecked Sendable {
         try? FileManager.default.removeItem(at: folder)
     }
 
+    /// Stops every process without waiting for them to exit: for `defer` and `deinit`.
     func stopAll() {
-        load?.stop(grace: 1)
-        haproxy.stop()
-        blue.stop()
-        green.stop()
+        load?.stopInBackground(grace: 1)
+        haproxy.stopInBackground()
+        blue.stopInBackground()
+        green.stopInBackground()
     }
 
-    private func writeConfiguration(steps: [Int], bake: String, hardSignal: Bool) throws {
+    private func writeConfiguration(steps: [Int], bake: String, hardSignal: Bool) async throws {
         let pki = try TestPKI(directory: folder.appendingPathComponent("pki"))
-        let root = try pki.makeRoot(name: "mesh-root", days: 365)
+        let root = try await pki.makeRoot(name: "mesh-root", days: 365)
         let roots = try pki.bundle([root], named: "roots.pem")
         let clusters = folder.appendingPathComponent("clusters")
         let policies = folder.appendingPathComponent("policies")
         try FileManager.default.createDirectory(at: clusters, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
         for (name, backend) in [("blue", blue), ("green", green)] {
-            let ca = try pki.makeIntermediate(name: "\(name)-ca", issuer: root, days: 365)
+            let ca = try await pki.makeIntermediate(name: "\(name)-ca", issuer: root, days: 365)
             let chain = try pki.bundle([ca], named: "\(name)-chain.pem")
             try """
                 apiVersion: switchover.dev/v1alpha1
@@ -127,27 +128,27 @@ final class RealRunLab: @unchecked Sendable {
     }
 
     func waitFor(_ what: String, process: ManagedProcess, timeout: TimeInterval = 20,
-                 _ condition: (CutoverState) -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
+                 _ condition: (CutoverState) -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while ContinuousClock.now < deadline {
             if let state = state(), condition(state) { return }
             if !process.isRunning { throw TestKitError("coordinator exited before \(what):\n\(process.logTail(lines: 40))") }
-            usleep(50_000)
+            await Wait.pause(.milliseconds(50))
         }
         throw TestKitError("timed out waiting for \(what)\n\(process.logTail(lines: 40))")
     }
 
-    func waitForExit(_ process: ManagedProcess, timeout: TimeInterval = 30) throws -> Int32 {
-        guard process.waitForExit(timeout: timeout), let status = process.exitStatus else {
+    func waitForExit(_ process: ManagedProcess, timeout: TimeInterval = 30) async throws -> Int32 {
+        guard await process.waitForExit(timeout: timeout), let status = process.exitStatus else {
             throw TestKitError("coordinator still running after \(timeout)s:\n\(process.logTail(lines: 40))")
         }
         return status
     }
 
     /// `switchover report` (the built binary) for the newest run; returns the page's file.
-    func report() throws -> URL {
+    func report() async throws -> URL {
         let out = folder.appendingPathComponent("report.html")
-        let result = try runSwitchover(["report", "--out", out.path] + globalArguments, cwd: folder)
+        let result = try await runSwitchover(["report", "--out", out.path] + globalArguments, cwd: folder)
         guard result.exitCode == 0 else { throw TestKitError("switchover report failed (\(result.exitCode)): \(result.stderr)") }
         return out
     }
@@ -155,18 +156,18 @@ final class RealRunLab: @unchecked Sendable {
 
 @Suite(.serialized) struct RealRunReportTests {
     @Test("the report of a real run to drained loads in Chromium with every series, the drain, read-backs and plain sentences")
-    func promotedRun() throws {
-        let lab = try RealRunLab("report-real-promoted", steps: [25, 100], bake: "2500ms", hardSignal: false)
+    func promotedRun() async throws {
+        let lab = try await RealRunLab("report-real-promoted", steps: [25, 100], bake: "2500ms", hardSignal: false)
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 15)
         let coordinator = try lab.startCoordinator()
-        defer { coordinator.stop() }
-        #expect(try lab.waitForExit(coordinator) == 0, "\(coordinator.logTail(lines: 30))")
+        defer { coordinator.stopInBackground() }
+        #expect(try await lab.waitForExit(coordinator) == 0, "\(coordinator.logTail(lines: 30))")
 
-        let page = try lab.report()
+        let page = try await lab.report()
         let html = try String(contentsOf: page, encoding: .utf8)
         let chromium = try HeadlessChromium(folder: lab.folder)
-        let dom = try chromium.run(["--dump-dom"], url: page, name: "dom")
+        let dom = try await chromium.run(["--dump-dom"], url: page, name: "dom")
         #expect(pageErrors(dom.log).isEmpty, "page errors:\n\(pageErrors(dom.log).joined(separator: "\n"))")
         // The policy has a drain section, so `run` goes on past promoted until blue is drained.
         #expect(dom.stdout.contains("data-outcome=\"drained\""))
@@ -211,20 +212,20 @@ final class RealRunLab: @unchecked Sendable {
     }
 
     @Test("the report of a real rolled-back run shows the rollback (read back after the last sample) and green's 5xx")
-    func rolledBackRun() throws {
-        let lab = try RealRunLab("report-real-rollback", steps: [50, 100], bake: "20s", hardSignal: true)
+    func rolledBackRun() async throws {
+        let lab = try await RealRunLab("report-real-rollback", steps: [50, 100], bake: "20s", hardSignal: true)
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 15)
         let coordinator = try lab.startCoordinator()
-        defer { coordinator.stop() }
-        try lab.waitFor("step 1 baking", process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
-        usleep(1_000_000)
+        defer { coordinator.stopInBackground() }
+        try await lab.waitFor("step 1 baking", process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        try await Task.sleep(for: .seconds(1))
         try lab.green.fail(true)
-        #expect(try lab.waitForExit(coordinator) == 1, "\(coordinator.logTail(lines: 30))")
+        #expect(try await lab.waitForExit(coordinator) == 1, "\(coordinator.logTail(lines: 30))")
 
-        let page = try lab.report()
+        let page = try await lab.report()
         let html = try String(contentsOf: page, encoding: .utf8)
-        let dom = try HeadlessChromium(folder: lab.folder).run(["--dump-dom"], url: page, name: "dom")
+        let dom = try await HeadlessChromium(folder: lab.folder).run(["--dump-dom"], url: page, name: "dom")
         #expect(pageErrors(dom.log).isEmpty, "page errors:\n\(pageErrors(dom.log).joined(separator: "\n"))")
         #expect(dom.stdout.contains("data-outcome=\"rolledBack\""))
         #expect(dom.stdout.contains("<strong>rolled back</strong> — at "))

@@ -53,7 +53,7 @@ struct FaultInjectionTests {
             try await Task.sleep(for: .milliseconds(Int.random(in: range, using: &rng)))
         }
 
-        let lab = try CutoverLab("chaos", policy: .init(steps: [10, 25, 50, 100], bake: "2s", holdFor: "2s", drainTimeout: "3m"))
+        let lab = try await CutoverLab("chaos", policy: .init(steps: [10, 25, 50, 100], bake: "2s", holdFor: "2s", drainTimeout: "3m"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 600)
         let watch = try SafetyGuardTests.DrainWatch(lab)
@@ -65,7 +65,7 @@ struct FaultInjectionTests {
             let down = Double(Int.random(in: 0...400, using: &rng)) / 1000
             note("HAProxy SIGKILLed in \(phase), down \(down)s")
             lastCrash = Instant(Date())
-            try lab.haproxy.restart(crash: true, downFor: down)
+            try await lab.haproxy.restart(crash: true, downFor: down)
             crashes.haproxy += 1
             faultedIn.insert(phase)
         }
@@ -121,7 +121,7 @@ struct FaultInjectionTests {
                 let phase = (try? lab.state())?.phase
                 if phase == .paused {
                     if Bool.random(using: &rng) { try await crashHAProxy("paused") }
-                    let resume = try lab.cli(["resume"])
+                    let resume = try await lab.cli(["resume"])
                     note("resume: exit \(resume.exitCode)")
                     continue
                 }
@@ -133,13 +133,13 @@ struct FaultInjectionTests {
                 case 1:
                     note("coordinator SIGKILLed in \(phase.rawValue)")
                     coordinator.signal(SIGKILL)
-                    _ = coordinator.waitForExit(timeout: 5)
+                    _ = await coordinator.waitForExit(timeout: 5)
                     killed = true
                     crashes.coordinator += 1
                     faultedIn.insert(phase.rawValue)
                 default:
                     if phase == .shifting {
-                        let paused = try lab.cli(["pause", "--reason", "chaos"])
+                        let paused = try await lab.cli(["pause", "--reason", "chaos"])
                         note("pause: exit \(paused.exitCode)")
                     }
                 }
@@ -156,12 +156,12 @@ struct FaultInjectionTests {
         try await checkClaim("run --until drained", drained: true)
         // Drained, no coordinator: HAProxy dies; `drain blue` resumes and writes everything back.
         try await crashHAProxy("drained")
-        let drain = try lab.cli(["drain", "blue", "--policy", "test"])
+        let drain = try await lab.cli(["drain", "blue", "--policy", "test"])
         #expect(drain.exitCode == 0, "\(drain.stdout) \(drain.stderr); \(context())")
         try await checkClaim("drain blue", drained: true)
 
         // The end: status agrees with HAProxy, nothing unfinished, blue never drained while serving.
-        let status = try lab.statusJSON()
+        let status = try await lab.statusJSON()
         let weights = status["weights"] as? [String: Any], live = status["liveWeights"] as? [String: Any]
         #expect(status["phase"] as? String == "drained", "\(status); \(context())")
         #expect((weights?["green"] as? Int) == 100 && (live?["green"] as? Int) == 100, "\(status); \(context())")
@@ -171,7 +171,7 @@ struct FaultInjectionTests {
         #expect(try store.unfinishedIntents(run: run.id).isEmpty, "\(context())")
         let (violations, readings) = await watch.stop()
         #expect(violations.isEmpty, "blue drained while serving: \(violations.prefix(3)); \(context())")
-        let load = try HeyReport.finish(try #require(lab.load))
+        let load = try await HeyReport.finish(try #require(lab.load))
         let answeredNot2xx = load.responses - load.ok
         #expect(answeredNot2xx == 0, "requests answered with an error status: \(load.statusCounts); \(context())")
         #expect(faultedIn.isSuperset(of: ["promoted", "drained"]), "\(faultedIn); \(context())")

@@ -56,9 +56,9 @@ struct SafetyGuardTests {
     }
 
     /// A whole run to drained, with hey load for green's gate (its window needs requests).
-    static func runToDrained(_ lab: CutoverLab) throws {
+    static func runToDrained(_ lab: CutoverLab) async throws {
         try lab.startLoad(seconds: 25)
-        let run = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
+        let run = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
         guard run.exitCode == 0, try lab.state()?.phase == .drained else {
             throw TestKitError("run did not end drained (\(run.exitCode)): \(run.stdout) \(run.stderr)")
         }
@@ -68,17 +68,17 @@ struct SafetyGuardTests {
 
     @Test("drain resumed after HAProxy restarted (blue back at full weight): green's weights go back first, blue is never drained while it carries traffic")
     func drainResumeAfterRestart() async throws {
-        let lab = try CutoverLab("guard-drain-restart", policy: .init(holdFor: "1s"))
+        let lab = try await CutoverLab("guard-drain-restart", policy: .init(holdFor: "1s"))
         defer { lab.stopAll() }
-        try Self.runToDrained(lab)
-        try lab.haproxy.restart()  // what a restart or reload does: configured weights, no drain state
+        try await Self.runToDrained(lab)
+        try await lab.haproxy.restart()  // what a restart or reload does: configured weights, no drain state
         #expect(try await lab.liveWeights() == (1, 0))
         #expect(try await lab.blueInDrain() == false)
 
         try lab.startLoad(seconds: 12)
         try await Task.sleep(for: .milliseconds(500))
         let watch = try DrainWatch(lab)
-        let drain = try lab.cli(["drain", "blue", "--policy", "test"])
+        let drain = try await lab.cli(["drain", "blue", "--policy", "test"])
         let (violations, readings) = await watch.stop()
         #expect(drain.exitCode == 0, "\(drain.stdout) \(drain.stderr)")
         #expect(readings > 20, "the watch read HAProxy while the drain ran")
@@ -89,20 +89,20 @@ struct SafetyGuardTests {
         #expect(try lab.state()?.phase == .drained)
         let events = try lab.events()
         #expect(events.contains { $0.kind == EngineEvent.Kind.weightsReasserted.rawValue })
-        let load = try lab.loadReport()
+        let load = try await lab.loadReport()
         #expect(load.responses > 500, "\(load)")
         #expect(load.failed == 0, "no request failed while blue was drained again: \(load)")
     }
 
     @Test("drain resumed after someone set blue's weight back by hand on the same HAProxy: refused, blue not drained, nothing changed")
     func drainResumeRefusesHandChange() async throws {
-        let lab = try CutoverLab("guard-drain-hand", policy: .init(holdFor: "1s"))
+        let lab = try await CutoverLab("guard-drain-hand", policy: .init(holdFor: "1s"))
         defer { lab.stopAll() }
-        try Self.runToDrained(lab)
-        try lab.haproxy.runtimeCommand("set server app/blue-1 state ready;set server app/blue-1 weight 1;set server app/green-1 weight 0")
+        try await Self.runToDrained(lab)
+        try await lab.haproxy.runtimeCommand("set server app/blue-1 state ready;set server app/blue-1 weight 1;set server app/green-1 weight 0")
         #expect(try await lab.liveWeights() == (1, 0))
         let watch = try DrainWatch(lab)
-        let drain = try lab.cli(["drain", "blue", "--policy", "test"])
+        let drain = try await lab.cli(["drain", "blue", "--policy", "test"])
         let (violations, _) = await watch.stop()
         #expect(drain.exitCode == 1, "\(drain.stdout) \(drain.stderr)")
         #expect(drain.stdout.contains("someone changed them") && drain.stdout.contains("nothing was changed"), "\(drain.stdout) \(drain.stderr)")
@@ -115,15 +115,15 @@ struct SafetyGuardTests {
 
     @Test("decommission with the runtime API gone or frozen refuses on stale evidence (exit 1) and records nothing; --force --reason records it")
     func decommissionNeedsFreshEvidence() async throws {
-        let lab = try CutoverLab("guard-decommission", policy: .init(holdFor: "1s"))
+        let lab = try await CutoverLab("guard-decommission", policy: .init(holdFor: "1s"))
         defer { lab.stopAll() }
-        try Self.runToDrained(lab)
-        try lab.haproxy.restart()  // blue back at full weight, as in the report
+        try await Self.runToDrained(lab)
+        try await lab.haproxy.restart()  // blue back at full weight, as in the report
 
         // The admin socket moved away: connecting fails at once.
         let away = lab.haproxy.socketPath + ".away"
         try FileManager.default.moveItem(atPath: lab.haproxy.socketPath, toPath: away)
-        let moved = try lab.cli(["decommission", "blue"])
+        let moved = try await lab.cli(["decommission", "blue"])
         #expect(moved.exitCode == 1, "\(moved.stdout) \(moved.stderr)")
         #expect(moved.stdout.contains("refused") && moved.stdout.contains("no fresh evidence"), "\(moved.stdout)")
         #expect(try lab.state()?.phase == .drained, "nothing recorded")
@@ -131,20 +131,20 @@ struct SafetyGuardTests {
 
         // HAProxy frozen: the socket accepts and never answers.
         lab.haproxy.signal(SIGSTOP)
-        let frozen = try lab.cli(["decommission", "blue"])
+        let frozen = try await lab.cli(["decommission", "blue"])
         lab.haproxy.signal(SIGCONT)
         #expect(frozen.exitCode == 1, "\(frozen.stdout) \(frozen.stderr)")
         #expect(frozen.stdout.contains("no fresh evidence"), "\(frozen.stdout)")
         #expect(try lab.state()?.phase == .drained)
 
         // Answering again: the fresh sample shows blue's weight back, so it is not drained.
-        let fresh = try lab.cli(["decommission", "blue"])
+        let fresh = try await lab.cli(["decommission", "blue"])
         #expect(fresh.exitCode == 1, "\(fresh.stdout) \(fresh.stderr)")
         #expect(fresh.stdout.contains("live weight is 1, not 0"), "\(fresh.stdout)")
         #expect(try lab.state()?.phase == .draining)
         #expect(try lab.state()?.decommissionedAt == nil)
 
-        let forced = try lab.cli(["decommission", "blue", "--force", "--reason", "blue is being rebuilt anyway"])
+        let forced = try await lab.cli(["decommission", "blue", "--force", "--reason", "blue is being rebuilt anyway"])
         #expect(forced.exitCode == 0, "\(forced.stdout) \(forced.stderr)")
         #expect(try lab.state()?.phase == .decommissioned)
     }
@@ -153,23 +153,23 @@ struct SafetyGuardTests {
 
     @Test("rollback sent while a resumed coordinator probes a slow health endpoint is carried out, never refused as stale")
     func rollbackDuringResumeChecks() async throws {
-        let lab = try CutoverLab("guard-resume-rollback", policy: .init(bake: "20s", blueHealthPath: "/slowhealth"))
+        let lab = try await CutoverLab("guard-resume-rollback", policy: .init(bake: "20s", blueHealthPath: "/slowhealth"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 40)
         let first = try lab.startCoordinator()
-        try lab.waitFor("step 1 baking", timeout: 30, process: first) { $0.step == 1 && $0.stepStartedAt != nil }
+        try await lab.waitFor("step 1 baking", timeout: 30, process: first) { $0.step == 1 && $0.stepStartedAt != nil }
         first.signal(SIGKILL)
-        _ = first.waitForExit(timeout: 5)
+        _ = await first.waitForExit(timeout: 5)
 
         let second = try lab.startCoordinator()
-        defer { second.stop() }
+        defer { second.stopInBackground() }
         try await Task.sleep(for: .milliseconds(700))  // the resumed coordinator holds the lock, probing health
-        let status = try lab.statusJSON()
+        let status = try await lab.statusJSON()
         #expect((status["coordinator"] as? [String: Any])?["running"] as? Bool == true)
-        let rollback = try lab.cli(["rollback", "--reason", "operator saw errors"])
+        let rollback = try await lab.cli(["rollback", "--reason", "operator saw errors"])
         #expect(rollback.exitCode == 0, "\(rollback.stdout) \(rollback.stderr)")
         #expect(!rollback.stdout.contains("no coordinator"), "\(rollback.stdout)")
-        let exit = try lab.waitForExit(second)
+        let exit = try await lab.waitForExit(second)
         #expect(exit == 1, "rolled back: \(second.logTail(lines: 20))")
         let state = try #require(try lab.state())
         #expect(state.phase == .rolledBack && state.rollbackVerified)
@@ -181,15 +181,15 @@ struct SafetyGuardTests {
 
     @Test("HAProxy SIGKILLed and restarted while draining: the coordinator writes 100% to green and the drain state again, then blue drains")
     func restartWhileDraining() async throws {
-        let lab = try CutoverLab("guard-restart-draining", policy: .init(holdFor: "3s", drainTimeout: "40s"))
+        let lab = try await CutoverLab("guard-restart-draining", policy: .init(holdFor: "3s", drainTimeout: "40s"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 30)
         let coordinator = try lab.startCoordinator(until: "drained")
-        defer { coordinator.stop() }
-        try lab.waitFor("draining", timeout: 40, process: coordinator) { $0.phase == .draining && $0.drain?.lastSample != nil }
-        try lab.haproxy.restart(crash: true)
+        defer { coordinator.stopInBackground() }
+        try await lab.waitFor("draining", timeout: 40, process: coordinator) { $0.phase == .draining && $0.drain?.lastSample != nil }
+        try await lab.haproxy.restart(crash: true)
         let watch = try DrainWatch(lab)
-        let exit = try lab.waitForExit(coordinator)
+        let exit = try await lab.waitForExit(coordinator)
         let (violations, _) = await watch.stop()
         #expect(exit == 0, "\(coordinator.logTail(lines: 30))")
         #expect(violations.isEmpty, "\(violations.prefix(3))")
@@ -204,10 +204,10 @@ struct SafetyGuardTests {
 
     @Test("a drain that times out says what the load balancer last read back, not that all traffic stays on green")
     func drainTimeoutMessageIsReadBack() async throws {
-        let lab = try CutoverLab("guard-timeout-message", policy: .init(holdFor: "30s", drainTimeout: "3s"))
+        let lab = try await CutoverLab("guard-timeout-message", policy: .init(holdFor: "30s", drainTimeout: "3s"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 20)
-        let run = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
+        let run = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
         #expect(run.exitCode == 1, "\(run.stdout) \(run.stderr)")
         #expect(run.stdout.contains("drain timed out"), "\(run.stdout)")
         #expect(run.stdout.contains("live weights last read back 100% to green (blue 0, green "), "\(run.stdout)")
@@ -226,17 +226,17 @@ struct SafetyGuardTests {
 
     @Test("resume under an edited policy refuses (exit 2) naming what changed and changes nothing; --adopt-policy goes on and never steps back")
     func editedPolicyOnResume() async throws {
-        let lab = try CutoverLab("guard-policy", policy: .init(bake: "3s"))
+        let lab = try await CutoverLab("guard-policy", policy: .init(bake: "3s"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 60)
         let first = try lab.startCoordinator()
-        try lab.waitFor("step 3 baking", timeout: 40, process: first) { $0.step == 3 && $0.stepStartedAt != nil }
+        try await lab.waitFor("step 3 baking", timeout: 40, process: first) { $0.step == 3 && $0.stepStartedAt != nil }
         first.signal(SIGINT)
-        #expect(try lab.waitForExit(first, timeout: 10) == 130)
+        #expect(try await lab.waitForExit(first, timeout: 10) == 130)
         let atStop = try await lab.liveWeights()
         try Self.editPolicy(lab, "steps: [10, 25, 50, 100]", "steps: [10, 100]")
 
-        let refused = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        let refused = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
         #expect(refused.exitCode == 2, "\(refused.stdout) \(refused.stderr)")
         #expect(refused.stderr.contains("steps [10, 25, 50, 100] → [10, 100]"), "\(refused.stderr)")
         #expect(refused.stderr.contains("--adopt-policy") && refused.stderr.contains("nothing was changed"), "\(refused.stderr)")
@@ -253,7 +253,7 @@ struct SafetyGuardTests {
             }
             return lowest
         }
-        let adopted = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted", "--adopt-policy"])
+        let adopted = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted", "--adopt-policy"])
         watch.cancel()
         let lowest = await watch.value
         #expect(adopted.exitCode == 0, "\(adopted.stdout) \(adopted.stderr)")
@@ -269,27 +269,27 @@ struct SafetyGuardTests {
 
     @Test("offline rollback on a full disk rolls back anyway, verified by read-back, and says the journal is behind; later it records it")
     func rollbackOnFullDisk() async throws {
-        let lab = try CutoverLab("guard-full-disk", policy: .init(bake: "20s"))
+        let lab = try await CutoverLab("guard-full-disk", policy: .init(bake: "20s"))
         defer { lab.stopAll() }
         // The journal's folder on a small tmpfs of its own, filled up once the run is under way.
         let stateDirectory = (lab.statePath as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
-        let mount = try Command.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", stateDirectory])
+        let mount = try await Command.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", stateDirectory])
         try #require(mount.status == 0, "mounting a tmpfs needs root (this test fails loudly, never skips): \(mount.output)")
-        defer { _ = try? Command.run("/bin/umount", ["-l", stateDirectory]) }
+        defer { lazyUnmount(stateDirectory) }
 
         try lab.startLoad(seconds: 40)
         let coordinator = try lab.startCoordinator()
-        try lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        try await lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
         coordinator.signal(SIGKILL)
-        _ = coordinator.waitForExit(timeout: 5)
+        _ = await coordinator.waitForExit(timeout: 5)
         #expect(try await lab.liveWeights().green > 0)
 
         let filler = stateDirectory + "/filler"
-        let fill = try Command.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
+        let fill = try await Command.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
         #expect(fill.output.contains("No space left"), "\(fill.output)")
 
-        let rollback = try lab.cli(["rollback", "--reason", "disk full, green misbehaving"])
+        let rollback = try await lab.cli(["rollback", "--reason", "disk full, green misbehaving"])
         #expect(rollback.exitCode == 0, "\(rollback.stdout) \(rollback.stderr)")
         #expect(rollback.stdout.contains("WITHOUT the journal") && rollback.stdout.contains("it is behind"), "\(rollback.stdout)")
         let (blue, green) = try await lab.liveWeights()
@@ -297,7 +297,7 @@ struct SafetyGuardTests {
         #expect(try lab.state()?.phase == .shifting, "the journal is behind, as the message said")
 
         try FileManager.default.removeItem(atPath: filler)
-        let again = try lab.cli(["rollback", "--reason", "record it"])
+        let again = try await lab.cli(["rollback", "--reason", "record it"])
         #expect(again.exitCode == 0, "\(again.stdout) \(again.stderr)")
         let state = try #require(try lab.state())
         #expect(state.phase == .rolledBack && state.rollbackVerified)
@@ -307,10 +307,10 @@ struct SafetyGuardTests {
 
     @Test("a policy naming a backend HAProxy does not have: preflight says so in one line, not HAProxy's whole `show info`")
     func unknownBackend() async throws {
-        let lab = try CutoverLab("guard-backend")
+        let lab = try await CutoverLab("guard-backend")
         defer { lab.stopAll() }
         try Self.editPolicy(lab, "backend: app", "backend: nope")
-        let run = try lab.cli(["run", "blue", "green", "--policy", "test"])
+        let run = try await lab.cli(["run", "blue", "green", "--policy", "test"])
         #expect(run.exitCode == 2, "\(run.stdout) \(run.stderr)")
         #expect(run.stderr.contains("HAProxy has no backend 'nope'"), "\(run.stderr)")
         #expect(!run.stderr.contains("Uptime_sec") && !run.stderr.contains("unreachable"), "\(run.stderr)")
@@ -318,16 +318,16 @@ struct SafetyGuardTests {
 
     @Test("run --until promoted on a drained journal: 'nothing to do' only while the weights are the journal's; after a restart it writes them again")
     func alreadyDoneChecksLiveWeights() async throws {
-        let lab = try CutoverLab("guard-already-done", policy: .init(holdFor: "1s"))
+        let lab = try await CutoverLab("guard-already-done", policy: .init(holdFor: "1s"))
         defer { lab.stopAll() }
-        try Self.runToDrained(lab)
-        let same = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        try await Self.runToDrained(lab)
+        let same = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
         #expect(same.exitCode == 0, "\(same.stdout) \(same.stderr)")
         #expect(same.stdout.contains("nothing to do") && same.stdout.contains("read back: 100% to green"), "\(same.stdout)")
 
-        try lab.haproxy.restart()
+        try await lab.haproxy.restart()
         #expect(try await lab.liveWeights() == (1, 0))
-        let restarted = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        let restarted = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
         #expect(restarted.exitCode == 0, "\(restarted.stdout) \(restarted.stderr)")
         #expect(!restarted.stdout.contains("nothing to do"), "\(restarted.stdout)")
         let (blue, green) = try await lab.liveWeights()
