@@ -195,12 +195,16 @@ final class RealRunLab: @unchecked Sendable {
 
         // Real 250 ms samples of integer counters: while the weights hold still (step 1, once a
         // whole window lies inside it) hey's steady load gives a calm windowed line, calmer
-        // than rates between neighbouring samples.
+        // than rates between neighbouring samples. They hold still from step 1's read-back until
+        // step 2's intent, journaled just before its write: not until step 2's read-back, which
+        // on a busy machine comes a few hundred milliseconds after traffic has already moved.
         let data = try ReportData.load(from: try SQLiteJournal(path: lab.statePath))
         let analysis = Analysis(data)
         let readBacks = analysis.readBacks.map { analysis.rel($0.at) }
         try #require(readBacks.count == 2, "\(readBacks)")
-        let steady = (readBacks[0] + rateWindow)...readBacks[1]
+        let writes = data.events.filter { $0.kind == "intent" && $0.detail.contains("\"setWeights\"") }.map { analysis.rel($0.at) }
+        try #require(writes.count == 2, "\(writes)")
+        let steady = (readBacks[0] + rateWindow)...writes[1]
         let samples = data.samples["blue"] ?? []
         let windowed = rates(samples, start: data.run.startedAt) { $0.responses }.joined().filter { steady.contains($0.t) }.map(\.v)
         let neighbours = rates(samples, start: data.run.startedAt, window: 0) { $0.responses }.joined().filter { steady.contains($0.t) }.map(\.v)
