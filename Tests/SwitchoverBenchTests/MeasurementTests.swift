@@ -8,7 +8,7 @@ import Glibc
 
 /// The pieces `bench/run` measures with: order statistics, hey's report (against a real nginx),
 /// and a process's `/proc` figures.
-@Suite(.serialized)
+@Suite
 struct MeasurementTests {
     @Test func medianAndSpreadOfOddAndEvenTrials() {
         let odd = Stats([5, 1, 3])

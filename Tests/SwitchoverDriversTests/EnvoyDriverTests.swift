@@ -40,7 +40,7 @@ final class EnvoyRig {
     }
 }
 
-@Suite(.serialized)
+@Suite
 struct EnvoyDriverTests {
     /// Envoy picks a weighted cluster at random per request: over 2,000 requests at 50% one
     /// standard deviation is 1.1 points, so 3 points would fail about one run in 150 per step;

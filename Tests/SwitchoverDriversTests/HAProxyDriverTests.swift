@@ -40,7 +40,7 @@ final class HAProxyRig {
     }
 }
 
-@Suite(.serialized)
+@Suite
 struct HAProxyDriverTests {
     @Test("applied shares are what reaches the backends, within 1 point over 2,000 requests")
     func trafficMatchesAppliedShares() async throws {

@@ -2,7 +2,7 @@ import Foundation
 import SwitchoverTestKit
 import Testing
 
-@Suite(.serialized)
+@Suite
 struct LauncherTests {
     @Test("Prometheus from the kit scrapes HAProxy's metrics frontend")
     func prometheusScrapesHAProxy() async throws {

@@ -4,7 +4,7 @@ import SwitchoverNet
 import SwitchoverTestKit
 import Testing
 
-@Suite("HTTPClient against real nginx and openssl s_server", .serialized)
+@Suite("HTTPClient against real nginx and openssl s_server")
 final class HTTPClientTests {
     let directory: URL
 

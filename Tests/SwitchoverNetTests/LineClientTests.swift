@@ -3,7 +3,7 @@ import SwitchoverNet
 import SwitchoverTestKit
 import Testing
 
-@Suite("LineClient against a real HAProxy runtime API", .serialized)
+@Suite("LineClient against a real HAProxy runtime API")
 final class LineClientTests {
     let directory: URL
 

@@ -58,6 +58,8 @@ func pageErrors(_ log: String) -> [String] {
     }
 }
 
+/// One Chromium at a time from this suite (`.serialized`): each takes most of a core for seconds,
+/// and two side by side on 2 cores only make both slower while the other suites run.
 @Suite(.serialized) struct ReportChromiumTests {
     @Test func recordedRunRendersInHeadlessChromium() async throws {
         let folder = try TemporaryDirectory.make("report-chromium")

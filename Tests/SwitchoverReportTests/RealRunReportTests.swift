@@ -154,6 +154,8 @@ final class RealRunLab: @unchecked Sendable {
     }
 }
 
+/// `.serialized`: each test ends in a Chromium, which takes most of a core for seconds (as in
+/// `ReportChromiumTests`).
 @Suite(.serialized) struct RealRunReportTests {
     @Test("the report of a real run to drained loads in Chromium with every series, the drain, read-backs and plain sentences")
     func promotedRun() async throws {

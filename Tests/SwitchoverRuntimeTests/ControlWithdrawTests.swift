@@ -11,7 +11,7 @@ import Glibc
 /// Control commands sent to a coordinator that holds the lock but never answers (this test
 /// process holds it and reads no commands): after the 5 s wait the CLI withdraws the command in
 /// the journal, so what it reported as refused can never be carried out later.
-@Suite(.serialized)
+@Suite
 struct ControlWithdrawTests {
     /// A journal with one shifting run, and the coordinator lock held by this process.
     struct SilentCoordinator {
@@ -110,7 +110,7 @@ struct ControlWithdrawTests {
 
 /// The preflight's health failures name the URL without its user:password: credentials in a
 /// cluster's `health` URL never reach stderr or the JSON on stdout.
-@Suite(.serialized)
+@Suite
 struct PreflightRedactionTests {
     @Test("health URL credentials are redacted in text and JSON preflight failures (HTTP 503 and no answer)")
     func credentialsNeverPrinted() async throws {
@@ -145,7 +145,7 @@ struct PreflightRedactionTests {
 /// A coordinator that fails after the run began (here: another process holds the journal's
 /// write lock longer than SQLite's 5 s busy timeout) exits 1, the contract's "did not
 /// complete", saying weights may have moved and where to look; never a code outside the contract.
-@Suite(.serialized)
+@Suite
 struct CoordinatorFailureExitTests {
     @Test("the journal locked away mid-run: `run` exits 1 saying the run did not complete and pointing at `status`")
     func journalLockedAwayExitsOne() async throws {

@@ -10,7 +10,7 @@ import Glibc
 
 /// Preflight refusals, manual commands from another process, SIGINT, and `rollback` with no
 /// coordinator running, all through the built binary against real HAProxy and nginx.
-@Suite(.serialized)
+@Suite
 struct CutoverControlTests {
     @Test("preflight refuses with the numbers when live weights are not 0% to TO or a health check fails; nothing changes")
     func preflightRefuses() async throws {

@@ -10,7 +10,7 @@ import Glibc
 
 /// `switchover run` as the built binary against real HAProxy, nginx and Prometheus, under load
 /// from `hey`. Bakes of 1.5 s, sampling 250 ms, so the suite stays around a minute or two.
-@Suite(.serialized)
+@Suite
 struct CutoverIntegrationTests {
     @Test("a healthy run ends promoted with 100% on green read back from HAProxy; a second run refuses meanwhile")
     func healthyRunPromotes() async throws {

@@ -17,7 +17,7 @@ import Glibc
 /// request still in flight on a keep-alive connection: `GET /slow`, a long download (nginx
 /// sends it at 1 KB/s). An upload does not work for this: nginx answers `return 200` at once and
 /// drops the unread body after its lingering timeout (5 s), ending the stream.
-@Suite(.serialized)
+@Suite
 struct DrainIntegrationTests {
     /// Pins requests carrying `X-Pin: blue` to blue-1 (a draining server still takes them).
     static let pin = ["use-server blue-1 if { hdr(x-pin) -m str blue }"]

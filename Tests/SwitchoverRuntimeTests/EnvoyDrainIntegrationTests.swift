@@ -12,7 +12,7 @@ import Testing
 /// what holds blue is a request in flight to it (`upstream_rq_active`), never a pooled
 /// connection (`upstream_cx_active`), the way HAProxy's `scur` counts streams and not idle
 /// client connections (`DrainIntegrationTests`).
-@Suite(.serialized)
+@Suite
 struct EnvoyDrainIntegrationTests {
     /// How long after the hold could first be met blue must read drained. The hold starts at the
     /// first sample after promotion (every 250 ms); the rest is room for a loaded 2-core machine.

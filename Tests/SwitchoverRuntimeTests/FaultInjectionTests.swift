@@ -17,7 +17,7 @@ import Glibc
 ///
 /// `SWITCHOVER_FAULT_ROUNDS` (default 1, what CI runs) repeats the scenario with more faults per
 /// stage; `SWITCHOVER_FAULT_SEED` replays a run (every failure message carries its seed).
-@Suite(.serialized)
+@Suite
 struct FaultInjectionTests {
     /// SplitMix64: a seeded generator, so a failing schedule can be replayed.
     struct Seeded: RandomNumberGenerator {

@@ -11,7 +11,7 @@ import Testing
 /// A coordinator in this process against the lab's real HAProxy, started from a hand-made
 /// journaled state: a rollback that must finish whole (FROM out of drain, weights read back),
 /// an offline rollback of an unfinished one, and a run resumed before its preflight.
-@Suite(.serialized)
+@Suite
 struct RollbackCompletionTests {
     static func policy(_ lab: CutoverLab) throws -> Policy {
         let file = lab.folder.appendingPathComponent("policies/test.yaml").path

@@ -12,7 +12,7 @@ import Glibc
 /// changed by hand, frozen, its socket gone, a coordinator restarted while a person asks for a
 /// rollback. Each runs the built binary against a real HAProxy and nginx, with `hey` load where
 /// a wrong move would show as failed requests.
-@Suite(.serialized)
+@Suite
 struct SafetyGuardTests {
     /// Polls HAProxy every 20 ms while a command runs and records every moment blue-1 was in
     /// drain while it still had weight or green had none: the outage the drain guard prevents.

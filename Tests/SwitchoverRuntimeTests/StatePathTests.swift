@@ -11,7 +11,7 @@ import Glibc
 /// read-only folder) is bad input: exit 2, saying what is there, nothing changed, and with
 /// `--output json` one JSON object with `error` (issue 11, item 11). The built binary against
 /// real files; `run` against a real HAProxy whose weights must not move.
-@Suite(.serialized)
+@Suite
 struct StatePathTests {
     static func folder(_ name: String) throws -> URL { try TemporaryDirectory.make(name) }
 

@@ -8,7 +8,7 @@ import SwitchoverTestKit
 import Testing
 
 /// The sampler against a real HAProxy in front of two real nginx backends.
-@Suite(.serialized)
+@Suite
 struct LoadBalancerSamplerTests {
     @Test("samples carry each cluster's cumulative responses, 5xx and live weight")
     func countersPerCluster() async throws {

@@ -8,7 +8,7 @@ import Testing
 
 /// The Prometheus gate against a real Prometheus (Debian's `prometheus`) scraping a real
 /// HAProxy's built-in exporter, and against one that is stopped or never answers.
-@Suite(.serialized)
+@Suite
 struct PrometheusSourceTests {
     let logger = Logger(label: "test.prometheus")
 

@@ -211,7 +211,7 @@ struct JournalBehaviourTests {
     }
 }
 
-@Suite("SQLite journal: one file, several processes", .serialized)
+@Suite("SQLite journal: one file, several processes")
 struct SQLiteJournalFileTests {
     @Test("the journal survives closing and reopening, in WAL mode with synchronous FULL")
     func survivesReopening() async throws {
@@ -284,7 +284,7 @@ struct SQLiteJournalFileTests {
     }
 }
 
-@Suite("Coordinator lock", .serialized)
+@Suite("Coordinator lock")
 struct CoordinatorLockTests {
     @Test("a second lock in the same process, on another descriptor, is refused with the holder's PID and start")
     func sameProcessRefused() throws {

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// The live probe against a real `openssl s_server` on 127.0.0.1.
-@Suite("Trust probe", .serialized)
+@Suite("Trust probe")
 struct TrustProbeTests {
     /// Starts `openssl s_server` presenting `leaf` (+ `chain`) and waits until it listens.
     private func server(_ f: TrustFixture, leaf: IssuedCertificate, chain: [IssuedCertificate],
