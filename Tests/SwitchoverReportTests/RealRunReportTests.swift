@@ -108,9 +108,13 @@ final class RealRunLab: @unchecked Sendable {
          "--state", statePath]
     }
 
+    /// `hey` at 200 requests a second for `seconds`: 20 keep-alive workers at 10 a second each.
+    /// Each worker waits for its answer before its next request, so a worker can hold its rate
+    /// only while answers take less than 1/rate: 100 ms here, not the 20 ms four workers at 50
+    /// would leave, which a machine busy with other tests exceeds, and the offered load sags.
     func startLoad(seconds: Int) throws {
         load = try ManagedProcess(name: "hey", executable: try Tools.require("hey"),
-                                  arguments: ["-z", "\(seconds)s", "-q", "50", "-c", "4", haproxy.url],
+                                  arguments: ["-z", "\(seconds)s", "-q", "10", "-c", "20", haproxy.url],
                                   logFile: folder.appendingPathComponent("hey.log"))
     }
 
