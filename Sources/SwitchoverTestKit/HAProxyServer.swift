@@ -137,11 +137,18 @@ public final class HAProxyServer: @unchecked Sendable {
     }
 
     /// Waits until `process` listens on the frontend and has created the admin socket.
+    ///
+    /// The admin socket must accept a connection, not merely exist: HAProxy renames the socket
+    /// file into place before it listens on it, and a driver that connects in between is refused
+    /// (seen once in a parallel run, on a machine busy enough to stop HAProxy between the two).
     private func ready(_ process: ManagedProcess) async throws {
         try await Loopback.waitForPort(port, of: process)
         let socketPath = self.socketPath
-        guard await Wait.until(timeout: 10, { FileManager.default.fileExists(atPath: socketPath) }) else {
-            throw TestKitError("haproxy did not create \(socketPath):\n\(process.logTail())")
+        let answering = await Wait.until(timeout: 10) {
+            Loopback.acceptsConnections(unixSocket: socketPath) || !process.isRunning
+        }
+        guard answering, process.isRunning else {
+            throw TestKitError("haproxy's admin socket \(socketPath) did not accept connections:\n\(process.logTail())")
         }
     }
 
@@ -149,9 +156,9 @@ public final class HAProxyServer: @unchecked Sendable {
     private func readyBlocking(_ process: ManagedProcess) throws {
         try Loopback.waitForPort(port, of: process)
         let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: socketPath) {
-            guard Date() < deadline else {
-                throw TestKitError("haproxy did not create \(socketPath):\n\(process.logTail())")
+        while !Loopback.acceptsConnections(unixSocket: socketPath) {
+            guard Date() < deadline, process.isRunning else {
+                throw TestKitError("haproxy's admin socket \(socketPath) did not accept connections:\n\(process.logTail())")
             }
             usleep(10_000)
         }

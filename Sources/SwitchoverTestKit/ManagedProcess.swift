@@ -209,6 +209,25 @@ public enum Loopback {
         } == 0
     }
 
+    /// True when something accepts connections on the UNIX stream socket at `path` (connected,
+    /// then closed at once).
+    public static func acceptsConnections(unixSocket path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        } == 0
+    }
+
     /// Sends `request` as is to 127.0.0.1:`port` and returns what comes back until the peer
     /// closes (2 s at most): enough for a one-off admin call without an HTTP client. The socket
     /// calls block, so they are made on a thread of their own.
