@@ -156,16 +156,20 @@ struct CoordinatorFailureExitTests {
         defer { coordinator.stopInBackground() }
         try await lab.waitFor("step 1 baking", process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
 
-        // sqlite3 takes the write lock and keeps it for 8 s (longer than the coordinator's busy timeout).
+        // sqlite3 takes the write lock and keeps it for 8 s (longer than the coordinator's busy
+        // timeout). `.timeout`: the coordinator writes every 250 ms, and without a busy timeout of
+        // its own sqlite3's BEGIN fails at once when it meets one of those writes (seen in a
+        // parallel run, where the writes take longer), and holds nothing.
         let holder = try ManagedProcess(
             name: "sqlite3 holding the write lock", executable: "/bin/sh",
-            arguments: ["-c", "(echo 'BEGIN IMMEDIATE;'; sleep 8; echo 'ROLLBACK;') | \"$0\" \"$1\"", sqlite3, lab.statePath],
+            arguments: ["-c", "(echo '.timeout 10000'; echo 'BEGIN IMMEDIATE;'; sleep 8; echo 'ROLLBACK;') | \"$0\" \"$1\"",
+                        sqlite3, lab.statePath],
             logFile: lab.folder.appendingPathComponent("sqlite3-holder.log"))
         defer { holder.stopInBackground() }
 
         let exit = try await lab.waitForExit(coordinator, timeout: 30)
         let log = coordinator.logTail(lines: 40)
-        #expect(exit == 1, "\(log)")
+        #expect(exit == 1, "\(log)\nsqlite3: \(holder.logTail())")
         #expect(log.contains("coordinator failed"), "\(log)")
         #expect(log.contains("the run did not complete and weights may have moved"), "\(log)")
         #expect(log.contains("`switchover status`"), "\(log)")
