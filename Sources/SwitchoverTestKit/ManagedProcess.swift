@@ -117,8 +117,12 @@ public final class ManagedProcess: @unchecked Sendable {
         Thread.detachNewThread { terminate(owned.process, pid: pid, grace: grace) }
     }
 
-    /// Sends `signal` to the process (SIGKILL to simulate a crash, SIGHUP to reload, ...).
+    /// Sends `signal` to the process (SIGKILL to simulate a crash, SIGHUP to reload, ...), if it
+    /// has not exited: once Foundation has reaped it its PID is free, and a whole parallel run
+    /// spawns thousands of processes (pid_max is 32768 here), so the PID may already name another
+    /// test's server.
     public func signal(_ signal: Int32) {
+        guard process.isRunning else { return }
         kill(pid, signal)
     }
 
