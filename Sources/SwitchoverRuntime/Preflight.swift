@@ -4,6 +4,8 @@ import SwitchoverCore
 import SwitchoverDrivers
 import SwitchoverNet
 import SwitchoverSignals
+import SwitchoverStore
+import SwitchoverTrust
 
 /// The checks before any traffic moves (or before a journaled run resumes): trust both ways,
 /// both clusters' `health` endpoints, and the load balancer reachable with the weights the
@@ -96,6 +98,20 @@ public struct PreflightChecks: Sendable {
     }
 }
 
+/// The preflight's trust check: `verifyTrust` both ways, with a live handshake when both
+/// clusters name a probe endpoint, within the policy's horizon. Failed checks and unreadable
+/// material become sentences; the report is kept as JSON for the journal (`trustVerified`).
+public let verifyTrustForPreflight: PreflightChecks.TrustCheck = { from, to, policy in
+    let probe = from.trust.probe != nil && to.trust.probe != nil
+    do {
+        let report = try await verifyTrust(from: from, to: to, horizon: policy.trustHorizon, probe: probe, now: Date())
+        return TrustVerdict(failures: report.checks.filter { $0.status == .fail }.map { "trust: \($0.name): \($0.detail)" },
+                            reportJSON: try? JournalJSON.encode(report))
+    } catch {
+        return TrustVerdict(failures: ["trust: \(error)"], reportJSON: nil)
+    }
+}
+
 /// What the trust check found: failed checks as sentences, and the whole report as JSON.
 public struct TrustVerdict: Sendable {
     public var failures: [String]
@@ -116,7 +132,5 @@ public struct PreflightOutcome: Sendable {
     }
 }
 
-func format(_ value: Double) -> String {
-    if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
-    return String((value * 100).rounded() / 100)
-}
+/// A percentage or count in messages, to two decimals.
+func format(_ value: Double) -> String { formatNumber(value, decimals: 2) }

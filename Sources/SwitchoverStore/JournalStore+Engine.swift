@@ -11,9 +11,12 @@ extension JournalStore {
     }
 
     /// Writes the intent of an action before it is performed: `action` is the case name
-    /// (`setWeights`, ...), the detail the action as JSON.
-    public func beginIntent(run: Int64, at: Instant, _ action: Action) throws -> Int64 {
-        try beginIntent(run: run, at: at, action: action.journalName, detail: JournalJSON.encode(action))
+    /// (`setWeights`, ...), the detail the action as JSON; with it, atomically, `state` (the
+    /// state that expects the action's result), only while `fence` is the current lease token.
+    public func beginIntent(run: Int64, at: Instant, _ action: Action, state: CutoverState? = nil,
+                            fence: Int64? = nil) throws -> Int64 {
+        try beginIntent(run: run, at: at, action: action.journalName, detail: JournalJSON.encode(action),
+                        state: try state.map(JournalJSON.encode), fence: fence)
     }
 
     /// The action an unfinished intent was about, decoded back.

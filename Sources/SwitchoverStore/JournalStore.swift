@@ -1,8 +1,13 @@
 import SwitchoverCore
 
 /// The journal of a cutover: what was decided, what was done, what was seen, and what people
-/// asked for. The coordinator is its only writer (see `CoordinatorLock`); other processes
-/// (`status`, `pause`, ...) read it and insert commands.
+/// asked for. The coordinator holding the journal's lease (see `CoordinatorLease`) is its only
+/// writer of intents; other processes (`status`, `pause`, ...) read it and insert commands.
+///
+/// Every operation is atomic on its own: there are no open-ended transactions, so a store with
+/// compare-and-swap writes (etcd) can implement it. The one write that must be conditional is
+/// the intent: it lands together with the state that expects its result, and only while the
+/// writer's fencing token is still the journal's (`beginIntent(run:at:action:detail:state:fence:)`).
 ///
 /// Write-ahead: the runtime calls `beginIntent` before it performs an action and `finishIntent`
 /// with the read-back after. On resume, `unfinishedIntents` lists the actions whose outcome is
@@ -10,8 +15,8 @@ import SwitchoverCore
 /// are idempotent) and finishes it.
 ///
 /// Implementations: `SQLiteJournal` (the embedded default at `--state`) and `MemoryJournal`
-/// (tests). Not `Sendable` as a protocol requirement; each implementation says whether it is.
-public protocol JournalStore: AnyObject {
+/// (tests). Sendable: the runtime's tasks share one journal.
+public protocol JournalStore: AnyObject, Sendable {
     /// Starts a new run and returns its id.
     func startRun(_ run: RunRecord) throws -> Int64
     /// The newest run, the one `run` resumes and `status` shows.
@@ -27,8 +32,12 @@ public protocol JournalStore: AnyObject {
     /// The newest event of a run of this kind (the policy a run was journaled with, say).
     func lastEvent(run: Int64, kind: String) throws -> JournalEvent?
 
-    /// Writes an `intent` event before the action is performed; returns the intent's id.
-    func beginIntent(run: Int64, at: Instant, action: String, detail: String) throws -> Int64
+    /// Writes an `intent` event before the action is performed and, with it in one atomic write,
+    /// the run's state snapshot `state` (JSON) when given; returns the intent's id. With `fence`,
+    /// the write happens only while `fence` is the journal's current lease token, and otherwise
+    /// throws `StoreError.Code.fenced` having written nothing: a coordinator that lost its lease
+    /// never journals (and so never performs) another action.
+    func beginIntent(run: Int64, at: Instant, action: String, detail: String, state: String?, fence: Int64?) throws -> Int64
     /// Writes the `result` event of an intent after the action and its read-back.
     func finishIntent(_ intent: Int64, at: Instant, ok: Bool, detail: String) throws
     /// Intents of a run with no result: performed or not, nobody knows.
@@ -53,6 +62,8 @@ public protocol JournalStore: AnyObject {
 
     /// Stores one sampling of the load balancer (one row per cluster).
     func recordSample(run: Int64, _ sample: LoadBalancerSample) throws
+    /// Stores several samplings at once, all or none.
+    func recordSamples(run: Int64, _ samples: [LoadBalancerSample]) throws
     /// Samples of one cluster since `since`, oldest first.
     func samples(run: Int64, cluster: String, since: Instant) throws -> [(at: Instant, counters: ClusterCounters)]
     /// Downsamples old samples (see `SampleRetention`); returns how many rows were deleted.
@@ -60,10 +71,11 @@ public protocol JournalStore: AnyObject {
     @discardableResult
     func pruneSamples(now: Instant, retention: SampleRetention) throws -> Int
 
-    /// Runs `body` in one transaction: all of its writes land, or none (on a throw or a crash).
-    /// The runtime writes an intent and the state snapshot that expects its result together,
-    /// so a resumed coordinator never sees one without the other. Not reentrant.
-    func inTransaction<T>(_ body: () throws -> T) throws -> T
+    /// Takes the journal's lease for `holder`: returns the new fencing token, one above the
+    /// last (1 for a journal never held). Every holder before is fenced from then on.
+    func takeLease(holder: String, at: Instant) throws -> Int64
+    /// The current fencing token (0 when the journal was never held).
+    func leaseToken() throws -> Int64
 
     /// Replaces the run's engine state snapshot (JSON of `CutoverState`).
     func saveState(run: Int64, at: Instant, json: String) throws
@@ -167,4 +179,11 @@ public struct SampleRetention: Sendable, Hashable {
         self.bucket = bucket
     }
     public static let standard = SampleRetention()
+}
+
+extension JournalStore {
+    /// An intent without a state snapshot or a fence (tests, and actions that expect no state).
+    public func beginIntent(run: Int64, at: Instant, action: String, detail: String) throws -> Int64 {
+        try beginIntent(run: run, at: at, action: action, detail: detail, state: nil, fence: nil)
+    }
 }

@@ -2,7 +2,7 @@ import Foundation
 import SwitchoverCore
 
 /// A journal in memory with the same semantics as `SQLiteJournal`, for tests of the runtime
-/// that do not need a file. Transactions are real: a body that throws leaves nothing behind.
+/// that do not need a file. Every operation is atomic under one lock, fencing included.
 ///
 /// `@unchecked Sendable`: all state is guarded by `lock`.
 public final class MemoryJournal: JournalStore, @unchecked Sendable {
@@ -14,11 +14,11 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         var samples: [(run: Int64, at: Instant, cluster: String, counters: ClusterCounters)] = []
         var states: [Int64: (at: Instant, json: String)] = [:]
         var nextSequence: Int64 = 1
+        var leaseToken: Int64 = 0
     }
 
     private var tables = Tables()
     private let lock = NSRecursiveLock()
-    private var inTransactionNow = false
 
     public init() {}
 
@@ -26,21 +26,6 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return try body(&tables)
-    }
-
-    public func inTransaction<T>(_ body: () throws -> T) throws -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        precondition(!inTransactionNow, "MemoryJournal.inTransaction is not reentrant")
-        inTransactionNow = true
-        defer { inTransactionNow = false }
-        let saved = tables
-        do {
-            return try body()
-        } catch {
-            tables = saved
-            throw error
-        }
     }
 
     public func startRun(_ run: RunRecord) throws -> Int64 {
@@ -75,8 +60,13 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         locked { $0.events.last { $0.run == run && $0.kind == kind } }
     }
 
-    public func beginIntent(run: Int64, at: Instant, action: String, detail: String) throws -> Int64 {
-        locked { tables in
+    public func beginIntent(run: Int64, at: Instant, action: String, detail: String, state: String?,
+                            fence: Int64?) throws -> Int64 {
+        try locked { tables in
+            if let fence, fence != tables.leaseToken {
+                throw StoreError(.fenced, "memory journal: lease token \(fence) was taken over (token \(tables.leaseToken) now); nothing written")
+            }
+            if let state { tables.states[run] = (at, state) }
             let sequence = tables.nextSequence
             tables.nextSequence += 1
             tables.events.append(JournalEvent(sequence: sequence, run: run, at: at, kind: "intent",
@@ -151,6 +141,19 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
             }
         }
     }
+
+    public func recordSamples(run: Int64, _ samples: [LoadBalancerSample]) throws {
+        for sample in samples { try recordSample(run: run, sample) }
+    }
+
+    public func takeLease(holder: String, at: Instant) throws -> Int64 {
+        locked { tables in
+            tables.leaseToken += 1
+            return tables.leaseToken
+        }
+    }
+
+    public func leaseToken() throws -> Int64 { locked { $0.leaseToken } }
 
     public func samples(run: Int64, cluster: String, since: Instant) throws -> [(at: Instant, counters: ClusterCounters)] {
         locked { tables in

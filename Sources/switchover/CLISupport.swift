@@ -53,8 +53,6 @@ extension GlobalOptions {
             try await body()
         } catch let error as StoreError where error.code != .lockHeld {
             journalFailure(command, error.context)
-        } catch let error as RuntimeError where error.code == .corruptState {
-            journalFailure(command, error.message)
         } catch let error as DecodingError {
             journalFailure(command, "a journaled state does not decode: \(error)")
         }
@@ -95,18 +93,6 @@ func printJSON(_ object: [String: Any]) {
     } catch {
         printError("switchover: could not encode JSON output: \(error)\n")
     }
-}
-
-/// A number for JSON: whole numbers as integers (30, not 30.0), others as they are.
-func jsonNumber(_ value: Double) -> Any {
-    if value == value.rounded() && abs(value) < 1e15 { return Int(value) }
-    return value
-}
-
-/// `1`, `0.5`, `33.3`: a percentage or count as a person writes it.
-func formatPlain(_ value: Double) -> String {
-    if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
-    return String(value)
 }
 
 extension Diagnostic {

@@ -156,10 +156,13 @@ struct CoordinatorFailureExitTests {
         defer { coordinator.stop() }
         try lab.waitFor("step 1 baking", process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
 
-        // sqlite3 takes the write lock and keeps it for 8 s (longer than the coordinator's busy timeout).
+        // sqlite3 takes the write lock and keeps it for 8 s (longer than the coordinator's busy
+        // timeout). `.timeout`: it waits its turn for the lock (the coordinator writes several times
+        // a turn), instead of failing at once when it arrives during one of those writes.
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/bin/sh")
-        holder.arguments = ["-c", "(echo 'BEGIN IMMEDIATE;'; sleep 8; echo 'ROLLBACK;') | \"$0\" \"$1\"", sqlite3, lab.statePath]
+        holder.arguments = ["-c", "(echo '.timeout 5000'; echo 'BEGIN IMMEDIATE;'; sleep 8; echo 'ROLLBACK;') | \"$0\" \"$1\"",
+                            sqlite3, lab.statePath]
         holder.standardInput = FileHandle.nullDevice
         try holder.run()
         defer { if holder.isRunning { holder.terminate() }; holder.waitUntilExit() }

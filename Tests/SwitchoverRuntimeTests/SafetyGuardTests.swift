@@ -333,4 +333,28 @@ struct SafetyGuardTests {
         let (blue, green) = try await lab.liveWeights()
         #expect(blue == 0 && green > 0, "the journal's weights are live again")
     }
+
+    // MARK: - the lease (issue 13)
+
+    @Test("a coordinator whose lease is taken over between two steps journals no further intent, moves no weight (read back from HAProxy), and exits 1 saying it lost the lease")
+    func leaseTakenOver() async throws {
+        let lab = try CutoverLab("guard-lease", policy: .init(bake: "3s"))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 40)
+        let coordinator = try lab.startCoordinator()
+        defer { coordinator.stop() }
+        try lab.waitFor("step 2 baking", timeout: 30, process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
+        // Another holder takes the journal's lease (what a second coordinator does once the lock
+        // file was deleted and made again): this coordinator's token is stale from now on.
+        let token = try lab.journal().takeLease(holder: "test: another coordinator", at: Instant(Date()))
+        let intents = try lab.events().filter { $0.kind == "intent" }.count
+        let weights = try await lab.liveWeights()
+        let exit = try lab.waitForExit(coordinator, timeout: 20)
+        #expect(exit == 1, "\(coordinator.logTail(lines: 20))")
+        #expect(coordinator.logTail(lines: 20).contains("lost the lease"), "\(coordinator.logTail(lines: 20))")
+        try await Task.sleep(for: .seconds(4))  // longer than the bake: step 3 would have begun by now
+        #expect(try lab.events().filter { $0.kind == "intent" }.count == intents, "no intent after the lease was lost")
+        #expect(try await lab.liveWeights() == weights, "no weight moved at HAProxy")
+        #expect(try lab.journal().leaseToken() == token)
+    }
 }
