@@ -64,7 +64,7 @@ struct Decommission: AsyncParsableCommand {
         let (_, fromCluster, toCluster, chosen) = try global.requirePair(from: run.from, to: run.to, policy: run.policy)
         let loadBalancer: any LoadBalancer
         do {
-            loadBalancer = try makeLoadBalancer(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
+            loadBalancer = try DriverRegistry.standard.make(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
         } catch {
             refuseControl(command, "cannot make the load balancer's driver: \(error)", global: global)
         }

@@ -80,7 +80,7 @@ struct Drain: AsyncParsableCommand {
         let (_, fromCluster, toCluster, chosen) = try global.requirePair(from: from, to: toName, policy: policyName)
         let loadBalancer: any LoadBalancer
         do {
-            loadBalancer = try makeLoadBalancer(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
+            loadBalancer = try DriverRegistry.standard.make(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
         } catch {
             printError("switchover drain: \(error)\n")
             throw Exit.inputError

@@ -47,7 +47,7 @@ struct Rollback: AsyncParsableCommand {
         let (_, fromCluster, toCluster, policy) = try global.requirePair(from: run.from, to: run.to, policy: run.policy)
         let loadBalancer: any LoadBalancer
         do {
-            loadBalancer = try makeLoadBalancer(policy: policy, from: fromCluster, to: toCluster, logger: logger)
+            loadBalancer = try DriverRegistry.standard.make(policy: policy, from: fromCluster, to: toCluster, logger: logger)
         } catch {
             refuseControl(command, "cannot reach the load balancer: \(error)", global: global)
         }

@@ -66,7 +66,7 @@ struct Run: AsyncParsableCommand {
         let journal = try SQLiteJournal(path: global.state)
         let loadBalancer: any LoadBalancer
         do {
-            loadBalancer = try makeLoadBalancer(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
+            loadBalancer = try DriverRegistry.standard.make(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
         } catch {
             printError("switchover run: \(error)\n")
             throw Exit.inputError

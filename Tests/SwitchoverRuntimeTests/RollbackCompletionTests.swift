@@ -15,7 +15,7 @@ import Testing
 struct RollbackCompletionTests {
     static func policy(_ lab: CutoverLab) throws -> Policy {
         let file = lab.folder.appendingPathComponent("policies/test.yaml").path
-        return try #require(ConfigLoader.loadFile(file).policy)
+        return try #require(ConfigLoader.loadFile(file, drivers: DriverRegistry.standard.descriptions).policy)
     }
 
     static func coordinator(_ lab: CutoverLab, _ policy: Policy, state: CutoverState, journal: MemoryJournal,

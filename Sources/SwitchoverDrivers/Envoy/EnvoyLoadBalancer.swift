@@ -51,15 +51,15 @@ import SwitchoverNet
 /// Envoy has no drain of a weighted cluster short of weight 0: `setDrain`/`setReady` throw
 /// `.unsupported`. Nor can it close the requests open to one cluster on demand:
 /// `shutdownSessions` throws `.unsupported`, and the policy loader refuses `drain.forceAfter`
-/// with this driver, so nothing asks for it.
+/// with this driver (`EnvoyDriver.capabilities`), so nothing asks for it.
 public final class EnvoyLoadBalancer: LoadBalancer {
-    public let driver = "envoy"
+    public let driver = EnvoyDriver().name
     public let address: String
     public let routeFile: URL
     public let routeName: String
     public let admin: URL
     /// Envoy's weights are 32-bit; 10,000 per cluster gives shares to 0.01%.
-    public let translation = WeightTranslation(maxWeight: 10_000)
+    public let translation = EnvoyDriver().translation
     public let fromCluster: ClusterServers
     public let toCluster: ClusterServers
     /// How long a new route version may take to go live.

@@ -34,10 +34,10 @@ import SwitchoverNet
 /// mode an idle keep-alive connection holds nothing on a server, and its next request is
 /// balanced again (to TO once FROM drains).
 public final class HAProxyLoadBalancer: LoadBalancer {
-    public let driver = "haproxy"
+    public let driver = HAProxyDriver().name
     public let address: String
     public let backend: String
-    public let translation = WeightTranslation.haproxy
+    public let translation = HAProxyDriver().translation
     public let fromCluster: ClusterServers
     public let toCluster: ClusterServers
     /// Largest command line sent in one round trip.
