@@ -54,7 +54,8 @@ public actor Coordinator {
     public let engine: CutoverEngine
     public let runID: Int64
     let journal: any JournalStore
-    let loadBalancer: any LoadBalancer
+    let router: any WeightRouter
+    let observer: any TrafficObserver
     let sampler: LoadBalancerSampler
     let sources: [String: any SignalSource]
     let reporter: any Reporter
@@ -102,15 +103,16 @@ public actor Coordinator {
     ///   - commandsValidSince: when this process took the coordinator lock (see
     ///     `commandsValidSince`); now when nil.
     public init(engine: CutoverEngine, runID: Int64, journal: sending any JournalStore,
-                loadBalancer: any LoadBalancer, sources: [String: any SignalSource], state: CutoverState,
+                router: any WeightRouter, observer: any TrafficObserver, sources: [String: any SignalSource], state: CutoverState,
                 unfinishedIntents: [JournalEvent], reporter: any Reporter, logger: Logger, goal: RunGoal = .promoted,
                 commandsValidSince: Instant? = nil,
                 clock: @escaping @Sendable () -> Instant = Coordinator.wallClock) {
         self.engine = engine
         self.runID = runID
         self.journal = journal
-        self.loadBalancer = loadBalancer
-        self.sampler = LoadBalancerSampler(loadBalancer: loadBalancer)
+        self.router = router
+        self.observer = observer
+        self.sampler = LoadBalancerSampler(router: router, observer: observer)
         self.sources = sources
         self.reporter = reporter
         self.logger = logger
@@ -192,8 +194,8 @@ public actor Coordinator {
                 // happens next; otherwise put the world back where the journal says it is.
                 if untouched(since: resumedPhase, intent: resumedIntent) {
                     let now = clock()
-                    let live = try? await loadBalancer.currentWeights()
-                    let reading = live.map { LoadBalancerSampler.reading($0, loadBalancer: loadBalancer, at: now) }
+                    let live = try? await router.currentWeights()
+                    let reading = live.map { LoadBalancerSampler.reading($0, router: router, at: now) }
                     let (recovered, actions) = engine.recover(state, live: reading, now: now)
                     try saveAndPerform(recovered, actions, now: now, group: &group)
                     try await performPending(actions, group: &group)
@@ -300,7 +302,7 @@ public actor Coordinator {
                     try journal.recordSample(run: runID, sample)
                     try await feed(.loadBalancerSample(sample), group: &group)
                     if let live {
-                        try await feed(.liveWeights(LoadBalancerSampler.reading(live, loadBalancer: loadBalancer, at: sample.at)),
+                        try await feed(.liveWeights(LoadBalancerSampler.reading(live, router: router, at: sample.at)),
                                        group: &group)
                     }
                 } catch {
@@ -366,7 +368,7 @@ public actor Coordinator {
             try await feed(.loadBalancerSample(sample), group: &group)
         }
         if let live {
-            try await feed(.liveWeights(LoadBalancerSampler.reading(live, loadBalancer: loadBalancer, at: now)), group: &group)
+            try await feed(.liveWeights(LoadBalancerSampler.reading(live, router: router, at: now)), group: &group)
         }
         for command in try journal.pendingCommands() {
             guard let manual = CommandCodec.decode(name: command.command, arguments: command.arguments) else {
@@ -503,12 +505,12 @@ public actor Coordinator {
                 // requests there, so the drain goes on, and the journal says so.
                 try await simpleIntent("setDrain", cluster: cluster,
                                        unsupported: "\(cluster)'s verified weight 0 already sends it no new requests") {
-                    try await self.loadBalancer.setDrain(cluster: cluster)
+                    try await self.router.setDrain(cluster: cluster)
                 }
             case .setReady(let cluster):
                 let failure = try await simpleIntent("setReady", cluster: cluster,
                                                      unsupported: "weights alone decide; the rollback's weights follow") {
-                    try await self.loadBalancer.setReady(cluster: cluster)
+                    try await self.router.setReady(cluster: cluster)
                 }
                 // FROM still in drain takes no new requests whatever its weight: the rollback
                 // is not done, so its weights intent is reported as not verified and the
@@ -521,7 +523,7 @@ public actor Coordinator {
                 }
             case .forceCloseSessions(let cluster):
                 try await simpleIntent("shutdownSessions", cluster: cluster, unsupported: nil) {
-                    try await self.loadBalancer.shutdownSessions(cluster: cluster)
+                    try await self.router.shutdownSessions(cluster: cluster)
                 }
             case .runPreflight:
                 // Preflight ran in the caller before the run was journaled (a failed one changes
@@ -543,11 +545,11 @@ public actor Coordinator {
     func drainRefusal(_ cluster: String) async -> String? {
         let live: LiveWeights
         do {
-            live = try await loadBalancer.currentWeights()
+            live = try await router.currentWeights()
         } catch {
             return "could not read the live weights first: \(error)"
         }
-        guard cluster == loadBalancer.fromCluster.cluster else { return nil }
+        guard cluster == router.fromCluster.cluster else { return nil }
         let from = live.assignment.from, to = live.assignment.to
         guard live.assignment.fromTotal == 0, live.assignment.toTotal > 0 else {
             let servers = (from + to).map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
@@ -591,9 +593,9 @@ public actor Coordinator {
         var detail: String
         touchedLoadBalancer = true
         do {
-            let live = try await loadBalancer.apply(percentToTarget: percent)
-            let wanted = loadBalancer.translation.weights(percentToTarget: percent, from: loadBalancer.fromCluster.servers,
-                                                          to: loadBalancer.toCluster.servers)
+            let live = try await router.apply(percentToTarget: percent)
+            let wanted = router.translation.weights(percentToTarget: percent, from: router.fromCluster.servers,
+                                                    to: router.toCluster.servers)
             let effective = live.effectivePercentToTarget
             if abs(effective - wanted.effectivePercentToTarget) < 1e-6 {
                 result = .verified(percentToTarget: effective)
@@ -626,7 +628,7 @@ public actor Coordinator {
             try journal.finishIntent(id, at: clock(), ok: true, detail: "{}")
             return nil
         } catch let error as LoadBalancerError where error.code == .unsupported && unsupported != nil {
-            let note = "\(action) \(cluster): unsupported by \(loadBalancer.driver) (\(error.message)); \(unsupported ?? "")"
+            let note = "\(action) \(cluster): unsupported by \(router.driver) (\(error.message)); \(unsupported ?? "")"
             try journal.finishIntent(id, at: clock(), ok: true,
                                      detail: Self.encode(["unsupported": error.message, "note": unsupported ?? ""]))
             reporter.notify(note)

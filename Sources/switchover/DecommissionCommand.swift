@@ -62,9 +62,9 @@ struct Decommission: AsyncParsableCommand {
 
         let logger = bootstrapLogging()
         let (_, fromCluster, toCluster, chosen) = try global.requirePair(from: run.from, to: run.to, policy: run.policy)
-        let loadBalancer: any LoadBalancer
+        let router: any WeightRouter, observer: any TrafficObserver
         do {
-            loadBalancer = try DriverRegistry.standard.make(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
+            (router, observer) = try DriverRegistry.standard.make(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
         } catch {
             refuseControl(command, "cannot make the load balancer's driver: \(error)", global: global)
         }
@@ -74,7 +74,7 @@ struct Decommission: AsyncParsableCommand {
             refuseControl(command, "no run journaled", id: id, global: global)
         }
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: run.from, to: run.to), runID: run.id,
-                                      journal: journal, loadBalancer: loadBalancer, sources: [:], state: state,
+                                      journal: journal, router: router, observer: observer, sources: [:], state: state,
                                       unfinishedIntents: try journal.unfinishedIntents(run: run.id),
                                       reporter: LogReporter(logger: logger), logger: logger)
         let final = try await coordinator.runOffline(command, id: id)

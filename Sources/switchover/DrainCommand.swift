@@ -78,9 +78,9 @@ struct Drain: AsyncParsableCommand {
         guard let toName else { throw ValidationError("which cluster did traffic move to? Say --to") }
         guard let policyName else { throw ValidationError("which policy's drain section? Say --policy") }
         let (_, fromCluster, toCluster, chosen) = try global.requirePair(from: from, to: toName, policy: policyName)
-        let loadBalancer: any LoadBalancer
+        let router: any WeightRouter, observer: any TrafficObserver
         do {
-            loadBalancer = try DriverRegistry.standard.make(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
+            (router, observer) = try DriverRegistry.standard.make(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
         } catch {
             printError("switchover drain: \(error)\n")
             throw Exit.inputError
@@ -113,12 +113,12 @@ struct Drain: AsyncParsableCommand {
             // Before FROM is drained again: its live weights must be the journal's (or a
             // restarted load balancer's, which the coordinator writes back first). Weights
             // someone changed on the same instance refuse: FROM may be carrying traffic.
-            resumeCheck = { [loadBalancer] in
+            resumeCheck = { [router] in
                 let expected = RunSetup.expectedPercentages(resuming: journaled)
                 let failures: [String]
                 do {
-                    let live = try await loadBalancer.currentWeights()
-                    failures = PreflightChecks.weightFailures(live, loadBalancer: loadBalancer, expected: expected,
+                    let live = try await router.currentWeights()
+                    failures = PreflightChecks.weightFailures(live, router: router, expected: expected,
                                                               journaledInstance: journaled.loadBalancer)
                 } catch {
                     failures = ["load balancer unreachable: \(error)"]
@@ -128,7 +128,7 @@ struct Drain: AsyncParsableCommand {
         case .fresh:
             let live: LiveWeights
             do {
-                live = try await loadBalancer.currentWeights()
+                live = try await router.currentWeights()
             } catch {
                 printError("switchover drain: cannot read the load balancer: \(error)\n")
                 throw Exit.no
@@ -157,7 +157,7 @@ struct Drain: AsyncParsableCommand {
         let reporter = makeReporter(logger: logger)
         let unfinished = try journal.unfinishedIntents(run: runID)
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: toName), runID: runID,
-                                      journal: journal, loadBalancer: loadBalancer, sources: [:], state: state,
+                                      journal: journal, router: router, observer: observer, sources: [:], state: state,
                                       unfinishedIntents: unfinished, reporter: reporter, logger: logger, goal: .drained,
                                       commandsValidSince: Instant(lock.acquiredAt))
         let service = CoordinatorService(coordinator: coordinator, preflight: preflight, resumeCheck: resumeCheck)

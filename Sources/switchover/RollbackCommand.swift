@@ -45,9 +45,9 @@ struct Rollback: AsyncParsableCommand {
 
         let logger = bootstrapLogging()
         let (_, fromCluster, toCluster, policy) = try global.requirePair(from: run.from, to: run.to, policy: run.policy)
-        let loadBalancer: any LoadBalancer
+        let router: any WeightRouter, observer: any TrafficObserver
         do {
-            loadBalancer = try DriverRegistry.standard.make(policy: policy, from: fromCluster, to: toCluster, logger: logger)
+            (router, observer) = try DriverRegistry.standard.make(policy: policy, from: fromCluster, to: toCluster, logger: logger)
         } catch {
             refuseControl(command, "cannot reach the load balancer: \(error)", global: global)
         }
@@ -61,11 +61,11 @@ struct Rollback: AsyncParsableCommand {
             id = try journal.submitCommand(name, arguments: arguments, at: now())
             let unfinished = try journal.unfinishedIntents(run: run.id)
             let coordinator = Coordinator(engine: CutoverEngine(policy: policy, from: run.from, to: run.to), runID: run.id,
-                                          journal: journal, loadBalancer: loadBalancer, sources: [:], state: state,
+                                          journal: journal, router: router, observer: observer, sources: [:], state: state,
                                           unfinishedIntents: unfinished, reporter: LogReporter(logger: logger), logger: logger)
             final = try await coordinator.runOffline(command, id: id)
         } catch let error as StoreError {
-            await rollBackWithoutJournal(command, journalError: error, run: run, state: state, loadBalancer: loadBalancer)
+            await rollBackWithoutJournal(command, journalError: error, run: run, state: state, router: router)
         }
         guard let reader = try global.existingJournal(), let record = try reader.command(id) else {
             refuseControl(command, "the command was not journaled", id: id, global: global)
@@ -94,7 +94,7 @@ struct Rollback: AsyncParsableCommand {
     /// made ready when its drain had begun, 0% to TO written and read back. Exit 0 when all
     /// traffic reads back on FROM, 1 otherwise; either way the message says the journal is behind.
     func rollBackWithoutJournal(_ command: ManualCommand, journalError: StoreError, run: RunRecord, state: CutoverState,
-                                loadBalancer: any LoadBalancer) async -> Never {
+                                router: any WeightRouter) async -> Never {
         let behind = "the journal at \(global.state) could not be written (\(journalError.context)), so it is behind: "
             + "it still says phase \(state.phase.rawValue), step \(state.step), \(formatPlain(state.percentToTarget))% to \(run.to); "
             + "once it can be written, `switchover rollback` again records the rollback"
@@ -108,7 +108,7 @@ struct Rollback: AsyncParsableCommand {
         default:
             break
         }
-        let result = await UnjournaledRollback.perform(loadBalancer: loadBalancer, fromWasDrained: state.drain != nil)
+        let result = await UnjournaledRollback.perform(router: router, fromWasDrained: state.drain != nil)
         switch result {
         case .success(let live):
             let servers = live.assignment.all.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")

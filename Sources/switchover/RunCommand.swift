@@ -64,9 +64,9 @@ struct Run: AsyncParsableCommand {
         defer { lock.release() }
 
         let journal = try SQLiteJournal(path: global.state)
-        let loadBalancer: any LoadBalancer
+        let router: any WeightRouter, observer: any TrafficObserver
         do {
-            loadBalancer = try DriverRegistry.standard.make(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
+            (router, observer) = try DriverRegistry.standard.make(policy: chosen, from: fromCluster, to: toCluster, logger: logger)
         } catch {
             printError("switchover run: \(error)\n")
             throw Exit.inputError
@@ -90,7 +90,7 @@ struct Run: AsyncParsableCommand {
         /// the journal (a restarted load balancer passes: the resumed run writes them again).
         func check(resuming journaled: CutoverState) -> @Sendable () async -> PreflightOutcome {
             { [fromCluster, toCluster, chosen] in
-                await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
+                await checks.run(from: fromCluster, to: toCluster, policy: chosen, router: router,
                                  expectedPercentToTarget: RunSetup.expectedPercentages(resuming: journaled),
                                  journaledInstance: journaled.loadBalancer)
             }
@@ -103,12 +103,12 @@ struct Run: AsyncParsableCommand {
             // Done as far as the journal knows; the load balancer says whether it still is.
             let live: LiveWeights
             do {
-                live = try await loadBalancer.currentWeights()
+                live = try await router.currentWeights()
             } catch {
                 printError("switchover run: run \(run.id) is \(done.phase.rawValue) in the journal, but the load balancer cannot be read to confirm it: \(error)\n")
                 throw Exit.no
             }
-            if PreflightChecks.weightFailures(live, loadBalancer: loadBalancer, expected: [done.percentToTarget],
+            if PreflightChecks.weightFailures(live, router: router, expected: [done.percentToTarget],
                                               journaledInstance: nil).isEmpty {
                 report("run \(run.id) from \(run.from) to \(run.to) is already \(done.phase.rawValue); nothing to do "
                        + "(live weights read back: \(formatPlain(live.effectivePercentToTarget))% to \(run.to))",
@@ -123,7 +123,7 @@ struct Run: AsyncParsableCommand {
             resumeCheck = check(resuming: done)
             unfinished = try journal.unfinishedIntents(run: run.id)
         case .fresh:
-            let checked = await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
+            let checked = await checks.run(from: fromCluster, to: toCluster, policy: chosen, router: router,
                                            expectedPercentToTarget: [0])
             try refuseUnlessPassed(checked.result)
             runID = try journal.startRun(RunRecord(from: from, to: to, policy: policy, startedAt: now(), pid: getpid()))
@@ -135,7 +135,7 @@ struct Run: AsyncParsableCommand {
             // Finishing a rollback: only the load balancer must answer. Trust and health are
             // not checked (a failing TO is the usual reason for the rollback, and refusing here
             // would leave TO its share), nor the live weights against the journal.
-            try refuseUnlessPassed(await checks.loadBalancerReachable(loadBalancer))
+            try refuseUnlessPassed(await checks.loadBalancerReachable(router))
             runID = run.id
             state = journaled
             preflight = nil
@@ -153,7 +153,7 @@ struct Run: AsyncParsableCommand {
         let reporter = makeReporter(logger: logger)
         let sources = makeSignalSources(policy: chosen, client: PrometheusQuerying(client: http))
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: to), runID: runID,
-                                      journal: journal, loadBalancer: loadBalancer, sources: sources, state: state,
+                                      journal: journal, router: router, observer: observer, sources: sources, state: state,
                                       unfinishedIntents: unfinished, reporter: reporter, logger: logger, goal: goal,
                                       commandsValidSince: Instant(lock.acquiredAt))
         let service = CoordinatorService(coordinator: coordinator, preflight: preflight, resumeCheck: resumeCheck)

@@ -34,9 +34,9 @@ struct Status: AsyncParsableCommand {
         var liveServers: [String: Int] = [:]
         if let policy, let from = configuration.cluster(named: run.from), let to = configuration.cluster(named: run.to) {
             do {
-                let loadBalancer = try DriverRegistry.standard.make(policy: policy, from: from, to: to,
-                                                                    logger: Logger(label: "switchover.status"))
-                let weights = try await loadBalancer.currentWeights()
+                let router = try DriverRegistry.standard.make(policy: policy, from: from, to: to,
+                                                              logger: Logger(label: "switchover.status")).router
+                let weights = try await router.currentWeights()
                 live = [run.from: 100 - weights.effectivePercentToTarget, run.to: weights.effectivePercentToTarget]
                 if weights.assignment.fromTotal + weights.assignment.toTotal == 0 { live = [run.from: 0, run.to: 0] }
                 liveServers = Dictionary(weights.assignment.all.map { ($0.server, $0.weight) }, uniquingKeysWith: { a, _ in a })

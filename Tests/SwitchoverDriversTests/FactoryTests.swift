@@ -25,15 +25,18 @@ struct FactoryTests {
 
     @Test("the policy's driver is the one made, bound to FROM and TO, with the translation plan uses")
     func makesTheNamedDriver() throws {
-        let lb = try DriverRegistry.standard.make(policy: policy(haproxy), from: cluster("blue", ["b1", "b2"]),
-                                                  to: cluster("green", ["g1"]), logger: testLogger)
+        let (lb, observer) = try DriverRegistry.standard.make(policy: policy(haproxy), from: cluster("blue", ["b1", "b2"]),
+                                                              to: cluster("green", ["g1"]), logger: testLogger)
         #expect(lb is HAProxyLoadBalancer)
+        #expect(observer as AnyObject === lb as AnyObject, "HAProxy counts its own traffic")
         #expect(lb.translation == .haproxy)
+        #expect(lb.capabilities == [.drain, .ready, .shutdownSessions])
         #expect(lb.fromCluster == ClusterServers(cluster: "blue", servers: ["b1", "b2"]))
         let e = try DriverRegistry.standard.make(policy: policy(envoy), from: cluster("blue", ["blue"]),
-                                                 to: cluster("green", ["green"]), logger: testLogger)
+                                                 to: cluster("green", ["green"]), logger: testLogger).router
         #expect(e is EnvoyLoadBalancer)
         #expect(e.address == "http://127.0.0.1:9901")
+        #expect(e.capabilities.isEmpty)
     }
 
     @Test("a driver the registry does not hold is an error listing the ones it does, never a fallback")

@@ -6,8 +6,8 @@ import SwitchoverTestKit
 import Testing
 
 /// A driver that exists only in this test: a description and a decoder, with no load balancer
-/// behind it (its `make` refuses). It is everything adding a driver takes besides the load
-/// balancer's own code: this type, its settings, and one line in a registry. Modelled on a weighted DNS
+/// behind it (its `make` refuses). It is everything adding a driver takes besides the router
+/// itself: this type, its settings, and one line in a registry. Modelled on a weighted DNS
 /// record: weights 0–255, no drain state, nothing to close.
 private struct TestDNSDriver: LoadBalancerDriver {
     var name: String { "testdns" }
@@ -23,9 +23,9 @@ private struct TestDNSDriver: LoadBalancerDriver {
     }
 
     func make(_ settings: any DriverSpec, from: ClusterServers, to: ClusterServers, logger: Logger) throws
-        -> any LoadBalancer {
+        -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         throw LoadBalancerError(.unsupported, driver: name, address: "-",
-                                message: "test double: no load balancer behind it (zone \((settings as? TestDNSSpec)?.zone ?? "?"))")
+                                message: "test double: no router behind it (zone \((settings as? TestDNSSpec)?.zone ?? "?"))")
     }
 }
 
@@ -138,7 +138,7 @@ private let testDNS = """
         let error = try #require(throws: LoadBalancerError.self) {
             try extended.make(policy: chosen, from: blue, to: green, logger: testLogger)
         }
-        #expect(error.message == "test double: no load balancer behind it (zone Z0123456789)")
+        #expect(error.message == "test double: no router behind it (zone Z0123456789)")
     }
 
     @Test("an added driver's section gets the loader's diagnostics: unknown keys with a did-you-mean, missing keys, bad values")

@@ -2,7 +2,8 @@ import Foundation
 import Logging
 import SwitchoverCore
 
-/// `driver: envoy`: Envoy with a file-based RDS route (`EnvoyLoadBalancer`).
+/// `driver: envoy`: Envoy with a file-based RDS route (`EnvoyLoadBalancer`, which both moves
+/// weights and counts traffic).
 ///
 /// ```yaml
 /// loadBalancer:
@@ -40,9 +41,10 @@ public struct EnvoyDriver: LoadBalancerDriver {
     }
 
     public func make(_ settings: any DriverSpec, from: ClusterServers, to: ClusterServers, logger: Logger) throws
-        -> any LoadBalancer {
+        -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         let spec = try SwitchoverDrivers.settings(settings, as: EnvoySpec.self, driver: name)
-        return try EnvoyLoadBalancer(spec: spec, from: from, to: to, logger: logger)
+        let envoy = try EnvoyLoadBalancer(spec: spec, from: from, to: to, logger: logger)
+        return (envoy, envoy)
     }
 }
 

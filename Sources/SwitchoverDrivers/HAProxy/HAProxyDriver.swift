@@ -2,7 +2,8 @@ import Foundation
 import Logging
 import SwitchoverCore
 
-/// `driver: haproxy`: HAProxy through its runtime API (`HAProxyLoadBalancer`).
+/// `driver: haproxy`: HAProxy through its runtime API (`HAProxyLoadBalancer`, which both moves
+/// weights and counts traffic).
 ///
 /// ```yaml
 /// loadBalancer:
@@ -53,9 +54,10 @@ public struct HAProxyDriver: LoadBalancerDriver {
     }
 
     public func make(_ settings: any DriverSpec, from: ClusterServers, to: ClusterServers, logger: Logger) throws
-        -> any LoadBalancer {
+        -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         let spec = try SwitchoverDrivers.settings(settings, as: HAProxySpec.self, driver: name)
-        return try HAProxyLoadBalancer(spec: spec, from: from, to: to, logger: logger)
+        let haproxy = try HAProxyLoadBalancer(spec: spec, from: from, to: to, logger: logger)
+        return (haproxy, haproxy)
     }
 }
 
