@@ -81,7 +81,7 @@ public struct DriverRegistry: Sendable {
 
 /// The settings `driver` made, as its own type: `.invalidConfiguration` when they are another
 /// driver's (a `LoadBalancerSpec` built in code with a mismatched pair).
-func settings<Spec: DriverSpec>(_ settings: any DriverSpec, as type: Spec.Type, driver: String) throws -> Spec {
+func driverSettings<Spec: DriverSpec>(_ settings: any DriverSpec, as type: Spec.Type, driver: String) throws -> Spec {
     guard let typed = settings as? Spec else {
         throw LoadBalancerError(.invalidConfiguration, driver: driver, address: "-",
                                 message: "the policy's load-balancer settings are not \(driver)'s (\(Swift.type(of: settings)))")

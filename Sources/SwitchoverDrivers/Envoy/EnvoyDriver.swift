@@ -42,7 +42,7 @@ public struct EnvoyDriver: LoadBalancerDriver {
 
     public func make(_ settings: any DriverSpec, from: ClusterServers, to: ClusterServers, logger: Logger) throws
         -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
-        let spec = try SwitchoverDrivers.settings(settings, as: EnvoySpec.self, driver: name)
+        let spec = try driverSettings(settings, as: EnvoySpec.self, driver: name)
         let envoy = try EnvoyLoadBalancer(spec: spec, from: from, to: to, logger: logger)
         return (envoy, envoy)
     }

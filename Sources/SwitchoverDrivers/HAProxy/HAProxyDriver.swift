@@ -55,7 +55,7 @@ public struct HAProxyDriver: LoadBalancerDriver {
 
     public func make(_ settings: any DriverSpec, from: ClusterServers, to: ClusterServers, logger: Logger) throws
         -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
-        let spec = try SwitchoverDrivers.settings(settings, as: HAProxySpec.self, driver: name)
+        let spec = try driverSettings(settings, as: HAProxySpec.self, driver: name)
         let haproxy = try HAProxyLoadBalancer(spec: spec, from: from, to: to, logger: logger)
         return (haproxy, haproxy)
     }
