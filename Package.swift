@@ -75,7 +75,9 @@ let package = Package(
                                          "SwitchoverCore", "COpenSSL", .product(name: "Logging", package: "swift-log")],
                           swiftSettings: swiftSettings),
 
-        .testTarget(name: "SwitchoverCoreTests", dependencies: ["SwitchoverCore", "SwitchoverTestKit"],
+        // With the drivers: the loader's tests read HAProxy and Envoy sections (Core itself
+        // knows no driver; the registry in SwitchoverDrivers describes them).
+        .testTarget(name: "SwitchoverCoreTests", dependencies: ["SwitchoverCore", "SwitchoverDrivers", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "SwitchoverNetTests", dependencies: ["SwitchoverNet", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),

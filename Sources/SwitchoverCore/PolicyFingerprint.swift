@@ -18,11 +18,8 @@ public struct PolicyFingerprint: Sendable, Hashable, Codable {
 
     public init(_ policy: Policy) {
         var fields: [String: String] = [:]
-        switch policy.loadBalancer {
-        case .haproxy(let spec): fields["loadBalancer"] = "haproxy socket=\(spec.socket) backend=\(spec.backend)"
-        case .envoy(let spec):
-            fields["loadBalancer"] = "envoy routeFile=\(spec.routeFile) routeName=\(spec.routeName) admin=\(spec.admin.absoluteString)"
-        }
+        // `haproxy socket=... backend=...`: the driver's own canonical text of its section.
+        fields["loadBalancer"] = "\(policy.loadBalancer.driverName) \(policy.loadBalancer.settings.fingerprint)"
         fields["steps"] = "[" + policy.steps.map { formatNumber($0) }.joined(separator: ", ") + "]"
         fields["bake"] = formatDuration(policy.bake)
         fields["interval"] = formatDuration(policy.interval)

@@ -86,7 +86,7 @@ public enum Control {
         }
         if context.state.coordinator != nil { return try await submit(command, context: context) }
         let pair = try context.pair(from: run.from, to: run.to, policy: run.policy)
-        let loadBalancer: any LoadBalancer
+        let loadBalancer: LoadBalancerPair
         do {
             loadBalancer = try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to)
         } catch {
@@ -117,7 +117,7 @@ public enum Control {
             let (name, arguments) = CommandCodec.encode(command)
             id = try journal.submitCommand(name, arguments: arguments, at: Coordinator.wallClock())
             let coordinator = Coordinator(engine: CutoverEngine(policy: pair.policy, from: run.from, to: run.to), runID: run.id,
-                                          journal: journal, loadBalancer: loadBalancer, sources: [:], state: state,
+                                          journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: [:], state: state,
                                           unfinishedIntents: try journal.unfinishedIntents(run: run.id),
                                           reporter: LogReporter(logger: context.logger), logger: context.logger, lease: lease)
             final = try await coordinator.runOffline(command, id: id)
@@ -151,7 +151,7 @@ public enum Control {
     /// `UnjournaledRollback`. Accepted when all traffic reads back on FROM; either way the answer
     /// says the journal is behind.
     static func rollBackWithoutJournal(_ command: ManualCommand, journalError: StoreError, run: RunRecord, state: CutoverState,
-                                       loadBalancer: any LoadBalancer, context: RuntimeContext) async -> ControlAnswer {
+                                       loadBalancer: LoadBalancerPair, context: RuntimeContext) async -> ControlAnswer {
         let behind = "the journal at \(context.state) could not be written (\(journalError.context)), so it is behind: "
             + "it still says phase \(state.phase.rawValue), step \(state.step), \(format(state.percentToTarget))% to \(run.to); "
             + "once it can be written, `switchover rollback` again records the rollback"
@@ -166,7 +166,7 @@ public enum Control {
         default:
             break
         }
-        switch await UnjournaledRollback.perform(loadBalancer: loadBalancer, fromWasDrained: state.drain != nil) {
+        switch await UnjournaledRollback.perform(router: loadBalancer.router, fromWasDrained: state.drain != nil) {
         case .success(let live):
             let servers = live.assignment.all.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
             var answer = ControlAnswer(command: command.name, accepted: true,
@@ -211,7 +211,7 @@ public enum Control {
         }
         defer { lease.release() }
         let pair = try context.pair(from: run.from, to: run.to, policy: run.policy)
-        let loadBalancer: any LoadBalancer
+        let loadBalancer: LoadBalancerPair
         do {
             loadBalancer = try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to)
         } catch {
@@ -223,7 +223,7 @@ public enum Control {
             return ControlAnswer(command: command.name, accepted: false, detail: "no run journaled", id: id)
         }
         let coordinator = Coordinator(engine: CutoverEngine(policy: pair.policy, from: run.from, to: run.to), runID: run.id,
-                                      journal: journal, loadBalancer: loadBalancer, sources: [:], state: state,
+                                      journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: [:], state: state,
                                       unfinishedIntents: try journal.unfinishedIntents(run: run.id),
                                       reporter: LogReporter(logger: context.logger), logger: context.logger, lease: lease)
         let final = try await coordinator.runOffline(command, id: id)

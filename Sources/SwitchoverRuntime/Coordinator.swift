@@ -25,7 +25,8 @@ public actor Coordinator {
     public let engine: CutoverEngine
     public let runID: Int64
     let journal: any JournalStore
-    let loadBalancer: any LoadBalancer
+    /// Moves the weights and reads them back.
+    let router: any WeightRouter
     let sampler: LoadBalancerSampler
     let interpreter: WriteAheadInterpreter
     let gates: GateFanOut
@@ -66,16 +67,16 @@ public actor Coordinator {
     ///   - commandsValidSince: when this process took the lease (now when nil).
     ///   - crashAfterIntent: TEST ONLY, see `WriteAheadInterpreter`.
     public init(engine: CutoverEngine, runID: Int64, journal: any JournalStore,
-                loadBalancer: any LoadBalancer, sources: [String: any SignalSource], state: CutoverState,
+                router: any WeightRouter, observer: any TrafficObserver, sources: [String: any SignalSource], state: CutoverState,
                 unfinishedIntents: [JournalEvent], reporter: any Reporter, logger: Logger, goal: RunGoal = .promoted,
                 lease: (any CoordinatorLease)? = nil, commandsValidSince: Instant? = nil, crashAfterIntent: Int? = nil,
                 clock: @escaping @Sendable () -> Instant = Coordinator.wallClock) {
         self.engine = engine
         self.runID = runID
         self.journal = journal
-        self.loadBalancer = loadBalancer
-        self.sampler = LoadBalancerSampler(loadBalancer: loadBalancer)
-        self.interpreter = WriteAheadInterpreter(journal: journal, loadBalancer: loadBalancer, runID: runID,
+        self.router = router
+        self.sampler = LoadBalancerSampler(router: router, observer: observer)
+        self.interpreter = WriteAheadInterpreter(journal: journal, router: router, runID: runID,
                                                  fence: lease?.token, unfinishedIntents: unfinishedIntents,
                                                  crashAfterIntent: crashAfterIntent, logger: logger, clock: clock)
         self.gates = GateFanOut(sources: sources)
@@ -153,8 +154,8 @@ public actor Coordinator {
                 }
                 if untouched(since: resumedPhase, intent: resumedIntent) {
                     let now = clock()
-                    let live = try? await loadBalancer.currentWeights()
-                    let reading = live.map { LoadBalancerSampler.reading($0, loadBalancer: loadBalancer, at: now) }
+                    let live = try? await router.currentWeights()
+                    let reading = live.map { LoadBalancerSampler.reading($0, router: router, at: now) }
                     let (recovered, actions) = engine.recover(state, live: reading, now: now)
                     try saveAndPerform(recovered, actions, now: now, group: &group)
                     try await performPending(actions, group: &group)
@@ -232,7 +233,8 @@ public actor Coordinator {
         var sample: LoadBalancerSample?
         var live: LiveWeights?
         do {
-            (sample, live) = try await sampler.sampleWithWeights(at: now)
+            let read = try await sampler.sampleWithWeights(at: now)
+            (sample, live) = (read.sample, read.live)
         } catch is CancellationError {
             return
         } catch {
@@ -253,7 +255,7 @@ public actor Coordinator {
             try await feed(.loadBalancerSample(sample), group: &group)
         }
         if let live {
-            try await feed(.liveWeights(LoadBalancerSampler.reading(live, loadBalancer: loadBalancer, at: now)), group: &group)
+            try await feed(.liveWeights(LoadBalancerSampler.reading(live, router: router, at: now)), group: &group)
         }
         try await feedJournaledCommands(only: { _ in true }, group: &group)
         let results = inbox

@@ -26,10 +26,7 @@ extension Coordinator {
                     let (sample, live) = try await sampler.sampleWithWeights(at: clock())
                     try journal.recordSample(run: runID, sample)
                     try await feed(.loadBalancerSample(sample), group: &group)
-                    if let live {
-                        try await feed(.liveWeights(LoadBalancerSampler.reading(live, loadBalancer: loadBalancer, at: sample.at)),
-                                       group: &group)
-                    }
+                    try await feed(.liveWeights(LoadBalancerSampler.reading(live, router: router, at: sample.at)), group: &group)
                 } catch {
                     try journalAppend("sampleFailed", "no fresh sample of the load balancer before decommission: \(error)")
                     if !force {

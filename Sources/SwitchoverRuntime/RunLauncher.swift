@@ -102,7 +102,7 @@ public enum RunLauncher {
             return .refused(error.context)
         }
         defer { lease.release() }
-        let loadBalancer: any LoadBalancer
+        let loadBalancer: LoadBalancerPair
         do {
             loadBalancer = try context.loadBalancer(policy: chosen, from: fromCluster, to: toCluster)
         } catch {
@@ -121,7 +121,7 @@ public enum RunLauncher {
         /// the journal (a restarted load balancer passes: the resumed run writes them again).
         func check(resuming journaled: CutoverState) -> @Sendable () async -> PreflightOutcome {
             { [fromCluster, toCluster, chosen] in
-                await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
+                await checks.run(from: fromCluster, to: toCluster, policy: chosen, router: loadBalancer.router,
                                  expectedPercentToTarget: RunSetup.expectedPercentages(resuming: journaled),
                                  journaledInstance: journaled.loadBalancer)
             }
@@ -155,13 +155,13 @@ public enum RunLauncher {
             // Done as far as the journal knows; the load balancer says whether it still is.
             let live: LiveWeights
             do {
-                live = try await loadBalancer.currentWeights()
+                live = try await loadBalancer.router.currentWeights()
             } catch {
                 return RunReport("failed", exitCode: 1,
                                  "run \(run.id) is \(done.phase.rawValue) in the journal, but the load balancer cannot be read to confirm it: \(error)",
                                  isVerdict: false, run: run.id, state: done)
             }
-            if PreflightChecks.weightFailures(live, loadBalancer: loadBalancer, expected: [done.percentToTarget],
+            if PreflightChecks.weightFailures(live, router: loadBalancer.router, expected: [done.percentToTarget],
                                               journaledInstance: nil).isEmpty {
                 var report = RunReport(done.phase.rawValue, exitCode: 0,
                                        "run \(run.id) from \(run.from) to \(run.to) is already \(done.phase.rawValue); nothing to do "
@@ -180,7 +180,7 @@ public enum RunLauncher {
             resumeCheck = check(resuming: done)
             unfinished = try journal.unfinishedIntents(run: run.id)
         case .fresh:
-            let checked = await checks.run(from: fromCluster, to: toCluster, policy: chosen, loadBalancer: loadBalancer,
+            let checked = await checks.run(from: fromCluster, to: toCluster, policy: chosen, router: loadBalancer.router,
                                            expectedPercentToTarget: [0])
             guard checked.result.passed else { return preflightFailed(checked.result.failures) }
             runID = try journal.startRun(RunRecord(from: from, to: to, policy: request.policy, startedAt: Coordinator.wallClock(),
@@ -196,7 +196,7 @@ public enum RunLauncher {
             // Finishing a rollback: only the load balancer must answer. Trust and health are
             // not checked (a failing TO is the usual reason for the rollback, and refusing here
             // would leave TO its share), nor the live weights against the journal.
-            let reachable = await checks.loadBalancerReachable(loadBalancer)
+            let reachable = await checks.loadBalancerReachable(loadBalancer.router)
             guard reachable.passed else { return preflightFailed(reachable.failures) }
             runID = run.id
             state = journaled
@@ -215,7 +215,7 @@ public enum RunLauncher {
 
         let sources = makeSignalSources(policy: chosen, client: PrometheusQuerying(client: http))
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: to), runID: runID,
-                                      journal: journal, loadBalancer: loadBalancer, sources: sources, state: state,
+                                      journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: sources, state: state,
                                       unfinishedIntents: unfinished, reporter: reporter, logger: context.logger, goal: goal,
                                       lease: lease, crashAfterIntent: request.crashAfterIntent)
         var report = await supervise(coordinator, preflight: preflight, resumeCheck: resumeCheck, from: from, to: to,
@@ -263,7 +263,7 @@ public enum RunLauncher {
         guard let toName else { return .refused("which cluster did traffic move to? Say --to") }
         guard let policyName else { return .refused("which policy's drain section? Say --policy") }
         let (fromCluster, toCluster, chosen) = try context.pair(from: from, to: toName, policy: policyName)
-        let loadBalancer: any LoadBalancer
+        let loadBalancer: LoadBalancerPair
         do {
             loadBalancer = try context.loadBalancer(policy: chosen, from: fromCluster, to: toCluster)
         } catch {
@@ -298,8 +298,8 @@ public enum RunLauncher {
                 let expected = RunSetup.expectedPercentages(resuming: journaled)
                 let failures: [String]
                 do {
-                    let live = try await loadBalancer.currentWeights()
-                    failures = PreflightChecks.weightFailures(live, loadBalancer: loadBalancer, expected: expected,
+                    let live = try await loadBalancer.router.currentWeights()
+                    failures = PreflightChecks.weightFailures(live, router: loadBalancer.router, expected: expected,
                                                               journaledInstance: journaled.loadBalancer)
                 } catch {
                     failures = ["load balancer unreachable: \(error)"]
@@ -309,7 +309,7 @@ public enum RunLauncher {
         case .fresh:
             let live: LiveWeights
             do {
-                live = try await loadBalancer.currentWeights()
+                live = try await loadBalancer.router.currentWeights()
             } catch {
                 return RunReport("failed", exitCode: 1, "cannot read the load balancer: \(error)", isVerdict: false)
             }
@@ -331,7 +331,7 @@ public enum RunLauncher {
         }
 
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: toName), runID: runID,
-                                      journal: journal, loadBalancer: loadBalancer, sources: [:], state: state,
+                                      journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: [:], state: state,
                                       unfinishedIntents: try journal.unfinishedIntents(run: runID), reporter: reporter,
                                       logger: context.logger, goal: .drained, lease: lease)
         var report = await supervise(coordinator, preflight: preflight, resumeCheck: resumeCheck, from: from, to: toName,

@@ -32,10 +32,18 @@ public struct RuntimeContext: Sendable {
         return (fromCluster, toCluster, chosen)
     }
 
-    /// The driver the policy names, bound to FROM and TO: the one place drivers are made.
-    public func loadBalancer(policy: Policy, from: Cluster, to: Cluster) throws -> any LoadBalancer {
-        try makeLoadBalancer(policy: policy, from: from, to: to, logger: logger)
+    /// The router and observer the policy's driver makes, bound to FROM and TO: the one place
+    /// drivers are made (through the driver registry).
+    public func loadBalancer(policy: Policy, from: Cluster, to: Cluster) throws -> LoadBalancerPair {
+        let made = try DriverRegistry.standard.make(policy: policy, from: from, to: to, logger: logger)
+        return LoadBalancerPair(router: made.router, observer: made.observer)
     }
+}
+
+/// What moves a policy's weights and what counts its traffic.
+public struct LoadBalancerPair: Sendable {
+    public var router: any WeightRouter
+    public var observer: any TrafficObserver
 }
 
 /// The configuration does not allow the command: every problem, `FILE:LINE:COL: message`.

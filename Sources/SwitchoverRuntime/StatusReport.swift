@@ -34,7 +34,7 @@ public struct StatusReport: Sendable {
         let policy = context.configuration.policy(named: run.policy)
         if let policy, let from = context.configuration.cluster(named: run.from), let to = context.configuration.cluster(named: run.to) {
             do {
-                let weights = try await context.loadBalancer(policy: policy, from: from, to: to).currentWeights()
+                let weights = try await context.loadBalancer(policy: policy, from: from, to: to).router.currentWeights()
                 let total = weights.assignment.fromTotal + weights.assignment.toTotal
                 report.live = total == 0 ? [run.from: 0, run.to: 0]
                     : [run.from: 100 - weights.effectivePercentToTarget, run.to: weights.effectivePercentToTarget]

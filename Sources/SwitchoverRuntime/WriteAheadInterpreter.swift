@@ -25,7 +25,8 @@ public final class WriteAheadInterpreter: Sendable {
     /// What a non-weight action came to.
     public enum Outcome: Sendable, Equatable {
         case done
-        /// The load balancer has no such notion (Envoy has no drain state); fine, and why.
+        /// The router has no such notion (its capabilities say so: Envoy has no drain state);
+        /// nothing was asked or journaled; fine, and why.
         case unsupported(String)
         /// Not asked: a guard refused, with why.
         case refused(String)
@@ -34,7 +35,7 @@ public final class WriteAheadInterpreter: Sendable {
     }
 
     let journal: any JournalStore
-    let loadBalancer: any LoadBalancer
+    let router: any WeightRouter
     let runID: Int64
     let fence: Int64?
     let crashAfterIntent: Int?
@@ -54,11 +55,11 @@ public final class WriteAheadInterpreter: Sendable {
     ///   - fence: the lease's token every intent is written with; nil only in tests.
     ///   - crashAfterIntent: TEST ONLY: `_exit(137)` right after journaling the N-th weight
     ///     intent, before performing it (`SWITCHOVER_TEST_CRASH_AFTER_INTENT`).
-    public init(journal: any JournalStore, loadBalancer: any LoadBalancer, runID: Int64, fence: Int64?,
+    public init(journal: any JournalStore, router: any WeightRouter, runID: Int64, fence: Int64?,
                 unfinishedIntents: [JournalEvent], crashAfterIntent: Int? = nil, logger: Logger,
                 clock: @escaping @Sendable () -> Instant) {
         self.journal = journal
-        self.loadBalancer = loadBalancer
+        self.router = router
         self.runID = runID
         self.fence = fence
         self.crashAfterIntent = crashAfterIntent
@@ -98,7 +99,7 @@ public final class WriteAheadInterpreter: Sendable {
         if let existing = memory.withLock({ $0.unfinished.removeValue(forKey: intent) }) {
             journalIntent = existing
             try journal.append(JournalEvent(run: runID, at: now, kind: "intentReapplied", detail: Self.encode([
-                "message": "re-applying unfinished intent \(intent) (journal \(existing)): \(format(percent))% to \(loadBalancer.toCluster.cluster)",
+                "message": "re-applying unfinished intent \(intent) (journal \(existing)): \(format(percent))% to \(router.toCluster.cluster)",
             ])))
         } else {
             let action = Action.setWeights(intent: intent, percentToTarget: percent, step: step, purpose: purpose)
@@ -117,9 +118,9 @@ public final class WriteAheadInterpreter: Sendable {
         var ok = false
         let detail: String
         do {
-            let live = try await loadBalancer.apply(percentToTarget: percent)
-            let wanted = loadBalancer.translation.weights(percentToTarget: percent, from: loadBalancer.fromCluster.servers,
-                                                          to: loadBalancer.toCluster.servers)
+            let live = try await router.apply(percentToTarget: percent)
+            let wanted = router.translation.weights(percentToTarget: percent, from: router.fromCluster.servers,
+                                                          to: router.toCluster.servers)
             let effective = live.effectivePercentToTarget
             if abs(effective - wanted.effectivePercentToTarget) < 1e-6 {
                 result = .verified(percentToTarget: effective)
@@ -142,34 +143,41 @@ public final class WriteAheadInterpreter: Sendable {
     /// Puts `cluster` (FROM) in drain: refused unless its live weight, read right now, is 0 and
     /// TO's is not; journaled as a failed intent when refused, so the journal shows the guard.
     public func drain(_ cluster: String) async throws -> Outcome {
+        guard router.capabilities.contains(.drain) else {
+            return .unsupported("\(router.driver) has no drain state")
+        }
         if let refusal = await drainRefusal(cluster) {
             let id = try journal.beginIntent(run: runID, at: clock(), action: "setDrain", detail: Self.encode(["cluster": cluster]),
                                              state: nil, fence: fence)
             try journal.finishIntent(id, at: clock(), ok: false, detail: Self.encode(["refused": refusal]))
             return .refused(refusal)
         }
-        return try await simple("setDrain", cluster: cluster) { try await self.loadBalancer.setDrain(cluster: cluster) }
+        return try await simple("setDrain", cluster: cluster) { try await self.router.setDrain(cluster: cluster) }
     }
 
     /// Takes `cluster` out of drain.
     public func ready(_ cluster: String) async throws -> Outcome {
-        try await simple("setReady", cluster: cluster) { try await self.loadBalancer.setReady(cluster: cluster) }
+        guard router.capabilities.contains(.ready) else { return .unsupported("\(router.driver) has no ready state") }
+        return try await simple("setReady", cluster: cluster) { try await self.router.setReady(cluster: cluster) }
     }
 
     /// Closes the sessions still open to `cluster` (`drain.forceAfter`).
     public func closeSessions(_ cluster: String) async throws -> Outcome {
-        try await simple("shutdownSessions", cluster: cluster) { try await self.loadBalancer.shutdownSessions(cluster: cluster) }
+        guard router.capabilities.contains(.shutdownSessions) else {
+            return .unsupported("\(router.driver) cannot shut down open sessions on demand")
+        }
+        return try await simple("shutdownSessions", cluster: cluster) { try await self.router.shutdownSessions(cluster: cluster) }
     }
 
     /// Why `cluster` must not be put in drain now, from the live weights read just before, or nil.
     func drainRefusal(_ cluster: String) async -> String? {
         let live: LiveWeights
         do {
-            live = try await loadBalancer.currentWeights()
+            live = try await router.currentWeights()
         } catch {
             return "could not read the live weights first: \(error)"
         }
-        guard cluster == loadBalancer.fromCluster.cluster else { return nil }
+        guard cluster == router.fromCluster.cluster else { return nil }
         guard live.assignment.fromTotal == 0, live.assignment.toTotal > 0 else {
             let servers = live.assignment.all.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
             return "it still carries traffic: live weights \(servers) send \(format(100 - live.effectivePercentToTarget))% to \(cluster)"

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwitchoverCore
+import SwitchoverDrivers
 import SwitchoverRuntime
 import SwitchoverStore
 
@@ -9,9 +10,11 @@ import SwitchoverStore
 // `--output json` stdout carries exactly one JSON object (DESIGN.md section 2).
 
 extension GlobalOptions {
-    /// Loads both folders; problems come back, nothing is printed.
+    /// Loads both folders, with every driver of the registry; problems come back, nothing is
+    /// printed.
     func loadConfiguration() -> (Configuration, [Diagnostic]) {
-        ConfigLoader.load(clustersDirectory: clusters, policiesDirectory: policies)
+        ConfigLoader.load(clustersDirectory: clusters, policiesDirectory: policies,
+                          drivers: DriverRegistry.standard.descriptions)
     }
 
     /// The configuration, FROM, TO and the policy, or a refusal (exit 2) that prints every

@@ -11,10 +11,11 @@ import Testing
 /// records every call, and checks at each write that the journal already has the intent for it
 /// (write-ahead). Not a stand-in for HAProxy or Envoy: every path to a real one is tested
 /// against the real one (SafetyGuardTests, CutoverIntegrationTests, the driver tests).
-final class MemoryLoadBalancer: LoadBalancer, Sendable {
+final class MemoryLoadBalancer: WeightRouter, TrafficObserver, Sendable {
     let driver = "memory"
     let address = "memory"
     let translation = WeightTranslation.haproxy
+    let capabilities: RouterCapabilities = [.drain, .ready]
     let fromCluster = ClusterServers(cluster: "blue", servers: ["blue-1"])
     let toCluster = ClusterServers(cluster: "green", servers: ["green-1"])
     struct World {
@@ -86,7 +87,7 @@ final class MemoryLoadBalancer: LoadBalancer, Sendable {
         let run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "p", startedAt: .seconds(1), pid: 1))
         let token = fence ? try journal.takeLease(holder: "test", at: .seconds(1)) : nil
         let router = MemoryLoadBalancer(journal: journal, run: run)
-        let interpreter = WriteAheadInterpreter(journal: journal, loadBalancer: router, runID: run, fence: token,
+        let interpreter = WriteAheadInterpreter(journal: journal, router: router, runID: run, fence: token,
                                                 unfinishedIntents: [], logger: Logger(label: "test"), clock: { .seconds(2) })
         return (journal, router, interpreter, run, token)
     }
@@ -135,7 +136,7 @@ final class MemoryLoadBalancer: LoadBalancer, Sendable {
         let (journal, router, _, run, token) = try Self.rig()
         let old = try journal.beginIntent(run: run, at: .seconds(1), Action.setWeights(intent: 1, percentToTarget: 10, step: 1, purpose: .step))
         let open = try journal.beginIntent(run: run, at: .seconds(1), Action.setWeights(intent: 2, percentToTarget: 25, step: 2, purpose: .step))
-        let interpreter = WriteAheadInterpreter(journal: journal, loadBalancer: router, runID: run, fence: token,
+        let interpreter = WriteAheadInterpreter(journal: journal, router: router, runID: run, fence: token,
                                                 unfinishedIntents: try journal.unfinishedIntents(run: run),
                                                 logger: Logger(label: "test"), clock: { .seconds(2) })
         _ = try await interpreter.setWeights(intent: 2, percent: 25, step: 2, purpose: .step, expecting: Self.shifting)
