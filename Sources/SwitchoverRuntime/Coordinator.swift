@@ -360,8 +360,10 @@ public actor Coordinator {
                 case .done:
                     break
                 case .unsupported(let why):
-                    // No drain state (Envoy): FROM's verified weight 0 is what keeps new requests away.
-                    reporter.notify("setDrain \(cluster): \(why); its verified weight 0 already sends it no new requests")
+                    // No drain state (Envoy): FROM's verified weight 0 is what keeps new requests
+                    // away. Nothing was asked of the load balancer, so no intent: the journal says so.
+                    try journalAppend("drainStateUnsupported",
+                                      "\(cluster) not put in drain: \(why); its verified weight 0 already sends it no new requests")
                 case .refused(let why):
                     // Set again once a reading shows the journaled weights (see the engine's drift rules).
                     reporter.notify("not putting \(cluster) in drain: \(why)")

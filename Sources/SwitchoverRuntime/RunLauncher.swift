@@ -93,13 +93,11 @@ public enum RunLauncher {
         let (fromCluster, toCluster, chosen) = try context.pair(from: request.from, to: request.to, policy: request.policy)
         let goal = request.goal ?? (chosen.drainDeclared ? .drained : .promoted)
         let from = request.from, to = request.to
-        let journal = try context.state.journal()
         // One coordinator per journal: refuse before touching anything else.
-        let lease: any CoordinatorLease
-        do {
-            lease = try context.state.takeLease(journal: journal)
-        } catch let error as StoreError where error.code == .lockHeld {
-            return .refused(error.context)
+        let (journal, lease): (any JournalStore, any CoordinatorLease)
+        switch try leaseJournal(context) {
+        case .leased(let leased, let held): (journal, lease) = (leased, held)
+        case .refused(let refusal): return refusal
         }
         defer { lease.release() }
         let loadBalancer: LoadBalancerPair
@@ -127,20 +125,8 @@ public enum RunLauncher {
             }
         }
         var notes: [String] = []
-        /// The journaled state to resume under `chosen`, or the refusal (see `PolicyRecord`).
         func resumed(_ journaled: CutoverState, run: RunRecord) throws -> Resumed {
-            switch try PolicyRecord.resume(journaled, run: run, under: chosen, adopt: request.adoptPolicy, journal: journal,
-                                           at: Coordinator.wallClock()) {
-            case .same(let state):
-                return .state(state)
-            case .adopted(let state, let changes):
-                notes.append("adopting the edited policy \(chosen.name) (\(changes.joined(separator: "; "))); "
-                             + "going on at step \(state.step) of \(chosen.steps.count), "
-                             + "\(format(chosen.steps[max(0, state.step - 1)]))% to \(run.to)")
-                return .state(state)
-            case .refused(let why):
-                return .refused(.refused(why + "; nothing was changed", run: run.id))
-            }
+            try resume(journaled, run: run, under: chosen, adopt: request.adoptPolicy, journal: journal, notes: &notes)
         }
 
         let state: CutoverState
@@ -228,12 +214,10 @@ public enum RunLauncher {
 
     public static func drain(_ request: DrainRequest, context: RuntimeContext, reporter: any Reporter) async throws -> RunReport {
         let from = request.from
-        let journal = try context.state.journal()
-        let lease: any CoordinatorLease
-        do {
-            lease = try context.state.takeLease(journal: journal)
-        } catch let error as StoreError where error.code == .lockHeld {
-            return .refused(error.context)
+        let (journal, lease): (any JournalStore, any CoordinatorLease)
+        switch try leaseJournal(context) {
+        case .leased(let leased, let held): (journal, lease) = (leased, held)
+        case .refused(let refusal): return refusal
         }
         defer { lease.release() }
         let latest = try StateLocation.latestRun(in: journal)
@@ -280,15 +264,9 @@ public enum RunLauncher {
             return .refused(why)
         case .resume(let run, let journaled):
             runID = run.id
-            switch try PolicyRecord.resume(journaled, run: run, under: chosen, adopt: request.adoptPolicy, journal: journal,
-                                           at: Coordinator.wallClock()) {
-            case .same(let resumed):
-                state = resumed
-            case .adopted(let resumed, let changes):
-                notes.append("adopting the edited policy \(chosen.name): \(changes.joined(separator: "; "))")
-                state = resumed
-            case .refused(let why):
-                return .refused(why + "; nothing was changed", run: run.id)
+            switch try resume(journaled, run: run, under: chosen, adopt: request.adoptPolicy, journal: journal, notes: &notes) {
+            case .state(let resumed): state = resumed
+            case .refused(let refusal): return refusal
             }
             preflight = nil
             // Before FROM is drained again: its live weights must be the journal's (or a
@@ -346,6 +324,38 @@ public enum RunLauncher {
     enum Resumed {
         case state(CutoverState)
         case refused(RunReport)
+    }
+
+    /// The journal and this process's lease on it, or the refusal when a coordinator holds it.
+    enum Leased {
+        case leased(any JournalStore, any CoordinatorLease)
+        case refused(RunReport)
+    }
+
+    static func leaseJournal(_ context: RuntimeContext) throws -> Leased {
+        let journal = try context.state.journal()
+        do {
+            return .leased(journal, try context.state.takeLease(journal: journal))
+        } catch let error as StoreError where error.code == .lockHeld {
+            return .refused(.refused(error.context))
+        }
+    }
+
+    /// The journaled state to resume under `policy`, or the refusal (see `PolicyRecord`): an
+    /// adoption is said in `notes`.
+    static func resume(_ journaled: CutoverState, run: RunRecord, under policy: Policy, adopt: Bool, journal: any JournalStore,
+                       notes: inout [String]) throws -> Resumed {
+        switch try PolicyRecord.resume(journaled, run: run, under: policy, adopt: adopt, journal: journal, at: Coordinator.wallClock()) {
+        case .same(let state):
+            return .state(state)
+        case .adopted(let state, let changes):
+            notes.append("adopting the edited policy \(policy.name) (\(changes.joined(separator: "; "))); "
+                         + "going on at step \(state.step) of \(policy.steps.count), "
+                         + "\(format(policy.steps[max(0, state.step - 1)]))% to \(run.to)")
+            return .state(state)
+        case .refused(let why):
+            return .refused(.refused(why + "; nothing was changed", run: run.id))
+        }
     }
 
     static func preflightFailed(_ failures: [String]) -> RunReport {
