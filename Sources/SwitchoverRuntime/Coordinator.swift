@@ -50,9 +50,9 @@ public actor Coordinator {
     var preflightAnswer: PreflightResult?
     /// The checks before resuming, once they finished (see `watchWhileChecking`).
     var resumeCheckResult: PreflightOutcome?
-    /// Loop turns (samples) taken by this process: `drained` is only believed after a fresh
-    /// sample, never from a journaled state alone.
-    var turnsTaken = 0
+    /// Samples this process took successfully: `drained` is only believed after a fresh sample,
+    /// never from a journaled state alone.
+    var samplesTaken = 0
     /// When the last `drainProgress` event was journaled.
     var lastDrainProgress: Instant?
     /// How often a draining run journals its progress (sessions, hold, ETA).
@@ -96,6 +96,9 @@ public actor Coordinator {
 
     public var currentState: CutoverState { state }
 
+    /// The lease's token every write of this coordinator carries (nil only in tests without one).
+    var fence: Int64? { lease?.token }
+
     /// True once this coordinator asked the load balancer to change anything.
     public var touchedLoadBalancer: Bool { interpreter.touchedLoadBalancer }
 
@@ -116,9 +119,10 @@ public actor Coordinator {
     /// reading of the live weights) and so does a run that stopped before its own preflight was
     /// answered, which gets this answer. Nil: resume without checks (finishing a rollback).
     public func run(preflight: PreflightResult?,
-                    resumeCheck: (@Sendable () async -> PreflightOutcome)? = nil) async throws -> RunOutcome {
+                    resumeCheck: (@Sendable () async -> PreflightOutcome)? = nil,
+                    adopt: (@Sendable (CutoverState) throws -> CutoverState)? = nil) async throws -> RunOutcome {
         do {
-            return try await loop(preflight: preflight, resumeCheck: resumeCheck)
+            return try await loop(preflight: preflight, resumeCheck: resumeCheck, adopt: adopt)
         } catch let error as StoreError where error.code == .fenced {
             // Another coordinator took the journal: nothing more is journaled or moved by this one.
             reporter.finish(nil)
@@ -126,7 +130,10 @@ public actor Coordinator {
         }
     }
 
-    func loop(preflight: PreflightResult?, resumeCheck: (@Sendable () async -> PreflightOutcome)?) async throws -> RunOutcome {
+    /// `adopt`: an edited policy to go on under (see `PolicyRecord`), applied to the state once
+    /// the resume checks passed, never before.
+    func loop(preflight: PreflightResult?, resumeCheck: (@Sendable () async -> PreflightOutcome)?,
+              adopt: (@Sendable (CutoverState) throws -> CutoverState)?) async throws -> RunOutcome {
         preflightAnswer = preflight
         try lease?.renew()
         try journalAppend("coordinatorStarted",
@@ -142,14 +149,26 @@ public actor Coordinator {
                 // a drain's phase, which is not one.
                 let resumedPhase = state.phase, resumedIntent = state.lastIntent
                 if let resumeCheck {
-                    let checked = try await watchWhileChecking(resumeCheck, group: &group)
-                    if let checked {
-                        guard checked.result.passed || !untouched(since: resumedPhase, intent: resumedIntent) else {
-                            group.cancelAll()
-                            return .preflightFailed(checked.result.failures)
-                        }
-                        try journalTrust(checked)
-                        preflightAnswer = checked.result
+                    guard let checked = try await watchWhileChecking(resumeCheck, group: &group) else {
+                        // Stopped by a signal before the checks were done: nothing is re-applied
+                        // unchecked (the weights may have been changed by a person meanwhile).
+                        try journalAppend("coordinatorStopped",
+                                          "coordinator stopped by signal during the checks before resuming; nothing was re-applied; weights left as they are")
+                        reporter.finish(nil)
+                        group.cancelAll()
+                        return .stopped
+                    }
+                    guard checked.result.passed || !untouched(since: resumedPhase, intent: resumedIntent) else {
+                        group.cancelAll()
+                        return .preflightFailed(checked.result.failures)
+                    }
+                    try journalTrust(checked)
+                    preflightAnswer = checked.result
+                    if let adopt, untouched(since: resumedPhase, intent: resumedIntent) {
+                        // An edited policy is adopted only once the checks passed: a failed
+                        // resume leaves the run under the policy it was journaled with.
+                        state = try adopt(state)
+                        try journal.saveState(run: runID, at: clock(), state, fence: lease?.token)
                     }
                 }
                 if untouched(since: resumedPhase, intent: resumedIntent) {
@@ -209,8 +228,9 @@ public actor Coordinator {
         let period = engine.policy.sampling
         while resumeCheckResult == nil {
             if Task.isShuttingDownGracefully || Task.isCancelled { return nil }
-            turnsTaken += 1
+            try lease?.renew()
             if let sample = try? await sampler.sample(at: clock()) {
+                samplesTaken += 1
                 try journal.recordSample(run: runID, sample)
                 try await feed(.loadBalancerSample(sample), group: &group)
             }
@@ -228,7 +248,6 @@ public actor Coordinator {
 
     /// One loop turn: sample and live weights, commands, gate results, tick.
     func turn(group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
-        turnsTaken += 1
         let now = clock()
         var sample: LoadBalancerSample?
         var live: LiveWeights?
@@ -251,6 +270,7 @@ public actor Coordinator {
                 reporter.notify("load balancer answering again")
                 sampleFailureLogged = false
             }
+            samplesTaken += 1
             try journal.recordSample(run: runID, sample)
             try await feed(.loadBalancerSample(sample), group: &group)
         }
@@ -277,7 +297,7 @@ public actor Coordinator {
         for command in try journal.pendingCommands() {
             guard let manual = CommandCodec.decode(name: command.command, arguments: command.arguments) else {
                 try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
-                                               outcome: "unknown command '\(command.command)'")
+                                               outcome: "unknown command '\(command.command)'", fence: fence)
                 continue
             }
             guard accept(manual) else { continue }
@@ -286,13 +306,13 @@ public actor Coordinator {
             // The engine acknowledges every command it is given an id for; make sure of it.
             if let record = try journal.command(command.id), record.acknowledgedAt == nil {
                 try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
-                                               outcome: "\(manual.name) had no effect in phase \(state.phase.rawValue)")
+                                               outcome: "\(manual.name) had no effect in phase \(state.phase.rawValue)", fence: fence)
             }
         }
     }
 
     func outcome() -> RunOutcome? {
-        state.outcome(goal: goal, sampledThisProcess: turnsTaken > 0, drainTimeout: engine.policy.drain.timeout,
+        state.outcome(goal: goal, sampledThisProcess: samplesTaken > 0, drainTimeout: engine.policy.drain.timeout,
                       rollbackGate: rollbackGate, rollbackAt: rollbackAt)
     }
 
@@ -312,7 +332,7 @@ public actor Coordinator {
     func saveAndPerform(_ next: CutoverState, _ actions: [Action], now: Instant,
                         group: inout ThrowingDiscardingTaskGroup<any Error>) throws {
         state = next
-        try journal.saveState(run: runID, at: now, state)
+        try journal.saveState(run: runID, at: now, state, fence: fence)
         for action in actions {
             switch action {
             case .record(let event):
@@ -320,7 +340,7 @@ public actor Coordinator {
             case .notify(let message):
                 reporter.notify(message)
             case .acknowledge(let id, let accepted, let detail):
-                try journal.acknowledgeCommand(id, at: now, accepted: accepted, outcome: detail)
+                try journal.acknowledgeCommand(id, at: now, accepted: accepted, outcome: detail, fence: fence)
             case .evaluateGates(let evaluation, let names):
                 gates.start(evaluation: evaluation, gates: names, in: &group) { [weak self] input in
                     await self?.deliver(input)
@@ -350,6 +370,14 @@ public actor Coordinator {
 
     func performPending(_ actions: [Action], group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
         for action in actions {
+            switch action {
+            case .setWeights, .setDrain, .setReady, .forceCloseSessions:
+                // Right before the load balancer is asked: still this coordinator's journal?
+                // (Its intent's write is fenced too; this notices a takeover before even trying.)
+                try lease?.renew()
+            default:
+                break
+            }
             switch action {
             case .setWeights(let intent, let percent, let step, let purpose):
                 let result = try await interpreter.setWeights(intent: intent, percent: percent, step: step, purpose: purpose,
@@ -409,7 +437,7 @@ public actor Coordinator {
     // MARK: - Journal
 
     func record(_ event: EngineEvent, at now: Instant) throws {
-        try journal.append(run: runID, at: now, event)
+        try journal.append(run: runID, at: now, event, fence: fence)
         if event.kind == .gateEvaluated, let gate = event.gate, let outcome = event.outcome {
             try journal.recordGateEvaluation(GateEvaluationRecord(run: runID, at: now, step: event.step ?? state.step,
                                                                   gate: gate, outcome: outcome))
@@ -423,14 +451,14 @@ public actor Coordinator {
 
     func journalAppend(_ kind: String, _ message: String) throws {
         try journal.append(JournalEvent(run: runID, at: clock(), kind: kind,
-                                        detail: WriteAheadInterpreter.encode(["message": message])))
+                                        detail: WriteAheadInterpreter.encode(["message": message])), fence: fence)
         reporter.note(kind: kind, message)
     }
 
     /// The trust report as evidence (`trustVerified`, which `switchover report` shows).
     func journalTrust(_ outcome: PreflightOutcome) throws {
         guard let json = outcome.trustReportJSON else { return }
-        try journal.append(JournalEvent(run: runID, at: clock(), kind: Self.trustEventKind, detail: json))
+        try journal.append(JournalEvent(run: runID, at: clock(), kind: Self.trustEventKind, detail: json), fence: fence)
     }
 
     /// The journal kind of the trust evidence (the report reads it under this name).
@@ -443,18 +471,21 @@ public final class CoordinatorService: Service, Sendable {
     public let coordinator: Coordinator
     let preflight: PreflightResult?
     let resumeCheck: (@Sendable () async -> PreflightOutcome)?
+    let adopt: (@Sendable (CutoverState) throws -> CutoverState)?
     let result = Mutex<RunOutcome?>(nil)
 
-    /// `preflight`/`resumeCheck`: as in `Coordinator.run(preflight:resumeCheck:)`.
+    /// `preflight`, `resumeCheck`, `adopt`: as in `Coordinator.run(preflight:resumeCheck:adopt:)`.
     public init(coordinator: Coordinator, preflight: PreflightResult?,
-                resumeCheck: (@Sendable () async -> PreflightOutcome)? = nil) {
+                resumeCheck: (@Sendable () async -> PreflightOutcome)? = nil,
+                adopt: (@Sendable (CutoverState) throws -> CutoverState)? = nil) {
         self.coordinator = coordinator
         self.preflight = preflight
         self.resumeCheck = resumeCheck
+        self.adopt = adopt
     }
 
     public func run() async throws {
-        let outcome = try await coordinator.run(preflight: preflight, resumeCheck: resumeCheck)
+        let outcome = try await coordinator.run(preflight: preflight, resumeCheck: resumeCheck, adopt: adopt)
         result.withLock { $0 = outcome }
     }
 

@@ -134,6 +134,7 @@ public enum RunLauncher {
         var preflight: PreflightResult?
         var resumeCheck: (@Sendable () async -> PreflightOutcome)?
         var unfinished: [JournalEvent] = []
+        var adopt: (@Sendable (CutoverState) throws -> CutoverState)?
         switch plan {
         case .conflict(let why):
             return .refused(why)
@@ -159,7 +160,9 @@ public enum RunLauncher {
             // The weights are not where the journal left them: resume, which writes them again
             // when the load balancer restarted and refuses when someone changed them.
             switch try resumed(done, run: run) {
-            case .state(let adopted): state = adopted
+            case .state(let resumedState, let onceChecked):
+                state = resumedState
+                adopt = onceChecked
             case .refused(let refusal): return refusal
             }
             runID = run.id
@@ -191,7 +194,9 @@ public enum RunLauncher {
             // The checks run inside the coordinator, which watches (hard signal, rollback and
             // abort commands) while they do; a failure changes nothing and exits 2.
             switch try resumed(journaled, run: run) {
-            case .state(let adopted): state = adopted
+            case .state(let resumedState, let onceChecked):
+                state = resumedState
+                adopt = onceChecked
             case .refused(let refusal): return refusal
             }
             runID = run.id
@@ -204,7 +209,7 @@ public enum RunLauncher {
                                       journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: sources, state: state,
                                       unfinishedIntents: unfinished, reporter: reporter, logger: context.logger, goal: goal,
                                       lease: lease, crashAfterIntent: request.crashAfterIntent)
-        var report = await supervise(coordinator, preflight: preflight, resumeCheck: resumeCheck, from: from, to: to,
+        var report = await supervise(coordinator, preflight: preflight, resumeCheck: resumeCheck, adopt: adopt, from: from, to: to,
                                      runID: runID, policy: chosen, logger: context.logger, command: "run")
         report.notes = notes + report.notes
         return report
@@ -258,6 +263,7 @@ public enum RunLauncher {
         let state: CutoverState
         let preflight: PreflightResult?
         var resumeCheck: (@Sendable () async -> PreflightOutcome)?
+        var adopt: (@Sendable (CutoverState) throws -> CutoverState)?
         var notes: [String] = []
         switch plan {
         case .refuse(let why):
@@ -265,7 +271,9 @@ public enum RunLauncher {
         case .resume(let run, let journaled):
             runID = run.id
             switch try resume(journaled, run: run, under: chosen, adopt: request.adoptPolicy, journal: journal, notes: &notes) {
-            case .state(let resumed): state = resumed
+            case .state(let resumed, let onceChecked):
+                state = resumed
+                adopt = onceChecked
             case .refused(let refusal): return refusal
             }
             preflight = nil
@@ -312,7 +320,7 @@ public enum RunLauncher {
                                       journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: [:], state: state,
                                       unfinishedIntents: try journal.unfinishedIntents(run: runID), reporter: reporter,
                                       logger: context.logger, goal: .drained, lease: lease)
-        var report = await supervise(coordinator, preflight: preflight, resumeCheck: resumeCheck, from: from, to: toName,
+        var report = await supervise(coordinator, preflight: preflight, resumeCheck: resumeCheck, adopt: adopt, from: from, to: toName,
                                      runID: runID, policy: chosen, logger: context.logger, command: "drain")
         report.notes = notes + report.notes
         return report
@@ -321,8 +329,10 @@ public enum RunLauncher {
     // MARK: - Supervision and outcomes
 
     /// A journaled run to resume under the policy as it is now, or the refusal to.
+    /// `state` is the journaled state; its adoption function, when the policy was edited and
+    /// `--adopt-policy` given, is applied once the checks before resuming passed.
     enum Resumed {
-        case state(CutoverState)
+        case state(CutoverState, (@Sendable (CutoverState) throws -> CutoverState)?)
         case refused(RunReport)
     }
 
@@ -342,17 +352,17 @@ public enum RunLauncher {
     }
 
     /// The journaled state to resume under `policy`, or the refusal (see `PolicyRecord`): an
-    /// adoption is said in `notes`.
+    /// adoption is said in `notes`, and made only once the checks passed.
     static func resume(_ journaled: CutoverState, run: RunRecord, under policy: Policy, adopt: Bool, journal: any JournalStore,
                        notes: inout [String]) throws -> Resumed {
         switch try PolicyRecord.resume(journaled, run: run, under: policy, adopt: adopt, journal: journal, at: Coordinator.wallClock()) {
         case .same(let state):
-            return .state(state)
-        case .adopted(let state, let changes):
-            notes.append("adopting the edited policy \(policy.name) (\(changes.joined(separator: "; "))); "
-                         + "going on at step \(state.step) of \(policy.steps.count), "
-                         + "\(format(policy.steps[max(0, state.step - 1)]))% to \(run.to)")
-            return .state(state)
+            return .state(state, nil)
+        case .adopt(let changes, let preview, let apply):
+            notes.append("adopting the edited policy \(policy.name) once the checks pass (\(changes.joined(separator: "; "))); "
+                         + "going on at step \(preview.step) of \(policy.steps.count), "
+                         + "\(format(policy.steps[max(0, preview.step - 1)]))% to \(run.to)")
+            return .state(journaled, apply)
         case .refused(let why):
             return .refused(.refused(why + "; nothing was changed", run: run.id))
         }
@@ -367,9 +377,10 @@ public enum RunLauncher {
     /// Runs the coordinator in a `ServiceGroup` that turns SIGTERM and SIGINT into a graceful
     /// stop, then maps how it ended to the report.
     static func supervise(_ coordinator: Coordinator, preflight: PreflightResult?,
-                          resumeCheck: (@Sendable () async -> PreflightOutcome)?, from: String, to: String, runID: Int64,
+                          resumeCheck: (@Sendable () async -> PreflightOutcome)?,
+                          adopt: (@Sendable (CutoverState) throws -> CutoverState)? = nil, from: String, to: String, runID: Int64,
                           policy: Policy, logger: Logger, command: String) async -> RunReport {
-        let service = CoordinatorService(coordinator: coordinator, preflight: preflight, resumeCheck: resumeCheck)
+        let service = CoordinatorService(coordinator: coordinator, preflight: preflight, resumeCheck: resumeCheck, adopt: adopt)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
             gracefulShutdownSignals: [.sigterm, .sigint],

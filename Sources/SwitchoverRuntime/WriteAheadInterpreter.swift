@@ -84,23 +84,15 @@ public final class WriteAheadInterpreter: Sendable {
     public func setWeights(intent: Int, percent: Double, step: Int, purpose: WeightsPurpose,
                            expecting state: CutoverState) async throws -> WeightsReadBack {
         let now = clock()
-        // Unfinished intents a newer one replaces (a rollback decided before they were
-        // re-applied) are closed as superseded: never applied.
-        let superseded = memory.withLock { memory -> [(Int, Int64)] in
-            let older = memory.unfinished.filter { $0.key < intent }.sorted { $0.key < $1.key }
-            for (number, _) in older { memory.unfinished[number] = nil }
-            return older
-        }
-        for (_, id) in superseded {
-            try journal.finishIntent(id, at: now, ok: false,
-                                     detail: Self.encode(["superseded": "by intent \(intent) (\(purpose.rawValue)); never re-applied"]))
-        }
         let journalIntent: Int64
-        if let existing = memory.withLock({ $0.unfinished.removeValue(forKey: intent) }) {
+        if let existing = memory.withLock({ $0.unfinished[intent] }) {
+            // Re-applying is an action like any other: fenced, so a coordinator whose lease was
+            // taken over never re-applies anything.
             journalIntent = existing
             try journal.append(JournalEvent(run: runID, at: now, kind: "intentReapplied", detail: Self.encode([
                 "message": "re-applying unfinished intent \(intent) (journal \(existing)): \(format(percent))% to \(router.toCluster.cluster)",
-            ])))
+            ])), fence: fence)
+            memory.withLock { _ = $0.unfinished.removeValue(forKey: intent) }
         } else {
             let action = Action.setWeights(intent: intent, percentToTarget: percent, step: step, purpose: purpose)
             journalIntent = try journal.beginIntent(run: runID, at: now, action, state: state, fence: fence)
@@ -112,6 +104,17 @@ public final class WriteAheadInterpreter: Sendable {
                 logger.warning("SWITCHOVER_TEST_CRASH_AFTER_INTENT: exiting right after journaling intent \(intent)")
                 _exit(137)
             }
+        }
+        // Unfinished intents this newer one replaces (a rollback decided before they were
+        // re-applied) are closed as superseded: never applied.
+        let superseded = memory.withLock { memory -> [Int64] in
+            let older = memory.unfinished.filter { $0.key < intent }.sorted { $0.key < $1.key }
+            for (number, _) in older { memory.unfinished[number] = nil }
+            return older.map(\.value)
+        }
+        for id in superseded {
+            try journal.finishIntent(id, at: now, ok: false,
+                                     detail: Self.encode(["superseded": "by intent \(intent) (\(purpose.rawValue)); never re-applied"]))
         }
         memory.withLock { $0.touched = true }
         let result: WeightsReadBack

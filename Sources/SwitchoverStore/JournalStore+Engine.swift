@@ -6,8 +6,8 @@ import SwitchoverCore
 extension JournalStore {
     /// Appends an engine event: its kind in the `kind` column, the whole event as JSON detail.
     @discardableResult
-    public func append(run: Int64, at: Instant, _ event: EngineEvent) throws -> Int64 {
-        try append(JournalEvent(run: run, at: at, kind: event.kind.rawValue, detail: JournalJSON.encode(event)))
+    public func append(run: Int64, at: Instant, _ event: EngineEvent, fence: Int64? = nil) throws -> Int64 {
+        try append(JournalEvent(run: run, at: at, kind: event.kind.rawValue, detail: JournalJSON.encode(event)), fence: fence)
     }
 
     /// Writes the intent of an action before it is performed: `action` is the case name
@@ -28,8 +28,8 @@ extension JournalStore {
         }
     }
 
-    public func saveState(run: Int64, at: Instant, _ state: CutoverState) throws {
-        try saveState(run: run, at: at, json: JournalJSON.encode(state))
+    public func saveState(run: Int64, at: Instant, _ state: CutoverState, fence: Int64? = nil) throws {
+        try saveState(run: run, at: at, json: JournalJSON.encode(state), fence: fence)
     }
 
     public func loadCutoverState(run: Int64) throws -> CutoverState? {

@@ -24,9 +24,11 @@ public protocol JournalStore: AnyObject, Sendable {
     /// The run with this id, or nil (`report --run ID`).
     func run(id: Int64) throws -> RunRecord?
 
-    /// Appends an event and returns its sequence number (increasing, across runs).
+    /// Appends an event and returns its sequence number (increasing, across runs). With
+    /// `fence`, only while it is the current lease token (`StoreError.Code.fenced` otherwise,
+    /// nothing written): what a coordinator writes is fenced, so a deposed one journals nothing.
     @discardableResult
-    func append(_ event: JournalEvent) throws -> Int64
+    func append(_ event: JournalEvent, fence: Int64?) throws -> Int64
     /// Events of a run with a sequence number above `afterSequence`, oldest first.
     func events(run: Int64, afterSequence: Int64, limit: Int) throws -> [JournalEvent]
     /// The newest event of a run of this kind (the policy a run was journaled with, say).
@@ -51,7 +53,9 @@ public protocol JournalStore: AnyObject, Sendable {
     /// Commands not yet acknowledged, oldest first.
     func pendingCommands() throws -> [CommandRecord]
     /// Marks a command done with its outcome; the submitting CLI waits for this.
-    func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String) throws
+    /// With `fence`, only while it is the current lease token: a deposed coordinator cannot
+    /// answer a command it will never carry out.
+    func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String, fence: Int64?) throws
     /// Withdraws a command nobody has acknowledged yet: marks it refused with `outcome`, in one
     /// conditional update, so the coordinator never picks it up later. The CLI calls it when its
     /// wait for the acknowledgement runs out: a command reported as refused must not run by
@@ -77,8 +81,10 @@ public protocol JournalStore: AnyObject, Sendable {
     /// The current fencing token (0 when the journal was never held).
     func leaseToken() throws -> Int64
 
-    /// Replaces the run's engine state snapshot (JSON of `CutoverState`).
-    func saveState(run: Int64, at: Instant, json: String) throws
+    /// Replaces the run's engine state snapshot (JSON of `CutoverState`). With `fence`, only
+    /// while it is the current lease token: a deposed coordinator cannot overwrite the state
+    /// the lease's new holder wrote (an offline rollback's, say).
+    func saveState(run: Int64, at: Instant, json: String, fence: Int64?) throws
     func loadState(run: Int64) throws -> (at: Instant, json: String)?
 }
 
@@ -182,6 +188,18 @@ public struct SampleRetention: Sendable, Hashable {
 }
 
 extension JournalStore {
+    /// An unfenced event (readers' commands, tests).
+    @discardableResult
+    public func append(_ event: JournalEvent) throws -> Int64 { try append(event, fence: nil) }
+
+    public func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String) throws {
+        try acknowledgeCommand(id, at: at, accepted: accepted, outcome: outcome, fence: nil)
+    }
+
+    public func saveState(run: Int64, at: Instant, json: String) throws {
+        try saveState(run: run, at: at, json: json, fence: nil)
+    }
+
     /// An intent without a state snapshot or a fence (tests, and actions that expect no state).
     public func beginIntent(run: Int64, at: Instant, action: String, detail: String) throws -> Int64 {
         try beginIntent(run: run, at: at, action: action, detail: detail, state: nil, fence: nil)

@@ -42,8 +42,9 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
     public func run(id: Int64) throws -> RunRecord? { locked { tables in tables.runs.first { $0.id == id } } }
 
     @discardableResult
-    public func append(_ event: JournalEvent) throws -> Int64 {
-        locked {
+    public func append(_ event: JournalEvent, fence: Int64?) throws -> Int64 {
+        try locked {
+            try Self.check(fence, $0)
             var event = event
             event.sequence = $0.nextSequence
             $0.nextSequence += 1
@@ -63,9 +64,7 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
     public func beginIntent(run: Int64, at: Instant, action: String, detail: String, state: String?,
                             fence: Int64?) throws -> Int64 {
         try locked { tables in
-            if let fence, fence != tables.leaseToken {
-                throw StoreError(.fenced, "memory journal: lease token \(fence) was taken over (token \(tables.leaseToken) now); nothing written")
-            }
+            try Self.check(fence, tables)
             if let state { tables.states[run] = (at, state) }
             let sequence = tables.nextSequence
             tables.nextSequence += 1
@@ -109,8 +108,15 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         locked { $0.commands.filter { $0.acknowledgedAt == nil } }
     }
 
-    public func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String) throws {
-        locked { tables in
+    private static func check(_ fence: Int64?, _ tables: Tables) throws {
+        if let fence, fence != tables.leaseToken {
+            throw StoreError(.fenced, "memory journal: lease token \(fence) was taken over (token \(tables.leaseToken) now); nothing written")
+        }
+    }
+
+    public func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String, fence: Int64?) throws {
+        try locked { tables in
+            try Self.check(fence, tables)
             guard let index = tables.commands.firstIndex(where: { $0.id == id }),
                   tables.commands[index].acknowledgedAt == nil else { return }
             tables.commands[index].acknowledgedAt = at
@@ -178,8 +184,11 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         }
     }
 
-    public func saveState(run: Int64, at: Instant, json: String) throws {
-        locked { $0.states[run] = (at, json) }
+    public func saveState(run: Int64, at: Instant, json: String, fence: Int64?) throws {
+        try locked {
+            try Self.check(fence, $0)
+            $0.states[run] = (at, json)
+        }
     }
 
     public func loadState(run: Int64) throws -> (at: Instant, json: String)? {

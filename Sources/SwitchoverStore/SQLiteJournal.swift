@@ -195,11 +195,30 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
     // MARK: - Events and intents
 
     @discardableResult
-    public func append(_ event: JournalEvent) throws -> Int64 {
-        try with("INSERT INTO events(run_id, time, kind, detail, intent_id, ok) VALUES (?, ?, ?, ?, ?, ?)") {
-            try $0.run([.int(event.run), .int(event.at.millisecondsSinceEpoch), .text(event.kind), .text(event.detail),
-                        .optional(event.intentID), .optional(event.ok.map { $0 ? Int64(1) : 0 })])
-            return connection.lastInsertRowID
+    public func append(_ event: JournalEvent, fence: Int64?) throws -> Int64 {
+        try fenced(fence) {
+            try with("INSERT INTO events(run_id, time, kind, detail, intent_id, ok) VALUES (?, ?, ?, ?, ?, ?)") {
+                try $0.run([.int(event.run), .int(event.at.millisecondsSinceEpoch), .text(event.kind), .text(event.detail),
+                            .optional(event.intentID), .optional(event.ok.map { $0 ? Int64(1) : 0 })])
+                return connection.lastInsertRowID
+            }
+        }
+    }
+
+    /// Runs `body` alone when `fence` is nil; otherwise in one transaction that first checks
+    /// `fence` is still the lease's token (`StoreError.Code.fenced` when not, nothing written).
+    private func fenced<T>(_ fence: Int64?, _ body: () throws -> T) throws -> T {
+        guard let fence else { return try body() }
+        return try inTransaction {
+            try checkFence(fence)
+            return try body()
+        }
+    }
+
+    private func checkFence(_ fence: Int64) throws {
+        let current = try leaseToken()
+        guard current == fence else {
+            throw StoreError(.fenced, "\(path): this coordinator's lease (token \(fence)) was taken over (token \(current) now); nothing written")
         }
     }
 
@@ -232,17 +251,12 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         try inTransaction {
             // IMMEDIATE holds the write lock from here: no lease can be taken between the check
             // and the insert.
-            if let fence {
-                let current = try leaseToken()
-                guard current == fence else {
-                    throw StoreError(.fenced, "\(path): this coordinator's lease (token \(fence)) was taken over (token \(current) now); nothing written")
-                }
-            }
+            if let fence { try checkFence(fence) }
             // The intent's id is its own sequence number, written into the row so that `result`
             // rows can point at it with the same column.
-            let seq = try append(JournalEvent(run: run, at: at, kind: "intent", detail: Self.intentDetail(action, detail)))
+            let seq = try append(JournalEvent(run: run, at: at, kind: "intent", detail: Self.intentDetail(action, detail)), fence: nil)
             try with("UPDATE events SET intent_id = seq WHERE seq = ?") { try $0.run([.int(seq)]) }
-            if let state { try saveState(run: run, at: at, json: state) }
+            if let state { try saveState(run: run, at: at, json: state, fence: nil) }
             return seq
         }
     }
@@ -282,7 +296,7 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
             return run
         }
         guard let run else { throw StoreError(.corrupt, "\(path): no intent \(intent) to finish") }
-        try append(JournalEvent(run: run, at: at, kind: "result", detail: detail, intentID: intent, ok: ok))
+        try append(JournalEvent(run: run, at: at, kind: "result", detail: detail, intentID: intent, ok: ok), fence: nil)
     }
 
     public func unfinishedIntents(run: Int64) throws -> [JournalEvent] {
@@ -352,9 +366,11 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         }
     }
 
-    public func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String) throws {
-        try with("UPDATE commands SET acknowledged_at = ?, accepted = ?, outcome = ? WHERE id = ? AND acknowledged_at IS NULL") {
-            try $0.run([.int(at.millisecondsSinceEpoch), .int(accepted ? 1 : 0), .text(outcome), .int(id)])
+    public func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String, fence: Int64?) throws {
+        try fenced(fence) {
+            try with("UPDATE commands SET acknowledged_at = ?, accepted = ?, outcome = ? WHERE id = ? AND acknowledged_at IS NULL") {
+                try $0.run([.int(at.millisecondsSinceEpoch), .int(accepted ? 1 : 0), .text(outcome), .int(id)])
+            }
         }
     }
 
@@ -432,9 +448,11 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
 
     // MARK: - Engine state
 
-    public func saveState(run: Int64, at: Instant, json: String) throws {
-        try with("INSERT INTO engine_state(run_id, time, json) VALUES (?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET time = excluded.time, json = excluded.json") {
-            try $0.run([.int(run), .int(at.millisecondsSinceEpoch), .text(json)])
+    public func saveState(run: Int64, at: Instant, json: String, fence: Int64?) throws {
+        try fenced(fence) {
+            try with("INSERT INTO engine_state(run_id, time, json) VALUES (?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET time = excluded.time, json = excluded.json") {
+                try $0.run([.int(run), .int(at.millisecondsSinceEpoch), .text(json)])
+            }
         }
     }
 

@@ -224,7 +224,7 @@ struct SafetyGuardTests {
         try text.replacingOccurrences(of: old, with: new).write(to: file, atomically: true, encoding: .utf8)
     }
 
-    @Test("resume under an edited policy refuses (exit 2) naming what changed and changes nothing; --adopt-policy goes on and never steps back")
+    @Test("resume under an edited policy refuses (exit 2) naming what changed and changes nothing; --adopt-policy adopts only once the checks pass, and never steps back")
     func editedPolicyOnResume() async throws {
         let lab = try CutoverLab("guard-policy", policy: .init(bake: "3s"))
         defer { lab.stopAll() }
@@ -242,6 +242,17 @@ struct SafetyGuardTests {
         #expect(refused.stderr.contains("--adopt-policy") && refused.stderr.contains("nothing was changed"), "\(refused.stderr)")
         #expect(try await lab.liveWeights() == atStop)
         #expect(try lab.state()?.step == 3)
+
+        // Adopting is part of resuming: when the checks before resuming fail (green unhealthy),
+        // the run stays as journaled, under the policy it was journaled with.
+        try lab.green.fail(true)
+        let unchecked = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted", "--adopt-policy"])
+        try lab.green.fail(false)
+        #expect(unchecked.exitCode == 2, "\(unchecked.stdout) \(unchecked.stderr)")
+        #expect(try await lab.liveWeights() == atStop)
+        #expect(try lab.state()?.step == 3, "the journaled step, not the adopted policy's")
+        #expect(try !lab.events().contains { $0.kind == "policy" && $0.detail.contains("adopted") },
+                "no adoption journaled while the checks failed")
 
         // Adopted: from 50% the next new step at or above it is 100%; the share never goes down.
         let driver = try lab.driver()
