@@ -49,7 +49,8 @@ let package = Package(
                 dependencies: ["SwitchoverCore", "SwitchoverNet", "SwitchoverTrust", "SwitchoverDrivers",
                                "SwitchoverSignals", "SwitchoverStore",
                                .product(name: "Logging", package: "swift-log"),
-                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                               .product(name: "UnixSignals", package: "swift-service-lifecycle")],
                 swiftSettings: swiftSettings),
         // The HTML report of a run: a pure renderer over what the journal holds.
         .target(name: "SwitchoverReport", dependencies: ["SwitchoverCore", "SwitchoverStore"],
@@ -74,7 +75,9 @@ let package = Package(
                                          "SwitchoverCore", "COpenSSL", .product(name: "Logging", package: "swift-log")],
                           swiftSettings: swiftSettings),
 
-        .testTarget(name: "SwitchoverCoreTests", dependencies: ["SwitchoverCore", "SwitchoverTestKit"],
+        // With the drivers: the loader's tests read HAProxy and Envoy sections (Core itself
+        // knows no driver; the registry in SwitchoverDrivers describes them).
+        .testTarget(name: "SwitchoverCoreTests", dependencies: ["SwitchoverCore", "SwitchoverDrivers", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "SwitchoverNetTests", dependencies: ["SwitchoverNet", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),

@@ -43,80 +43,25 @@ final class BenchLab {
     // MARK: - Configuration
 
     private func writeClusters() throws {
-        let pki = try TestPKI(directory: folder.appendingPathComponent("pki"))
-        let root = try pki.makeRoot(name: "mesh-root", days: 365)
-        let roots = try pki.bundle([root], named: "roots.pem")
-        let clusters = folder.appendingPathComponent("clusters")
-        try FileManager.default.createDirectory(at: clusters, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent("policies"), withIntermediateDirectories: true)
-        for (name, backends, version) in [("blue", blue, "1.27.4"), ("green", green, "1.28.0")] {
-            let ca = try pki.makeIntermediate(name: "\(name)-ca", issuer: root, days: 365)
-            let chain = try pki.bundle([ca], named: "\(name)-chain.pem")
-            try """
-                apiVersion: switchover.dev/v1alpha1
-                kind: Cluster
-                metadata:
-                  name: \(name)
-                spec:
-                  istio:
-                    version: "\(version)"
-                  trust:
-                    trustDomain: cluster.local
-                    rootCerts: \(roots.path)
-                    certChain: \(chain.path)
-                  loadBalancer:
-                    servers: [\(backends.map(\.name).joined(separator: ", "))]
-                  health: http://\(backends[0].address)/healthz
-
-                """.write(to: clusters.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
+        let trust = try ConfigDocuments.sharedTrust(in: folder, clusters: ["blue", "green"])
+        let clusters = [("blue", blue, "1.27.4"), ("green", green, "1.28.0")].map { name, backends, version in
+            ClusterDocument(name: name, istioVersion: version, rootCerts: trust[name]!.roots.path,
+                            certChain: trust[name]!.chain.path, servers: backends.map(\.name),
+                            health: "http://\(backends[0].address)/healthz")
         }
+        try ConfigDocuments.write(clusters: clusters, policies: [], in: folder)
     }
 
     /// Writes policy `name`. `gate`: a load-balancer gate on green's 5xx (needs traffic to pass);
     /// `hardSignal`: rollback on one sample of green's 5xx ratio.
     func writePolicy(_ name: String, steps: [Int], bake: String, interval: String = "500ms", gate: Bool,
                      hardSignal: Bool, holdFor: String = "1s") throws {
-        var text = """
-            apiVersion: switchover.dev/v1alpha1
-            kind: Policy
-            metadata:
-              name: \(name)
-            spec:
-              loadBalancer:
-                driver: haproxy
-                haproxy:
-                  socket: \(haproxy.socketPath)
-                  backend: app
-              steps: [\(steps.map(String.init).joined(separator: ", "))]
-              bake: \(bake)
-              interval: \(interval)
-              sampling: 250ms
-              failureThreshold: 2
-
-            """
-        if gate {
-            text += """
-                  gates:
-                    - name: green-errors
-                      loadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: 10}
-
-                """
-        }
-        text += """
-              rollback:
-                automatic: true
-
-            """
-        if hardSignal { text += "    hardSignal: {max5xxRatio: 0.2, minRequests: 10}\n" }
-        text += """
-              drain:
-                maxActiveSessions: 0
-                holdFor: \(holdFor)
-                dnsTTL: 0s
-                timeout: 2m
-
-            """
-        try text.write(to: folder.appendingPathComponent("policies/\(name).yaml"), atomically: true, encoding: .utf8)
+        let policy = PolicyDocument(
+            name: name, loadBalancer: PolicyDocument.haproxy(socket: haproxy.socketPath), steps: steps, bake: bake,
+            interval: interval, sampling: "250ms", failureThreshold: 2,
+            gates: gate ? ["name: green-errors\nloadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: 10}"] : [],
+            hardSignal: hardSignal ? (0.2, 10) : nil, drain: PolicyDocument.drain(holdFor: holdFor, timeout: "2m"))
+        try ConfigDocuments.write(clusters: [], policies: [policy], in: folder)
     }
 
     var globalArguments: [String] {

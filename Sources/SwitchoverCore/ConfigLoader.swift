@@ -10,7 +10,11 @@ public enum ConfigLoader {
     /// folders (a README, a backup) are not read.
     public static let extensions: Set<String> = ["yaml", "yml"]
 
-    public static func load(clustersDirectory: String, policiesDirectory: String) -> (Configuration, [Diagnostic]) {
+    /// - Parameter drivers: the load-balancer drivers a policy may name (SwitchoverDrivers'
+    ///   registry gives them): each reads its own `spec.loadBalancer.<name>` section, and any
+    ///   other name is an error listing these.
+    public static func load(clustersDirectory: String, policiesDirectory: String,
+                            drivers: [any DriverDescription]) -> (Configuration, [Diagnostic]) {
         var diagnostics: [Diagnostic] = []
         var clusters: [Cluster] = []
         var policies: [Policy] = []
@@ -19,13 +23,13 @@ public enum ConfigLoader {
         var everyClusterRead = true
 
         for file in files(in: clustersDirectory, kind: "clusters", diagnostics: &diagnostics) {
-            let (cluster, problems) = loadDocument(file: file, expected: .cluster)
+            let (cluster, problems) = loadDocument(file: file, expected: .cluster, drivers: drivers)
             diagnostics += problems
             if case .cluster(let cluster)? = cluster { clusters.append(cluster) } else { everyClusterRead = false }
         }
         let knownClusters = everyClusterRead ? Set(clusters.map(\.name)) : nil
         for file in files(in: policiesDirectory, kind: "policies", diagnostics: &diagnostics) {
-            let (policy, problems) = loadDocument(file: file, expected: .policy, knownClusters: knownClusters)
+            let (policy, problems) = loadDocument(file: file, expected: .policy, drivers: drivers, knownClusters: knownClusters)
             diagnostics += problems
             if case .policy(let policy)? = policy { policies.append(policy) }
         }
@@ -41,8 +45,8 @@ public enum ConfigLoader {
 
     /// Loads one file on its own: a Cluster or a Policy, whichever its `kind` says. Used by
     /// tests and tools that look at a single document; cross-file checks do not apply.
-    public static func loadFile(_ file: String) -> (cluster: Cluster?, policy: Policy?, diagnostics: [Diagnostic]) {
-        let (document, problems) = loadDocument(file: file, expected: nil)
+    public static func loadFile(_ file: String, drivers: [any DriverDescription]) -> (cluster: Cluster?, policy: Policy?, diagnostics: [Diagnostic]) {
+        let (document, problems) = loadDocument(file: file, expected: nil, drivers: drivers)
         switch document {
         case .cluster(let cluster)?: return (cluster, nil, problems.sorted())
         case .policy(let policy)?: return (nil, policy, problems.sorted())
@@ -87,7 +91,8 @@ public enum ConfigLoader {
     }
 
     /// `knownClusters`: the names a policy's gates may judge; nil skips that check.
-    private static func loadDocument(file: String, expected: Kind?, knownClusters: Set<String>? = nil) -> (Document?, [Diagnostic]) {
+    private static func loadDocument(file: String, expected: Kind?, drivers: [any DriverDescription],
+                                     knownClusters: Set<String>? = nil) -> (Document?, [Diagnostic]) {
         let absolute = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
         let reader = DocumentReader(file: file, directory: URL(fileURLWithPath: absolute).deletingLastPathComponent().standardized)
         let top = SourceLocation(file: file, line: 1, column: 1)
@@ -163,7 +168,8 @@ public enum ConfigLoader {
             let cluster = ClusterDecoder(reader: reader).decode(spec, name: name, location: location)
             return (cluster.map(Document.cluster), reader.diagnostics)
         case .policy:
-            let policy = PolicyDecoder(reader: reader, knownClusters: knownClusters).decode(spec, name: name, location: location)
+            let policy = PolicyDecoder(reader: reader, knownClusters: knownClusters, drivers: drivers)
+                .decode(spec, name: name, location: location)
             return (policy.map(Document.policy), reader.diagnostics)
         }
     }

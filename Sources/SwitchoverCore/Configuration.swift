@@ -56,10 +56,10 @@ public extension Configuration {
             }
         }
         if let fromCluster = cluster(named: from), let toCluster = cluster(named: to), from != to {
-            let shared = Set(fromCluster.loadBalancer.servers).intersection(toCluster.loadBalancer.servers)
+            let shared = sharedServers(fromCluster.loadBalancer.servers, toCluster.loadBalancer.servers)
             if !shared.isEmpty {
                 diagnostics.append(Diagnostic(location: toCluster.location,
-                    message: "clusters '\(from)' and '\(to)' share load-balancer servers \(list(shared.sorted())); their weights cannot be set apart"))
+                    message: "clusters '\(from)' and '\(to)' share load-balancer servers \(list(shared)); their weights cannot be set apart"))
             }
             let translation = chosen.loadBalancer.weightTranslation
             let smallest = translation.smallestShare(from: fromCluster.loadBalancer.servers, to: toCluster.loadBalancer.servers)
@@ -127,4 +127,10 @@ extension Policy {
     func stepLocation(_ index: Int) -> SourceLocation {
         stepLocations.indices.contains(index) ? stepLocations[index] : location
     }
+}
+
+/// Servers named by both clusters, sorted: their weights cannot be set apart. The one check of
+/// it, for `validatePair` and for the driver registry (a policy built without the loader).
+public func sharedServers(_ from: [String], _ to: [String]) -> [String] {
+    Set(from).intersection(to).sorted()
 }

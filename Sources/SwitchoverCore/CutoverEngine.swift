@@ -101,6 +101,16 @@ public struct CutoverEngine: Sendable {
             weightsApplied(&t, intent: intent, result: result, now: now)
         case .command(let command, let id):
             self.command(&t, command, id: id, now: now)
+        case .journaledCommand(let command, let id, let issuedAt, let since):
+            if issuedAt < since {
+                // A person who typed `rollback` an hour ago while nothing listened must not have
+                // it happen now by surprise.
+                let why = "issued while no coordinator was running; not carried out"
+                t.record(.init(.commandRefused, "\(command.name) refused: \(why)", phase: t.state.phase))
+                t.actions.append(.acknowledge(commandID: id, accepted: false, detail: why))
+            } else {
+                self.command(&t, command, id: id, now: now)
+            }
         case .drainSample(let sample):
             drainSample(&t, sample, now: now)
         case .liveWeights(let reading):
@@ -706,6 +716,13 @@ public struct CutoverEngine: Sendable {
                 t.record(.init(.drained, reason, phase: .drained, evidence: drainEvidence(t.state, now: now)))
                 t.changePhase(to: .drained, reason: reason)
                 t.actions.append(.notify("\(from) drained: \(reason)"))
+                // `decommission.requireApproval: false`: no separate command; recorded as soon as
+                // FROM is drained, on the same fresh sample and with the same evidence.
+                if !policy.decommission.requireApproval {
+                    let why = "decommission.requireApproval is false: recorded when \(from) drained"
+                    decommission(&t, forced: false, reason: why, evidence: drainEvidence(t.state, now: now), now: now)
+                    t.state.reason = why
+                }
             case .activityAfterDrained(let reason):
                 t.record(.init(.drainActivity, "\(from) no longer drained: \(reason)", phase: .draining,
                                evidence: drainEvidence(t.state, now: now)))

@@ -1,16 +1,5 @@
 import Foundation
 
-public extension LoadBalancerSpec {
-    /// How this driver's weights are bounded: HAProxy takes 0–256 per server; Envoy's weighted
-    /// clusters take larger integers, 10000 per cluster gives 0.01% resolution.
-    var weightTranslation: WeightTranslation {
-        switch self {
-        case .haproxy: .haproxy
-        case .envoy: WeightTranslation(maxWeight: 10_000)
-        }
-    }
-}
-
 /// What a switchover will do, step by step, before it does it: the integer weights each
 /// load-balancer server gets, the share of traffic those integers really send to TO, and when
 /// each step is expected to end if every gate passes. `plan` prints it; the runtime applies the
@@ -48,6 +37,7 @@ public struct CutoverPlan: Sendable, Hashable {
         self.to = to.name
         self.policy = policy.name
         self.driver = policy.loadBalancer.driverName
+        // The driver's own range (its description), as the runtime will write it.
         let translation = policy.loadBalancer.weightTranslation
         steps = policy.steps.enumerated().map { index, percent in
             Step(number: index + 1, percent: percent,

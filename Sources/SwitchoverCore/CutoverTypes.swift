@@ -74,6 +74,11 @@ public enum EngineInput: Sendable, Hashable, Codable {
     case weightsApplied(intent: Int, result: WeightsReadBack)
     /// `id` is the journal's command id, echoed in the `acknowledge` action.
     case command(ManualCommand, id: Int64?)
+    /// A command from the journal, submitted at `issuedAt`, read by a coordinator that took the
+    /// journal at `coordinatorSince`: one submitted before that was addressed to no coordinator
+    /// (none held the journal) and is refused as stale, never carried out late; otherwise it is
+    /// `.command`.
+    case journaledCommand(ManualCommand, id: Int64, issuedAt: Instant, coordinatorSince: Instant)
     /// FROM's counters while draining, when the runtime samples FROM alone (`switchover drain`).
     case drainSample(DrainSample)
     /// The live weights as read from the load balancer, every `policy.sampling`, with the

@@ -336,8 +336,4 @@ func describe(_ node: Node) -> String {
     }
 }
 
-/// 1 not 1.0, 0.5 as 0.5: numbers in messages as a person writes them.
-func formatNumber(_ value: Double) -> String {
-    if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
-    return String(value)
-}
+

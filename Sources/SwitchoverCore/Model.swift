@@ -124,40 +124,39 @@ public struct Policy: Sendable, Hashable {
     }
 }
 
-/// The load balancer in front of both clusters. An unknown driver is a validation error,
-/// never a silent fallback.
-public enum LoadBalancerSpec: Sendable, Hashable {
-    case haproxy(HAProxySpec)
-    case envoy(EnvoySpec)
+/// The load balancer in front of both clusters: the driver a policy names in
+/// `spec.loadBalancer.driver` and its settings, read from its section by that driver's
+/// description. An unknown driver is a validation error listing the known ones, never a silent
+/// fallback; which drivers are known is the loader's input (see `DriverDescription`).
+public struct LoadBalancerSpec: Sendable, Hashable {
+    /// The driver, as the loader was given it: its name, weight range and capabilities.
+    public let driver: any DriverDescription
+    /// Its section, as that driver read it.
+    public let settings: any DriverSpec
 
-    public var driverName: String {
-        switch self {
-        case .haproxy: "haproxy"
-        case .envoy: "envoy"
-        }
+    public init(driver: any DriverDescription, settings: any DriverSpec) {
+        self.driver = driver
+        self.settings = settings
     }
-}
 
-public struct HAProxySpec: Sendable, Hashable {
-    /// A UNIX socket path, or `tcp://host:port`, of the runtime API (stats socket, level admin).
-    public var socket: String
-    public var backend: String
-    public init(socket: String, backend: String) {
-        self.socket = socket
-        self.backend = backend
+    public var driverName: String { driver.name }
+
+    /// How this driver's weights are bounded: the range `plan` shows and the runtime writes.
+    public var weightTranslation: WeightTranslation { driver.translation }
+
+    /// The settings as the driver's own type, nil when they are another driver's.
+    public func settings<Spec: DriverSpec>(as type: Spec.Type) -> Spec? {
+        settings as? Spec
     }
-}
 
-public struct EnvoySpec: Sendable, Hashable {
-    /// The file-based RDS route file Envoy watches; replaced by atomic rename.
-    public var routeFile: String
-    public var routeName: String
-    /// Envoy's admin endpoint, such as `http://127.0.0.1:9901`.
-    public var admin: URL
-    public init(routeFile: String, routeName: String, admin: URL) {
-        self.routeFile = routeFile
-        self.routeName = routeName
-        self.admin = admin
+    /// The same driver (by name) with the same settings.
+    public static func == (lhs: LoadBalancerSpec, rhs: LoadBalancerSpec) -> Bool {
+        lhs.driver.name == rhs.driver.name && lhs.settings.isEqual(to: rhs.settings)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(driver.name)
+        settings.hash(into: &hasher)
     }
 }
 

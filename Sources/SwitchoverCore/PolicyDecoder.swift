@@ -13,9 +13,9 @@ struct PolicyDecoder {
     /// Cluster names a load-balancer gate may judge; nil skips the check (a cluster file could
     /// not be read, so the list would be incomplete).
     let knownClusters: Set<String>?
-
-    /// The drivers Switchover can drive; an unknown one is an error, never a silent fallback.
-    static let drivers = ["haproxy", "envoy"]
+    /// The drivers a policy may name, in the order messages list them; any other name is an
+    /// error listing these, never a silent fallback.
+    let drivers: [any DriverDescription]
 
     func decode(_ spec: Node, name: String, location: SourceLocation) -> Policy? {
         guard let fields = reader.fields(spec, context: "spec", known: [
@@ -47,7 +47,7 @@ struct PolicyDecoder {
         let gates = optional("gates", decodeGates, default: [])
         let rollback = optional("rollback", { node, _ in decodeRollback(node) },
                                 default: RollbackSpec(automatic: true, hardSignal: nil))
-        let drain = optional("drain", { node, _ in decodeDrain(node, driver: loadBalancer?.driverName) },
+        let drain = optional("drain", { node, _ in decodeDrain(node, driver: loadBalancer?.driver) },
                              default: DrainSpec(maxActiveSessions: 0, holdFor: .seconds(60), dnsTTL: .zero,
                                                 timeout: .seconds(86_400), forceAfter: nil))
         let decommission = optional("decommission", { node, _ in decodeDecommission(node) },
@@ -87,72 +87,44 @@ struct PolicyDecoder {
     // MARK: Load balancer
 
     private func decodeLoadBalancer(_ node: Node?) -> LoadBalancerSpec? {
-        guard let fields = reader.fields(node, context: "spec.loadBalancer", known: ["driver"] + Self.drivers) else {
+        let names = drivers.map(\.name)
+        // The section of a driver no one knows (`driver: nginx` beside `nginx: {...}`) is not a
+        // second problem: the unknown driver is the one, and it is reported below.
+        var keys = ["driver"] + names
+        if let written = node?.mapping?["driver"]?.scalar?.string, !names.contains(written) {
+            keys.append(written)
+        }
+        guard let fields = reader.fields(node, context: "spec.loadBalancer", known: keys) else {
             return nil
         }
-        let known = Self.drivers.joined(separator: ", ")
-        var driver: String?
+        let known = names.isEmpty ? "none" : names.joined(separator: ", ")
+        var driver: (any DriverDescription)?
         if let node = fields.required("driver"), let text = reader.nonEmptyString(node, "driver") {
-            if Self.drivers.contains(text) {
-                driver = text
+            if let found = drivers.first(where: { $0.name == text }) {
+                driver = found
             } else {
-                let suggestion = nearest(text, in: Self.drivers).map { "; did you mean '\($0)'?" } ?? ""
+                let suggestion = nearest(text, in: names).map { "; did you mean '\($0)'?" } ?? ""
                 reader.error(node, "unknown driver \(quoted(text)); known drivers: \(known)\(suggestion)")
             }
         }
         // A section for a driver that is not selected is a leftover from an edit: which one
         // was meant? Say so rather than guess.
-        for other in Self.drivers where other != driver && fields.has(other) {
+        for other in names where other != driver?.name && fields.has(other) {
             if let driver, let key = fields.keyNode(other) {
-                reader.error(key, "section '\(other)' is for a driver that is not selected (driver is '\(driver)'); remove it or change 'driver'")
+                reader.error(key, "section '\(other)' is for a driver that is not selected (driver is '\(driver.name)'); remove it or change 'driver'")
             }
         }
         guard let driver else { return nil }
-        guard let section = fields.optional(driver) else {
-            if fields.mentions(driver) { return nil }
-            reader.error(fields.keyNode("driver") ?? fields.node, "driver '\(driver)' needs its section 'spec.loadBalancer.\(driver)'")
+        guard let section = fields.optional(driver.name) else {
+            if fields.mentions(driver.name) { return nil }
+            reader.error(fields.keyNode("driver") ?? fields.node, "driver '\(driver.name)' needs its section 'spec.loadBalancer.\(driver.name)'")
             return nil
         }
-        switch driver {
-        case "haproxy":
-            guard let haproxy = reader.fields(section, context: "spec.loadBalancer.haproxy", known: ["socket", "backend"]) else {
-                return nil
-            }
-            var socket: String?
-            if let node = haproxy.required("socket"), let text = reader.nonEmptyString(node, "socket") {
-                if text.hasPrefix("tcp://") {
-                    let address = String(text.dropFirst("tcp://".count))
-                    if let colon = address.lastIndex(of: ":"), colon != address.startIndex,
-                       let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) {
-                        socket = text
-                    } else {
-                        reader.error(node, "'socket' must be a UNIX socket path or tcp://host:port, got \(quoted(text))")
-                    }
-                } else if text.contains("://") {
-                    reader.error(node, "'socket' must be a UNIX socket path or tcp://host:port, got \(quoted(text))")
-                } else {
-                    socket = reader.resolve(text)
-                }
-            }
-            var backend: String?
-            if let node = haproxy.required("backend"), let text = reader.nonEmptyString(node, "backend") {
-                if LoadBalancerName.isValid(text) {
-                    backend = text
-                } else {
-                    reader.error(node, "backend \(quoted(text)) is not a HAProxy backend name: \(LoadBalancerName.rule) (';', blanks, '/' and control characters are runtime-API syntax)")
-                }
-            }
-            guard let socket, let backend else { return nil }
-            return .haproxy(HAProxySpec(socket: socket, backend: backend))
-        default:
-            guard let envoy = reader.fields(section, context: "spec.loadBalancer.envoy",
-                                            known: ["routeFile", "routeName", "admin"]) else { return nil }
-            let routeFile = envoy.required("routeFile").flatMap { reader.path($0, "routeFile") }
-            let routeName = envoy.required("routeName").flatMap { reader.nonEmptyString($0, "routeName") }
-            let admin = envoy.required("admin").flatMap { reader.httpURL($0, "admin") }
-            guard let routeFile, let routeName, let admin else { return nil }
-            return .envoy(EnvoySpec(routeFile: routeFile, routeName: routeName, admin: admin))
+        // The section is the driver's own business: its keys, its checks, its messages.
+        guard let settings = driver.decodeSection(ConfigValue(reader: reader, node: section, key: driver.name)) else {
+            return nil
         }
+        return LoadBalancerSpec(driver: driver, settings: settings)
     }
 
     // MARK: Steps
@@ -323,7 +295,7 @@ struct PolicyDecoder {
     }
 
     /// `driver`: the policy's load-balancer driver, when it could be read (nil otherwise).
-    private func decodeDrain(_ node: Node, driver: String?) -> DrainSpec? {
+    private func decodeDrain(_ node: Node, driver: (any DriverDescription)?) -> DrainSpec? {
         guard let fields = reader.fields(node, context: "spec.drain",
                                          known: ["maxActiveSessions", "holdFor", "dnsTTL", "timeout", "forceAfter"]) else { return nil }
         var ok = true
@@ -342,10 +314,12 @@ struct PolicyDecoder {
             forceAfter = reader.positiveDuration(node, "forceAfter", atMost: ConfigurationLimits.drainTimeout)
             if forceAfter == nil { ok = false }
         }
-        // Envoy's admin API has nothing like HAProxy's `shutdown sessions` for the requests open
-        // to one cluster: with Envoy the key would do nothing, so it must not parse.
-        if forceAfter != nil, driver == "envoy", let key = fields.keyNode("forceAfter") {
-            reader.error(key, "'forceAfter' cannot be carried out with driver 'envoy': Envoy cannot close the requests open to one cluster (HAProxy's 'shutdown sessions' has no Envoy counterpart); remove it: the drain waits for them, and 'timeout' says when to stop waiting")
+        // A driver that cannot close the sessions open to one cluster (Envoy's admin API has
+        // nothing like HAProxy's `shutdown sessions`) would do nothing with the key, so it must
+        // not parse.
+        if forceAfter != nil, let driver, !driver.capabilities.contains(.shutdownSessions),
+           let key = fields.keyNode("forceAfter") {
+            reader.error(key, "'forceAfter' cannot be carried out with driver '\(driver.name)': \(driver.limitation(.shutdownSessions)); remove it: the drain waits for them, and 'timeout' says when to stop waiting")
             ok = false
         }
         // Forcing sessions closed after the drain has already timed out can never happen.

@@ -18,12 +18,9 @@ public struct PolicyFingerprint: Sendable, Hashable, Codable {
 
     public init(_ policy: Policy) {
         var fields: [String: String] = [:]
-        switch policy.loadBalancer {
-        case .haproxy(let spec): fields["loadBalancer"] = "haproxy socket=\(spec.socket) backend=\(spec.backend)"
-        case .envoy(let spec):
-            fields["loadBalancer"] = "envoy routeFile=\(spec.routeFile) routeName=\(spec.routeName) admin=\(spec.admin.absoluteString)"
-        }
-        fields["steps"] = "[" + policy.steps.map(formatNumber).joined(separator: ", ") + "]"
+        // `haproxy socket=... backend=...`: the driver's own canonical text of its section.
+        fields["loadBalancer"] = "\(policy.loadBalancer.driverName) \(policy.loadBalancer.settings.fingerprint)"
+        fields["steps"] = "[" + policy.steps.map { formatNumber($0) }.joined(separator: ", ") + "]"
         fields["bake"] = formatDuration(policy.bake)
         fields["interval"] = formatDuration(policy.interval)
         fields["sampling"] = formatDuration(policy.sampling)
@@ -54,7 +51,7 @@ public struct PolicyFingerprint: Sendable, Hashable, Codable {
     static func text(_ gate: Gate) -> String {
         switch gate.source {
         case .loadBalancer(let spec):
-            return "\(gate.name): loadBalancer cluster=\(spec.cluster) max5xxRatio=\(spec.max5xxRatio.map(formatNumber) ?? "none") "
+            return "\(gate.name): loadBalancer cluster=\(spec.cluster) max5xxRatio=\(spec.max5xxRatio.map { formatNumber($0) } ?? "none") "
                 + "minRequests=\(spec.minRequests) maxMeanResponseTime=\(spec.maxMeanResponseTime.map(formatDuration) ?? "none")"
         case .prometheus(let spec):
             var shown = URLComponents(url: spec.url, resolvingAgainstBaseURL: false) ?? URLComponents()
@@ -63,7 +60,7 @@ public struct PolicyFingerprint: Sendable, Hashable, Codable {
             shown.query = nil
             shown.fragment = nil
             return "\(gate.name): prometheus url=\(shown.string ?? "?")#\(fnv1a(spec.url.absoluteString).prefix(8)) "
-                + "query=\(spec.query) min=\(spec.min.map(formatNumber) ?? "none") max=\(spec.max.map(formatNumber) ?? "none")"
+                + "query=\(spec.query) min=\(spec.min.map { formatNumber($0) } ?? "none") max=\(spec.max.map { formatNumber($0) } ?? "none")"
         }
     }
 

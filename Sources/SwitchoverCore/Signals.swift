@@ -156,10 +156,7 @@ extension LoadBalancerGate {
         return .pass("\(cluster): 5xx ratio \(Self.format(ratio)) over \(window.responses) responses", value: ratio)
     }
 
-    static func format(_ value: Double) -> String {
-        let rounded = (value * 10_000).rounded() / 10_000
-        return "\(rounded)"
-    }
+    static func format(_ value: Double) -> String { formatNumber(value, decimals: 4) }
 }
 
 /// The pure half of the Prometheus gate: the runtime runs the query, this judges its result.

@@ -8,10 +8,9 @@
 /// servers at hand (the tests check it against exhaustive search); `plan` shows it and every driver applies it, from this one
 /// piece of code.
 public struct WeightTranslation: Sendable, Hashable {
-    /// The weight a single entry may take: 256 for HAProxy servers.
+    /// The weight a single entry may take: 256 for HAProxy servers. Each driver declares its
+    /// own (`DriverDescription.translation`).
     public var maxWeight: Int
-
-    public static let haproxy = WeightTranslation(maxWeight: 256)
 
     public init(maxWeight: Int) {
         precondition(maxWeight >= 1, "maxWeight must be at least 1")

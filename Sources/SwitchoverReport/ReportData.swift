@@ -98,9 +98,9 @@ public struct ReportData: Sendable {
         let trust = events.last { $0.kind == trustEventKind }?.detail
         var state: CutoverState?
         var stateAt: Instant?
-        if let (at, json) = try journal.loadState(run: record.id) {
+        if let (at, _) = try journal.loadState(run: record.id) {
             // A state that does not decode (an older engine's) only loses the drain details.
-            state = try? JSONDecoder().decode(CutoverState.self, from: Data(json.utf8))
+            state = try? journal.loadCutoverState(run: record.id)
             stateAt = at
         }
         return ReportData(run: record, events: events, gateEvaluations: evaluations, samples: samples,

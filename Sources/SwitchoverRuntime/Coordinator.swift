@@ -10,69 +10,38 @@ import SwitchoverStore
 import Glibc
 #endif
 
-/// Where `switchover run` stops. At `promoted` the coordinator stops before the engine's next
-/// tick would start the drain (FROM's servers are left as they are, weight 0). At `drained` it
-/// goes on: `setDrain(FROM)`, FROM's sessions and counters sampled every `policy.sampling`, and
-/// stops once the drain detector says drained, or at the drain's timeout (what is still open is
-/// reported), or when the run is decommissioned or rolled back meanwhile.
-public enum RunGoal: String, Sendable, CaseIterable {
-    case promoted
-    case drained
-}
-
-/// How a run (or one coordinator's share of it) ended.
-public enum RunOutcome: Sendable, Equatable {
-    case promoted
-    /// `gate` is the gate whose failures caused it (nil for the hard signal or a command).
-    case rolledBack(reason: String, gate: String?, at: Instant?)
-    case aborted(reason: String)
-    /// Stopped by SIGINT/SIGTERM: weights left as they are, the run can be resumed.
-    case stopped
-    /// Goal `drained` reached: `reason` says what the detector saw.
-    case drained(reason: String)
-    /// The checks before resuming failed (each failure a sentence); nothing was changed.
-    case preflightFailed([String])
-    /// The drain's `timeout` passed first; `reason` says what is still open.
-    case drainTimedOut(reason: String)
-    /// Decommissioned (by command) while the coordinator tracked the drain.
-    case decommissioned(reason: String)
-}
-
-/// The coordinator of one run: the only process that moves weights for its journal.
+/// The coordinator of one run: the loop that feeds the engine and performs what it decides.
 ///
-/// Data flows one way per tick: load-balancer sample → engine → actions → driver → journal.
-/// Every `policy.sampling` it takes a sample (journaled), feeds it to the engine (the hard
-/// signal reacts on the sample itself), feeds pending manual commands and finished gate
-/// evaluations, then a tick. External gates (Prometheus) run concurrently in child tasks, so a
-/// Prometheus that hangs never delays the sampling loop. Every input's resulting state is
-/// journaled; every weight change is journaled as an intent before it is performed and as a
-/// result after its read-back (the intent and the state expecting it in one transaction).
+/// Every `policy.sampling` one turn: a sample of the load balancer (journaled) fed to the engine
+/// (the hard signal reacts on the sample itself), the live weights fed as a reading (the engine
+/// compares them with the journal), the journal's commands, finished gate evaluations, then a
+/// tick. The jobs around it are types of their own: `WriteAheadInterpreter` performs actions
+/// (intent → apply → read back → result), `GateFanOut` evaluates external gates concurrently,
+/// the lease (`CoordinatorLease`) is renewed every turn, and decisions (drift, stale commands,
+/// outcomes) are the engine's.
 ///
-/// An actor because gate evaluations finish on other tasks and hand their results in; the
-/// journal is only touched from here.
+/// An actor because gate evaluations finish on other tasks and hand their results in.
 public actor Coordinator {
     public let engine: CutoverEngine
     public let runID: Int64
     let journal: any JournalStore
-    let loadBalancer: any LoadBalancer
+    /// Moves the weights and reads them back.
+    let router: any WeightRouter
     let sampler: LoadBalancerSampler
-    let sources: [String: any SignalSource]
+    let interpreter: WriteAheadInterpreter
+    let gates: GateFanOut
+    let lease: (any CoordinatorLease)?
     let reporter: any Reporter
     let logger: Logger
     let goal: RunGoal
     /// Commands journaled before this instant were submitted while no coordinator held the
-    /// journal, and are refused rather than carried out late. It is when this process took the
-    /// coordinator lock: a command journaled after that (while the preflight ran, say) was
-    /// addressed to this coordinator and is never stale.
+    /// journal (see `EngineInput.journaledCommand`): when this process took the lease.
     let commandsValidSince: Instant
     let clock: @Sendable () -> Instant
 
     var state: CutoverState
     /// Gate results handed in by evaluation tasks, fed at the next loop turn.
     var inbox: [EngineInput] = []
-    /// Engine intent number → journal intent id, for intents journaled but not finished before
-    /// a crash: re-applying one finishes that same journal intent (exactly once), not a new one.
-    var unfinished: [Int: Int64]
     var lastPrune: Instant
     var sampleFailureLogged = false
     var rollbackGate: String?
@@ -81,15 +50,9 @@ public actor Coordinator {
     var preflightAnswer: PreflightResult?
     /// The checks before resuming, once they finished (see `watchWhileChecking`).
     var resumeCheckResult: PreflightOutcome?
-    /// Test hook, see `crashAfterIntentFromEnvironment`.
-    let crashAfterIntent: Int?
-    var intentsBegun = 0
-    /// True once this process asked the load balancer to change anything (weights, drain or
-    /// ready state, sessions): until then a failure has changed nothing there.
-    public private(set) var touchedLoadBalancer = false
-    /// Loop turns (samples) taken by this process: `drained` is only believed after a fresh
-    /// sample, never from a journaled state alone.
-    var turnsTaken = 0
+    /// Samples this process took successfully: `drained` is only believed after a fresh sample,
+    /// never from a journaled state alone.
+    var samplesTaken = 0
     /// When the last `drainProgress` event was journaled.
     var lastDrainProgress: Instant?
     /// How often a draining run journals its progress (sessions, hold, ETA).
@@ -99,57 +62,50 @@ public actor Coordinator {
     ///   - state: the state to start from (`.initial` for a fresh run, the journaled snapshot
     ///     on resume).
     ///   - unfinishedIntents: the journal's unfinished intents of this run (on resume).
-    ///   - commandsValidSince: when this process took the coordinator lock (see
-    ///     `commandsValidSince`); now when nil.
-    public init(engine: CutoverEngine, runID: Int64, journal: sending any JournalStore,
-                loadBalancer: any LoadBalancer, sources: [String: any SignalSource], state: CutoverState,
+    ///   - lease: the journal's lease this coordinator holds; its token fences every intent and
+    ///     it is renewed every turn. Nil only in tests without one.
+    ///   - commandsValidSince: when this process took the lease (now when nil).
+    ///   - crashAfterIntent: TEST ONLY, see `WriteAheadInterpreter`.
+    public init(engine: CutoverEngine, runID: Int64, journal: any JournalStore,
+                router: any WeightRouter, observer: any TrafficObserver, sources: [String: any SignalSource], state: CutoverState,
                 unfinishedIntents: [JournalEvent], reporter: any Reporter, logger: Logger, goal: RunGoal = .promoted,
-                commandsValidSince: Instant? = nil,
+                lease: (any CoordinatorLease)? = nil, commandsValidSince: Instant? = nil, crashAfterIntent: Int? = nil,
                 clock: @escaping @Sendable () -> Instant = Coordinator.wallClock) {
         self.engine = engine
         self.runID = runID
         self.journal = journal
-        self.loadBalancer = loadBalancer
-        self.sampler = LoadBalancerSampler(loadBalancer: loadBalancer)
-        self.sources = sources
+        self.router = router
+        self.sampler = LoadBalancerSampler(router: router, observer: observer)
+        self.interpreter = WriteAheadInterpreter(journal: journal, router: router, runID: runID,
+                                                 fence: lease?.token, unfinishedIntents: unfinishedIntents,
+                                                 crashAfterIntent: crashAfterIntent, logger: logger, clock: clock)
+        self.gates = GateFanOut(sources: sources)
+        self.lease = lease
         self.reporter = reporter
         self.logger = logger
         self.goal = goal
         self.clock = clock
         self.state = state
         let now = clock()
-        self.commandsValidSince = min(commandsValidSince ?? now, now)
+        self.commandsValidSince = min(commandsValidSince ?? lease.map { Instant($0.acquiredAt) } ?? now, now)
         self.lastPrune = now
-        var map: [Int: Int64] = [:]
-        for intent in unfinishedIntents {
-            if case .setWeights(let number, _, _, _)? = try? journal.action(ofIntent: intent) {
-                map[number] = intent.intentID ?? intent.sequence
-            }
-        }
-        self.unfinished = map
-        self.crashAfterIntent = Coordinator.crashAfterIntentFromEnvironment()
     }
 
     /// The wall clock, in the journal's resolution.
-    public static let wallClock: @Sendable () -> Instant = {
-        Instant(millisecondsSinceEpoch: Int64((Date().timeIntervalSince1970 * 1000).rounded()))
-    }
-
-    /// TEST ONLY. `SWITCHOVER_TEST_CRASH_AFTER_INTENT=N` makes the coordinator `_exit(137)` right
-    /// after it has journaled its N-th weight intent in this process, before performing it:
-    /// the crash between intent and result that resume must repair. Unset in normal use; it is
-    /// read once, and nothing else depends on it.
-    static func crashAfterIntentFromEnvironment() -> Int? {
-        guard let raw = ProcessInfo.processInfo.environment["SWITCHOVER_TEST_CRASH_AFTER_INTENT"] else { return nil }
-        return Int(raw)
-    }
+    public static let wallClock: @Sendable () -> Instant = { Instant(Date()) }
 
     public var currentState: CutoverState { state }
 
+    /// The lease's token every write of this coordinator carries (nil only in tests without one).
+    var fence: Int64? { lease?.token }
+
+    /// True once this coordinator asked the load balancer to change anything.
+    public var touchedLoadBalancer: Bool { interpreter.touchedLoadBalancer }
+
     // MARK: - The loop
 
-    /// Runs until the goal is reached, the run is rolled back or aborted, or a graceful
-    /// shutdown (SIGINT/SIGTERM through the ServiceGroup) stops it.
+    /// Runs until the goal is reached, the run is rolled back or aborted, the lease is lost, or
+    /// a graceful shutdown (SIGINT/SIGTERM through the ServiceGroup) stops it.
     ///
     /// `preflight`: for a fresh run, the result of the preflight the caller ran before journaling
     /// the run (the engine's first tick asks for it and gets this answer); nil on resume, where
@@ -163,12 +119,27 @@ public actor Coordinator {
     /// reading of the live weights) and so does a run that stopped before its own preflight was
     /// answered, which gets this answer. Nil: resume without checks (finishing a rollback).
     public func run(preflight: PreflightResult?,
-                    resumeCheck: (@Sendable () async -> PreflightOutcome)? = nil) async throws -> RunOutcome {
+                    resumeCheck: (@Sendable () async -> PreflightOutcome)? = nil,
+                    adopt: (@Sendable (CutoverState) throws -> CutoverState)? = nil) async throws -> RunOutcome {
+        do {
+            return try await loop(preflight: preflight, resumeCheck: resumeCheck, adopt: adopt)
+        } catch let error as StoreError where error.code == .fenced {
+            // Another coordinator took the journal: nothing more is journaled or moved by this one.
+            reporter.finish(nil)
+            return .leaseLost(reason: error.context)
+        }
+    }
+
+    /// `adopt`: an edited policy to go on under (see `PolicyRecord`), applied to the state once
+    /// the resume checks passed, never before.
+    func loop(preflight: PreflightResult?, resumeCheck: (@Sendable () async -> PreflightOutcome)?,
+              adopt: (@Sendable (CutoverState) throws -> CutoverState)?) async throws -> RunOutcome {
         preflightAnswer = preflight
+        try lease?.renew()
         try journalAppend("coordinatorStarted",
-                          "coordinator pid \(getpid()) \(preflight == nil ? "resumed" : "started") run \(runID) at phase \(state.phase.rawValue), step \(state.step)")
+                          "coordinator pid \(getpid()) \(preflight == nil ? "resumed" : "started") run \(runID) at phase \(state.phase.rawValue), step \(state.step)"
+                            + (lease.map { " (lease token \($0.token))" } ?? ""))
         return try await withThrowingDiscardingTaskGroup(returning: RunOutcome.self) { group in
-            try acknowledgeStaleCommands()
             if preflight != nil {
                 // The tick asks for the preflight (`runPreflight`), answered with `preflightAnswer`.
                 try await feed(.tick, group: &group)
@@ -178,22 +149,32 @@ public actor Coordinator {
                 // a drain's phase, which is not one.
                 let resumedPhase = state.phase, resumedIntent = state.lastIntent
                 if let resumeCheck {
-                    let checked = try await watchWhileChecking(resumeCheck, group: &group)
-                    if let checked {
-                        guard checked.result.passed || !untouched(since: resumedPhase, intent: resumedIntent) else {
-                            group.cancelAll()
-                            return .preflightFailed(checked.result.failures)
-                        }
-                        try journalTrust(checked)
-                        preflightAnswer = checked.result
+                    guard let checked = try await watchWhileChecking(resumeCheck, group: &group) else {
+                        // Stopped by a signal before the checks were done: nothing is re-applied
+                        // unchecked (the weights may have been changed by a person meanwhile).
+                        try journalAppend("coordinatorStopped",
+                                          "coordinator stopped by signal during the checks before resuming; nothing was re-applied; weights left as they are")
+                        reporter.finish(nil)
+                        group.cancelAll()
+                        return .stopped
+                    }
+                    guard checked.result.passed || !untouched(since: resumedPhase, intent: resumedIntent) else {
+                        group.cancelAll()
+                        return .preflightFailed(checked.result.failures)
+                    }
+                    try journalTrust(checked)
+                    preflightAnswer = checked.result
+                    if let adopt, untouched(since: resumedPhase, intent: resumedIntent) {
+                        // An edited policy is adopted only once the checks passed: a failed
+                        // resume leaves the run under the policy it was journaled with.
+                        state = try adopt(state)
+                        try journal.saveState(run: runID, at: clock(), state, fence: lease?.token)
                     }
                 }
-                // An emergency command during the checks (rollback, abort) already decided what
-                // happens next; otherwise put the world back where the journal says it is.
                 if untouched(since: resumedPhase, intent: resumedIntent) {
                     let now = clock()
-                    let live = try? await loadBalancer.currentWeights()
-                    let reading = live.map { LoadBalancerSampler.reading($0, loadBalancer: loadBalancer, at: now) }
+                    let live = try? await router.currentWeights()
+                    let reading = live.map { LoadBalancerSampler.reading($0, router: router, at: now) }
                     let (recovered, actions) = engine.recover(state, live: reading, now: now)
                     try saveAndPerform(recovered, actions, now: now, group: &group)
                     try await performPending(actions, group: &group)
@@ -215,6 +196,7 @@ public actor Coordinator {
                     group.cancelAll()
                     return .stopped
                 }
+                try lease?.renew()
                 try await turn(group: &group)
                 deadline = deadline.advanced(by: period)
                 let now = ContinuousClock.now
@@ -226,6 +208,11 @@ public actor Coordinator {
                 }
             }
         }
+    }
+
+    /// True when nothing but samples changed the run since it stood at `phase` with `intent`.
+    func untouched(since phase: Phase, intent: Int) -> Bool {
+        state.lastIntent == intent && (state.phase != .aborted || phase == .aborted)
     }
 
     /// Runs `check` while watching the run as it stands: every `sampling`, a sample (journaled, fed
@@ -241,111 +228,32 @@ public actor Coordinator {
         let period = engine.policy.sampling
         while resumeCheckResult == nil {
             if Task.isShuttingDownGracefully || Task.isCancelled { return nil }
-            turnsTaken += 1
-            let now = clock()
-            if let sample = try? await sampler.sample(at: now) {
+            try lease?.renew()
+            if let sample = try? await sampler.sample(at: clock()) {
+                samplesTaken += 1
                 try journal.recordSample(run: runID, sample)
                 try await feed(.loadBalancerSample(sample), group: &group)
             }
-            for command in try journal.pendingCommands() {
-                guard let manual = CommandCodec.decode(name: command.command, arguments: command.arguments) else { continue }
-                switch manual {
-                case .rollback, .abort:
-                    try await feed(.command(manual, id: command.id), group: &group)
-                default:
-                    continue
-                }
-            }
+            try await feedJournaledCommands(only: { if case .rollback = $0 { true } else if case .abort = $0 { true } else { false } },
+                                            group: &group)
             if resumeCheckResult != nil { break }
             try? await Task.sleep(for: period)
         }
         return resumeCheckResult
     }
 
-    /// True when nothing but samples changed the run since it stood at `phase` with `intent`.
-    func untouched(since phase: Phase, intent: Int) -> Bool {
-        state.lastIntent == intent && (state.phase != .aborted || phase == .aborted)
-    }
-
     func checked(_ outcome: PreflightOutcome) {
         resumeCheckResult = outcome
     }
 
-    /// The trust report as evidence (`trustVerified`, which `switchover report` shows).
-    func journalTrust(_ outcome: PreflightOutcome) throws {
-        guard let json = outcome.trustReportJSON else { return }
-        try journal.append(JournalEvent(run: runID, at: clock(), kind: Self.trustEventKind, detail: json))
-    }
-
-    /// The journal kind of the trust evidence (the report reads it under this name).
-    public static let trustEventKind = "trustVerified"
-
-    /// Carries out one journaled command with no coordinator running (`switchover rollback`
-    /// after the coordinator died): feeds it to the engine and performs what follows until the
-    /// engine has nothing more to do right now, retrying an unverified rollback a few times.
-    /// The caller holds the coordinator lock, so no coordinator starts meanwhile.
-    ///
-    /// A `decommission` first takes a fresh sample of the load balancer: the evidence it is
-    /// judged on and journaled with is FROM as it is now, not as the last coordinator left it
-    /// (traffic that reached FROM since turns a drained run back to draining, and it refuses).
-    public func runOffline(_ command: ManualCommand, id: Int64) async throws -> CutoverState {
-        try journalAppend("offlineCommand", "\(command.name) carried out by pid \(getpid()) with no coordinator running")
-        return try await withThrowingDiscardingTaskGroup(returning: CutoverState.self) { group in
-            if case .decommission(let force, _) = command {
-                // Judged on FROM as it is now, read by this process: the last coordinator's
-                // reading, however recent, is from before whatever happened since (a restarted
-                // load balancer gives FROM its weight back). Unread, it is refused unless forced.
-                do {
-                    let (sample, live) = try await sampler.sampleWithWeights(at: clock())
-                    try journal.recordSample(run: runID, sample)
-                    try await feed(.loadBalancerSample(sample), group: &group)
-                    if let live {
-                        try await feed(.liveWeights(LoadBalancerSampler.reading(live, loadBalancer: loadBalancer, at: sample.at)),
-                                       group: &group)
-                    }
-                } catch {
-                    try journalAppend("sampleFailed", "no fresh sample of the load balancer before decommission: \(error)")
-                    if !force {
-                        let why = "no fresh evidence that \(engine.from) is drained: the load balancer could not be read just now "
-                            + "(\(error)); decommission is decided on a reading taken by this command; `--force --reason TEXT` records it anyway"
-                        try journal.append(run: runID, at: clock(), EngineEvent(.commandRefused, "decommission refused: \(why)", phase: state.phase))
-                        try journal.acknowledgeCommand(id, at: clock(), accepted: false, outcome: why)
-                        group.cancelAll()
-                        return state
-                    }
-                }
-            }
-            if state.pendingWeights != nil {
-                // A weight change the last coordinator journaled but never finished (it died
-                // mid-rollback, say): finish it first, as `run` does on resume, so the engine
-                // is not left waiting for a read-back that never comes. Only then: other
-                // `recover` actions (re-applying a step, re-draining FROM) are pointless
-                // right before a rollback.
-                let now = clock()
-                let (recovered, actions) = engine.recover(state, now: now)
-                try saveAndPerform(recovered, actions, now: now, group: &group)
-                try await performPending(actions, group: &group)
-            }
-            try await feed(.command(command, id: id), group: &group)
-            var tries = 0
-            while state.phase == .rolledBack, !state.rollbackVerified, tries < 5 {
-                tries += 1
-                try await Task.sleep(for: .milliseconds(200))
-                try await feed(.tick, group: &group)
-            }
-            group.cancelAll()
-            return state
-        }
-    }
-
-    /// One loop turn: sample, commands, gate results, tick.
+    /// One loop turn: sample and live weights, commands, gate results, tick.
     func turn(group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
-        turnsTaken += 1
         let now = clock()
         var sample: LoadBalancerSample?
         var live: LiveWeights?
         do {
-            (sample, live) = try await sampler.sampleWithWeights(at: now)
+            let read = try await sampler.sampleWithWeights(at: now)
+            (sample, live) = (read.sample, read.live)
         } catch is CancellationError {
             return
         } catch {
@@ -362,25 +270,14 @@ public actor Coordinator {
                 reporter.notify("load balancer answering again")
                 sampleFailureLogged = false
             }
+            samplesTaken += 1
             try journal.recordSample(run: runID, sample)
             try await feed(.loadBalancerSample(sample), group: &group)
         }
         if let live {
-            try await feed(.liveWeights(LoadBalancerSampler.reading(live, loadBalancer: loadBalancer, at: now)), group: &group)
+            try await feed(.liveWeights(LoadBalancerSampler.reading(live, router: router, at: now)), group: &group)
         }
-        for command in try journal.pendingCommands() {
-            guard let manual = CommandCodec.decode(name: command.command, arguments: command.arguments) else {
-                try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
-                                               outcome: "unknown command '\(command.command)'")
-                continue
-            }
-            try await feed(.command(manual, id: command.id), group: &group)
-            // The engine acknowledges every command it is given an id for; make sure of it.
-            if let record = try journal.command(command.id), record.acknowledgedAt == nil {
-                try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
-                                               outcome: "\(manual.name) had no effect in phase \(state.phase.rawValue)")
-            }
-        }
+        try await feedJournaledCommands(only: { _ in true }, group: &group)
         let results = inbox
         inbox = []
         for input in results { try await feed(input, group: &group) }
@@ -393,42 +290,30 @@ public actor Coordinator {
         }
     }
 
-    /// Commands left from before this coordinator took the lock (submitted while none was
-    /// running) are refused rather than carried out late: a person who typed `rollback` an hour
-    /// ago while nothing listened must not have it happen now by surprise.
-    func acknowledgeStaleCommands() throws {
-        for command in try journal.pendingCommands() where command.issuedAt < commandsValidSince {
-            try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
-                                           outcome: "issued while no coordinator was running; not carried out")
+    /// Feeds the journal's pending commands that `only` accepts to the engine, which refuses the
+    /// stale ones (journaled before this coordinator took the lease) and answers every other.
+    func feedJournaledCommands(only accept: (ManualCommand) -> Bool,
+                               group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
+        for command in try journal.pendingCommands() {
+            guard let manual = CommandCodec.decode(name: command.command, arguments: command.arguments) else {
+                try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
+                                               outcome: "unknown command '\(command.command)'", fence: fence)
+                continue
+            }
+            guard accept(manual) else { continue }
+            try await feed(.journaledCommand(manual, id: command.id, issuedAt: command.issuedAt,
+                                             coordinatorSince: commandsValidSince), group: &group)
+            // The engine acknowledges every command it is given an id for; make sure of it.
+            if let record = try journal.command(command.id), record.acknowledgedAt == nil {
+                try journal.acknowledgeCommand(command.id, at: clock(), accepted: false,
+                                               outcome: "\(manual.name) had no effect in phase \(state.phase.rawValue)", fence: fence)
+            }
         }
     }
 
     func outcome() -> RunOutcome? {
-        // Weights being written again (a restarted load balancer forgot them) are not in place
-        // yet: no outcome claims a state that was not read back.
-        let settled = state.pendingWeights == nil && state.drift == nil
-        if goal == .promoted, [.promoted, .draining, .drained, .decommissioned].contains(state.phase) {
-            return settled || state.phase == .decommissioned ? .promoted : nil
-        }
-        switch state.phase {
-        case .promoted:
-            return nil
-        case .draining:
-            guard let drain = state.drain, drain.status == .timedOut else { return nil }
-            return .drainTimedOut(reason: "not drained after \(formatDuration(engine.policy.drain.timeout)): \(drain.reason)")
-        case .drained:
-            guard turnsTaken > 0, settled else { return nil }
-            return .drained(reason: state.drain?.reason ?? "drained")
-        case .decommissioned:
-            return .decommissioned(reason: state.reason ?? "drained")
-        case .rolledBack:
-            guard state.rollbackVerified, state.pendingWeights == nil else { return nil }
-            return .rolledBack(reason: state.reason ?? "rolled back", gate: rollbackGate, at: rollbackAt)
-        case .aborted:
-            return .aborted(reason: state.reason ?? "aborted")
-        default:
-            return nil
-        }
+        state.outcome(goal: goal, sampledThisProcess: samplesTaken > 0, drainTimeout: engine.policy.drain.timeout,
+                      rollbackGate: rollbackGate, rollbackAt: rollbackAt)
     }
 
     // MARK: - Inputs and actions
@@ -447,7 +332,7 @@ public actor Coordinator {
     func saveAndPerform(_ next: CutoverState, _ actions: [Action], now: Instant,
                         group: inout ThrowingDiscardingTaskGroup<any Error>) throws {
         state = next
-        try journal.saveState(run: runID, at: now, state)
+        try journal.saveState(run: runID, at: now, state, fence: fence)
         for action in actions {
             switch action {
             case .record(let event):
@@ -455,9 +340,11 @@ public actor Coordinator {
             case .notify(let message):
                 reporter.notify(message)
             case .acknowledge(let id, let accepted, let detail):
-                try journal.acknowledgeCommand(id, at: now, accepted: accepted, outcome: detail)
-            case .evaluateGates(let evaluation, let gates):
-                startEvaluation(evaluation, gates: gates, group: &group)
+                try journal.acknowledgeCommand(id, at: now, accepted: accepted, outcome: detail, fence: fence)
+            case .evaluateGates(let evaluation, let names):
+                gates.start(evaluation: evaluation, gates: names, in: &group) { [weak self] input in
+                    await self?.deliver(input)
+                }
             case .runPreflight, .setWeights, .setDrain, .setReady, .forceCloseSessions:
                 break
             }
@@ -484,48 +371,53 @@ public actor Coordinator {
     func performPending(_ actions: [Action], group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
         for action in actions {
             switch action {
+            case .setWeights, .setDrain, .setReady, .forceCloseSessions:
+                // Right before the load balancer is asked: still this coordinator's journal?
+                // (Its intent's write is fenced too; this notices a takeover before even trying.)
+                try lease?.renew()
+            default:
+                break
+            }
+            switch action {
             case .setWeights(let intent, let percent, let step, let purpose):
-                let result = try await setWeights(intent: intent, percent: percent, step: step, purpose: purpose)
+                let result = try await interpreter.setWeights(intent: intent, percent: percent, step: step, purpose: purpose,
+                                                              expecting: state)
                 try await feed(.weightsApplied(intent: intent, result: result), group: &group)
             case .setDrain(let cluster):
-                // Never drain FROM while it carries traffic: its live weight, read right now,
-                // must be 0 and TO's not (a restarted load balancer gives FROM its configured
-                // weights back). Refused, the intent is journaled as failed; the engine sets the
-                // drain again once a reading shows the weights as journaled.
-                if let refusal = await drainRefusal(cluster) {
-                    let id = try journal.beginIntent(run: runID, at: clock(), action: "setDrain",
-                                                     detail: Self.encode(["cluster": cluster]))
-                    try journal.finishIntent(id, at: clock(), ok: false, detail: Self.encode(["refused": refusal]))
-                    reporter.notify("not putting \(cluster) in drain: \(refusal)")
+                switch try await interpreter.drain(cluster) {
+                case .done:
                     break
-                }
-                // Envoy has no drain state: FROM's weight 0, already verified, is what stops new
-                // requests there, so the drain goes on, and the journal says so.
-                try await simpleIntent("setDrain", cluster: cluster,
-                                       unsupported: "\(cluster)'s verified weight 0 already sends it no new requests") {
-                    try await self.loadBalancer.setDrain(cluster: cluster)
+                case .unsupported(let why):
+                    // No drain state (Envoy): FROM's verified weight 0 is what keeps new requests
+                    // away. Nothing was asked of the load balancer, so no intent: the journal says so.
+                    try journalAppend("drainStateUnsupported",
+                                      "\(cluster) not put in drain: \(why); its verified weight 0 already sends it no new requests")
+                case .refused(let why):
+                    // Set again once a reading shows the journaled weights (see the engine's drift rules).
+                    reporter.notify("not putting \(cluster) in drain: \(why)")
+                case .failed(let why):
+                    reporter.notify("setDrain \(cluster) failed: \(why)")
                 }
             case .setReady(let cluster):
-                let failure = try await simpleIntent("setReady", cluster: cluster,
-                                                     unsupported: "weights alone decide; the rollback's weights follow") {
-                    try await self.loadBalancer.setReady(cluster: cluster)
-                }
-                // FROM still in drain takes no new requests whatever its weight: the rollback
-                // is not done, so its weights intent is reported as not verified and the
-                // engine sends the whole rollback (setReady first) again. The weights that
-                // follow are still applied; their read-back then arrives stale.
-                if let failure, let pending = state.pendingWeights, pending.purpose == .rollback {
-                    try await feed(.weightsApplied(intent: pending.intent,
-                                                   result: .mismatch(detail: "setReady \(cluster) failed: \(failure)")),
-                                   group: &group)
+                let outcome = try await interpreter.ready(cluster)
+                if case .failed(let why) = outcome {
+                    reporter.notify("setReady \(cluster) failed: \(why)")
+                    // FROM still in drain takes no new requests whatever its weight: the rollback
+                    // is not done, so its weights intent is reported as not verified and the
+                    // engine sends the whole rollback (setReady first) again.
+                    if let pending = state.pendingWeights, pending.purpose == .rollback {
+                        try await feed(.weightsApplied(intent: pending.intent,
+                                                       result: .mismatch(detail: "setReady \(cluster) failed: \(why)")),
+                                       group: &group)
+                    }
                 }
             case .forceCloseSessions(let cluster):
-                try await simpleIntent("shutdownSessions", cluster: cluster, unsupported: nil) {
-                    try await self.loadBalancer.shutdownSessions(cluster: cluster)
+                if case .failed(let why) = try await interpreter.closeSessions(cluster) {
+                    reporter.notify("shutting down \(cluster)'s sessions failed: \(why)")
                 }
             case .runPreflight:
-                // Preflight ran in the caller before the run was journaled (a failed one changes
-                // nothing), or before a run that had not got past it was resumed.
+                // Preflight ran before the run was journaled (a failed one changes nothing), or
+                // as the checks before resuming a run that had not got past it.
                 guard let answer = preflightAnswer else {
                     try journalAppend("preflight", "the engine asked for a preflight and none was run by this process; run `switchover run` to resume")
                     break
@@ -538,126 +430,6 @@ public actor Coordinator {
         }
     }
 
-    /// Why `cluster` must not be put in drain now, from the live weights read just before, or nil
-    /// when it may: it is FROM with live weight 0 while TO has weight.
-    func drainRefusal(_ cluster: String) async -> String? {
-        let live: LiveWeights
-        do {
-            live = try await loadBalancer.currentWeights()
-        } catch {
-            return "could not read the live weights first: \(error)"
-        }
-        guard cluster == loadBalancer.fromCluster.cluster else { return nil }
-        let from = live.assignment.from, to = live.assignment.to
-        guard live.assignment.fromTotal == 0, live.assignment.toTotal > 0 else {
-            let servers = (from + to).map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
-            return "it still carries traffic: live weights \(servers) send \(format(100 - live.effectivePercentToTarget))% to \(cluster)"
-        }
-        return nil
-    }
-
-    /// Write-ahead weight change: intent (with the state expecting it) → apply and read back →
-    /// result. An unfinished intent from before a crash with the same engine intent number is
-    /// finished instead of writing a new one.
-    func setWeights(intent: Int, percent: Double, step: Int, purpose: WeightsPurpose) async throws -> WeightsReadBack {
-        let now = clock()
-        // An unfinished intent from before a crash that a newer one replaces (a rollback
-        // decided before it was re-applied) is closed as superseded: it is never applied.
-        for (number, id) in unfinished where number < intent {
-            unfinished[number] = nil
-            try journal.finishIntent(id, at: now, ok: false,
-                                     detail: Self.encode(["superseded": "by intent \(intent) (\(purpose.rawValue)); never re-applied"]))
-        }
-        let journalIntent: Int64
-        if let existing = unfinished.removeValue(forKey: intent) {
-            journalIntent = existing
-            try journalAppend("intentReapplied", "re-applying unfinished intent \(intent) (journal \(existing)): \(format(percent))% to \(engine.to)")
-        } else {
-            let action = Action.setWeights(intent: intent, percentToTarget: percent, step: step, purpose: purpose)
-            let snapshot = state
-            journalIntent = try journal.inTransaction {
-                let id = try journal.beginIntent(run: runID, at: now, action)
-                try journal.saveState(run: runID, at: now, snapshot)
-                return id
-            }
-            intentsBegun += 1
-            if let crashAfterIntent, intentsBegun == crashAfterIntent {
-                logger.warning("SWITCHOVER_TEST_CRASH_AFTER_INTENT: exiting right after journaling intent \(intent)")
-                _exit(137)
-            }
-        }
-        let result: WeightsReadBack
-        var ok = false
-        var detail: String
-        touchedLoadBalancer = true
-        do {
-            let live = try await loadBalancer.apply(percentToTarget: percent)
-            let wanted = loadBalancer.translation.weights(percentToTarget: percent, from: loadBalancer.fromCluster.servers,
-                                                          to: loadBalancer.toCluster.servers)
-            let effective = live.effectivePercentToTarget
-            if abs(effective - wanted.effectivePercentToTarget) < 1e-6 {
-                result = .verified(percentToTarget: effective)
-                ok = true
-            } else {
-                result = .mismatch(detail: "asked for \(format(wanted.effectivePercentToTarget))%, read back \(format(effective))%")
-            }
-            detail = Self.encode(WeightsResultDetail(percentToTarget: effective,
-                                                     servers: Dictionary(live.assignment.all.map { ($0.server, $0.weight) },
-                                                                         uniquingKeysWith: { a, _ in a }),
-                                                     error: nil))
-        } catch {
-            result = .mismatch(detail: "\(error)")
-            detail = Self.encode(WeightsResultDetail(percentToTarget: nil, servers: [:], error: "\(error)"))
-        }
-        try journal.finishIntent(journalIntent, at: clock(), ok: ok, detail: detail)
-        return result
-    }
-
-    /// An intent with no read-back beyond the driver's own. `unsupported`: when the driver says it
-    /// cannot do this and that is fine, why (the intent is finished ok, with the driver's words
-    /// and this); nil when it is a failure like any other. Returns the failure, nil when done.
-    @discardableResult
-    func simpleIntent(_ action: String, cluster: String, unsupported: String? = nil,
-                      _ body: @Sendable () async throws -> Void) async throws -> String? {
-        let id = try journal.beginIntent(run: runID, at: clock(), action: action, detail: "{\"cluster\":\"\(cluster)\"}")
-        touchedLoadBalancer = true
-        do {
-            try await body()
-            try journal.finishIntent(id, at: clock(), ok: true, detail: "{}")
-            return nil
-        } catch let error as LoadBalancerError where error.code == .unsupported && unsupported != nil {
-            let note = "\(action) \(cluster): unsupported by \(loadBalancer.driver) (\(error.message)); \(unsupported ?? "")"
-            try journal.finishIntent(id, at: clock(), ok: true,
-                                     detail: Self.encode(["unsupported": error.message, "note": unsupported ?? ""]))
-            reporter.notify(note)
-            return nil
-        } catch {
-            try journal.finishIntent(id, at: clock(), ok: false, detail: "\(error)")
-            reporter.notify("\(action) \(cluster) failed: \(error)")
-            return "\(error)"
-        }
-    }
-
-    func startEvaluation(_ evaluation: Int, gates: [String], group: inout ThrowingDiscardingTaskGroup<any Error>) {
-        let chosen = gates.map { ($0, sources[$0]) }
-        group.addTask { [weak self] in
-            let results = await withTaskGroup(of: GateResult.self, returning: [GateResult].self) { inner in
-                for (gate, source) in chosen {
-                    inner.addTask {
-                        guard let source else {
-                            return GateResult(gate: gate, outcome: .error("no signal source for gate \(gate)"))
-                        }
-                        return GateResult(gate: gate, outcome: await source.evaluate())
-                    }
-                }
-                var all: [GateResult] = []
-                for await result in inner { all.append(result) }
-                return all.sorted { $0.gate < $1.gate }
-            }
-            await self?.deliver(.gateResults(evaluation: evaluation, results: results))
-        }
-    }
-
     func deliver(_ input: EngineInput) {
         inbox.append(input)
     }
@@ -665,7 +437,7 @@ public actor Coordinator {
     // MARK: - Journal
 
     func record(_ event: EngineEvent, at now: Instant) throws {
-        try journal.append(run: runID, at: now, event)
+        try journal.append(run: runID, at: now, event, fence: fence)
         if event.kind == .gateEvaluated, let gate = event.gate, let outcome = event.outcome {
             try journal.recordGateEvaluation(GateEvaluationRecord(run: runID, at: now, step: event.step ?? state.step,
                                                                   gate: gate, outcome: outcome))
@@ -679,22 +451,18 @@ public actor Coordinator {
 
     func journalAppend(_ kind: String, _ message: String) throws {
         try journal.append(JournalEvent(run: runID, at: clock(), kind: kind,
-                                        detail: Self.encode(["message": message])))
+                                        detail: WriteAheadInterpreter.encode(["message": message])), fence: fence)
         reporter.note(kind: kind, message)
     }
 
-    static func encode<T: Encodable>(_ value: T) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    /// The trust report as evidence (`trustVerified`, which `switchover report` shows).
+    func journalTrust(_ outcome: PreflightOutcome) throws {
+        guard let json = outcome.trustReportJSON else { return }
+        try journal.append(JournalEvent(run: runID, at: clock(), kind: Self.trustEventKind, detail: json), fence: fence)
     }
-}
 
-/// The detail of a `setWeights` result row: what the load balancer read back.
-public struct WeightsResultDetail: Sendable, Hashable, Codable {
-    public var percentToTarget: Double?
-    public var servers: [String: Int]
-    public var error: String?
+    /// The journal kind of the trust evidence (the report reads it under this name).
+    public static let trustEventKind = "trustVerified"
 }
 
 /// The coordinator as a ServiceLifecycle `Service`: a `ServiceGroup` runs it and turns SIGINT
@@ -703,18 +471,21 @@ public final class CoordinatorService: Service, Sendable {
     public let coordinator: Coordinator
     let preflight: PreflightResult?
     let resumeCheck: (@Sendable () async -> PreflightOutcome)?
+    let adopt: (@Sendable (CutoverState) throws -> CutoverState)?
     let result = Mutex<RunOutcome?>(nil)
 
-    /// `preflight`/`resumeCheck`: as in `Coordinator.run(preflight:resumeCheck:)`.
+    /// `preflight`, `resumeCheck`, `adopt`: as in `Coordinator.run(preflight:resumeCheck:adopt:)`.
     public init(coordinator: Coordinator, preflight: PreflightResult?,
-                resumeCheck: (@Sendable () async -> PreflightOutcome)? = nil) {
+                resumeCheck: (@Sendable () async -> PreflightOutcome)? = nil,
+                adopt: (@Sendable (CutoverState) throws -> CutoverState)? = nil) {
         self.coordinator = coordinator
         self.preflight = preflight
         self.resumeCheck = resumeCheck
+        self.adopt = adopt
     }
 
     public func run() async throws {
-        let outcome = try await coordinator.run(preflight: preflight, resumeCheck: resumeCheck)
+        let outcome = try await coordinator.run(preflight: preflight, resumeCheck: resumeCheck, adopt: adopt)
         result.withLock { $0 = outcome }
     }
 

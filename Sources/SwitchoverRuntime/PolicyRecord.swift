@@ -13,8 +13,10 @@ public enum PolicyRecord {
     public enum Resume: Sendable {
         /// The same policy (or a journal from before policies were recorded: it is recorded now).
         case same(CutoverState)
-        /// Edited, and adopted: the state the run goes on from (never a step back), and what changed.
-        case adopted(CutoverState, changes: [String])
+        /// Edited, and to be adopted: what changed, the state the run would go on from (never a
+        /// step back), and `apply`, which adopts it and journals the adoption. Call `apply` only
+        /// once the checks before resuming passed: a failed resume leaves the run as journaled.
+        case adopt(changes: [String], preview: CutoverState, apply: @Sendable (CutoverState) throws -> CutoverState)
         /// Edited, not adopted (or not adoptable): why, naming what changed; nothing was changed.
         case refused(String)
     }
@@ -42,7 +44,8 @@ public enum PolicyRecord {
 
     /// Compares `policy` with the one run `run` was journaled with, and decides: the same goes
     /// on; an edited one refuses unless `adopt`, and adopting it never steps back (see
-    /// `CutoverState.adopting`). Journals the adoption (or the policy, for journals without one).
+    /// `CutoverState.adopting`). Journals the policy for journals without one; an adoption is
+    /// journaled by `Resume.adopt`'s `apply`, once the checks passed.
     public static func resume(_ state: CutoverState, run: RunRecord, under policy: Policy, adopt: Bool,
                               journal: any JournalStore, at: Instant) throws -> Resume {
         let current = PolicyFingerprint(policy)
@@ -59,16 +62,19 @@ public enum PolicyRecord {
                             + "(the run never steps back: it goes on at the first new step at or above "
                             + "\(formatPercent(state.appliedPercent ?? state.percentToTarget))%)")
         }
-        let adopted: CutoverState
+        let preview: CutoverState
         do {
-            adopted = try state.adopting(policy)
+            preview = try state.adopting(policy)
         } catch {
             return .refused(what + "; cannot adopt it now: \(error)")
         }
-        try record(policy, run: run.id, in: journal, at: at,
-                   note: "adopted by --adopt-policy at step \(adopted.step) of \(policy.steps.count): " + changes.joined(separator: "; "))
-        try journal.saveState(run: run.id, at: at, adopted)
-        return .adopted(adopted, changes: changes)
+        let runID = run.id
+        return .adopt(changes: changes, preview: preview, apply: { current in
+            let adopted = try current.adopting(policy)
+            try record(policy, run: runID, in: journal, at: at,
+                       note: "adopted by --adopt-policy at step \(adopted.step) of \(policy.steps.count): " + changes.joined(separator: "; "))
+            return adopted
+        })
     }
 
     static func formatPercent(_ value: Double) -> String { format(value) }

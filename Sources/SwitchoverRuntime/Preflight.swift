@@ -4,6 +4,8 @@ import SwitchoverCore
 import SwitchoverDrivers
 import SwitchoverNet
 import SwitchoverSignals
+import SwitchoverStore
+import SwitchoverTrust
 
 /// The checks before any traffic moves (or before a journaled run resumes): trust both ways,
 /// both clusters' `health` endpoints, and the load balancer reachable with the weights the
@@ -33,11 +35,11 @@ public struct PreflightChecks: Sendable {
     /// last read back the journaled weights; live weights that differ pass when another process
     /// answers now (a restart forgot them: the resumed run writes them again), and fail when the
     /// same one does (someone changed them).
-    public func run(from: Cluster, to: Cluster, policy: Policy, loadBalancer: any LoadBalancer,
+    public func run(from: Cluster, to: Cluster, policy: Policy, router: any WeightRouter,
                     expectedPercentToTarget: [Double], journaledInstance: LoadBalancerInstance? = nil) async -> PreflightOutcome {
         async let trustVerdict = trust(from, to, policy)
         async let healthFailures = health(of: [from, to])
-        async let weightFailures = weights(loadBalancer, expected: expectedPercentToTarget, journaledInstance: journaledInstance)
+        async let weightFailures = weights(router, expected: expectedPercentToTarget, journaledInstance: journaledInstance)
         let verdict = await trustVerdict
         return PreflightOutcome(result: PreflightResult(failures: verdict.failures + (await healthFailures) + (await weightFailures)),
                                 trustReportJSON: verdict.reportJSON)
@@ -62,37 +64,51 @@ public struct PreflightChecks: Sendable {
         return failures
     }
 
-    public func weights(_ loadBalancer: any LoadBalancer, expected: [Double],
+    public func weights(_ router: any WeightRouter, expected: [Double],
                         journaledInstance: LoadBalancerInstance? = nil) async -> [String] {
         let live: LiveWeights
         do {
-            live = try await loadBalancer.currentWeights()
+            live = try await router.currentWeights()
         } catch let error as LoadBalancerError where [.unreachable, .timeout].contains(error.code) {
             return ["load balancer unreachable: \(error)"]
         } catch {
             return ["load balancer: \(error)"]
         }
-        return Self.weightFailures(live, loadBalancer: loadBalancer, expected: expected, journaledInstance: journaledInstance)
+        return Self.weightFailures(live, router: router, expected: expected, journaledInstance: journaledInstance)
     }
 
     /// The weights check on a read already made (see `weights`).
-    public static func weightFailures(_ live: LiveWeights, loadBalancer: any LoadBalancer, expected: [Double],
+    public static func weightFailures(_ live: LiveWeights, router: any WeightRouter, expected: [Double],
                                       journaledInstance: LoadBalancerInstance?) -> [String] {
-        let translation = loadBalancer.translation
-        let from = loadBalancer.fromCluster.servers, to = loadBalancer.toCluster.servers
+        let translation = router.translation
+        let from = router.fromCluster.servers, to = router.toCluster.servers
         let liveShare = live.effectivePercentToTarget
         let matches = expected.contains { percent in
             let wanted = translation.weights(percentToTarget: percent, from: from, to: to)
             return abs(wanted.effectivePercentToTarget - liveShare) < 1e-6 && (percent > 0 || live.assignment.toTotal == 0)
         }
         if matches { return [] }
-        let instance = LoadBalancerSampler.reading(live, loadBalancer: loadBalancer, at: Coordinator.wallClock()).instance
+        let instance = LoadBalancerSampler.reading(live, router: router, at: Coordinator.wallClock()).instance
         if let journaledInstance, instance.isRestart(of: journaledInstance) { return [] }
         let servers = live.assignment.all.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
         let wanted = expected.map { "\(format($0))%" }.joined(separator: " or ")
         let who = journaledInstance == nil ? ""
             : " and the same load-balancer process (\(instance.id)) holds them, so someone changed them: they are not overridden"
-        return ["load balancer \(loadBalancer.address): live weights send \(format(liveShare))% to \(loadBalancer.toCluster.cluster) (\(servers)); the journal expects \(wanted)\(who)"]
+        return ["load balancer \(router.address): live weights send \(format(liveShare))% to \(router.toCluster.cluster) (\(servers)); the journal expects \(wanted)\(who)"]
+    }
+}
+
+/// The preflight's trust check: `verifyTrust` both ways, with a live handshake when both
+/// clusters name a probe endpoint, within the policy's horizon. Failed checks and unreadable
+/// material become sentences; the report is kept as JSON for the journal (`trustVerified`).
+public let verifyTrustForPreflight: PreflightChecks.TrustCheck = { from, to, policy in
+    let probe = from.trust.probe != nil && to.trust.probe != nil
+    do {
+        let report = try await verifyTrust(from: from, to: to, horizon: policy.trustHorizon, probe: probe, now: Date())
+        return TrustVerdict(failures: report.checks.filter { $0.status == .fail }.map { "trust: \($0.name): \($0.detail)" },
+                            reportJSON: try? JournalJSON.encode(report))
+    } catch {
+        return TrustVerdict(failures: ["trust: \(error)"], reportJSON: nil)
     }
 }
 
@@ -116,7 +132,5 @@ public struct PreflightOutcome: Sendable {
     }
 }
 
-func format(_ value: Double) -> String {
-    if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
-    return String((value * 100).rounded() / 100)
-}
+/// A percentage or count in messages, to two decimals.
+func format(_ value: Double) -> String { formatNumber(value, decimals: 2) }

@@ -9,18 +9,18 @@ import SwitchoverDrivers
 /// is journaled; the caller says that the journal is behind.
 public enum UnjournaledRollback {
     /// The live weights once they read back at 0% to TO, or why not.
-    public static func perform(loadBalancer: any LoadBalancer, fromWasDrained: Bool) async -> Result<LiveWeights, any Error> {
+    public static func perform(router: any WeightRouter, fromWasDrained: Bool) async -> Result<LiveWeights, any Error> {
         do {
             if fromWasDrained {
                 do {
-                    try await loadBalancer.setReady(cluster: loadBalancer.fromCluster.cluster)
+                    try await router.setReady(cluster: router.fromCluster.cluster)
                 } catch let error as LoadBalancerError where error.code == .unsupported {
                     // No drain state (Envoy): the weights alone decide.
                 }
             }
-            let live = try await loadBalancer.apply(percentToTarget: 0)
+            let live = try await router.apply(percentToTarget: 0)
             guard live.assignment.toTotal == 0, live.assignment.fromTotal > 0 else {
-                return .failure(RuntimeError(.loadBalancer, "read back \(format(live.effectivePercentToTarget))% to \(loadBalancer.toCluster.cluster)"))
+                return .failure(RuntimeError(.loadBalancer, "read back \(format(live.effectivePercentToTarget))% to \(router.toCluster.cluster)"))
             }
             return .success(live)
         } catch {

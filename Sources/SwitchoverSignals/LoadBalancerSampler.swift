@@ -2,49 +2,44 @@ import Foundation
 import SwitchoverCore
 import SwitchoverDrivers
 
-/// Takes one `LoadBalancerSample` from the driver: its `stats()` counters per cluster, plus the
-/// live weights (summed per cluster) that `stats()` does not carry, read from the load balancer
-/// in the same breath. The runtime calls it every `policy.sampling` (250 ms by default); the
-/// hard signal and the `loadBalancer` gates are judged on the differences between samples.
+/// Takes one `LoadBalancerSample`: the observer's `stats()` counters per cluster, plus the
+/// live weights (summed per cluster) that counters do not carry, read from the router in the
+/// same breath. The runtime calls it every `policy.sampling` (250 ms by default); the hard
+/// signal and the `loadBalancer` gates are judged on the differences between samples.
+///
+/// Router and observer are one object for HAProxy and Envoy; for a router that counts nothing
+/// (DNS, a cloud load balancer) the observer is another source.
 ///
 /// Throws what the driver throws: a sample that could not be taken is not a sample of zeros.
 public struct LoadBalancerSampler: Sendable {
-    public let loadBalancer: any LoadBalancer
-    /// Also read the live weights (one more round trip). The drain detector and `status` use
-    /// them; the hard signal does not.
-    public var includeWeights: Bool
+    public let router: any WeightRouter
+    public let observer: any TrafficObserver
 
-    public init(loadBalancer: any LoadBalancer, includeWeights: Bool = true) {
-        self.loadBalancer = loadBalancer
-        self.includeWeights = includeWeights
+    public init(router: any WeightRouter, observer: any TrafficObserver) {
+        self.router = router
+        self.observer = observer
     }
 
     public func sample(at now: Instant) async throws -> LoadBalancerSample {
         try await sampleWithWeights(at: now).sample
     }
 
-    /// The sample and, with `includeWeights`, the live weights it read (with the driver's view
-    /// of a restart or drift since its last write, which the coordinator reacts to).
-    public func sampleWithWeights(at now: Instant) async throws -> (sample: LoadBalancerSample, live: LiveWeights?) {
-        let stats = try await loadBalancer.stats()
-        var weights: [String: Int] = [:]
-        var live: LiveWeights?
-        if includeWeights {
-            let read = try await loadBalancer.currentWeights()
-            weights[loadBalancer.fromCluster.cluster] = read.assignment.fromTotal
-            weights[loadBalancer.toCluster.cluster] = read.assignment.toTotal
-            live = read
-        }
+    /// The sample with the live weights, read in the same breath (with the driver's view of a
+    /// restart or drift since its last write, which the engine compares with the journal).
+    public func sampleWithWeights(at now: Instant) async throws -> (sample: LoadBalancerSample, live: LiveWeights) {
+        let stats = try await observer.stats()
+        let live = try await router.currentWeights()
+        let weights = [router.fromCluster.cluster: live.assignment.fromTotal, router.toCluster.cluster: live.assignment.toTotal]
         return (Self.sample(stats, weights: weights, at: now), live)
     }
 
     /// The engine's view of a read of the live weights: TO's share, each side's total, the
     /// instance that answered (its start time from its uptime), the driver's own drift, and
     /// whether FROM's servers are in drain where the load balancer has a drain state.
-    public static func reading(_ live: LiveWeights, loadBalancer: any LoadBalancer, at now: Instant) -> LiveWeightsReading {
+    public static func reading(_ live: LiveWeights, router: any WeightRouter, at now: Instant) -> LiveWeightsReading {
         let readAt = Instant(millisecondsSinceEpoch: Int64((live.readAt.timeIntervalSince1970 * 1000).rounded()))
         let instance = LoadBalancerInstance(id: live.identity.instance, startedAt: readAt - live.identity.uptime)
-        let fromInDrain = live.inDrain.map { inDrain in loadBalancer.fromCluster.servers.allSatisfy(inDrain.contains) }
+        let fromInDrain = live.inDrain.map { inDrain in router.fromCluster.servers.allSatisfy(inDrain.contains) }
         return LiveWeightsReading(at: now, percentToTarget: live.effectivePercentToTarget,
                                   fromWeight: live.assignment.fromTotal, toWeight: live.assignment.toTotal,
                                   instance: instance, drift: live.drift.map(\.description), fromInDrain: fromInDrain)

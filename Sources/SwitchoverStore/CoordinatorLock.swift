@@ -11,6 +11,10 @@ public struct LockHolder: Sendable, Hashable, CustomStringConvertible {
     /// ISO 8601, as written by the holder.
     public var startedAt: String
     public var description: String { "PID \(pid), started \(startedAt)" }
+    public init(pid: Int32, startedAt: String) {
+        self.pid = pid
+        self.startedAt = startedAt
+    }
 }
 
 /// One coordinator per journal: an exclusive `flock` on `<state>.lock`.

@@ -6,14 +6,17 @@ import SwitchoverCore
 extension JournalStore {
     /// Appends an engine event: its kind in the `kind` column, the whole event as JSON detail.
     @discardableResult
-    public func append(run: Int64, at: Instant, _ event: EngineEvent) throws -> Int64 {
-        try append(JournalEvent(run: run, at: at, kind: event.kind.rawValue, detail: JournalJSON.encode(event)))
+    public func append(run: Int64, at: Instant, _ event: EngineEvent, fence: Int64? = nil) throws -> Int64 {
+        try append(JournalEvent(run: run, at: at, kind: event.kind.rawValue, detail: JournalJSON.encode(event)), fence: fence)
     }
 
     /// Writes the intent of an action before it is performed: `action` is the case name
-    /// (`setWeights`, ...), the detail the action as JSON.
-    public func beginIntent(run: Int64, at: Instant, _ action: Action) throws -> Int64 {
-        try beginIntent(run: run, at: at, action: action.journalName, detail: JournalJSON.encode(action))
+    /// (`setWeights`, ...), the detail the action as JSON; with it, atomically, `state` (the
+    /// state that expects the action's result), only while `fence` is the current lease token.
+    public func beginIntent(run: Int64, at: Instant, _ action: Action, state: CutoverState? = nil,
+                            fence: Int64? = nil) throws -> Int64 {
+        try beginIntent(run: run, at: at, action: action.journalName, detail: JournalJSON.encode(action),
+                        state: try state.map(JournalJSON.encode), fence: fence)
     }
 
     /// The action an unfinished intent was about, decoded back.
@@ -25,8 +28,8 @@ extension JournalStore {
         }
     }
 
-    public func saveState(run: Int64, at: Instant, _ state: CutoverState) throws {
-        try saveState(run: run, at: at, json: JournalJSON.encode(state))
+    public func saveState(run: Int64, at: Instant, _ state: CutoverState, fence: Int64? = nil) throws {
+        try saveState(run: run, at: at, json: JournalJSON.encode(state), fence: fence)
     }
 
     public func loadCutoverState(run: Int64) throws -> CutoverState? {

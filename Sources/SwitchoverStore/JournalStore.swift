@@ -1,8 +1,13 @@
 import SwitchoverCore
 
 /// The journal of a cutover: what was decided, what was done, what was seen, and what people
-/// asked for. The coordinator is its only writer (see `CoordinatorLock`); other processes
-/// (`status`, `pause`, ...) read it and insert commands.
+/// asked for. The coordinator holding the journal's lease (see `CoordinatorLease`) is its only
+/// writer of intents; other processes (`status`, `pause`, ...) read it and insert commands.
+///
+/// Every operation is atomic on its own: there are no open-ended transactions, so a store with
+/// compare-and-swap writes (etcd) can implement it. The one write that must be conditional is
+/// the intent: it lands together with the state that expects its result, and only while the
+/// writer's fencing token is still the journal's (`beginIntent(run:at:action:detail:state:fence:)`).
 ///
 /// Write-ahead: the runtime calls `beginIntent` before it performs an action and `finishIntent`
 /// with the read-back after. On resume, `unfinishedIntents` lists the actions whose outcome is
@@ -10,8 +15,8 @@ import SwitchoverCore
 /// are idempotent) and finishes it.
 ///
 /// Implementations: `SQLiteJournal` (the embedded default at `--state`) and `MemoryJournal`
-/// (tests). Not `Sendable` as a protocol requirement; each implementation says whether it is.
-public protocol JournalStore: AnyObject {
+/// (tests). Sendable: the runtime's tasks share one journal.
+public protocol JournalStore: AnyObject, Sendable {
     /// Starts a new run and returns its id.
     func startRun(_ run: RunRecord) throws -> Int64
     /// The newest run, the one `run` resumes and `status` shows.
@@ -19,16 +24,22 @@ public protocol JournalStore: AnyObject {
     /// The run with this id, or nil (`report --run ID`).
     func run(id: Int64) throws -> RunRecord?
 
-    /// Appends an event and returns its sequence number (increasing, across runs).
+    /// Appends an event and returns its sequence number (increasing, across runs). With
+    /// `fence`, only while it is the current lease token (`StoreError.Code.fenced` otherwise,
+    /// nothing written): what a coordinator writes is fenced, so a deposed one journals nothing.
     @discardableResult
-    func append(_ event: JournalEvent) throws -> Int64
+    func append(_ event: JournalEvent, fence: Int64?) throws -> Int64
     /// Events of a run with a sequence number above `afterSequence`, oldest first.
     func events(run: Int64, afterSequence: Int64, limit: Int) throws -> [JournalEvent]
     /// The newest event of a run of this kind (the policy a run was journaled with, say).
     func lastEvent(run: Int64, kind: String) throws -> JournalEvent?
 
-    /// Writes an `intent` event before the action is performed; returns the intent's id.
-    func beginIntent(run: Int64, at: Instant, action: String, detail: String) throws -> Int64
+    /// Writes an `intent` event before the action is performed and, with it in one atomic write,
+    /// the run's state snapshot `state` (JSON) when given; returns the intent's id. With `fence`,
+    /// the write happens only while `fence` is the journal's current lease token, and otherwise
+    /// throws `StoreError.Code.fenced` having written nothing: a coordinator that lost its lease
+    /// never journals (and so never performs) another action.
+    func beginIntent(run: Int64, at: Instant, action: String, detail: String, state: String?, fence: Int64?) throws -> Int64
     /// Writes the `result` event of an intent after the action and its read-back.
     func finishIntent(_ intent: Int64, at: Instant, ok: Bool, detail: String) throws
     /// Intents of a run with no result: performed or not, nobody knows.
@@ -42,7 +53,9 @@ public protocol JournalStore: AnyObject {
     /// Commands not yet acknowledged, oldest first.
     func pendingCommands() throws -> [CommandRecord]
     /// Marks a command done with its outcome; the submitting CLI waits for this.
-    func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String) throws
+    /// With `fence`, only while it is the current lease token: a deposed coordinator cannot
+    /// answer a command it will never carry out.
+    func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String, fence: Int64?) throws
     /// Withdraws a command nobody has acknowledged yet: marks it refused with `outcome`, in one
     /// conditional update, so the coordinator never picks it up later. The CLI calls it when its
     /// wait for the acknowledgement runs out: a command reported as refused must not run by
@@ -53,6 +66,8 @@ public protocol JournalStore: AnyObject {
 
     /// Stores one sampling of the load balancer (one row per cluster).
     func recordSample(run: Int64, _ sample: LoadBalancerSample) throws
+    /// Stores several samplings at once, all or none.
+    func recordSamples(run: Int64, _ samples: [LoadBalancerSample]) throws
     /// Samples of one cluster since `since`, oldest first.
     func samples(run: Int64, cluster: String, since: Instant) throws -> [(at: Instant, counters: ClusterCounters)]
     /// Downsamples old samples (see `SampleRetention`); returns how many rows were deleted.
@@ -60,13 +75,16 @@ public protocol JournalStore: AnyObject {
     @discardableResult
     func pruneSamples(now: Instant, retention: SampleRetention) throws -> Int
 
-    /// Runs `body` in one transaction: all of its writes land, or none (on a throw or a crash).
-    /// The runtime writes an intent and the state snapshot that expects its result together,
-    /// so a resumed coordinator never sees one without the other. Not reentrant.
-    func inTransaction<T>(_ body: () throws -> T) throws -> T
+    /// Takes the journal's lease for `holder`: returns the new fencing token, one above the
+    /// last (1 for a journal never held). Every holder before is fenced from then on.
+    func takeLease(holder: String, at: Instant) throws -> Int64
+    /// The current fencing token (0 when the journal was never held).
+    func leaseToken() throws -> Int64
 
-    /// Replaces the run's engine state snapshot (JSON of `CutoverState`).
-    func saveState(run: Int64, at: Instant, json: String) throws
+    /// Replaces the run's engine state snapshot (JSON of `CutoverState`). With `fence`, only
+    /// while it is the current lease token: a deposed coordinator cannot overwrite the state
+    /// the lease's new holder wrote (an offline rollback's, say).
+    func saveState(run: Int64, at: Instant, json: String, fence: Int64?) throws
     func loadState(run: Int64) throws -> (at: Instant, json: String)?
 }
 
@@ -167,4 +185,23 @@ public struct SampleRetention: Sendable, Hashable {
         self.bucket = bucket
     }
     public static let standard = SampleRetention()
+}
+
+extension JournalStore {
+    /// An unfenced event (readers' commands, tests).
+    @discardableResult
+    public func append(_ event: JournalEvent) throws -> Int64 { try append(event, fence: nil) }
+
+    public func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String) throws {
+        try acknowledgeCommand(id, at: at, accepted: accepted, outcome: outcome, fence: nil)
+    }
+
+    public func saveState(run: Int64, at: Instant, json: String) throws {
+        try saveState(run: run, at: at, json: json, fence: nil)
+    }
+
+    /// An intent without a state snapshot or a fence (tests, and actions that expect no state).
+    public func beginIntent(run: Int64, at: Instant, action: String, detail: String) throws -> Int64 {
+        try beginIntent(run: run, at: at, action: action, detail: detail, state: nil, fence: nil)
+    }
 }

@@ -2,7 +2,7 @@ import Foundation
 import SwitchoverCore
 
 /// A journal in memory with the same semantics as `SQLiteJournal`, for tests of the runtime
-/// that do not need a file. Transactions are real: a body that throws leaves nothing behind.
+/// that do not need a file. Every operation is atomic under one lock, fencing included.
 ///
 /// `@unchecked Sendable`: all state is guarded by `lock`.
 public final class MemoryJournal: JournalStore, @unchecked Sendable {
@@ -14,11 +14,11 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         var samples: [(run: Int64, at: Instant, cluster: String, counters: ClusterCounters)] = []
         var states: [Int64: (at: Instant, json: String)] = [:]
         var nextSequence: Int64 = 1
+        var leaseToken: Int64 = 0
     }
 
     private var tables = Tables()
     private let lock = NSRecursiveLock()
-    private var inTransactionNow = false
 
     public init() {}
 
@@ -26,21 +26,6 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return try body(&tables)
-    }
-
-    public func inTransaction<T>(_ body: () throws -> T) throws -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        precondition(!inTransactionNow, "MemoryJournal.inTransaction is not reentrant")
-        inTransactionNow = true
-        defer { inTransactionNow = false }
-        let saved = tables
-        do {
-            return try body()
-        } catch {
-            tables = saved
-            throw error
-        }
     }
 
     public func startRun(_ run: RunRecord) throws -> Int64 {
@@ -57,8 +42,9 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
     public func run(id: Int64) throws -> RunRecord? { locked { tables in tables.runs.first { $0.id == id } } }
 
     @discardableResult
-    public func append(_ event: JournalEvent) throws -> Int64 {
-        locked {
+    public func append(_ event: JournalEvent, fence: Int64?) throws -> Int64 {
+        try locked {
+            try Self.check(fence, $0)
             var event = event
             event.sequence = $0.nextSequence
             $0.nextSequence += 1
@@ -75,8 +61,11 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         locked { $0.events.last { $0.run == run && $0.kind == kind } }
     }
 
-    public func beginIntent(run: Int64, at: Instant, action: String, detail: String) throws -> Int64 {
-        locked { tables in
+    public func beginIntent(run: Int64, at: Instant, action: String, detail: String, state: String?,
+                            fence: Int64?) throws -> Int64 {
+        try locked { tables in
+            try Self.check(fence, tables)
+            if let state { tables.states[run] = (at, state) }
             let sequence = tables.nextSequence
             tables.nextSequence += 1
             tables.events.append(JournalEvent(sequence: sequence, run: run, at: at, kind: "intent",
@@ -119,8 +108,15 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         locked { $0.commands.filter { $0.acknowledgedAt == nil } }
     }
 
-    public func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String) throws {
-        locked { tables in
+    private static func check(_ fence: Int64?, _ tables: Tables) throws {
+        if let fence, fence != tables.leaseToken {
+            throw StoreError(.fenced, "memory journal: lease token \(fence) was taken over (token \(tables.leaseToken) now); nothing written")
+        }
+    }
+
+    public func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String, fence: Int64?) throws {
+        try locked { tables in
+            try Self.check(fence, tables)
             guard let index = tables.commands.firstIndex(where: { $0.id == id }),
                   tables.commands[index].acknowledgedAt == nil else { return }
             tables.commands[index].acknowledgedAt = at
@@ -152,6 +148,19 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         }
     }
 
+    public func recordSamples(run: Int64, _ samples: [LoadBalancerSample]) throws {
+        for sample in samples { try recordSample(run: run, sample) }
+    }
+
+    public func takeLease(holder: String, at: Instant) throws -> Int64 {
+        locked { tables in
+            tables.leaseToken += 1
+            return tables.leaseToken
+        }
+    }
+
+    public func leaseToken() throws -> Int64 { locked { $0.leaseToken } }
+
     public func samples(run: Int64, cluster: String, since: Instant) throws -> [(at: Instant, counters: ClusterCounters)] {
         locked { tables in
             tables.samples.filter { $0.run == run && $0.cluster == cluster && $0.at >= since }
@@ -175,8 +184,11 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         }
     }
 
-    public func saveState(run: Int64, at: Instant, json: String) throws {
-        locked { $0.states[run] = (at, json) }
+    public func saveState(run: Int64, at: Instant, json: String, fence: Int64?) throws {
+        try locked {
+            try Self.check(fence, $0)
+            $0.states[run] = (at, json)
+        }
     }
 
     public func loadState(run: Int64) throws -> (at: Instant, json: String)? {

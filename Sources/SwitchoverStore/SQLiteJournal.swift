@@ -107,6 +107,9 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         CREATE TABLE IF NOT EXISTS engine_state(
             run_id INTEGER PRIMARY KEY REFERENCES runs(id),
             time INTEGER NOT NULL, json TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS lease(
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            token INTEGER NOT NULL, holder TEXT NOT NULL, since INTEGER NOT NULL);
         """
 
     /// This connection's `journal_mode`, `synchronous` (2 is FULL) and `busy_timeout`, as SQLite
@@ -135,7 +138,10 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         return prepared
     }
 
-    public func inTransaction<T>(_ body: () throws -> T) throws -> T {
+    /// Runs `body` in one transaction: all of its writes land, or none. Not part of
+    /// `JournalStore` (a compare-and-swap store has no open transactions): this journal's own
+    /// atomic operations use it.
+    func inTransaction<T>(_ body: () throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
         precondition(transactionDepth == 0, "SQLiteJournal.inTransaction is not reentrant")
@@ -189,11 +195,30 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
     // MARK: - Events and intents
 
     @discardableResult
-    public func append(_ event: JournalEvent) throws -> Int64 {
-        try with("INSERT INTO events(run_id, time, kind, detail, intent_id, ok) VALUES (?, ?, ?, ?, ?, ?)") {
-            try $0.run([.int(event.run), .int(event.at.millisecondsSinceEpoch), .text(event.kind), .text(event.detail),
-                        .optional(event.intentID), .optional(event.ok.map { $0 ? Int64(1) : 0 })])
-            return connection.lastInsertRowID
+    public func append(_ event: JournalEvent, fence: Int64?) throws -> Int64 {
+        try fenced(fence) {
+            try with("INSERT INTO events(run_id, time, kind, detail, intent_id, ok) VALUES (?, ?, ?, ?, ?, ?)") {
+                try $0.run([.int(event.run), .int(event.at.millisecondsSinceEpoch), .text(event.kind), .text(event.detail),
+                            .optional(event.intentID), .optional(event.ok.map { $0 ? Int64(1) : 0 })])
+                return connection.lastInsertRowID
+            }
+        }
+    }
+
+    /// Runs `body` alone when `fence` is nil; otherwise in one transaction that first checks
+    /// `fence` is still the lease's token (`StoreError.Code.fenced` when not, nothing written).
+    private func fenced<T>(_ fence: Int64?, _ body: () throws -> T) throws -> T {
+        guard let fence else { return try body() }
+        return try inTransaction {
+            try checkFence(fence)
+            return try body()
+        }
+    }
+
+    private func checkFence(_ fence: Int64) throws {
+        let current = try leaseToken()
+        guard current == fence else {
+            throw StoreError(.fenced, "\(path): this coordinator's lease (token \(fence)) was taken over (token \(current) now); nothing written")
         }
     }
 
@@ -221,12 +246,39 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         }
     }
 
-    public func beginIntent(run: Int64, at: Instant, action: String, detail: String) throws -> Int64 {
-        // The intent's id is its own sequence number, written into the row so that `result`
-        // rows can point at it with the same column.
-        let seq = try append(JournalEvent(run: run, at: at, kind: "intent", detail: Self.intentDetail(action, detail)))
-        try with("UPDATE events SET intent_id = seq WHERE seq = ?") { try $0.run([.int(seq)]) }
-        return seq
+    public func beginIntent(run: Int64, at: Instant, action: String, detail: String, state: String?,
+                            fence: Int64?) throws -> Int64 {
+        try inTransaction {
+            // IMMEDIATE holds the write lock from here: no lease can be taken between the check
+            // and the insert.
+            if let fence { try checkFence(fence) }
+            // The intent's id is its own sequence number, written into the row so that `result`
+            // rows can point at it with the same column.
+            let seq = try append(JournalEvent(run: run, at: at, kind: "intent", detail: Self.intentDetail(action, detail)), fence: nil)
+            try with("UPDATE events SET intent_id = seq WHERE seq = ?") { try $0.run([.int(seq)]) }
+            if let state { try saveState(run: run, at: at, json: state, fence: nil) }
+            return seq
+        }
+    }
+
+    // MARK: - Lease
+
+    public func takeLease(holder: String, at: Instant) throws -> Int64 {
+        try inTransaction {
+            try with("""
+                INSERT INTO lease(id, token, holder, since) VALUES (1, 1, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET token = token + 1, holder = excluded.holder, since = excluded.since
+                """) { try $0.run([.text(holder), .int(at.millisecondsSinceEpoch)]) }
+            return try leaseToken()
+        }
+    }
+
+    public func leaseToken() throws -> Int64 {
+        try with("SELECT token FROM lease WHERE id = 1") {
+            var token: Int64 = 0
+            try $0.run([]) { token = $0.int(0) }
+            return token
+        }
     }
 
     static func intentDetail(_ action: String, _ detail: String) -> String {
@@ -244,7 +296,7 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
             return run
         }
         guard let run else { throw StoreError(.corrupt, "\(path): no intent \(intent) to finish") }
-        try append(JournalEvent(run: run, at: at, kind: "result", detail: detail, intentID: intent, ok: ok))
+        try append(JournalEvent(run: run, at: at, kind: "result", detail: detail, intentID: intent, ok: ok), fence: nil)
     }
 
     public func unfinishedIntents(run: Int64) throws -> [JournalEvent] {
@@ -314,9 +366,11 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         }
     }
 
-    public func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String) throws {
-        try with("UPDATE commands SET acknowledged_at = ?, accepted = ?, outcome = ? WHERE id = ? AND acknowledged_at IS NULL") {
-            try $0.run([.int(at.millisecondsSinceEpoch), .int(accepted ? 1 : 0), .text(outcome), .int(id)])
+    public func acknowledgeCommand(_ id: Int64, at: Instant, accepted: Bool, outcome: String, fence: Int64?) throws {
+        try fenced(fence) {
+            try with("UPDATE commands SET acknowledged_at = ?, accepted = ?, outcome = ? WHERE id = ? AND acknowledged_at IS NULL") {
+                try $0.run([.int(at.millisecondsSinceEpoch), .int(accepted ? 1 : 0), .text(outcome), .int(id)])
+            }
         }
     }
 
@@ -349,6 +403,12 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
                                    .int(Int64(c.activeSessions)), .int(Int64(c.weight)),
                                    .optional(c.responseTimeTotalMilliseconds), .optional(c.responseTimeAverageMilliseconds)])
             }
+        }
+    }
+
+    public func recordSamples(run: Int64, _ samples: [LoadBalancerSample]) throws {
+        try inTransaction {
+            for sample in samples { try recordSample(run: run, sample) }
         }
     }
 
@@ -388,9 +448,11 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
 
     // MARK: - Engine state
 
-    public func saveState(run: Int64, at: Instant, json: String) throws {
-        try with("INSERT INTO engine_state(run_id, time, json) VALUES (?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET time = excluded.time, json = excluded.json") {
-            try $0.run([.int(run), .int(at.millisecondsSinceEpoch), .text(json)])
+    public func saveState(run: Int64, at: Instant, json: String, fence: Int64?) throws {
+        try fenced(fence) {
+            try with("INSERT INTO engine_state(run_id, time, json) VALUES (?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET time = excluded.time, json = excluded.json") {
+                try $0.run([.int(run), .int(at.millisecondsSinceEpoch), .text(json)])
+            }
         }
     }
 

@@ -4,7 +4,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     /// What kind of failure; compare with the static constants.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String {
-            case open, sqlite, lockHeld, lock, corrupt
+            case open, sqlite, lockHeld, lock, corrupt, fenced
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -19,6 +19,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         public static let lock = Code(.lock)
         /// A stored row could not be decoded.
         public static let corrupt = Code(.corrupt)
+        /// The writer's fencing token is no longer the journal's: another coordinator took the
+        /// lease. Nothing was written.
+        public static let fenced = Code(.fenced)
 
         public var description: String { value.rawValue }
     }

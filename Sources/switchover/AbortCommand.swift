@@ -6,5 +6,5 @@ struct Abort: AsyncParsableCommand {
                                                     discussion: "Exit 0 accepted; 1 refused, no coordinator running, or no answer within 5 s (the command is then withdrawn, never carried out later).")
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: ReasonOption
-    func run() async throws { try await global.guardingJournal("abort") { try await submitToCoordinator(.abort(reason: options.reason), global: global) } }
+    func run() async throws { try await submitToCoordinator(.abort(reason: options.reason), global: global) }
 }

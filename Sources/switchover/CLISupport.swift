@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwitchoverCore
+import SwitchoverDrivers
 import SwitchoverRuntime
 import SwitchoverStore
 
@@ -9,9 +10,11 @@ import SwitchoverStore
 // `--output json` stdout carries exactly one JSON object (DESIGN.md section 2).
 
 extension GlobalOptions {
-    /// Loads both folders; problems come back, nothing is printed.
+    /// Loads both folders, with every driver of the registry; problems come back, nothing is
+    /// printed.
     func loadConfiguration() -> (Configuration, [Diagnostic]) {
-        ConfigLoader.load(clustersDirectory: clusters, policiesDirectory: policies)
+        ConfigLoader.load(clustersDirectory: clusters, policiesDirectory: policies,
+                          drivers: DriverRegistry.standard.descriptions)
     }
 
     /// The configuration, FROM, TO and the policy, or a refusal (exit 2) that prints every
@@ -53,8 +56,6 @@ extension GlobalOptions {
             try await body()
         } catch let error as StoreError where error.code != .lockHeld {
             journalFailure(command, error.context)
-        } catch let error as RuntimeError where error.code == .corruptState {
-            journalFailure(command, error.message)
         } catch let error as DecodingError {
             journalFailure(command, "a journaled state does not decode: \(error)")
         }
@@ -95,18 +96,6 @@ func printJSON(_ object: [String: Any]) {
     } catch {
         printError("switchover: could not encode JSON output: \(error)\n")
     }
-}
-
-/// A number for JSON: whole numbers as integers (30, not 30.0), others as they are.
-func jsonNumber(_ value: Double) -> Any {
-    if value == value.rounded() && abs(value) < 1e15 { return Int(value) }
-    return value
-}
-
-/// `1`, `0.5`, `33.3`: a percentage or count as a person writes it.
-func formatPlain(_ value: Double) -> String {
-    if value == value.rounded() && abs(value) < 1e15 { return String(Int(value)) }
-    return String(value)
 }
 
 extension Diagnostic {

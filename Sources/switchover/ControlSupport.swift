@@ -1,71 +1,57 @@
 import ArgumentParser
 import Foundation
-import Logging
 import SwitchoverCore
-import SwitchoverDrivers
 import SwitchoverRuntime
-import SwitchoverStore
 
-/// How long a control command waits for the coordinator's acknowledgement. The coordinator
-/// polls every sampling period (250 ms by default), so a few seconds is plenty.
-let acknowledgementTimeout: Duration = .seconds(5)
-
-/// Submits `command` to the journal and waits for the running coordinator to acknowledge it:
-/// exit 0 accepted, 1 refused (with why) or no coordinator running (nothing is submitted then,
-/// so nothing fires later by surprise).
-func submitToCoordinator(_ command: ManualCommand, global: GlobalOptions) async throws {
-    guard let journal = try global.existingJournal(), try global.latestRun(in: journal) != nil else {
-        refuseControl(command, "no run journaled at \(global.state)", global: global)
-    }
-    guard CoordinatorLock.isHeld(statePath: global.state) else {
-        refuseControl(command, "no coordinator is running for \(global.state); start one with `switchover run`", global: global)
-    }
-    let (name, arguments) = CommandCodec.encode(command)
-    let id = try journal.submitCommand(name, arguments: arguments, at: now())
-    let record = try await awaitAcknowledgement(of: id, in: journal)
-    guard record.accepted == true else { refuseControl(command, record.outcome ?? "", id: id, global: global) }
-    controlAnswer(command, accepted: true, detail: record.outcome ?? "", id: id, global: global)
-}
-
-/// What a control command reports when the coordinator never answered and the command was withdrawn.
-let withdrawnOutcome = "no answer from the coordinator within \(acknowledgementTimeout.components.seconds) s; withdrawn"
-
-/// Waits for the coordinator's answer to command `id`. When the wait runs out, the command is
-/// withdrawn in the journal with one conditional update, so a command this CLI reports as
-/// refused can never be carried out later by a coordinator that was merely slow. If the
-/// coordinator answered between the last look and the withdrawal, the update changes nothing
-/// and its answer (accepted or refused) is the one returned.
-func awaitAcknowledgement(of id: Int64, in journal: some JournalStore) async throws -> CommandRecord {
-    let deadline = ContinuousClock.now + acknowledgementTimeout
-    while ContinuousClock.now < deadline {
-        if let record = try journal.command(id), record.acknowledgedAt != nil { return record }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    _ = try journal.withdrawCommand(id, at: now(), outcome: withdrawnOutcome)
-    // Either our withdrawal or the coordinator's answer, whichever the journal holds.
-    guard let record = try journal.command(id), record.acknowledgedAt != nil else {
-        throw StoreError(.corrupt, "command \(id) vanished from the journal while it was being withdrawn")
-    }
-    return record
-}
-
-func controlAnswer(_ command: ManualCommand, accepted: Bool, detail: String, id: Int64?, global: GlobalOptions) {
+/// Prints a control command's answer (text: `pause: accepted: …`; json: one object) and exits
+/// 0 when accepted, 1 otherwise. Warnings go to stderr.
+func printControlAnswer(_ answer: ControlAnswer, global: GlobalOptions) throws {
+    for warning in answer.warnings { printError("switchover \(answer.command): warning: \(warning)\n") }
     switch global.output {
     case .text:
-        print("\(command.name): \(accepted ? "accepted" : "refused"): \(detail)")
+        print("\(answer.command): \(answer.accepted ? "accepted" : "refused"): \(answer.detail)")
+        if let evidence = answer.evidence {
+            let sentence = evidenceSentence(evidence)
+            if !sentence.isEmpty { print("evidence: \(sentence)") }
+        }
     case .json:
-        var object: [String: Any] = ["command": command.name, "accepted": accepted, "detail": detail]
-        if let id { object["id"] = id }
+        var object: [String: Any] = ["command": answer.command, "accepted": answer.accepted, "detail": answer.detail]
+        if let id = answer.id { object["id"] = id }
+        if let phase = answer.phase { object["phase"] = phase.rawValue }
+        if let evidence = answer.evidence { object["evidence"] = evidence }
         printJSON(object)
+    }
+    if !answer.accepted { throw Exit.no }
+}
+
+/// `pause`, `resume`, `promote`, `abort`: ask the running coordinator.
+func submitToCoordinator(_ command: ManualCommand, global: GlobalOptions) async throws {
+    try await global.guardingJournal(command.name) {
+        try printControlAnswer(try await Control.submit(command, context: try global.context()), global: global)
     }
 }
 
-func refuseControl(_ command: ManualCommand, _ why: String, id: Int64? = nil, global: GlobalOptions) -> Never {
-    controlAnswer(command, accepted: false, detail: why, id: id, global: global)
-    Rollback.exit(withError: Exit.no)
+/// `open sessions 1; last request seen 2026-…; live weight 0; hold 0s of 60s; drain draining`
+func evidenceSentence(_ evidence: [String: String]) -> String {
+    var parts: [String] = []
+    if let active = evidence["activeSessions"] { parts.append("open sessions \(active)") }
+    if let last = evidence["lastRequestSeenAt"] {
+        parts.append("last request seen: "
+                     + (Int64(last).map { iso(Instant(millisecondsSinceEpoch: $0)) } ?? "none since the drain began"))
+    }
+    if let weight = evidence["liveWeight"] { parts.append("live weight \(weight)") }
+    if let hold = evidence["holdMilliseconds"] { parts.append("hold \(hold) ms") }
+    if let status = evidence["drainStatus"] { parts.append("drain \(status)") }
+    if evidence["drain"] == "not started" { parts.append("drain not started") }
+    if let stale = evidence["stale"] { parts.append(stale) }
+    return parts.joined(separator: "; ")
 }
 
 /// Flags every control command takes.
 struct ReasonOption: ParsableArguments {
     @Option(help: "Why, for the journal.") var reason: String?
+}
+
+func iso(_ instant: Instant) -> String {
+    ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: instant.seconds))
 }

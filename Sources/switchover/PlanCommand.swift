@@ -29,15 +29,15 @@ struct Plan: AsyncParsableCommand {
             "policy": plan.policy,
             "driver": plan.driver,
             "maxWeight": maxWeight,
-            "bakeSeconds": jsonNumber(bake.totalSeconds),
-            "expectedSeconds": jsonNumber(plan.expected.totalSeconds),
+            "bakeSeconds": JSONNumber.of(bake.totalSeconds),
+            "expectedSeconds": JSONNumber.of(plan.expected.totalSeconds),
             "steps": plan.steps.map { step -> [String: Any] in
                 [
                     "step": step.number,
-                    "percent": jsonNumber(step.percent),
+                    "percent": JSONNumber.of(step.percent),
                     "weights": Dictionary(uniqueKeysWithValues: step.weights.all.map { ($0.server, $0.weight) }),
                     "effectivePercent": step.effectivePercent,
-                    "cumulativeSeconds": jsonNumber(step.cumulative.totalSeconds),
+                    "cumulativeSeconds": JSONNumber.of(step.cumulative.totalSeconds),
                 ]
             },
         ]
@@ -52,7 +52,7 @@ struct Plan: AsyncParsableCommand {
         let header = ["step", "to \(plan.to)"] + servers + ["effective", "elapsed"]
         var rows: [[String]] = []
         for step in plan.steps {
-            rows.append(["\(step.number)", "\(formatPlain(step.percent))%"]
+            rows.append(["\(step.number)", "\(formatNumber(step.percent))%"]
                 + step.weights.all.map { "\($0.weight)" }
                 + [String(format: "%.3f%%", step.effectivePercent), formatDuration(step.cumulative)])
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SwitchoverCore
 import SwitchoverReport
+import SwitchoverRuntime
 import SwitchoverStore
 
 /// `switchover report`: one self-contained HTML file of a run, from the journal alone (opened
@@ -29,7 +30,7 @@ struct Report: AsyncParsableCommand {
         }
         let data: ReportData
         do {
-            let journal = try SQLiteJournal(readOnlyPath: global.state)
+            let journal = try StateLocation(global.state).readOnlyJournal()
             let record = try run.map { try journal.run(id: $0) } ?? journal.latestRun()
             let (configuration, _) = global.loadConfiguration()
             let policy = record.flatMap { configuration.policy(named: $0.policy) }.map(ReportPolicy.init)

@@ -1,14 +1,11 @@
 import ArgumentParser
 import Foundation
 import Logging
-import ServiceLifecycle
-import UnixSignals
 import SwitchoverCore
 import SwitchoverRuntime
-import SwitchoverStore
-import SwitchoverTrust
 
-// What `run`, `status` and the control commands share: logging, the journal, trust for preflight.
+// What `run`, `drain`, `status` and the control commands share: logging, the runtime's context
+// from the global options, and printing what the runtime reports.
 
 /// Logs go to stderr; `SWITCHOVER_LOG_LEVEL` (trace … critical) sets the level, `info` by
 /// default. Bootstrapped once, by the executable only (libraries never bootstrap logging).
@@ -22,56 +19,55 @@ func bootstrapLogging() -> Logger {
     return Logger(label: "switchover")
 }
 
-/// The preflight's trust check: `verifyTrust` both ways, with a live handshake when both
-/// clusters name a probe endpoint. Failed checks and unreadable material become sentences.
-let preflightTrust: PreflightChecks.TrustCheck = { from, to, policy in
-    let probe = from.trust.probe != nil && to.trust.probe != nil
-    do {
-        let report = try await verifyTrust(from: from, to: to, horizon: policy.trustHorizon, probe: probe, now: Date())
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let json = (try? encoder.encode(report)).map { String(decoding: $0, as: UTF8.self) }
-        return TrustVerdict(failures: report.checks.filter { $0.status == .fail }.map { "trust: \($0.name): \($0.detail)" },
-                            reportJSON: json)
-    } catch {
-        return TrustVerdict(failures: ["trust: \(error)"], reportJSON: nil)
-    }
-}
-
-extension GlobalOptions {
-    /// The journal at `--state`, or nil when no file is there (nothing has run). Never creates one.
-    func existingJournal() throws -> SQLiteJournal? {
-        guard FileManager.default.fileExists(atPath: state) else { return nil }
-        return try SQLiteJournal(path: state)
-    }
-
-    /// The latest run and its state, if any.
-    func latestRun(in journal: any JournalStore) throws -> (RunRecord, CutoverState)? {
-        guard let run = try journal.latestRun(), let snapshot = try journal.loadState(run: run.id) else { return nil }
-        let state = try JSONDecoder().decode(CutoverState.self, from: Data(snapshot.json.utf8))
-        return (run, state)
-    }
-}
-
-func now() -> Instant { Coordinator.wallClock() }
-
 /// A live line on a terminal, one log line per event in a pipe.
 func makeReporter(logger: Logger) -> any Reporter {
     isatty(STDERR_FILENO) == 1 ? TerminalReporter() : LogReporter(logger: logger)
 }
 
-/// Runs the coordinator in a `ServiceGroup` that turns SIGTERM and SIGINT into a graceful stop,
-/// the way `run` and `drain` both run it. Returns the error that stopped the group, or nil when
-/// the coordinator ended on its own (its outcome is then on `service`).
-func supervise(_ service: CoordinatorService, logger: Logger) async -> (any Error)? {
-    let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-        services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
-        gracefulShutdownSignals: [.sigterm, .sigint],
-        logger: logger))
-    do {
-        try await group.run()
-        return nil
-    } catch {
-        return error
+extension GlobalOptions {
+    /// What the runtime needs from the command line: `--state`, the configuration as loaded
+    /// (with its files' problems), and the logger.
+    func context() throws -> RuntimeContext {
+        let (configuration, problems) = loadConfiguration()
+        return RuntimeContext(state: StateLocation(state), configuration: configuration, problems: problems,
+                              logger: bootstrapLogging())
     }
+
+    /// Runs `body`; a configuration that does not allow the command prints every problem and
+    /// exits 2 (`refuse`).
+    func refusingBadConfiguration<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let refused as ConfigurationRefused {
+            try refuse(refused.diagnostics)
+        }
+    }
+}
+
+/// Prints what `run` or `drain` came to and exits with its code: notes and refusals on stderr,
+/// the verdict on stdout; with `--output json`, one object on stdout.
+func printRunReport(_ report: RunReport, command: String, global: GlobalOptions) throws {
+    for note in report.notes { printError("switchover \(command): \(note)\n") }
+    switch global.output {
+    case .text:
+        if !report.failures.isEmpty {
+            printError("switchover \(command): \(report.message):\n" + report.failures.map { "  - \($0)\n" }.joined())
+        } else if report.isVerdict {
+            print(report.message)
+        } else {
+            printError("switchover \(command): \(report.message)\n")
+        }
+    case .json:
+        var object: [String: Any] = ["outcome": report.outcome, "message": report.message]
+        if !report.failures.isEmpty { object["failures"] = report.failures }
+        if let run = report.runID { object["run"] = run }
+        if let state = report.state {
+            object["phase"] = state.phase.rawValue
+            object["step"] = state.step
+            object["percentToTarget"] = JSONNumber.of(state.percentToTarget)
+        }
+        if let drain = report.drain { object["drain"] = drain.json }
+        printJSON(object)
+    }
+    if report.exitCode != 0 { throw ExitCode(report.exitCode) }
 }

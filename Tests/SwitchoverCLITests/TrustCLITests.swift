@@ -21,25 +21,10 @@ struct TrustCLITests {
             try IssuedCertificate.writeBundle([root.intermediate("blue intermediate")], to: directory.appendingPathComponent("pki/blue-chain.pem"))
             try IssuedCertificate.writeBundle([greenRoot], to: directory.appendingPathComponent("pki/green-root.pem"))
             try IssuedCertificate.writeBundle([greenRoot.intermediate("green intermediate")], to: directory.appendingPathComponent("pki/green-chain.pem"))
-            for name in ["blue", "green"] {
-                let roots = name == "green" ? (greenRoots ?? "../pki/green-root.pem") : "../pki/blue-root.pem"
-                try """
-                apiVersion: switchover.dev/v1alpha1
-                kind: Cluster
-                metadata:
-                  name: \(name)
-                spec:
-                  istio:
-                    version: "1.27.4"
-                  trust:
-                    trustDomain: cluster.local
-                    rootCerts: \(roots)
-                    certChain: ../pki/\(name)-chain.pem
-                  loadBalancer:
-                    servers: [\(name)-1]
-
-                """.write(to: directory.appendingPathComponent("clusters/\(name).yaml"), atomically: true, encoding: .utf8)
-            }
+            try ConfigDocuments.write(clusters: ["blue", "green"].map { name in
+                ClusterDocument(name: name, rootCerts: name == "green" ? (greenRoots ?? "../pki/green-root.pem") : "../pki/blue-root.pem",
+                                certChain: "../pki/\(name)-chain.pem", servers: ["\(name)-1"])
+            }, policies: [], in: directory)
         }
         deinit { try? FileManager.default.removeItem(at: directory) }
 

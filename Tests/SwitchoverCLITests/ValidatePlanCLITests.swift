@@ -357,6 +357,26 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("state.db").path), "run touched nothing")
     }
 
+    /// The driver set is the registry's: a name it does not hold is located and answered with
+    /// the ones it does, never read as another driver (an unknown name once decoded as Envoy).
+    @Test func anUnknownDriverNamesTheKnownOnes() async throws {
+        let folder = try copyOfExamples()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let text = try edit(folder.appendingPathComponent("policies/fast.yaml"), replacing: "driver: haproxy", with: "driver: nginx")
+        let at = try #require(position(of: "nginx", in: text))
+        let result = try await runSwitchover(["validate"], cwd: folder)
+        #expect(result.exitCode == 2)
+        #expect(locatedLines(result.stderr) == [
+            "./policies/fast.yaml:\(at.line):\(at.column): unknown driver 'nginx'; known drivers: haproxy, envoy",
+        ], "\(result.stderr)")
+        #expect(result.stdout.isEmpty, "diagnostics go to stderr")
+        // `plan` loads the same way, and changes nothing.
+        let plan = try await runSwitchover(["plan", "blue", "green", "--policy", "fast"], cwd: folder)
+        #expect(plan.exitCode == 2)
+        #expect(plan.stderr.contains("./policies/fast.yaml:\(at.line):\(at.column): unknown driver 'nginx'; known drivers: haproxy, envoy"),
+                "\(plan.stderr)")
+    }
+
     @Test func aServerNameThatIsRuntimeAPISyntax() async throws {
         let folder = try copyOfExamples()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -1,5 +1,6 @@
 import Foundation
 import SwitchoverCore
+import SwitchoverDrivers
 import SwitchoverTestKit
 import Testing
 
@@ -27,7 +28,8 @@ struct ConfigFixture {
     }
 
     func load() -> (Configuration, [Diagnostic]) {
-        ConfigLoader.load(clustersDirectory: clustersDirectory, policiesDirectory: policiesDirectory)
+        ConfigLoader.load(clustersDirectory: clustersDirectory, policiesDirectory: policiesDirectory,
+                          drivers: DriverRegistry.standard.descriptions)
     }
 
     func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
@@ -420,7 +422,8 @@ struct LoaderCase: CustomTestStringConvertible, Sendable {
         let fixture = try ConfigFixture(clusters: [:])
         defer { fixture.remove() }
         let (_, diagnostics) = ConfigLoader.load(clustersDirectory: fixture.clustersDirectory,
-                                                 policiesDirectory: fixture.path("nope"))
+                                                 policiesDirectory: fixture.path("nope"),
+                                                 drivers: DriverRegistry.standard.descriptions)
         #expect(diagnostics.map(\.description) == [
             "\(fixture.clustersDirectory): no *.yaml or *.yml files in the clusters folder",
             "\(fixture.path("nope")): the policies folder does not exist",
@@ -484,7 +487,8 @@ struct LoaderCase: CustomTestStringConvertible, Sendable {
         let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let (configuration, diagnostics) = ConfigLoader.load(
             clustersDirectory: checkout.appendingPathComponent("clusters").path,
-            policiesDirectory: checkout.appendingPathComponent("policies").path)
+            policiesDirectory: checkout.appendingPathComponent("policies").path,
+            drivers: DriverRegistry.standard.descriptions)
         #expect(diagnostics.isEmpty, "\(diagnostics)")
         #expect(configuration.clusters.map(\.name).sorted() == ["blue", "green"])
         #expect(configuration.policy(named: "gradual")?.steps == [1, 5, 10, 25, 50, 75, 100])

@@ -182,4 +182,28 @@ import Testing
         #expect(forced.acknowledgements.first?.accepted == true)
         #expect(h.state.phase == .decommissioned)
     }
+
+    @Test("decommission.requireApproval false: recorded as soon as FROM drains, on that sample; true (the default) waits for the command")
+    func requireApprovalIsActedOn() {
+        for requireApproval in [false, true] {
+            var policy = testPolicy(steps: [100], bake: .seconds(2), gates: [],
+                                    drain: DrainSpec(maxActiveSessions: 0, holdFor: .seconds(1), dnsTTL: .zero,
+                                                     timeout: .seconds(600), forceAfter: nil))
+            policy.decommission = DecommissionSpec(requireApproval: requireApproval)
+            var h = Harness(policy)
+            h.start()
+            h.run(seconds: 3)
+            h.send(.tick)
+            for _ in 0..<4 {
+                h.advance(.milliseconds(500))
+                h.send(.loadBalancerSample(sample(at: h.now, green: ClusterCounters(weight: 256), blue: ClusterCounters(weight: 0))))
+            }
+            if requireApproval {
+                #expect(h.state.phase == .drained)
+            } else {
+                #expect(h.state.phase == .decommissioned)
+                #expect(h.log.events(.decommissioned).first?.evidence["reason"]?.contains("requireApproval is false") == true)
+            }
+        }
+    }
 }

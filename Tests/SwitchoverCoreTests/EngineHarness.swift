@@ -1,5 +1,6 @@
 import Foundation
 @testable import SwitchoverCore
+import SwitchoverDrivers
 
 /// Builds policies for engine tests: every field explicit where a test depends on it.
 func testPolicy(steps: [Double] = [10, 50, 100], bake: Duration = .seconds(10), interval: Duration = .seconds(1),

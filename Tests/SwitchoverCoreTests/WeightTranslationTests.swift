@@ -1,5 +1,6 @@
 import Foundation
 import SwitchoverCore
+import SwitchoverDrivers
 import Testing
 
 /// Weight translation checked against brute force: the effective share must be the best any

@@ -25,38 +25,42 @@ struct FactoryTests {
 
     @Test("the policy's driver is the one made, bound to FROM and TO, with the translation plan uses")
     func makesTheNamedDriver() throws {
-        let lb = try makeLoadBalancer(policy: policy(haproxy), from: cluster("blue", ["b1", "b2"]),
-                                      to: cluster("green", ["g1"]), logger: testLogger)
+        let (lb, observer) = try DriverRegistry.standard.make(policy: policy(haproxy), from: cluster("blue", ["b1", "b2"]),
+                                                              to: cluster("green", ["g1"]), logger: testLogger)
         #expect(lb is HAProxyLoadBalancer)
+        #expect(observer as AnyObject === lb as AnyObject, "HAProxy counts its own traffic")
         #expect(lb.translation == .haproxy)
+        #expect(lb.capabilities == [.drain, .ready, .shutdownSessions])
         #expect(lb.fromCluster == ClusterServers(cluster: "blue", servers: ["b1", "b2"]))
-        let e = try makeLoadBalancer(policy: policy(envoy), from: cluster("blue", ["blue"]),
-                                     to: cluster("green", ["green"]), logger: testLogger)
+        let e = try DriverRegistry.standard.make(policy: policy(envoy), from: cluster("blue", ["blue"]),
+                                                 to: cluster("green", ["green"]), logger: testLogger).router
         #expect(e is EnvoyLoadBalancer)
         #expect(e.address == "http://127.0.0.1:9901")
+        #expect(e.capabilities.isEmpty)
     }
 
-    @Test("an unknown driver name is an error, never a fallback")
+    @Test("a driver the registry does not hold is an error listing the ones it does, never a fallback")
     func unknownDriver() throws {
         let error = try #require(throws: LoadBalancerError.self) {
-            try makeLoadBalancer(driver: "nginx", spec: haproxy, from: cluster("blue", ["b"]),
-                                 to: cluster("green", ["g"]), logger: testLogger)
+            try DriverRegistry([EnvoyDriver()]).make(policy: policy(haproxy), from: cluster("blue", ["b"]),
+                                                     to: cluster("green", ["g"]), logger: testLogger)
         }
         #expect(error.code == .unknownDriver)
-        #expect(error.description.contains("nginx"))
+        #expect(error.description.contains("'haproxy'"))
+        #expect(error.description.contains("known: envoy"))
     }
 
     @Test("a server in both clusters, or a name HAProxy cannot carry, is refused")
     func refusesUndrivableClusters() throws {
         let shared = try #require(throws: LoadBalancerError.self) {
-            try makeLoadBalancer(policy: policy(haproxy), from: cluster("blue", ["s1", "s2"]),
-                                 to: cluster("green", ["s2"]), logger: testLogger)
+            try DriverRegistry.standard.make(policy: policy(haproxy), from: cluster("blue", ["s1", "s2"]),
+                                             to: cluster("green", ["s2"]), logger: testLogger)
         }
         #expect(shared.code == .invalidConfiguration)
         #expect(shared.server == "s2")
         let injected = try #require(throws: LoadBalancerError.self) {
-            try makeLoadBalancer(policy: policy(haproxy), from: cluster("blue", ["b1;shutdown sessions"]),
-                                 to: cluster("green", ["g"]), logger: testLogger)
+            try DriverRegistry.standard.make(policy: policy(haproxy), from: cluster("blue", ["b1;shutdown sessions"]),
+                                             to: cluster("green", ["g"]), logger: testLogger)
         }
         #expect(injected.code == .invalidConfiguration)
     }

@@ -42,64 +42,17 @@ final class RealRunLab: @unchecked Sendable {
     }
 
     private func writeConfiguration(steps: [Int], bake: String, hardSignal: Bool) async throws {
-        let pki = try TestPKI(directory: folder.appendingPathComponent("pki"))
-        let root = try await pki.makeRoot(name: "mesh-root", days: 365)
-        let roots = try pki.bundle([root], named: "roots.pem")
-        let clusters = folder.appendingPathComponent("clusters")
-        let policies = folder.appendingPathComponent("policies")
-        try FileManager.default.createDirectory(at: clusters, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
-        for (name, backend) in [("blue", blue), ("green", green)] {
-            let ca = try await pki.makeIntermediate(name: "\(name)-ca", issuer: root, days: 365)
-            let chain = try pki.bundle([ca], named: "\(name)-chain.pem")
-            try """
-                apiVersion: switchover.dev/v1alpha1
-                kind: Cluster
-                metadata:
-                  name: \(name)
-                spec:
-                  istio:
-                    version: "1.27.4"
-                  trust:
-                    trustDomain: cluster.local
-                    rootCerts: \(roots.path)
-                    certChain: \(chain.path)
-                  loadBalancer:
-                    servers: [\(name)-1]
-                  health: http://\(backend.address)/healthz
-
-                """.write(to: clusters.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
+        let trust = try await ConfigDocuments.sharedTrust(in: folder, clusters: ["blue", "green"])
+        let clusters = [("blue", blue), ("green", green)].map { name, backend in
+            ClusterDocument(name: name, rootCerts: trust[name]!.roots.path, certChain: trust[name]!.chain.path,
+                            servers: ["\(name)-1"], health: "http://\(backend.address)/healthz")
         }
-        let hard = hardSignal ? "\n    hardSignal: {max5xxRatio: 0.2, minRequests: 10}" : ""
-        try """
-            apiVersion: switchover.dev/v1alpha1
-            kind: Policy
-            metadata:
-              name: test
-            spec:
-              loadBalancer:
-                driver: haproxy
-                haproxy:
-                  socket: \(haproxy.socketPath)
-                  backend: app
-              steps: [\(steps.map(String.init).joined(separator: ", "))]
-              bake: \(bake)
-              interval: 500ms
-              sampling: 250ms
-              failureThreshold: 2
-              pauseAfterErrors: 2
-              gates:
-                - name: green-errors
-                  loadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: 5}
-              rollback:
-                automatic: true\(hard)
-              drain:
-                maxActiveSessions: 0
-                holdFor: 1s
-                dnsTTL: 0s
-                timeout: 1m
-
-            """.write(to: policies.appendingPathComponent("test.yaml"), atomically: true, encoding: .utf8)
+        let policy = PolicyDocument(
+            name: "test", loadBalancer: PolicyDocument.haproxy(socket: haproxy.socketPath), steps: steps, bake: bake,
+            interval: "500ms", sampling: "250ms", failureThreshold: 2, pauseAfterErrors: 2,
+            gates: ["name: green-errors\nloadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: 5}"],
+            hardSignal: hardSignal ? (0.2, 10) : nil, drain: PolicyDocument.drain(holdFor: "1s", timeout: "1m"))
+        try ConfigDocuments.write(clusters: clusters, policies: [policy], in: folder)
     }
 
     var globalArguments: [String] {
@@ -127,8 +80,8 @@ final class RealRunLab: @unchecked Sendable {
     /// The latest run's journaled engine state.
     func state() -> CutoverState? {
         guard FileManager.default.fileExists(atPath: statePath), let journal = try? SQLiteJournal(path: statePath),
-              let run = try? journal.latestRun(), let snapshot = try? journal.loadState(run: run.id) else { return nil }
-        return try? JSONDecoder().decode(CutoverState.self, from: Data(snapshot.json.utf8))
+              let run = try? journal.latestRun() else { return nil }
+        return try? journal.loadCutoverState(run: run.id)
     }
 
     func waitFor(_ what: String, process: ManagedProcess, timeout: TimeInterval = 20,

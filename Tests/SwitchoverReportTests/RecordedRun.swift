@@ -2,6 +2,7 @@ import Foundation
 import SwitchoverCore
 import SwitchoverReport
 import SwitchoverStore
+import SwitchoverTestKit
 
 /// Writes a journal the way the runtime does during a run (engine events through the journal's
 /// typed helpers, write-ahead intents around weight changes, gate evaluations, one load-balancer
@@ -252,18 +253,5 @@ final class RecordedRun {
         ]
         let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
-    }
-}
-
-/// A small deterministic generator (SplitMix64) so a recorded run is the same every time.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -157,9 +157,9 @@ struct CoordinatorFailureExitTests {
         try await lab.waitFor("step 1 baking", process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
 
         // sqlite3 takes the write lock and keeps it for 8 s (longer than the coordinator's busy
-        // timeout). `.timeout`: the coordinator writes every 250 ms, and without a busy timeout of
-        // its own sqlite3's BEGIN fails at once when it meets one of those writes (seen in a
-        // parallel run, where the writes take longer), and holds nothing.
+        // timeout). `.timeout`: it waits its turn for the lock (the coordinator writes several times
+        // a turn, and in a parallel run each write takes longer), instead of failing at once when it
+        // arrives during one of those writes and holding nothing.
         let holder = try ManagedProcess(
             name: "sqlite3 holding the write lock", executable: "/bin/sh",
             arguments: ["-c", "(echo '.timeout 10000'; echo 'BEGIN IMMEDIATE;'; sleep 8; echo 'ROLLBACK;') | \"$0\" \"$1\"",

@@ -38,21 +38,10 @@ final class CutoverLab: Lab, @unchecked Sendable {
     // MARK: - Configuration
 
     func writeConfiguration(_ options: PolicyOptions) async throws {
-        let prometheusGate = """
-
-                - name: haproxy-up
-                  prometheus:
-                    url: http://127.0.0.1:\(prometheusPort)
-                    query: 'sum(up)'
-                    min: 1
-            """
-        try await writeConfiguration(options, loadBalancer: """
-                driver: haproxy
-                haproxy:
-                  socket: \(haproxy.socketPath)
-                  backend: app
-            """, servers: ["blue": ["blue-1"], "green": ["green-1"]],
-            extraGates: options.prometheusGate ? prometheusGate : "")
+        let prometheusGate = "name: haproxy-up\nprometheus:\n  url: http://127.0.0.1:\(prometheusPort)\n  query: 'sum(up)'\n  min: 1"
+        try await writeConfiguration(options, loadBalancer: PolicyDocument.haproxy(socket: haproxy.socketPath),
+                               servers: ["blue": ["blue-1"], "green": ["green-1"]],
+                               extraGates: options.prometheusGate ? [prometheusGate] : [])
     }
 
     // MARK: - Processes

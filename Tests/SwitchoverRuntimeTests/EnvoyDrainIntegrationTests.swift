@@ -79,8 +79,10 @@ struct EnvoyDrainIntegrationTests {
         let coordinator = try lab.startCoordinator(until: nil)  // the policy has a drain section: goal drained
         defer { coordinator.stopInBackground() }
         try await lab.waitFor("draining", process: coordinator) { $0.phase == .draining && $0.drain?.lastSample != nil }
-        #expect(try lab.events().contains { $0.kind == "intent" && $0.detail.contains("\"action\":\"setDrain\"") },
-                "setDrain was asked for and journaled (Envoy: unsupported, weight 0 stands in)")
+        #expect(try lab.events().contains { $0.kind == "drainStateUnsupported" },
+                "the journal says blue was not put in drain (Envoy has no drain state, weight 0 stands in)")
+        #expect(try !lab.events().contains { $0.kind == "intent" && $0.detail.contains("\"action\":\"setDrain\"") },
+                "nothing was asked of Envoy, so no intent")
 
         // Open for 3 s, longer than holdFor: still draining, the download counted.
         try await Task.sleep(for: .seconds(3))

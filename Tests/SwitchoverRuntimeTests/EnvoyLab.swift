@@ -21,13 +21,10 @@ final class EnvoyLab: Lab, @unchecked Sendable {
                                       initialWeights: [(cluster: "blue", weight: 100), (cluster: "green", weight: 0)],
                                       in: backends.folder)
         super.init(backends: backends, frontURL: envoy.url)
-        try await writeConfiguration(policy, loadBalancer: """
-                driver: envoy
-                envoy:
-                  routeFile: \(envoy.routeFile.path)
-                  routeName: \(envoy.routeName)
-                  admin: \(envoy.adminURL.absoluteString)
-            """, servers: ["blue": ["blue"], "green": ["green"]])
+        try await writeConfiguration(policy, loadBalancer: ["driver: envoy", "envoy:", "  routeFile: \(envoy.routeFile.path)",
+                                                      "  routeName: \(envoy.routeName)",
+                                                      "  admin: \(envoy.adminURL.absoluteString)"],
+                               servers: ["blue": ["blue"], "green": ["green"]])
     }
 
     deinit {

@@ -19,18 +19,6 @@ import Glibc
 /// stage; `SWITCHOVER_FAULT_SEED` replays a run (every failure message carries its seed).
 @Suite
 struct FaultInjectionTests {
-    /// SplitMix64: a seeded generator, so a failing schedule can be replayed.
-    struct Seeded: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     @Test("HAProxy and the coordinator SIGKILLed at random in every phase under load: the end state is read back, blue never drained while serving")
     func chaos() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -45,7 +33,7 @@ struct FaultInjectionTests {
 
     /// One scenario; returns a line saying what was injected and what was measured.
     static func scenario(seed: UInt64, faultsPerStage: Int) async throws -> String {
-        var rng = Seeded(state: seed)
+        var rng = SeededGenerator(seed: seed)
         var journal: [String] = []  // what the chaos did, for failure messages
         func note(_ line: String) { journal.append(line) }
         func context() -> String { "seed \(seed); schedule:\n" + journal.joined(separator: "\n") }

@@ -81,74 +81,31 @@ class Lab: @unchecked Sendable {
 
     // MARK: - Configuration
 
-    /// Cluster files for blue and green and policy `test`. `loadBalancer`: the lines of
-    /// `spec.loadBalancer` (indented by four spaces); `servers`: blue's and green's servers as
-    /// the load balancer names them; `extraGates`: gate entries after `green-errors`.
-    func writeConfiguration(_ options: PolicyOptions, loadBalancer: String, servers: [String: [String]],
-                            extraGates: String = "") async throws {
-        let pki = try TestPKI(directory: folder.appendingPathComponent("pki"))
-        let root = try await pki.makeRoot(name: "mesh-root", days: 365)
-        async let blueCAMade = pki.makeIntermediate(name: "blue-ca", issuer: root, days: 365)
-        async let greenCAMade = pki.makeIntermediate(name: "green-ca", issuer: root, days: 365)
-        let (blueCA, greenCA) = try await (blueCAMade, greenCAMade)
-        let roots = try pki.bundle([root], named: "roots.pem")
-        let blueChain = try pki.bundle([blueCA], named: "blue-chain.pem")
-        let greenChain = try pki.bundle([greenCA], named: "green-chain.pem")
-        let clusters = folder.appendingPathComponent("clusters")
-        let policies = folder.appendingPathComponent("policies")
-        try FileManager.default.createDirectory(at: clusters, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
-        for (name, backend, chain, version, health) in [("blue", blue, blueChain, "1.27.4", options.blueHealthPath),
-                                                        ("green", green, greenChain, "1.28.0", "/healthz")] {
-            guard let names = servers[name] else { throw TestKitError("the lab names no servers for \(name)") }
-            try """
-                apiVersion: switchover.dev/v1alpha1
-                kind: Cluster
-                metadata:
-                  name: \(name)
-                spec:
-                  istio:
-                    version: "\(version)"
-                  trust:
-                    trustDomain: cluster.local
-                    rootCerts: \(roots.path)
-                    certChain: \(chain.path)
-                  loadBalancer:
-                    servers: [\(names.joined(separator: ", "))]
-                  health: http://\(backend.address)\(health)
-
-                """.write(to: clusters.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
+    /// Cluster files for blue and green and policy `test` (the test kit's `ConfigDocuments`).
+    /// `loadBalancer`: the lines of `spec.loadBalancer`; `servers`: blue's and green's servers as
+    /// the load balancer names them; `extraGates`: gate items after `green-errors`.
+    func writeConfiguration(_ options: PolicyOptions, loadBalancer: [String], servers: [String: [String]],
+                            extraGates: [String] = []) async throws {
+        let trust = try await ConfigDocuments.sharedTrust(in: folder, clusters: ["blue", "green"])
+        var clusters: [ClusterDocument] = []
+        for (name, backend, version, health) in [("blue", blue, "1.27.4", options.blueHealthPath),
+                                                 ("green", green, "1.28.0", "/healthz")] {
+            guard let names = servers[name], let material = trust[name] else {
+                throw TestKitError("the lab names no servers for \(name)")
+            }
+            clusters.append(ClusterDocument(name: name, istioVersion: version, rootCerts: material.roots.path,
+                                            certChain: material.chain.path, servers: names,
+                                            health: "http://\(backend.address)\(health)"))
         }
-        let gates = """
-                - name: green-errors
-                  loadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: \(options.minRequests)}
-            """ + extraGates
-        let hard = options.hardSignal.map { "\n    hardSignal: {max5xxRatio: \($0.ratio), minRequests: \($0.minRequests)}" } ?? ""
-        try """
-            apiVersion: switchover.dev/v1alpha1
-            kind: Policy
-            metadata:
-              name: test
-            spec:
-              loadBalancer:
-            \(loadBalancer)
-              steps: [\(options.steps.map(String.init).joined(separator: ", "))]
-              bake: \(options.bake)
-              interval: \(options.interval)
-              sampling: 250ms
-              failureThreshold: \(options.failureThreshold)
-              pauseAfterErrors: \(options.pauseAfterErrors)
-              gates:
-            \(gates)
-              rollback:
-                automatic: true\(hard)
-              drain:
-                maxActiveSessions: 0
-                holdFor: \(options.holdFor)
-                dnsTTL: \(options.dnsTTL)
-                timeout: \(options.drainTimeout)\(options.forceAfter.map { "\n    forceAfter: \($0)" } ?? "")
-
-            """.write(to: policies.appendingPathComponent("test.yaml"), atomically: true, encoding: .utf8)
+        let policy = PolicyDocument(
+            name: "test", loadBalancer: loadBalancer, steps: options.steps, bake: options.bake, interval: options.interval,
+            sampling: "250ms", failureThreshold: options.failureThreshold, pauseAfterErrors: options.pauseAfterErrors,
+            gates: ["name: green-errors\nloadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: \(options.minRequests)}"]
+                + extraGates,
+            hardSignal: options.hardSignal.map { ($0.ratio, $0.minRequests) },
+            drain: PolicyDocument.drain(holdFor: options.holdFor, dnsTTL: options.dnsTTL, timeout: options.drainTimeout,
+                                        forceAfter: options.forceAfter))
+        try ConfigDocuments.write(clusters: clusters, policies: [policy], in: folder)
     }
 
     var globalArguments: [String] {
@@ -207,8 +164,8 @@ class Lab: @unchecked Sendable {
     func state() throws -> CutoverState? {
         guard FileManager.default.fileExists(atPath: statePath) else { return nil }
         let journal = try journal()
-        guard let run = try journal.latestRun(), let snapshot = try journal.loadState(run: run.id) else { return nil }
-        return try JSONDecoder().decode(CutoverState.self, from: Data(snapshot.json.utf8))
+        guard let run = try journal.latestRun() else { return nil }
+        return try journal.loadCutoverState(run: run.id)
     }
 
     func events() throws -> [JournalEvent] {

@@ -15,16 +15,16 @@ import Testing
 struct RollbackCompletionTests {
     static func policy(_ lab: CutoverLab) throws -> Policy {
         let file = lab.folder.appendingPathComponent("policies/test.yaml").path
-        return try #require(ConfigLoader.loadFile(file).policy)
+        return try #require(ConfigLoader.loadFile(file, drivers: DriverRegistry.standard.descriptions).policy)
     }
 
     static func coordinator(_ lab: CutoverLab, _ policy: Policy, state: CutoverState, journal: MemoryJournal,
-                            loadBalancer: any LoadBalancer, unfinished: Action? = nil) throws -> (Coordinator, Int64) {
+                            router: any WeightRouter, observer: any TrafficObserver, unfinished: Action? = nil) throws -> (Coordinator, Int64) {
         let runID = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "test",
                                                    startedAt: Coordinator.wallClock(), pid: getpid()))
         if let unfinished { _ = try journal.beginIntent(run: runID, at: Coordinator.wallClock(), unfinished) }
         let coordinator = Coordinator(engine: CutoverEngine(policy: policy, from: "blue", to: "green"), runID: runID,
-                                      journal: journal, loadBalancer: loadBalancer, sources: [:], state: state,
+                                      journal: journal, router: router, observer: observer, sources: [:], state: state,
                                       unfinishedIntents: try journal.unfinishedIntents(run: runID), reporter: LogReporter(logger: lab.logger), logger: lab.logger)
         return (coordinator, runID)
     }
@@ -54,7 +54,7 @@ struct RollbackCompletionTests {
         state.drain = DrainDetector(spec: policy.drain).start(at: now)
         let journal = MemoryJournal()
         let flaky = ReadyFailsOnce(driver)
-        let (coordinator, _) = try Self.coordinator(lab, policy, state: state, journal: journal, loadBalancer: flaky)
+        let (coordinator, _) = try Self.coordinator(lab, policy, state: state, journal: journal, router: flaky, observer: driver)
         let id = try journal.submitCommand("rollback", arguments: "{}", at: now)
         let final = try await coordinator.runOffline(.rollback(reason: "green regression"), id: id)
 
@@ -87,7 +87,7 @@ struct RollbackCompletionTests {
             #"{"intent":3,"percentToTarget":0,"step":0,"purpose":"rollback","issuedAt":\#(now.millisecondsSinceEpoch)}"#.utf8))
         let journal = MemoryJournal()
         let (coordinator, runID) = try Self.coordinator(
-            lab, policy, state: state, journal: journal, loadBalancer: driver,
+            lab, policy, state: state, journal: journal, router: driver, observer: driver,
             unfinished: .setWeights(intent: 3, percentToTarget: 0, step: 0, purpose: .rollback))
         let id = try journal.submitCommand("rollback", arguments: "{}", at: now)
         let final = try await coordinator.runOffline(.rollback(reason: nil), id: id)
@@ -196,8 +196,9 @@ struct RollbackCompletionTests {
         var state = CutoverState.initial
         state.phase = .preflight  // journaled by the first tick; the coordinator died before the answer
         let journal = MemoryJournal()
+        let driver = try lab.driver()
         let (coordinator, _) = try Self.coordinator(lab, policy, state: state, journal: journal,
-                                                    loadBalancer: try lab.driver())
+                                                    router: driver, observer: driver)
         let task = Task { try await coordinator.run(preflight: nil, resumeCheck: { PreflightOutcome(result: .passed, trustReportJSON: nil) }) }
         defer { task.cancel() }
         let deadline = Date().addingTimeInterval(10)
@@ -218,7 +219,7 @@ struct RollbackCompletionTests {
 
 /// The lab's real HAProxy driver, except that the first `setReady` fails the way a runtime API
 /// command that went unanswered would (nothing is sent to HAProxy then).
-final class ReadyFailsOnce: LoadBalancer {
+final class ReadyFailsOnce: WeightRouter {
     let inner: HAProxyLoadBalancer
     let readyCalls = Mutex(0)
 
@@ -227,11 +228,11 @@ final class ReadyFailsOnce: LoadBalancer {
     var driver: String { inner.driver }
     var address: String { inner.address }
     var translation: WeightTranslation { inner.translation }
+    var capabilities: RouterCapabilities { inner.capabilities }
     var fromCluster: ClusterServers { inner.fromCluster }
     var toCluster: ClusterServers { inner.toCluster }
     func currentWeights() async throws -> LiveWeights { try await inner.currentWeights() }
     func apply(_ assignment: WeightAssignment) async throws -> LiveWeights { try await inner.apply(assignment) }
-    func stats() async throws -> LoadBalancerStats { try await inner.stats() }
     func setDrain(cluster: String) async throws { try await inner.setDrain(cluster: cluster) }
     func setReady(cluster: String) async throws {
         let call = readyCalls.withLock { calls in

@@ -224,7 +224,7 @@ struct SafetyGuardTests {
         try text.replacingOccurrences(of: old, with: new).write(to: file, atomically: true, encoding: .utf8)
     }
 
-    @Test("resume under an edited policy refuses (exit 2) naming what changed and changes nothing; --adopt-policy goes on and never steps back")
+    @Test("resume under an edited policy refuses (exit 2) naming what changed and changes nothing; --adopt-policy adopts only once the checks pass, and never steps back")
     func editedPolicyOnResume() async throws {
         let lab = try await CutoverLab("guard-policy", policy: .init(bake: "3s"))
         defer { lab.stopAll() }
@@ -242,6 +242,17 @@ struct SafetyGuardTests {
         #expect(refused.stderr.contains("--adopt-policy") && refused.stderr.contains("nothing was changed"), "\(refused.stderr)")
         #expect(try await lab.liveWeights() == atStop)
         #expect(try lab.state()?.step == 3)
+
+        // Adopting is part of resuming: when the checks before resuming fail (green unhealthy),
+        // the run stays as journaled, under the policy it was journaled with.
+        try lab.green.fail(true)
+        let unchecked = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted", "--adopt-policy"])
+        try lab.green.fail(false)
+        #expect(unchecked.exitCode == 2, "\(unchecked.stdout) \(unchecked.stderr)")
+        #expect(try await lab.liveWeights() == atStop)
+        #expect(try lab.state()?.step == 3, "the journaled step, not the adopted policy's")
+        #expect(try !lab.events().contains { $0.kind == "policy" && $0.detail.contains("adopted") },
+                "no adoption journaled while the checks failed")
 
         // Adopted: from 50% the next new step at or above it is 100%; the share never goes down.
         let driver = try lab.driver()
@@ -332,5 +343,29 @@ struct SafetyGuardTests {
         #expect(!restarted.stdout.contains("nothing to do"), "\(restarted.stdout)")
         let (blue, green) = try await lab.liveWeights()
         #expect(blue == 0 && green > 0, "the journal's weights are live again")
+    }
+
+    // MARK: - the lease (issue 13)
+
+    @Test("a coordinator whose lease is taken over between two steps journals no further intent, moves no weight (read back from HAProxy), and exits 1 saying it lost the lease")
+    func leaseTakenOver() async throws {
+        let lab = try await CutoverLab("guard-lease", policy: .init(bake: "3s"))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 40)
+        let coordinator = try lab.startCoordinator()
+        defer { coordinator.stopInBackground() }
+        try await lab.waitFor("step 2 baking", timeout: 30, process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
+        // Another holder takes the journal's lease (what a second coordinator does once the lock
+        // file was deleted and made again): this coordinator's token is stale from now on.
+        let token = try lab.journal().takeLease(holder: "test: another coordinator", at: Instant(Date()))
+        let intents = try lab.events().filter { $0.kind == "intent" }.count
+        let weights = try await lab.liveWeights()
+        let exit = try await lab.waitForExit(coordinator, timeout: 20)
+        #expect(exit == 1, "\(coordinator.logTail(lines: 20))")
+        #expect(coordinator.logTail(lines: 20).contains("lost the lease"), "\(coordinator.logTail(lines: 20))")
+        try await Task.sleep(for: .seconds(4))  // longer than the bake: step 3 would have begun by now
+        #expect(try lab.events().filter { $0.kind == "intent" }.count == intents, "no intent after the lease was lost")
+        #expect(try await lab.liveWeights() == weights, "no weight moved at HAProxy")
+        #expect(try lab.journal().leaseToken() == token)
     }
 }

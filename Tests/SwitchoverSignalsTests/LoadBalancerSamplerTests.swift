@@ -23,7 +23,7 @@ struct LoadBalancerSamplerTests {
         let driver = try HAProxyLoadBalancer(spec: HAProxySpec(socket: haproxy.socketPath, backend: "app"),
                                              from: ClusterServers(cluster: "blue", servers: ["blue-1"]),
                                              to: ClusterServers(cluster: "green", servers: ["green-1"]), logger: logger)
-        let sampler = LoadBalancerSampler(loadBalancer: driver)
+        let sampler = LoadBalancerSampler(router: driver, observer: driver)
         let before = try await sampler.sample(at: .seconds(1))
         try green.fail(true)
         let http = HTTPClient(logger: logger)

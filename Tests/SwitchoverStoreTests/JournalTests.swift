@@ -97,27 +97,35 @@ struct JournalBehaviourTests {
         #expect(results.map(\.ok) == [true, true])
     }
 
-    @Test("a transaction that throws leaves nothing behind", arguments: JournalKind.allCases)
-    func transactionRollsBack(kind: JournalKind) throws {
+    @Test("an intent lands with the state that expects it; a fenced one (its lease taken over) writes nothing", arguments: JournalKind.allCases)
+    func fencedIntent(kind: JournalKind) throws {
         let (journal, dir) = try kind.make()
         defer { dir.map { try? FileManager.default.removeItem(at: $0) } }
         let run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "p", startedAt: t0, pid: 1))
-        struct Boom: Error {}
-        #expect(throws: Boom.self) {
-            try journal.inTransaction {
-                _ = try journal.beginIntent(run: run, at: t0, .setDrain(cluster: "blue"))
-                try journal.saveState(run: run, at: t0, CutoverState.initial)
-                throw Boom()
-            }
-        }
-        #expect(try journal.unfinishedIntents(run: run).isEmpty)
-        #expect(try journal.loadState(run: run) == nil)
-        try journal.inTransaction {
-            _ = try journal.beginIntent(run: run, at: t0, .setDrain(cluster: "blue"))
-            try journal.saveState(run: run, at: t0, CutoverState.initial)
-        }
+        #expect(try journal.leaseToken() == 0, "never held")
+        let first = try journal.takeLease(holder: "pid 1", at: t0)
+        #expect(first == 1)
+        var expecting = CutoverState.initial
+        expecting.phase = .shifting
+        expecting.step = 1
+        _ = try journal.beginIntent(run: run, at: t0, .setDrain(cluster: "blue"), state: expecting, fence: first)
         #expect(try journal.unfinishedIntents(run: run).count == 1)
-        #expect(try journal.loadCutoverState(run: run) == CutoverState.initial)
+        #expect(try journal.loadCutoverState(run: run) == expecting, "the state landed with its intent")
+
+        let second = try journal.takeLease(holder: "pid 2", at: t0 + .seconds(1))
+        #expect(second == first + 1)
+        var later = expecting
+        later.step = 2
+        do {
+            _ = try journal.beginIntent(run: run, at: t0 + .seconds(2), .setDrain(cluster: "blue"), state: later, fence: first)
+            Issue.record("a deposed holder's intent was written")
+        } catch let error as StoreError {
+            #expect(error.code == .fenced, "\(error)")
+        }
+        #expect(try journal.unfinishedIntents(run: run).count == 1, "nothing written")
+        #expect(try journal.loadCutoverState(run: run) == expecting, "nor its state")
+        _ = try journal.beginIntent(run: run, at: t0 + .seconds(3), .setDrain(cluster: "blue"), state: later, fence: second)
+        #expect(try journal.unfinishedIntents(run: run).count == 2, "the current holder writes")
     }
 
     @Test("commands are submitted, listed while pending, and acknowledged once", arguments: JournalKind.allCases)
@@ -189,14 +197,11 @@ struct JournalBehaviourTests {
                                        activeSessions: 3, weight: 128, responseTimeTotalMilliseconds: nil,
                                        responseTimeAverageMilliseconds: 12.5)
         // Three hours, one sample every 2 s, two clusters.
-        try journal.inTransaction {
-            for i in 0..<(3 * 1800) {
-                var c = counters
-                c.responses += Int64(i)
-                try journal.recordSample(run: run, LoadBalancerSample(at: start + .seconds(2 * i),
-                                                                      clusters: ["blue": c, "green": c]))
-            }
-        }
+        try journal.recordSamples(run: run, (0..<(3 * 1800)).map { i in
+            var c = counters
+            c.responses += Int64(i)
+            return LoadBalancerSample(at: start + .seconds(2 * i), clusters: ["blue": c, "green": c])
+        })
         let first = try journal.samples(run: run, cluster: "green", since: start)
         #expect(first.count == 5400)
         #expect(first[0].counters == counters)

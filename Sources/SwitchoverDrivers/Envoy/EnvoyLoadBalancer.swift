@@ -49,17 +49,20 @@ import SwitchoverNet
 /// counts streams, not idle keep-alive connections; `stot` new sessions).
 ///
 /// Envoy has no drain of a weighted cluster short of weight 0: `setDrain`/`setReady` throw
-/// `.unsupported`. Nor can it close the requests open to one cluster on demand:
-/// `shutdownSessions` throws `.unsupported`, and the policy loader refuses `drain.forceAfter`
-/// with this driver, so nothing asks for it.
-public final class EnvoyLoadBalancer: LoadBalancer {
-    public let driver = "envoy"
+/// `.unsupported` (its `capabilities` are empty, so callers can ask first). Nor can it close
+/// the requests open to one cluster on demand: `shutdownSessions` throws `.unsupported`, and
+/// the policy loader refuses `drain.forceAfter` with this driver (`EnvoyDriver.capabilities`),
+/// so nothing asks for it.
+public final class EnvoyLoadBalancer: WeightRouter, TrafficObserver {
+    public let driver = EnvoyDriver().name
     public let address: String
     public let routeFile: URL
     public let routeName: String
     public let admin: URL
     /// Envoy's weights are 32-bit; 10,000 per cluster gives shares to 0.01%.
-    public let translation = WeightTranslation(maxWeight: 10_000)
+    public let translation = EnvoyDriver().translation
+    /// None: see `setDrain`, `shutdownSessions`.
+    public let capabilities = EnvoyDriver().capabilities
     public let fromCluster: ClusterServers
     public let toCluster: ClusterServers
     /// How long a new route version may take to go live.
@@ -92,7 +95,7 @@ public final class EnvoyLoadBalancer: LoadBalancer {
         }
     }
 
-    // MARK: - LoadBalancer
+    // MARK: - WeightRouter
 
     public func currentWeights() async throws -> LiveWeights {
         async let identity = readIdentity()
@@ -159,6 +162,8 @@ public final class EnvoyLoadBalancer: LoadBalancer {
         return observe(live!, identity: try await readIdentity())
     }
 
+    // MARK: - TrafficObserver
+
     public func stats() async throws -> LoadBalancerStats {
         let names = fromCluster.servers + toCluster.servers
         let pattern = "^cluster\\.(" + names.map(Self.regexEscaped).joined(separator: "|") + ")\\.upstream_(rq|cx)_"
@@ -222,6 +227,8 @@ public final class EnvoyLoadBalancer: LoadBalancer {
         }
         return LoadBalancerStats(clusters: result, identity: id, takenAt: Date())
     }
+
+    // MARK: - Drain state
 
     public func setDrain(cluster: String) async throws {
         _ = try servers(ofCluster: cluster)

@@ -33,11 +33,12 @@ import SwitchoverNet
 /// `scur` counts streams (requests in flight, tunnels), not idle client connections: in HTTP
 /// mode an idle keep-alive connection holds nothing on a server, and its next request is
 /// balanced again (to TO once FROM drains).
-public final class HAProxyLoadBalancer: LoadBalancer {
-    public let driver = "haproxy"
+public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
+    public let driver = HAProxyDriver().name
     public let address: String
     public let backend: String
-    public let translation = WeightTranslation.haproxy
+    public let translation = HAProxyDriver().translation
+    public let capabilities = HAProxyDriver().capabilities
     public let fromCluster: ClusterServers
     public let toCluster: ClusterServers
     /// Largest command line sent in one round trip.
@@ -69,7 +70,7 @@ public final class HAProxyLoadBalancer: LoadBalancer {
         }
     }
 
-    // MARK: - LoadBalancer
+    // MARK: - WeightRouter
 
     public func currentWeights() async throws -> LiveWeights {
         let state = try await readState()
@@ -119,6 +120,8 @@ public final class HAProxyLoadBalancer: LoadBalancer {
         return changed.filter { $0.weight > before[$0.server] ?? 0 } + changed.filter { $0.weight < before[$0.server] ?? 0 }
     }
 
+    // MARK: - TrafficObserver
+
     public func stats() async throws -> LoadBalancerStats {
         let answer = try await send("show info;show stat \(backend) 4 -1")
         let identity = try Self.parseIdentity(answer, driver: driver, address: address)
@@ -160,6 +163,8 @@ public final class HAProxyLoadBalancer: LoadBalancer {
         }
         return LoadBalancerStats(clusters: clusters, identity: identity, takenAt: Date())
     }
+
+    // MARK: - Drain state and sessions
 
     public func setDrain(cluster: String) async throws {
         try await setState("drain", cluster: cluster)

@@ -2,25 +2,30 @@ import Foundation
 import Logging
 import SwitchoverCore
 
-/// The load balancer in front of blue and green, as the coordinator sees it.
+/// What moves traffic between blue and green: the load balancer's (or DNS record's) weights,
+/// as the coordinator sets and reads them. Counting the traffic is another job
+/// (`TrafficObserver`): a DNS record or a cloud load balancer moves weights but counts nothing.
 ///
 /// Every write is verified: `apply` writes the weights, reads them back from the load balancer
 /// itself and throws when what is live differs from what was intended. A weight the coordinator
 /// believes it set but the data plane never applied is the worst bug Switchover can have (the
 /// dashboard says 10% while 100% flows), so no method here answers from a cache.
 ///
-/// A driver is bound to one pair of clusters (FROM and TO) when it is made: it knows which
+/// A router is bound to one pair of clusters (FROM and TO) when it is made: it knows which
 /// servers belong to which cluster, so it can report per-cluster shares and refuse a weight for
-/// a server that belongs to neither.
-public protocol LoadBalancer: Sendable {
+/// a server that belongs to neither. `DriverRegistry.make` builds the one a policy names.
+public protocol WeightRouter: Sendable {
     /// The driver's name as written in a policy: `haproxy`, `envoy`.
     var driver: String { get }
     /// Where the driver talks to the load balancer (socket path, `tcp://host:port`, admin URL),
     /// for messages.
     var address: String { get }
     /// The translation from a percentage to this load balancer's integer weights: the same code
-    /// `switchover plan` shows, with this load balancer's range.
+    /// `switchover plan` shows, with this load balancer's range (its driver's description's).
     var translation: WeightTranslation { get }
+    /// What it can do besides weights (its driver's description's): ask before calling
+    /// `setDrain`, `setReady` or `shutdownSessions`, which throw `.unsupported` otherwise.
+    var capabilities: RouterCapabilities { get }
     /// FROM's and TO's servers in the load balancer (HAProxy servers, Envoy cluster names).
     var fromCluster: ClusterServers { get }
     var toCluster: ClusterServers { get }
@@ -35,27 +40,37 @@ public protocol LoadBalancer: Sendable {
     @discardableResult
     func apply(_ assignment: WeightAssignment) async throws -> LiveWeights
 
-    /// Per-cluster counters and health, as the load balancer reports them. What each field
-    /// means differs per driver; see the driver's documentation.
-    func stats() async throws -> LoadBalancerStats
-
-    /// Stops new sessions to `cluster`'s servers while letting open ones finish. Throws
-    /// `.unsupported` where the load balancer has no such notion (Envoy: use weight 0).
+    /// Stops new sessions to `cluster`'s servers while letting open ones finish (capability
+    /// `.drain`). Throws `.unsupported` where the load balancer has no such notion (Envoy: its
+    /// verified weight 0 is what stops new requests).
     func setDrain(cluster: String) async throws
-    /// Undoes `setDrain`. Throws `.unsupported` where the load balancer has no such notion.
+    /// Undoes `setDrain` (capability `.ready`). Throws `.unsupported` otherwise.
     func setReady(cluster: String) async throws
-    /// Closes every session still open to `cluster`'s servers (policy `drain.forceAfter`: the
-    /// drain's deadline passed and the person chose cut connections over waiting). Throws
-    /// `.unsupported` where the load balancer cannot (the default).
+    /// Closes every session still open to `cluster`'s servers (capability `.shutdownSessions`;
+    /// policy `drain.forceAfter`: the drain's deadline passed and the person chose cut
+    /// connections over waiting). Throws `.unsupported` otherwise.
     func shutdownSessions(cluster: String) async throws
 }
 
-extension LoadBalancer {
-    /// Most load balancers cannot close sessions on demand: say so rather than pretend.
+extension WeightRouter {
+    /// No drain state unless the driver has one: say so rather than pretend.
+    public func setDrain(cluster: String) async throws {
+        try unsupported(.drain, cluster: cluster)
+    }
+
+    public func setReady(cluster: String) async throws {
+        try unsupported(.ready, cluster: cluster)
+    }
+
+    /// Most load balancers cannot close sessions on demand.
     public func shutdownSessions(cluster: String) async throws {
+        try unsupported(.shutdownSessions, cluster: cluster, why: "they end on their own")
+    }
+
+    private func unsupported(_ capability: RouterCapabilities, cluster: String, why: String? = nil) throws {
         _ = try servers(ofCluster: cluster)
         throw LoadBalancerError(.unsupported, driver: driver, address: address,
-                                message: "\(driver) cannot shut down open sessions on demand; they end on their own")
+                                message: "\(driver) cannot \(capability)" + (why.map { "; \($0)" } ?? ""))
     }
 
     /// Translates `percentToTarget` with this load balancer's translation and applies it.
@@ -167,72 +182,6 @@ public struct LiveWeights: Sendable, Hashable, Codable {
 
     /// True when something changed behind the driver's back: a restart or a drifted weight.
     public var hasDrift: Bool { restarted || !drift.isEmpty }
-}
-
-/// A server's health as the load balancer sees it.
-public struct ServerHealth: Sendable, Hashable, Codable {
-    public var server: String
-    /// The load balancer's own word: HAProxy `status` (`UP`, `DOWN`, `DRAIN`, `MAINT`, `no check`);
-    /// Envoy: `healthy` or the failed health flags from `/clusters`.
-    public var status: String
-    /// False when the load balancer will not send new requests to it (down, maintenance,
-    /// draining, failed health check).
-    public var serving: Bool
-    public init(server: String, status: String, serving: Bool) {
-        self.server = server
-        self.status = status
-        self.serving = serving
-    }
-}
-
-/// One cluster's counters. Counters only grow while the load balancer lives; a gate works on
-/// the difference between two samples (and must treat a decrease as a restart).
-public struct ClusterStats: Sendable, Hashable, Codable {
-    public var cluster: String
-    /// What holds the cluster now, for the drain: HAProxy `scur` (streams: requests in flight and
-    /// tunnels, not idle keep-alive connections); Envoy `upstream_rq_active` +
-    /// `upstream_rq_pending_active` (requests in flight, not its idle pooled connections).
-    public var activeSessions: Int
-    /// Grows when new traffic reaches the cluster: HAProxy `stot` (sessions so far); Envoy
-    /// `upstream_rq_total` (requests so far; a new pooled connection does not move it).
-    public var totalSessions: Int
-    /// Requests answered so far (HAProxy: sum of `hrsp_*`; Envoy `upstream_rq_completed`).
-    public var totalRequests: Int
-    public var responses2xx: Int
-    public var responses5xx: Int
-    /// Every other class (1xx, 3xx, 4xx, and HAProxy's `hrsp_other`).
-    public var responsesOther: Int
-    /// HAProxy: `rtime`, the mean over the last 1024 requests; Envoy: the mean of the
-    /// `upstream_rq_time` histogram since start. nil when nothing has been answered.
-    public var meanResponseTime: Duration?
-    public var servers: [ServerHealth]
-
-    public init(cluster: String, activeSessions: Int, totalSessions: Int, totalRequests: Int,
-                responses2xx: Int, responses5xx: Int, responsesOther: Int, meanResponseTime: Duration?,
-                servers: [ServerHealth]) {
-        self.cluster = cluster
-        self.activeSessions = activeSessions
-        self.totalSessions = totalSessions
-        self.totalRequests = totalRequests
-        self.responses2xx = responses2xx
-        self.responses5xx = responses5xx
-        self.responsesOther = responsesOther
-        self.meanResponseTime = meanResponseTime
-        self.servers = servers
-    }
-}
-
-/// A sample of the load balancer's counters for FROM and TO.
-public struct LoadBalancerStats: Sendable, Hashable, Codable {
-    /// By cluster name.
-    public var clusters: [String: ClusterStats]
-    public var identity: LoadBalancerIdentity
-    public var takenAt: Date
-    public init(clusters: [String: ClusterStats], identity: LoadBalancerIdentity, takenAt: Date) {
-        self.clusters = clusters
-        self.identity = identity
-        self.takenAt = takenAt
-    }
 }
 
 /// Shares in percent by cluster from live weights.

@@ -1,5 +1,4 @@
 import Foundation
-import SwitchoverCore
 
 /// FROM's drain as a person reads it, computed from a (journaled) state at `now` with the
 /// policy's drain detector: the progress line, `status` (text and JSON) and the journal's

@@ -1,0 +1,111 @@
+import Foundation
+import Logging
+import SwitchoverCore
+
+/// One load-balancer driver: its description (name, how its policy section reads, weight range,
+/// capabilities: what the domain and `validate` need) and how its router and observer are built.
+///
+/// A driver lives in its own folder (`HAProxy/`, `Envoy/`): this conformance, its settings type
+/// and the router. Adding one is that folder plus one line in `DriverRegistry.standard`; nothing
+/// in SwitchoverCore, the runtime or the command line names a driver.
+public protocol LoadBalancerDriver: DriverDescription {
+    /// The router for `settings` (what this driver's `decodeSection` returned), bound to FROM
+    /// and TO, and the observer that counts their traffic, or nil when the load balancer counts
+    /// nothing (DNS, a cloud load balancer: the counters then come from elsewhere). Builds, does
+    /// not connect: a load balancer that is down is found at the first read. Throws
+    /// `LoadBalancerError` `.invalidConfiguration` for what the driver cannot carry (a name its
+    /// syntax cannot hold, settings of another driver).
+    func make(_ settings: any DriverSpec, from: ClusterServers, to: ClusterServers, logger: Logger) throws
+        -> (router: any WeightRouter, observer: (any TrafficObserver)?)
+}
+
+/// The drivers Switchover knows, in the order messages list them: what the configuration loader
+/// accepts in `spec.loadBalancer.driver` (`descriptions`), and what builds a policy's router and
+/// observer (`make`). Shaped like Flagger's router and metrics-provider factories, but a table
+/// rather than a `switch`, so that the loader can list the known names and a driver is added in
+/// one line.
+public struct DriverRegistry: Sendable {
+    public let drivers: [any LoadBalancerDriver]
+
+    /// Every driver Switchover ships: one line each.
+    public static let standard = DriverRegistry([
+        HAProxyDriver(),
+        EnvoyDriver(),
+    ])
+
+    /// Names must be unique, and none may be `driver` (the key that names the driver sits
+    /// beside each driver's section in `spec.loadBalancer`).
+    public init(_ drivers: [any LoadBalancerDriver]) {
+        let names = drivers.map(\.name)
+        precondition(Set(names).count == names.count, "driver names must be unique: \(names)")
+        precondition(!names.contains("driver") && !names.contains(""), "'driver' and '' cannot be driver names")
+        self.drivers = drivers
+    }
+
+    /// What `ConfigLoader` takes: each driver's description.
+    public var descriptions: [any DriverDescription] { drivers.map { $0 } }
+
+    /// The known names, in order.
+    public var names: [String] { drivers.map(\.name) }
+
+    public func driver(named name: String) -> (any LoadBalancerDriver)? {
+        drivers.first { $0.name == name }
+    }
+
+    /// The router and the observer of the policy's load balancer, bound to FROM and TO.
+    ///
+    /// Refuses, rather than guessing, when the clusters cannot be driven: a cluster without
+    /// servers, a server named in both clusters, FROM and TO the same; and when the driver's
+    /// name is not in this registry (`.unknownDriver`, listing the known ones: a policy the
+    /// loader read with other drivers).
+    public func make(policy: Policy, from: Cluster, to: Cluster, logger: Logger) throws
+        -> (router: any WeightRouter, observer: any TrafficObserver) {
+        let name = policy.loadBalancer.driverName
+        guard let driver = driver(named: name) else {
+            throw LoadBalancerError(.unknownDriver, driver: name, address: "-",
+                                    message: "unknown load-balancer driver '\(name)' (known: \(names.joined(separator: ", ")))")
+        }
+        let fromServers = ClusterServers(cluster: from.name, servers: from.loadBalancer.servers)
+        let toServers = ClusterServers(cluster: to.name, servers: to.loadBalancer.servers)
+        try validateClusters(fromServers, toServers, driver: name)
+        let made = try driver.make(policy.loadBalancer.settings, from: fromServers, to: toServers, logger: logger)
+        // A policy's `traffic` section (DESIGN.md, "DNS and cloud load balancers") will name
+        // the observer for a router that counts nothing; until it exists, such a driver cannot run.
+        guard let observer = made.observer else {
+            throw LoadBalancerError(.unsupported, driver: name, address: made.router.address,
+                                    message: "\(name) counts no traffic, and this policy names no other source of per-cluster counters")
+        }
+        return (made.router, observer)
+    }
+}
+
+/// The settings `driver` made, as its own type: `.invalidConfiguration` when they are another
+/// driver's (a `LoadBalancerSpec` built in code with a mismatched pair).
+func driverSettings<Spec: DriverSpec>(_ settings: any DriverSpec, as type: Spec.Type, driver: String) throws -> Spec {
+    guard let typed = settings as? Spec else {
+        throw LoadBalancerError(.invalidConfiguration, driver: driver, address: "-",
+                                message: "the policy's load-balancer settings are not \(driver)'s (\(Swift.type(of: settings)))")
+    }
+    return typed
+}
+
+func validateClusters(_ from: ClusterServers, _ to: ClusterServers, driver: String) throws {
+    for cluster in [from, to] where cluster.servers.isEmpty {
+        throw LoadBalancerError(.invalidConfiguration, driver: driver, address: "-",
+                                message: "cluster '\(cluster.cluster)' lists no loadBalancer.servers")
+    }
+    if from.cluster == to.cluster {
+        throw LoadBalancerError(.invalidConfiguration, driver: driver, address: "-",
+                                message: "FROM and TO are the same cluster '\(from.cluster)'")
+    }
+    if let server = sharedServers(from.servers, to.servers).first {
+        throw LoadBalancerError(.invalidConfiguration, driver: driver, address: "-", server: server,
+                                message: "server '\(server)' is listed in both '\(from.cluster)' and '\(to.cluster)'")
+    }
+    for cluster in [from, to] {
+        if Set(cluster.servers).count != cluster.servers.count {
+            throw LoadBalancerError(.invalidConfiguration, driver: driver, address: "-",
+                                    message: "cluster '\(cluster.cluster)' lists a server twice")
+        }
+    }
+}

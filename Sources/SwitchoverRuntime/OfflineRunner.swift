@@ -1,0 +1,64 @@
+import Foundation
+import SwitchoverCore
+import SwitchoverSignals
+import SwitchoverStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Coordinator {
+    /// Carries out one journaled command with no coordinator running (`switchover rollback`
+    /// after the coordinator died, `switchover decommission` after the run ended): feeds it to the
+    /// engine and performs what follows until the engine has nothing more to do right now,
+    /// retrying an unverified rollback a few times. The caller holds the journal's lease, so no
+    /// coordinator starts meanwhile, and a coordinator deposed by it is fenced.
+    ///
+    /// A `decommission` first takes a fresh sample of the load balancer: the evidence it is
+    /// judged on and journaled with is FROM as it is now, read by this process, not as the last
+    /// coordinator left it (traffic that reached FROM since, or FROM's weight back after a
+    /// load-balancer restart, turns a drained run back to draining, and it refuses). Unread, it
+    /// is refused unless forced.
+    public func runOffline(_ command: ManualCommand, id: Int64) async throws -> CutoverState {
+        try journalAppend("offlineCommand", "\(command.name) carried out by pid \(getpid()) with no coordinator running")
+        return try await withThrowingDiscardingTaskGroup(returning: CutoverState.self) { group in
+            if case .decommission(let force, _) = command {
+                do {
+                    let (sample, live) = try await sampler.sampleWithWeights(at: clock())
+                    try journal.recordSample(run: runID, sample)
+                    try await feed(.loadBalancerSample(sample), group: &group)
+                    try await feed(.liveWeights(LoadBalancerSampler.reading(live, router: router, at: sample.at)), group: &group)
+                } catch {
+                    try journalAppend("sampleFailed", "no fresh sample of the load balancer before decommission: \(error)")
+                    if !force {
+                        let why = "no fresh evidence that \(engine.from) is drained: the load balancer could not be read just now "
+                            + "(\(error)); decommission is decided on a reading taken by this command; `--force --reason TEXT` records it anyway"
+                        try journal.append(run: runID, at: clock(), EngineEvent(.commandRefused, "decommission refused: \(why)", phase: state.phase))
+                        try journal.acknowledgeCommand(id, at: clock(), accepted: false, outcome: why)
+                        group.cancelAll()
+                        return state
+                    }
+                }
+            }
+            if state.pendingWeights != nil {
+                // A weight change the last coordinator journaled but never finished (it died
+                // mid-rollback, say): finish it first, as `run` does on resume, so the engine
+                // is not left waiting for a read-back that never comes. Only then: other
+                // `recover` actions (re-applying a step, re-draining FROM) are pointless
+                // right before a rollback.
+                let now = clock()
+                let (recovered, actions) = engine.recover(state, now: now)
+                try saveAndPerform(recovered, actions, now: now, group: &group)
+                try await performPending(actions, group: &group)
+            }
+            try await feed(.command(command, id: id), group: &group)
+            var tries = 0
+            while state.phase == .rolledBack, !state.rollbackVerified, tries < 5 {
+                tries += 1
+                try await Task.sleep(for: .milliseconds(200))
+                try await feed(.tick, group: &group)
+            }
+            group.cancelAll()
+            return state
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import Logging
+import SwitchoverCore
+import SwitchoverDrivers
+
+/// What every runtime operation gets from the command line: where the journal is, the
+/// configuration as loaded (with the problems found in its files), and a logger. The runtime
+/// builds everything else from it (journal, lease, driver, signal sources, coordinator); the
+/// command line only parses, calls and prints.
+public struct RuntimeContext: Sendable {
+    public var state: StateLocation
+    public var configuration: Configuration
+    /// Problems of the configuration's files: any of them refuses every command that acts.
+    public var problems: [Diagnostic]
+    public var logger: Logger
+
+    public init(state: StateLocation, configuration: Configuration, problems: [Diagnostic], logger: Logger) {
+        self.state = state
+        self.configuration = configuration
+        self.problems = problems
+        self.logger = logger
+    }
+
+    /// FROM, TO and the policy, or `ConfigurationRefused` with every problem (those of any file,
+    /// and those of this pair): bad input changes nothing.
+    public func pair(from: String, to: String, policy: String) throws -> (from: Cluster, to: Cluster, policy: Policy) {
+        let all = (problems + configuration.validatePair(from: from, to: to, policy: policy)).sorted()
+        guard all.isEmpty, let fromCluster = configuration.cluster(named: from), let toCluster = configuration.cluster(named: to),
+              let chosen = configuration.policy(named: policy) else {
+            throw ConfigurationRefused(diagnostics: all)
+        }
+        return (fromCluster, toCluster, chosen)
+    }
+
+    /// The router and observer the policy's driver makes, bound to FROM and TO: the one place
+    /// drivers are made (through the driver registry).
+    public func loadBalancer(policy: Policy, from: Cluster, to: Cluster) throws -> LoadBalancerPair {
+        let made = try DriverRegistry.standard.make(policy: policy, from: from, to: to, logger: logger)
+        return LoadBalancerPair(router: made.router, observer: made.observer)
+    }
+}
+
+/// What moves a policy's weights and what counts its traffic.
+public struct LoadBalancerPair: Sendable {
+    public var router: any WeightRouter
+    public var observer: any TrafficObserver
+}
+
+/// The configuration does not allow the command: every problem, `FILE:LINE:COL: message`.
+public struct ConfigurationRefused: Error, Sendable, CustomStringConvertible {
+    public var diagnostics: [Diagnostic]
+    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+}

@@ -1,0 +1,219 @@
+import Foundation
+import Logging
+import Synchronization
+import SwitchoverCore
+import SwitchoverDrivers
+import SwitchoverStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Performs the engine's effectful actions write-ahead: the intent is journaled first (with the
+/// state that expects its result, fenced by the lease's token, in one atomic write), then the
+/// load balancer is asked and read back, then the result is journaled. A crash between intent
+/// and result leaves an unfinished intent that resume re-applies exactly once (weights are
+/// idempotent), finishing that same journal intent; a newer intent supersedes older unfinished
+/// ones, which are closed as never applied.
+///
+/// Fencing: with a token, a coordinator whose lease was taken over gets `StoreError.fenced`
+/// from the intent's write and never reaches the load balancer.
+///
+/// Every guard is here, next to the action it guards: FROM is put in drain only when its live
+/// weight, read right before, is 0 and TO's is not (a restarted load balancer gives FROM its
+/// weight back).
+public final class WriteAheadInterpreter: Sendable {
+    /// What a non-weight action came to.
+    public enum Outcome: Sendable, Equatable {
+        case done
+        /// The router has no such notion (its capabilities say so: Envoy has no drain state);
+        /// nothing was asked or journaled; fine, and why.
+        case unsupported(String)
+        /// Not asked: a guard refused, with why.
+        case refused(String)
+        /// Asked, and it failed.
+        case failed(String)
+    }
+
+    let journal: any JournalStore
+    let router: any WeightRouter
+    let runID: Int64
+    let fence: Int64?
+    let crashAfterIntent: Int?
+    let logger: Logger
+    let clock: @Sendable () -> Instant
+
+    private struct Memory {
+        /// Engine intent number → journal intent id, for intents journaled before a crash.
+        var unfinished: [Int: Int64]
+        var intentsBegun = 0
+        var touched = false
+    }
+    private let memory: Mutex<Memory>
+
+    /// - Parameters:
+    ///   - unfinishedIntents: the journal's unfinished intents of this run (on resume).
+    ///   - fence: the lease's token every intent is written with; nil only in tests.
+    ///   - crashAfterIntent: TEST ONLY: `_exit(137)` right after journaling the N-th weight
+    ///     intent, before performing it (`SWITCHOVER_TEST_CRASH_AFTER_INTENT`).
+    public init(journal: any JournalStore, router: any WeightRouter, runID: Int64, fence: Int64?,
+                unfinishedIntents: [JournalEvent], crashAfterIntent: Int? = nil, logger: Logger,
+                clock: @escaping @Sendable () -> Instant) {
+        self.journal = journal
+        self.router = router
+        self.runID = runID
+        self.fence = fence
+        self.crashAfterIntent = crashAfterIntent
+        self.logger = logger
+        self.clock = clock
+        var map: [Int: Int64] = [:]
+        for intent in unfinishedIntents {
+            if case .setWeights(let number, _, _, _)? = try? journal.action(ofIntent: intent) {
+                map[number] = intent.intentID ?? intent.sequence
+            }
+        }
+        memory = Mutex(Memory(unfinished: map))
+    }
+
+    /// True once this process asked the load balancer to change anything: until then a failure
+    /// has changed nothing there.
+    public var touchedLoadBalancer: Bool { memory.withLock { $0.touched } }
+
+    /// Intent → apply and read back → result, for the engine's `setWeights`. `expecting` is the
+    /// state that awaits the read-back, journaled with the intent. Throws only the journal's
+    /// errors (`StoreError.fenced` among them); the load balancer's failures are a `.mismatch`.
+    public func setWeights(intent: Int, percent: Double, step: Int, purpose: WeightsPurpose,
+                           expecting state: CutoverState) async throws -> WeightsReadBack {
+        let now = clock()
+        let journalIntent: Int64
+        if let existing = memory.withLock({ $0.unfinished[intent] }) {
+            // Re-applying is an action like any other: fenced, so a coordinator whose lease was
+            // taken over never re-applies anything.
+            journalIntent = existing
+            try journal.append(JournalEvent(run: runID, at: now, kind: "intentReapplied", detail: Self.encode([
+                "message": "re-applying unfinished intent \(intent) (journal \(existing)): \(format(percent))% to \(router.toCluster.cluster)",
+            ])), fence: fence)
+            memory.withLock { _ = $0.unfinished.removeValue(forKey: intent) }
+        } else {
+            let action = Action.setWeights(intent: intent, percentToTarget: percent, step: step, purpose: purpose)
+            journalIntent = try journal.beginIntent(run: runID, at: now, action, state: state, fence: fence)
+            let begun = memory.withLock { memory -> Int in
+                memory.intentsBegun += 1
+                return memory.intentsBegun
+            }
+            if let crashAfterIntent, begun == crashAfterIntent {
+                logger.warning("SWITCHOVER_TEST_CRASH_AFTER_INTENT: exiting right after journaling intent \(intent)")
+                _exit(137)
+            }
+        }
+        // Unfinished intents this newer one replaces (a rollback decided before they were
+        // re-applied) are closed as superseded: never applied.
+        let superseded = memory.withLock { memory -> [Int64] in
+            let older = memory.unfinished.filter { $0.key < intent }.sorted { $0.key < $1.key }
+            for (number, _) in older { memory.unfinished[number] = nil }
+            return older.map(\.value)
+        }
+        for id in superseded {
+            try journal.finishIntent(id, at: now, ok: false,
+                                     detail: Self.encode(["superseded": "by intent \(intent) (\(purpose.rawValue)); never re-applied"]))
+        }
+        memory.withLock { $0.touched = true }
+        let result: WeightsReadBack
+        var ok = false
+        let detail: String
+        do {
+            let live = try await router.apply(percentToTarget: percent)
+            let wanted = router.translation.weights(percentToTarget: percent, from: router.fromCluster.servers,
+                                                          to: router.toCluster.servers)
+            let effective = live.effectivePercentToTarget
+            if abs(effective - wanted.effectivePercentToTarget) < 1e-6 {
+                result = .verified(percentToTarget: effective)
+                ok = true
+            } else {
+                result = .mismatch(detail: "asked for \(format(wanted.effectivePercentToTarget))%, read back \(format(effective))%")
+            }
+            detail = Self.encode(WeightsResultDetail(percentToTarget: effective,
+                                                     servers: Dictionary(live.assignment.all.map { ($0.server, $0.weight) },
+                                                                         uniquingKeysWith: { a, _ in a }),
+                                                     error: nil))
+        } catch {
+            result = .mismatch(detail: "\(error)")
+            detail = Self.encode(WeightsResultDetail(percentToTarget: nil, servers: [:], error: "\(error)"))
+        }
+        try journal.finishIntent(journalIntent, at: clock(), ok: ok, detail: detail)
+        return result
+    }
+
+    /// Puts `cluster` (FROM) in drain: refused unless its live weight, read right now, is 0 and
+    /// TO's is not; journaled as a failed intent when refused, so the journal shows the guard.
+    public func drain(_ cluster: String) async throws -> Outcome {
+        guard router.capabilities.contains(.drain) else {
+            return .unsupported("\(router.driver) has no drain state")
+        }
+        if let refusal = await drainRefusal(cluster) {
+            let id = try journal.beginIntent(run: runID, at: clock(), action: "setDrain", detail: Self.encode(["cluster": cluster]),
+                                             state: nil, fence: fence)
+            try journal.finishIntent(id, at: clock(), ok: false, detail: Self.encode(["refused": refusal]))
+            return .refused(refusal)
+        }
+        return try await simple("setDrain", cluster: cluster) { try await self.router.setDrain(cluster: cluster) }
+    }
+
+    /// Takes `cluster` out of drain.
+    public func ready(_ cluster: String) async throws -> Outcome {
+        guard router.capabilities.contains(.ready) else { return .unsupported("\(router.driver) has no ready state") }
+        return try await simple("setReady", cluster: cluster) { try await self.router.setReady(cluster: cluster) }
+    }
+
+    /// Closes the sessions still open to `cluster` (`drain.forceAfter`).
+    public func closeSessions(_ cluster: String) async throws -> Outcome {
+        guard router.capabilities.contains(.shutdownSessions) else {
+            return .unsupported("\(router.driver) cannot shut down open sessions on demand")
+        }
+        return try await simple("shutdownSessions", cluster: cluster) { try await self.router.shutdownSessions(cluster: cluster) }
+    }
+
+    /// Why `cluster` must not be put in drain now, from the live weights read just before, or nil.
+    func drainRefusal(_ cluster: String) async -> String? {
+        let live: LiveWeights
+        do {
+            live = try await router.currentWeights()
+        } catch {
+            return "could not read the live weights first: \(error)"
+        }
+        guard cluster == router.fromCluster.cluster else { return nil }
+        guard live.assignment.fromTotal == 0, live.assignment.toTotal > 0 else {
+            let servers = live.assignment.all.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
+            return "it still carries traffic: live weights \(servers) send \(format(100 - live.effectivePercentToTarget))% to \(cluster)"
+        }
+        return nil
+    }
+
+    /// An intent with no read-back beyond the driver's own.
+    func simple(_ action: String, cluster: String, _ body: @Sendable () async throws -> Void) async throws -> Outcome {
+        let id = try journal.beginIntent(run: runID, at: clock(), action: action, detail: Self.encode(["cluster": cluster]),
+                                         state: nil, fence: fence)
+        memory.withLock { $0.touched = true }
+        do {
+            try await body()
+            try journal.finishIntent(id, at: clock(), ok: true, detail: "{}")
+            return .done
+        } catch let error as LoadBalancerError where error.code == .unsupported {
+            try journal.finishIntent(id, at: clock(), ok: true, detail: Self.encode(["unsupported": error.message]))
+            return .unsupported(error.message)
+        } catch {
+            try journal.finishIntent(id, at: clock(), ok: false, detail: "\(error)")
+            return .failed("\(error)")
+        }
+    }
+
+    static func encode<T: Encodable>(_ value: T) -> String {
+        (try? JournalJSON.encode(value)) ?? "{}"
+    }
+}
+
+/// The detail of a `setWeights` result row: what the load balancer read back.
+public struct WeightsResultDetail: Sendable, Hashable, Codable {
+    public var percentToTarget: Double?
+    public var servers: [String: Int]
+    public var error: String?
+}
