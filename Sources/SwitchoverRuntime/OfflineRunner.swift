@@ -23,10 +23,13 @@ extension Coordinator {
         return try await withThrowingDiscardingTaskGroup(returning: CutoverState.self) { group in
             if case .decommission(let force, _) = command {
                 do {
-                    let (sample, live) = try await sampler.sampleWithWeights(at: clock())
+                    let sample = try await sampler.sample(at: clock())
                     try journal.recordSample(run: runID, sample)
+                    // The sample alone is the evidence (FROM's sessions, new sessions and live
+                    // weight). The live weights are not fed: against the journal they would make
+                    // the engine write weights and drain FROM again, which is `run`'s or
+                    // `drain`'s business, not a command that may well refuse.
                     try await feed(.loadBalancerSample(sample), group: &group)
-                    try await feed(.liveWeights(LoadBalancerSampler.reading(live, router: router, at: sample.at)), group: &group)
                 } catch {
                     try journalAppend("sampleFailed", "no fresh sample of the load balancer before decommission: \(error)")
                     if !force {
@@ -39,17 +42,9 @@ extension Coordinator {
                     }
                 }
             }
-            if state.pendingWeights != nil {
-                // A weight change the last coordinator journaled but never finished (it died
-                // mid-rollback, say): finish it first, as `run` does on resume, so the engine
-                // is not left waiting for a read-back that never comes. Only then: other
-                // `recover` actions (re-applying a step, re-draining FROM) are pointless
-                // right before a rollback.
-                let now = clock()
-                let (recovered, actions) = engine.recover(state, now: now)
-                try saveAndPerform(recovered, actions, now: now, group: &group)
-                try await performPending(actions, group: &group)
-            }
+            // An unfinished weight change the last coordinator left (it died mid-step, say) is
+            // not finished first: a rollback is a new 0% intent that supersedes it, and pushing
+            // TO to a step's share on the way back would be the opposite of what was asked.
             try await feed(.command(command, id: id), group: &group)
             var tries = 0
             while state.phase == .rolledBack, !state.rollbackVerified, tries < 5 {

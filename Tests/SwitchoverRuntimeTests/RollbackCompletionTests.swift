@@ -67,6 +67,39 @@ struct RollbackCompletionTests {
         #expect(live.blue > 0 && live.green == 0)
     }
 
+    @Test("an offline rollback after a coordinator died between a step's intent and its result never pushes green up first")
+    func offlineRollbackSupersedesUnfinishedStep() async throws {
+        let lab = try await CutoverLab("fixroll-step")
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 30)
+        // The second weight intent is step 2's (25%): the process exits right after journaling it.
+        let first = try lab.startCoordinator(environment: ["SWITCHOVER_TEST_CRASH_AFTER_INTENT": "2"])
+        #expect(try await lab.waitForExit(first, timeout: 30) == 137, "\(first.logTail(lines: 20))")
+        let step1 = WeightTranslation.haproxy.weights(percentToTarget: 10, from: ["blue-1"], to: ["green-1"])
+        #expect(try await lab.liveWeights().green == step1.toTotal, "step 2 was journaled, never applied")
+
+        let driver = try lab.driver()
+        let watch = Task { () -> Double in
+            var highest = 0.0
+            while !Task.isCancelled {
+                if let live = try? await driver.currentWeights() { highest = max(highest, live.effectivePercentToTarget) }
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+            return highest
+        }
+        let result = try await lab.cli(["rollback", "--reason", "green misbehaves"])
+        watch.cancel()
+        let highest = await watch.value
+        #expect(result.exitCode == 0, "exit \(result.exitCode): \(result.stdout) \(result.stderr)")
+        #expect(highest <= step1.effectivePercentToTarget + 1e-9,
+                "green never got more than step 1's share on the way back: highest read \(highest)%")
+        let live = try await lab.liveWeights()
+        #expect(live.blue > 0 && live.green == 0, "live weights blue \(live.blue), green \(live.green)")
+        let run = try #require(try lab.journal().latestRun())
+        #expect(try lab.journal().unfinishedIntents(run: run.id).isEmpty, "step 2's intent is closed as superseded")
+        #expect(try lab.events().contains { $0.kind == "result" && $0.detail.contains("superseded") })
+    }
+
     @Test("an offline rollback of a rollback left unfinished finishes it and reads it back")
     func offlineRollbackFinishesUnfinishedOne() async throws {
         let lab = try await CutoverLab("fixroll-offline")

@@ -143,6 +143,9 @@ struct SafetyGuardTests {
         #expect(fresh.stdout.contains("live weight is 1, not 0"), "\(fresh.stdout)")
         #expect(try lab.state()?.phase == .draining)
         #expect(try lab.state()?.decommissionedAt == nil)
+        // A refusing command moves nothing: blue keeps the weight the restart gave it, not drained.
+        #expect(try await lab.liveWeights() == (1, 0))
+        #expect(try await lab.blueInDrain() == false)
 
         let forced = try await lab.cli(["decommission", "blue", "--force", "--reason", "blue is being rebuilt anyway"])
         #expect(forced.exitCode == 0, "\(forced.stdout) \(forced.stderr)")
