@@ -170,8 +170,11 @@ final class RealRunLab: @unchecked Sendable {
         try #require(windowed.count >= 3, "step 1 too short for a steady stretch: \(steady)")
         let spread = windowed.max()! - windowed.min()!
         let mean = windowed.reduce(0, +) / Double(windowed.count)
-        #expect(spread < 0.1 * mean, "windowed \(windowed)")
-        #expect(spread <= neighbours.max()! - neighbours.min()!, "windowed \(windowed), neighbours \(neighbours)")
+        // What the rates were made of, for a failure: each sample's time (s into the run) and blue's count.
+        let counted = samples.filter { ((readBacks[0] - 1)...writes[1]).contains(analysis.rel($0.at)) }
+            .map { String(format: "%.3f", analysis.rel($0.at)) + ":\($0.counters.responses)" }.joined(separator: " ")
+        #expect(spread < 0.1 * mean, "windowed \(windowed); samples \(counted)")
+        #expect(spread <= neighbours.max()! - neighbours.min()!, "windowed \(windowed), neighbours \(neighbours); samples \(counted)")
     }
 
     @Test("the report of a real rolled-back run shows the rollback (read back after the last sample) and green's 5xx")
