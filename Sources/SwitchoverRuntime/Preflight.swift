@@ -82,6 +82,12 @@ public struct PreflightChecks: Sendable {
                                       journaledInstance: LoadBalancerInstance?) -> [String] {
         let translation = router.translation
         let from = router.fromCluster.servers, to = router.toCluster.servers
+        let drainedTo = live.inDrain(of: to)
+        guard drainedTo.isEmpty else {
+            // Whatever the weights say, TO's share goes nowhere: it would be answered 503.
+            return ["load balancer \(router.address): \(router.toCluster.cluster)'s server(s) \(drainedTo.joined(separator: ", ")) "
+                    + "in drain state: they take no new traffic whatever their weight; `set server … state ready` them first"]
+        }
         let liveShare = live.effectivePercentToTarget
         let matches = expected.contains { percent in
             let wanted = translation.weights(percentToTarget: percent, from: from, to: to)

@@ -125,7 +125,12 @@ public final class WriteAheadInterpreter: Sendable {
             let wanted = router.translation.weights(percentToTarget: percent, from: router.fromCluster.servers,
                                                           to: router.toCluster.servers)
             let effective = live.effectivePercentToTarget
-            if abs(effective - wanted.effectivePercentToTarget) < 1e-6 {
+            let drainedTo = percent > 0 ? live.inDrain(of: router.toCluster.servers) : []
+            if !drainedTo.isEmpty {
+                // The weights read back, but TO's servers in drain take none of that share.
+                result = .mismatch(detail: "\(router.toCluster.cluster)'s server(s) \(drainedTo.joined(separator: ", ")) in drain state: "
+                                   + "the \(format(effective))% read back goes to no server")
+            } else if abs(effective - wanted.effectivePercentToTarget) < 1e-6 {
                 result = .verified(percentToTarget: effective)
                 ok = true
             } else {
@@ -184,6 +189,12 @@ public final class WriteAheadInterpreter: Sendable {
         guard live.assignment.fromTotal == 0, live.assignment.toTotal > 0 else {
             let servers = live.assignment.all.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
             return "it still carries traffic: live weights \(servers) send \(format(100 - live.effectivePercentToTarget))% to \(cluster)"
+        }
+        let drainedTo = live.inDrain(of: router.toCluster.servers)
+        if !drainedTo.isEmpty {
+            // TO's weight is there, but servers in drain take none of it: draining FROM too would
+            // leave its share to fewer servers, or to none.
+            return "\(router.toCluster.cluster)'s server(s) \(drainedTo.joined(separator: ", ")) in drain state take no new traffic"
         }
         return nil
     }

@@ -111,6 +111,30 @@ struct SafetyGuardTests {
         #expect(try await lab.blueInDrain() == false)
     }
 
+    @Test("green's server in HAProxy's drain state: run refuses in preflight, and a promoted run's blue is not drained onto it")
+    func greenInDrainState() async throws {
+        let lab = try CutoverLab("guard-green-drain", policy: .init(holdFor: "1s"))
+        defer { lab.stopAll() }
+        // Weights alone would say green takes its share; in drain state it takes none (503s).
+        try lab.haproxy.runtimeCommand("set server app/green-1 state drain")
+        let before = try await lab.liveWeights()
+        let refused = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        #expect(refused.exitCode == 2, "\(refused.stdout) \(refused.stderr)")
+        #expect((refused.stdout + refused.stderr).contains("green-1 in drain state"), "\(refused.stdout) \(refused.stderr)")
+        #expect(try await lab.liveWeights() == before, "nothing was changed")
+
+        try lab.haproxy.runtimeCommand("set server app/green-1 state ready")
+        try lab.startLoad(seconds: 25)
+        let promoted = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        #expect(promoted.exitCode == 0, "\(promoted.stdout) \(promoted.stderr)")
+        try lab.haproxy.runtimeCommand("set server app/green-1 state drain")
+        let drain = try lab.cli(["drain", "blue", "--policy", "test"])
+        try lab.haproxy.runtimeCommand("set server app/green-1 state ready")
+        #expect(drain.exitCode == 1, "\(drain.stdout) \(drain.stderr)")
+        #expect((drain.stdout + drain.stderr).contains("green-1 in drain state"), "\(drain.stdout) \(drain.stderr)")
+        #expect(try await lab.blueInDrain() == false, "blue is never drained while green takes no new traffic")
+    }
+
     // MARK: - 2. decommission on fresh evidence only
 
     @Test("decommission with the runtime API gone or frozen refuses on stale evidence (exit 1) and records nothing; --force --reason records it")
