@@ -35,10 +35,15 @@ public struct PreflightChecks: Sendable {
     /// last read back the journaled weights; live weights that differ pass when another process
     /// answers now (a restart forgot them: the resumed run writes them again), and fail when the
     /// same one does (someone changed them).
+    ///
+    /// `pastPromotion`: resuming a run that already sent all traffic to TO (promoted, draining,
+    /// drained). Then FROM's health and trust decide nothing (FROM may be on its way out, which
+    /// is the point); only TO's health and the weights are checked.
     public func run(from: Cluster, to: Cluster, policy: Policy, router: any WeightRouter,
-                    expectedPercentToTarget: [Double], journaledInstance: LoadBalancerInstance? = nil) async -> PreflightOutcome {
-        async let trustVerdict = trust(from, to, policy)
-        async let healthFailures = health(of: [from, to])
+                    expectedPercentToTarget: [Double], journaledInstance: LoadBalancerInstance? = nil,
+                    pastPromotion: Bool = false) async -> PreflightOutcome {
+        async let trustVerdict = pastPromotion ? TrustVerdict(failures: [], reportJSON: nil) : trust(from, to, policy)
+        async let healthFailures = health(of: pastPromotion ? [to] : [from, to])
         async let weightFailures = weights(router, expected: expectedPercentToTarget, journaledInstance: journaledInstance)
         let verdict = await trustVerdict
         return PreflightOutcome(result: PreflightResult(failures: verdict.failures + (await healthFailures) + (await weightFailures)),

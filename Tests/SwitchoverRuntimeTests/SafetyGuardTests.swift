@@ -135,6 +135,33 @@ struct SafetyGuardTests {
         #expect(try await lab.blueInDrain() == false, "blue is never drained while green takes no new traffic")
     }
 
+    @Test("a promoted run resumes its drain with blue's health endpoint failing: past promotion only green's health and the weights are checked")
+    func resumeAfterPromotionIgnoresBlueHealth() async throws {
+        let lab = try CutoverLab("guard-resume-promoted", policy: .init(holdFor: "1s"))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 25)
+        let promoted = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        #expect(promoted.exitCode == 0, "\(promoted.stdout) \(promoted.stderr)")
+        // Blue is on its way out: its health answers 503 (it is still up, its sessions end).
+        try lab.blue.fail(true)
+        let drained = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
+        #expect(drained.exitCode == 0, "\(drained.stdout) \(drained.stderr)")
+        #expect(try lab.state()?.phase == .drained)
+
+        // Green's health still decides: failing, the resume is refused and nothing changes.
+        let other = try CutoverLab("guard-resume-promoted-green", policy: .init(holdFor: "1s"))
+        defer { other.stopAll() }
+        try other.startLoad(seconds: 25)
+        #expect(try other.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"]).exitCode == 0)
+        try other.green.fail(true)
+        let refused = try other.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
+        try other.green.fail(false)
+        #expect(refused.exitCode == 2, "\(refused.stdout) \(refused.stderr)")
+        #expect(refused.stderr.contains("cluster green: health"), "\(refused.stderr)")
+        #expect(try other.state()?.phase == .promoted)
+        #expect(try await other.blueInDrain() == false)
+    }
+
     // MARK: - 2. decommission on fresh evidence only
 
     @Test("decommission with the runtime API gone or frozen refuses on stale evidence (exit 1) and records nothing; --force --reason records it")
