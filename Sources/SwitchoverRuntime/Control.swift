@@ -81,7 +81,15 @@ public enum Control {
     /// disk), it rolls back anyway without it and says the journal is behind.
     public static func rollback(reason: String?, context: RuntimeContext) async throws -> ControlAnswer {
         let command = ManualCommand.rollback(reason: reason)
-        guard let journal = try context.state.existingJournal(), let (run, state) = try StateLocation.latestRun(in: journal) else {
+        let opened: (any JournalStore)?
+        do {
+            opened = try context.state.existingJournal()
+        } catch let error as StoreError {
+            // The journal is there but cannot be opened for writing (a read-only filesystem, a
+            // full disk): the emergency exit must not depend on it.
+            return try await rollBackFromUnopenedJournal(command, openError: error, context: context)
+        }
+        guard let journal = opened, let (run, state) = try StateLocation.latestRun(in: journal) else {
             return ControlAnswer(command: command.name, accepted: false, detail: "no run journaled at \(context.state)")
         }
         if context.state.coordinator != nil { return try await submit(command, context: context) }
@@ -144,6 +152,48 @@ public enum Control {
         return ControlAnswer(command: command.name, accepted: false,
                              detail: "rollback started but not verified: \(final.reason ?? "read-back failed"); run `switchover rollback` again",
                              id: id)
+    }
+
+    /// The rollback when the journal cannot even be opened for writing: what run and state it
+    /// holds is read without writing (`StateLocation.emergencyJournal`), the lock is taken when it
+    /// can be (a read-only filesystem still allows locking an existing lock file; without one it
+    /// goes on and says so), then as `rollBackWithoutJournal`.
+    static func rollBackFromUnopenedJournal(_ command: ManualCommand, openError: StoreError,
+                                            context: RuntimeContext) async throws -> ControlAnswer {
+        let reader: (journal: any JournalStore, behind: String?)
+        do {
+            reader = try context.state.emergencyJournal()
+        } catch {
+            return ControlAnswer(command: command.name, accepted: false,
+                                 detail: "the journal at \(context.state) cannot be opened (\(openError.context)) nor read (\(error)); "
+                                    + "nothing was changed; without it the run's clusters are unknown")
+        }
+        guard let (run, state) = try StateLocation.latestRun(in: reader.journal) else {
+            return ControlAnswer(command: command.name, accepted: false, detail: "no run journaled at \(context.state)")
+        }
+        var warnings: [String] = reader.behind.map { ["the journal was \($0)"] } ?? []
+        var lock: CoordinatorLock?
+        do {
+            lock = try context.state.takeLockWithoutToken()
+        } catch let error as StoreError where error.code == .lockHeld {
+            return ControlAnswer(command: command.name, accepted: false,
+                                 detail: "\(error.context); it cannot write the journal either (\(openError.context)); "
+                                    + "stop it, then `switchover rollback` again; nothing was changed")
+        } catch {
+            warnings.append("rolling back without the coordinator lock (\(error)): start no coordinator until this is done")
+        }
+        defer { lock?.release() }
+        let pair = try context.pair(from: run.from, to: run.to, policy: run.policy)
+        let loadBalancer: LoadBalancerPair
+        do {
+            loadBalancer = try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to)
+        } catch {
+            return ControlAnswer(command: command.name, accepted: false, detail: "cannot reach the load balancer: \(error)")
+        }
+        var answer = await rollBackWithoutJournal(command, journalError: openError, run: run, state: state,
+                                                  loadBalancer: loadBalancer, context: context)
+        answer.warnings = warnings + answer.warnings
+        return answer
     }
 
     /// The rollback when the journal cannot be written: the engine's refusals (never after

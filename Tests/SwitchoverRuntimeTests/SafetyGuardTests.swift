@@ -368,6 +368,57 @@ struct SafetyGuardTests {
         #expect(state.phase == .rolledBack && state.rollbackVerified)
     }
 
+    @Test("offline rollback with a cleanly closed journal on a full disk, then on a read-only filesystem: rolls back anyway, read back, and says the journal is behind")
+    func rollbackWithUnopenableJournal() async throws {
+        let lab = try CutoverLab("guard-journal-ro", policy: .init(bake: "20s"))
+        defer { lab.stopAll() }
+        let stateDirectory = (lab.statePath as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        let mount = try Command.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", stateDirectory])
+        try #require(mount.status == 0, "mounting a tmpfs needs root (this test fails loudly, never skips): \(mount.output)")
+        defer { _ = try? Command.run("/bin/umount", ["-l", stateDirectory]) }
+
+        try lab.startLoad(seconds: 40)
+        let coordinator = try lab.startCoordinator()
+        try lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        // Stopped cleanly, and read once more: the journal is checkpointed and closed, with no
+        // write-ahead log or shared-memory file left to open it through.
+        coordinator.signal(SIGINT)
+        #expect(try lab.waitForExit(coordinator, timeout: 10) == 130)
+        #expect(try lab.cli(["status"]).exitCode == 0)
+        #expect(!FileManager.default.fileExists(atPath: lab.statePath + "-shm"), "closed cleanly")
+        let step1 = try await lab.liveWeights()
+        #expect(step1.green > 0)
+
+        // A full disk.
+        let filler = stateDirectory + "/filler"
+        let fill = try Command.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
+        #expect(fill.output.contains("No space left"), "\(fill.output)")
+        let full = try lab.cli(["rollback", "--reason", "disk full, green misbehaving"])
+        #expect(full.exitCode == 0, "\(full.stdout) \(full.stderr)")
+        #expect(full.stdout.contains("WITHOUT the journal") && full.stdout.contains("it is behind"), "\(full.stdout)")
+        let afterFull = try await lab.liveWeights()
+        #expect(afterFull.blue > 0 && afterFull.green == 0, "all traffic back on blue, as read back")
+        try FileManager.default.removeItem(atPath: filler)
+
+        // A read-only filesystem (green back at step 1's weights first).
+        try await lab.driver().apply(percentToTarget: 10)
+        let readOnly = try Command.run("/bin/mount", ["-o", "remount,ro", stateDirectory])
+        try #require(readOnly.status == 0, "\(readOnly.output)")
+        let ro = try lab.cli(["rollback", "--reason", "journal on a read-only filesystem"])
+        #expect(ro.exitCode == 0, "\(ro.stdout) \(ro.stderr)")
+        #expect(ro.stdout.contains("WITHOUT the journal") && ro.stdout.contains("it is behind"), "\(ro.stdout)")
+        let afterReadOnly = try await lab.liveWeights()
+        #expect(afterReadOnly.blue > 0 && afterReadOnly.green == 0)
+
+        // Writable again: rollback records it.
+        #expect(try Command.run("/bin/mount", ["-o", "remount,rw", stateDirectory]).status == 0)
+        let again = try lab.cli(["rollback", "--reason", "record it"])
+        #expect(again.exitCode == 0, "\(again.stdout) \(again.stderr)")
+        let state = try #require(try lab.state())
+        #expect(state.phase == .rolledBack && state.rollbackVerified)
+    }
+
     // MARK: - 12. messages that say what is so
 
     @Test("a policy naming a backend HAProxy does not have: preflight says so in one line, not HAProxy's whole `show info`")
