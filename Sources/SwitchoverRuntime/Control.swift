@@ -93,7 +93,7 @@ public enum Control {
             return ControlAnswer(command: command.name, accepted: false, detail: "no run journaled at \(context.state)")
         }
         if context.state.coordinator != nil { return try await submit(command, context: context) }
-        let pair = try context.pair(from: run.from, to: run.to, policy: run.policy)
+        let pair = try context.journaledPair(from: run.from, to: run.to, policy: run.policy)
         let loadBalancer: LoadBalancerPair
         do {
             loadBalancer = try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to)
@@ -183,7 +183,7 @@ public enum Control {
             warnings.append("rolling back without the coordinator lock (\(error)): start no coordinator until this is done")
         }
         defer { lock?.release() }
-        let pair = try context.pair(from: run.from, to: run.to, policy: run.policy)
+        let pair = try context.journaledPair(from: run.from, to: run.to, policy: run.policy)
         let loadBalancer: LoadBalancerPair
         do {
             loadBalancer = try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to)
@@ -260,7 +260,7 @@ public enum Control {
             return try await submitted()
         }
         defer { lease.release() }
-        let pair = try context.pair(from: run.from, to: run.to, policy: run.policy)
+        let pair = try context.journaledPair(from: run.from, to: run.to, policy: run.policy)
         let loadBalancer: LoadBalancerPair
         do {
             loadBalancer = try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to)

@@ -419,6 +419,30 @@ struct SafetyGuardTests {
         #expect(state.phase == .rolledBack && state.rollbackVerified)
     }
 
+    @Test("a typo in another policy file does not block the emergency rollback of a journaled run; it still refuses run (exit 2)")
+    func rollbackDespiteAnotherFilesTypo() async throws {
+        let lab = try CutoverLab("guard-other-typo", policy: .init(bake: "20s"))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 30)
+        let coordinator = try lab.startCoordinator()
+        try lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        coordinator.signal(SIGKILL)
+        _ = coordinator.waitForExit(timeout: 5)
+        // Another team's policy, half edited.
+        try "apiVersion: switchover/v1\nkind: Policy\nmetadata:\n  name: other\nspec:\n  stepz: [10]\n"
+            .write(to: lab.folder.appendingPathComponent("policies/other.yaml"), atomically: true, encoding: .utf8)
+
+        let run = try lab.cli(["run", "blue", "green", "--policy", "test"])
+        #expect(run.exitCode == 2, "\(run.stdout) \(run.stderr)")
+        #expect(run.stderr.contains("other.yaml"), "\(run.stderr)")
+
+        let rollback = try lab.cli(["rollback", "--reason", "green misbehaving"])
+        #expect(rollback.exitCode == 0, "\(rollback.stdout) \(rollback.stderr)")
+        let live = try await lab.liveWeights()
+        #expect(live.blue > 0 && live.green == 0)
+        #expect(try lab.state()?.phase == .rolledBack)
+    }
+
     // MARK: - 12. messages that say what is so
 
     @Test("a policy naming a backend HAProxy does not have: preflight says so in one line, not HAProxy's whole `show info`")
