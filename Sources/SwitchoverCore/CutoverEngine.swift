@@ -439,7 +439,7 @@ public struct CutoverEngine: Sendable {
         let pending = PendingWeights(intent: t.state.lastIntent, percentToTarget: percent, step: step,
                                      purpose: purpose, issuedAt: now)
         t.state.pendingWeights = pending
-        if purpose != .rollback {
+        if purpose == .step || purpose == .promote {
             t.record(.init(.stepStarted, "step \(step) of \(lastStep): \(percent)% to \(to)", phase: t.state.phase, step: step))
         }
         t.actions.append(.setWeights(intent: pending.intent, percentToTarget: percent, step: step, purpose: purpose))
