@@ -116,7 +116,7 @@ public enum Control {
             }
             defer { lock.release() }
             return await rollBackWithoutJournal(command, journalError: error, run: run, state: state, loadBalancer: loadBalancer,
-                                                context: context)
+                                                policy: pair.policy, context: context)
         }
         defer { lease.release() }
         let id: Int64
@@ -131,7 +131,7 @@ public enum Control {
             final = try await coordinator.runOffline(command, id: id)
         } catch let error as StoreError where error.code != .fenced {
             return await rollBackWithoutJournal(command, journalError: error, run: run, state: state, loadBalancer: loadBalancer,
-                                                context: context)
+                                                policy: pair.policy, context: context)
         }
         guard let record = try journal.command(id) else {
             return ControlAnswer(command: command.name, accepted: false, detail: "the command was not journaled", id: id)
@@ -191,7 +191,7 @@ public enum Control {
             return ControlAnswer(command: command.name, accepted: false, detail: "cannot reach the load balancer: \(error)")
         }
         var answer = await rollBackWithoutJournal(command, journalError: openError, run: run, state: state,
-                                                  loadBalancer: loadBalancer, context: context)
+                                                  loadBalancer: loadBalancer, policy: pair.policy, context: context)
         answer.warnings = warnings + answer.warnings
         return answer
     }
@@ -201,20 +201,18 @@ public enum Control {
     /// `UnjournaledRollback`. Accepted when all traffic reads back on FROM; either way the answer
     /// says the journal is behind.
     static func rollBackWithoutJournal(_ command: ManualCommand, journalError: StoreError, run: RunRecord, state: CutoverState,
-                                       loadBalancer: LoadBalancerPair, context: RuntimeContext) async -> ControlAnswer {
+                                       loadBalancer: LoadBalancerPair, policy: Policy, context: RuntimeContext) async -> ControlAnswer {
         let behind = "the journal at \(context.state) could not be written (\(journalError.context)), so it is behind: "
             + "it still says phase \(state.phase.rawValue), step \(state.step), \(format(state.percentToTarget))% to \(run.to); "
             + "once it can be written, `switchover rollback` again records the rollback"
-        switch state.phase {
-        case .decommissioned:
+        // The engine decides whether a rollback may happen, as with the journal; only what it
+        // would do is done here without it.
+        let engine = CutoverEngine(policy: policy, from: run.from, to: run.to)
+        let (_, decided) = engine.next(state, .command(command, id: 0), now: Coordinator.wallClock())
+        for case .acknowledge(_, false, let why) in decided {
+            let verified = state.phase == .rolledBack && state.rollbackVerified
             return ControlAnswer(command: command.name, accepted: false,
-                                 detail: "\(run.from) was decommissioned and may be gone; not rolled back; \(behind)")
-        case .pending, .preflight:
-            return ControlAnswer(command: command.name, accepted: false, detail: "no traffic has moved yet; \(behind)")
-        case .rolledBack where state.rollbackVerified:
-            return ControlAnswer(command: command.name, accepted: false, detail: "already rolled back")
-        default:
-            break
+                                 detail: verified ? why : "\(why); not rolled back; \(behind)")
         }
         switch await UnjournaledRollback.perform(router: loadBalancer.router, fromWasDrained: state.drain != nil) {
         case .success(let live):
