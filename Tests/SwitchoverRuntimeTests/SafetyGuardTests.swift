@@ -332,20 +332,33 @@ struct SafetyGuardTests {
 
     // MARK: - 6. the offline rollback with a full disk
 
+    /// The journal's folder on a small tmpfs of its own (16 MiB), to fill up or make read-only
+    /// once a run is under way; the caller unmounts it. Needs root: fails loudly, never skips.
+    static func stateOnTmpfs(_ lab: CutoverLab) throws -> String {
+        let stateDirectory = (lab.statePath as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        let mount = try Command.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", stateDirectory])
+        guard mount.status == 0 else {
+            throw TestKitError("mounting a tmpfs needs root (this test fails loudly, never skips): \(mount.output)")
+        }
+        return stateDirectory
+    }
+
+    /// A coordinator under `hey` load, once step 1 is baking.
+    static func bakingStep1(_ lab: CutoverLab) throws -> ManagedProcess {
+        try lab.startLoad(seconds: 40)
+        let coordinator = try lab.startCoordinator()
+        try lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        return coordinator
+    }
+
     @Test("offline rollback on a full disk rolls back anyway, verified by read-back, and says the journal is behind; later it records it")
     func rollbackOnFullDisk() async throws {
         let lab = try CutoverLab("guard-full-disk", policy: .init(bake: "20s"))
         defer { lab.stopAll() }
-        // The journal's folder on a small tmpfs of its own, filled up once the run is under way.
-        let stateDirectory = (lab.statePath as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
-        let mount = try Command.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", stateDirectory])
-        try #require(mount.status == 0, "mounting a tmpfs needs root (this test fails loudly, never skips): \(mount.output)")
+        let stateDirectory = try Self.stateOnTmpfs(lab)
         defer { _ = try? Command.run("/bin/umount", ["-l", stateDirectory]) }
-
-        try lab.startLoad(seconds: 40)
-        let coordinator = try lab.startCoordinator()
-        try lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        let coordinator = try Self.bakingStep1(lab)
         coordinator.signal(SIGKILL)
         _ = coordinator.waitForExit(timeout: 5)
         #expect(try await lab.liveWeights().green > 0)
@@ -372,15 +385,9 @@ struct SafetyGuardTests {
     func rollbackWithUnopenableJournal() async throws {
         let lab = try CutoverLab("guard-journal-ro", policy: .init(bake: "20s"))
         defer { lab.stopAll() }
-        let stateDirectory = (lab.statePath as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
-        let mount = try Command.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", stateDirectory])
-        try #require(mount.status == 0, "mounting a tmpfs needs root (this test fails loudly, never skips): \(mount.output)")
+        let stateDirectory = try Self.stateOnTmpfs(lab)
         defer { _ = try? Command.run("/bin/umount", ["-l", stateDirectory]) }
-
-        try lab.startLoad(seconds: 40)
-        let coordinator = try lab.startCoordinator()
-        try lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        let coordinator = try Self.bakingStep1(lab)
         // Stopped cleanly, and read once more: the journal is checkpointed and closed, with no
         // write-ahead log or shared-memory file left to open it through.
         coordinator.signal(SIGINT)
@@ -423,9 +430,7 @@ struct SafetyGuardTests {
     func rollbackDespiteAnotherFilesTypo() async throws {
         let lab = try CutoverLab("guard-other-typo", policy: .init(bake: "20s"))
         defer { lab.stopAll() }
-        try lab.startLoad(seconds: 30)
-        let coordinator = try lab.startCoordinator()
-        try lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        let coordinator = try Self.bakingStep1(lab)
         coordinator.signal(SIGKILL)
         _ = coordinator.waitForExit(timeout: 5)
         // Another team's policy, half edited.
