@@ -71,6 +71,22 @@ public enum Control {
         return record
     }
 
+    /// The journaled run's policy and the driver for its load balancer, or the answer when the
+    /// driver cannot be made.
+    enum Reached {
+        case reached(Policy, LoadBalancerPair)
+        case refused(ControlAnswer)
+    }
+
+    static func loadBalancer(of run: RunRecord, context: RuntimeContext, command: ManualCommand) throws -> Reached {
+        let pair = try context.journaledPair(from: run.from, to: run.to, policy: run.policy)
+        do {
+            return .reached(pair.policy, try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to))
+        } catch {
+            return .refused(ControlAnswer(command: command.name, accepted: false, detail: "cannot reach the load balancer: \(error)"))
+        }
+    }
+
     // MARK: - rollback
 
     /// All traffic back to FROM now. With a coordinator running, asks it. With none, this process
@@ -93,13 +109,12 @@ public enum Control {
             return ControlAnswer(command: command.name, accepted: false, detail: "no run journaled at \(context.state)")
         }
         if context.state.coordinator != nil { return try await submit(command, context: context) }
-        let pair = try context.journaledPair(from: run.from, to: run.to, policy: run.policy)
-        let loadBalancer: LoadBalancerPair
-        do {
-            loadBalancer = try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to)
-        } catch {
-            return ControlAnswer(command: command.name, accepted: false, detail: "cannot reach the load balancer: \(error)")
+        let pair: (policy: Policy, loadBalancer: LoadBalancerPair)
+        switch try loadBalancer(of: run, context: context, command: command) {
+        case .reached(let policy, let loadBalancer): pair = (policy, loadBalancer)
+        case .refused(let answer): return answer
         }
+        let loadBalancer = pair.loadBalancer
         let lease: any CoordinatorLease
         do {
             lease = try context.state.takeLease(journal: journal)
@@ -183,13 +198,12 @@ public enum Control {
             warnings.append("rolling back without the coordinator lock (\(error)): start no coordinator until this is done")
         }
         defer { lock?.release() }
-        let pair = try context.journaledPair(from: run.from, to: run.to, policy: run.policy)
-        let loadBalancer: LoadBalancerPair
-        do {
-            loadBalancer = try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to)
-        } catch {
-            return ControlAnswer(command: command.name, accepted: false, detail: "cannot reach the load balancer: \(error)")
+        let pair: (policy: Policy, loadBalancer: LoadBalancerPair)
+        switch try loadBalancer(of: run, context: context, command: command) {
+        case .reached(let policy, let loadBalancer): pair = (policy, loadBalancer)
+        case .refused(let answer): return answer
         }
+        let loadBalancer = pair.loadBalancer
         var answer = await rollBackWithoutJournal(command, journalError: openError, run: run, state: state,
                                                   loadBalancer: loadBalancer, policy: pair.policy, context: context)
         answer.warnings = warnings + answer.warnings
@@ -258,13 +272,12 @@ public enum Control {
             return try await submitted()
         }
         defer { lease.release() }
-        let pair = try context.journaledPair(from: run.from, to: run.to, policy: run.policy)
-        let loadBalancer: LoadBalancerPair
-        do {
-            loadBalancer = try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to)
-        } catch {
-            return ControlAnswer(command: command.name, accepted: false, detail: "cannot make the load balancer's driver: \(error)")
+        let pair: (policy: Policy, loadBalancer: LoadBalancerPair)
+        switch try loadBalancer(of: run, context: context, command: command) {
+        case .reached(let policy, let loadBalancer): pair = (policy, loadBalancer)
+        case .refused(let answer): return answer
         }
+        let loadBalancer = pair.loadBalancer
         let (name, arguments) = CommandCodec.encode(command)
         let id = try journal.submitCommand(name, arguments: arguments, at: Coordinator.wallClock())
         guard let (_, state) = try StateLocation.latestRun(in: journal) else {

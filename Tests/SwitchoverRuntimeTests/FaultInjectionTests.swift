@@ -89,6 +89,14 @@ struct FaultInjectionTests {
             var left = faults
             var killed = false
             var pending = certain
+            func killCoordinator(in phase: Phase, _ how: String) {
+                note("coordinator SIGKILLed in \(phase.rawValue)\(how)")
+                coordinator.signal(SIGKILL)
+                _ = coordinator.waitForExit(timeout: 5)
+                killed = true
+                crashes.coordinator += 1
+                faultedIn.insert(phase.rawValue)
+            }
             let deadline = Date().addingTimeInterval(240)
             while Date() < deadline {
                 if !coordinator.isRunning {
@@ -114,12 +122,7 @@ struct FaultInjectionTests {
                 if let phase, pending.contains(phase), coordinator.isRunning {
                     pending.remove(phase)
                     if phase == .draining {
-                        note("coordinator SIGKILLed in draining (certain)")
-                        coordinator.signal(SIGKILL)
-                        _ = coordinator.waitForExit(timeout: 5)
-                        killed = true
-                        crashes.coordinator += 1
-                        faultedIn.insert(phase.rawValue)
+                        killCoordinator(in: phase, " (certain)")
                     } else {
                         try await crashHAProxy(phase.rawValue)
                     }
@@ -142,12 +145,7 @@ struct FaultInjectionTests {
                 case 0:
                     try await crashHAProxy(phase.rawValue)
                 case 1:
-                    note("coordinator SIGKILLed in \(phase.rawValue)")
-                    coordinator.signal(SIGKILL)
-                    _ = coordinator.waitForExit(timeout: 5)
-                    killed = true
-                    crashes.coordinator += 1
-                    faultedIn.insert(phase.rawValue)
+                    killCoordinator(in: phase, "")
                 default:
                     if phase == .shifting {
                         let paused = try lab.cli(["pause", "--reason", "chaos"])
