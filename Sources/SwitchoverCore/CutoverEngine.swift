@@ -66,7 +66,7 @@ public struct CutoverEngine: Sendable {
         self.policy = policy
         self.from = from
         self.to = to
-        drainDetector = DrainDetector(spec: policy.drain)
+        drainDetector = DrainDetector(spec: policy.drain, freshness: Self.freshness(sampling: policy.sampling))
     }
 
     /// The percentage to TO at 1-based step `step` (0 before the first).
@@ -439,7 +439,7 @@ public struct CutoverEngine: Sendable {
         let pending = PendingWeights(intent: t.state.lastIntent, percentToTarget: percent, step: step,
                                      purpose: purpose, issuedAt: now)
         t.state.pendingWeights = pending
-        if purpose != .rollback {
+        if purpose == .step || purpose == .promote {
             t.record(.init(.stepStarted, "step \(step) of \(lastStep): \(percent)% to \(to)", phase: t.state.phase, step: step))
         }
         t.actions.append(.setWeights(intent: pending.intent, percentToTarget: percent, step: step, purpose: purpose))
@@ -752,9 +752,11 @@ public struct CutoverEngine: Sendable {
         t.actions.append(.notify("\(from) may be torn down"))
     }
 
-    /// How old a reading may be for a guard to decide on it (decommission): four sampling
-    /// periods, and at least a second.
-    public var freshness: Duration { max(.seconds(1), policy.sampling * 4) }
+    /// How old a reading may be for a guard to decide on it (drained, decommission): four
+    /// sampling periods, and at least a second.
+    public var freshness: Duration { Self.freshness(sampling: policy.sampling) }
+
+    static func freshness(sampling: Duration) -> Duration { max(.seconds(1), sampling * 4) }
 
     /// Why the drain's last reading of FROM is too old to decide on, or nil when it is fresh.
     func staleEvidence(_ state: CutoverState, now: Instant) -> String? {

@@ -27,8 +27,14 @@ public struct DrainDetector: Sendable, Hashable {
     public var etaSpacing: Duration
     /// Fewer points with open sessions than this gives `unknown`.
     public var etaMinimumPoints: Int
+    /// How old the last sample may be for FROM to be (or stay) drained; nil: any age (a view of
+    /// a journaled drain, which judges nothing). A load balancer that stopped answering leaves
+    /// the last sample idle forever: without this, the hold would be met on no evidence at all.
+    public var freshness: Duration?
 
-    public init(spec: DrainSpec, etaWindow: Int = 120, etaSpacing: Duration = .seconds(1), etaMinimumPoints: Int = 6) {
+    public init(spec: DrainSpec, freshness: Duration? = nil, etaWindow: Int = 120, etaSpacing: Duration = .seconds(1),
+                etaMinimumPoints: Int = 6) {
+        self.freshness = freshness
         maxActiveSessions = spec.maxActiveSessions
         holdFor = spec.holdFor
         dnsTTL = spec.dnsTTL
@@ -114,6 +120,9 @@ public struct DrainDetector: Sendable, Hashable {
     public func whatIsMissing(_ state: DrainState, now: Instant) -> [String] {
         guard let sample = state.lastSample else { return ["no sample of FROM yet"] }
         var missing: [String] = []
+        if let freshness, now - sample.at > freshness {
+            missing.append("no fresh reading of FROM: the last is \(format(now - sample.at)) old (at most \(format(freshness)))")
+        }
         if let zeroSince = state.weightZeroSince {
             let ttlEnds = zeroSince + dnsTTL
             if now < ttlEnds { missing.append("DNS TTL: \(format(ttlEnds - now)) left") }

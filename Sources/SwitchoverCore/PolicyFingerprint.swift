@@ -33,6 +33,9 @@ public struct PolicyFingerprint: Sendable, Hashable, Codable {
         fields["drain"] = "maxActiveSessions=\(drain.maxActiveSessions) holdFor=\(formatDuration(drain.holdFor)) "
             + "dnsTTL=\(formatDuration(drain.dnsTTL)) timeout=\(formatDuration(drain.timeout)) "
             + "forceAfter=\(drain.forceAfter.map(formatDuration) ?? "none")"
+        // Whether the file has a `drain` section: it decides `run`'s default goal (drained or
+        // promoted), so adding or removing one is an edit even when its values are the defaults.
+        fields["drainDeclared"] = "\(policy.drainDeclared)"
         fields["decommission"] = "requireApproval=\(policy.decommission.requireApproval)"
         fields["trust"] = "horizon=\(formatDuration(policy.trustHorizon))"
         self.name = policy.name
@@ -41,9 +44,12 @@ public struct PolicyFingerprint: Sendable, Hashable, Codable {
     }
 
     /// What differs from `other` (the policy now), one sentence per field: `steps [..] → [..]`.
+    /// A field this (recorded) fingerprint does not have was added to fingerprints after it was
+    /// journaled: not an edit of the policy, so not a change.
     public func changes(to other: PolicyFingerprint) -> [String] {
         Set(fields.keys).union(other.fields.keys).sorted().compactMap { key in
-            let before = fields[key] ?? "(not set)", after = other.fields[key] ?? "(not set)"
+            guard let before = fields[key] else { return nil }
+            let after = other.fields[key] ?? "(not set)"
             return before == after ? nil : "\(key) \(before) → \(after)"
         }
     }

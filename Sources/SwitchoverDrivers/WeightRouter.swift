@@ -182,6 +182,13 @@ public struct LiveWeights: Sendable, Hashable, Codable {
 
     /// True when something changed behind the driver's back: a restart or a drifted weight.
     public var hasDrift: Bool { restarted || !drift.isEmpty }
+
+    /// Which of `servers` are in the drain state: whatever their weight, they take no new
+    /// traffic, so a share read from the weights alone overstates what they get.
+    public func inDrain(of servers: [String]) -> [String] {
+        guard let inDrain else { return [] }
+        return servers.filter(inDrain.contains)
+    }
 }
 
 /// Shares in percent by cluster from live weights.

@@ -71,6 +71,22 @@ public enum Control {
         return record
     }
 
+    /// The journaled run's policy and the driver for its load balancer, or the answer when the
+    /// driver cannot be made.
+    enum Reached {
+        case reached(Policy, LoadBalancerPair)
+        case refused(ControlAnswer)
+    }
+
+    static func loadBalancer(of run: RunRecord, context: RuntimeContext, command: ManualCommand) throws -> Reached {
+        let pair = try context.journaledPair(from: run.from, to: run.to, policy: run.policy)
+        do {
+            return .reached(pair.policy, try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to))
+        } catch {
+            return .refused(ControlAnswer(command: command.name, accepted: false, detail: "cannot reach the load balancer: \(error)"))
+        }
+    }
+
     // MARK: - rollback
 
     /// All traffic back to FROM now. With a coordinator running, asks it. With none, this process
@@ -81,17 +97,24 @@ public enum Control {
     /// disk), it rolls back anyway without it and says the journal is behind.
     public static func rollback(reason: String?, context: RuntimeContext) async throws -> ControlAnswer {
         let command = ManualCommand.rollback(reason: reason)
-        guard let journal = try context.state.existingJournal(), let (run, state) = try StateLocation.latestRun(in: journal) else {
+        let opened: (any JournalStore)?
+        do {
+            opened = try context.state.existingJournal()
+        } catch let error as StoreError {
+            // The journal is there but cannot be opened for writing (a read-only filesystem, a
+            // full disk): the emergency exit must not depend on it.
+            return try await rollBackFromUnopenedJournal(command, openError: error, context: context)
+        }
+        guard let journal = opened, let (run, state) = try StateLocation.latestRun(in: journal) else {
             return ControlAnswer(command: command.name, accepted: false, detail: "no run journaled at \(context.state)")
         }
         if context.state.coordinator != nil { return try await submit(command, context: context) }
-        let pair = try context.pair(from: run.from, to: run.to, policy: run.policy)
-        let loadBalancer: LoadBalancerPair
-        do {
-            loadBalancer = try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to)
-        } catch {
-            return ControlAnswer(command: command.name, accepted: false, detail: "cannot reach the load balancer: \(error)")
+        let pair: (policy: Policy, loadBalancer: LoadBalancerPair)
+        switch try loadBalancer(of: run, context: context, command: command) {
+        case .reached(let policy, let loadBalancer): pair = (policy, loadBalancer)
+        case .refused(let answer): return answer
         }
+        let loadBalancer = pair.loadBalancer
         let lease: any CoordinatorLease
         do {
             lease = try context.state.takeLease(journal: journal)
@@ -108,7 +131,7 @@ public enum Control {
             }
             defer { lock.release() }
             return await rollBackWithoutJournal(command, journalError: error, run: run, state: state, loadBalancer: loadBalancer,
-                                                context: context)
+                                                policy: pair.policy, context: context)
         }
         defer { lease.release() }
         let id: Int64
@@ -123,7 +146,7 @@ public enum Control {
             final = try await coordinator.runOffline(command, id: id)
         } catch let error as StoreError where error.code != .fenced {
             return await rollBackWithoutJournal(command, journalError: error, run: run, state: state, loadBalancer: loadBalancer,
-                                                context: context)
+                                                policy: pair.policy, context: context)
         }
         guard let record = try journal.command(id) else {
             return ControlAnswer(command: command.name, accepted: false, detail: "the command was not journaled", id: id)
@@ -146,25 +169,64 @@ public enum Control {
                              id: id)
     }
 
+    /// The rollback when the journal cannot even be opened for writing: what run and state it
+    /// holds is read without writing (`StateLocation.emergencyJournal`), the lock is taken when it
+    /// can be (a read-only filesystem still allows locking an existing lock file; without one it
+    /// goes on and says so), then as `rollBackWithoutJournal`.
+    static func rollBackFromUnopenedJournal(_ command: ManualCommand, openError: StoreError,
+                                            context: RuntimeContext) async throws -> ControlAnswer {
+        let reader: (journal: any JournalStore, behind: String?)
+        do {
+            reader = try context.state.emergencyJournal()
+        } catch {
+            return ControlAnswer(command: command.name, accepted: false,
+                                 detail: "the journal at \(context.state) cannot be opened (\(openError.context)) nor read (\(error)); "
+                                    + "nothing was changed; without it the run's clusters are unknown")
+        }
+        guard let (run, state) = try StateLocation.latestRun(in: reader.journal) else {
+            return ControlAnswer(command: command.name, accepted: false, detail: "no run journaled at \(context.state)")
+        }
+        var warnings: [String] = reader.behind.map { ["the journal was \($0)"] } ?? []
+        var lock: CoordinatorLock?
+        do {
+            lock = try context.state.takeLockWithoutToken()
+        } catch let error as StoreError where error.code == .lockHeld {
+            return ControlAnswer(command: command.name, accepted: false,
+                                 detail: "\(error.context); it cannot write the journal either (\(openError.context)); "
+                                    + "stop it, then `switchover rollback` again; nothing was changed")
+        } catch {
+            warnings.append("rolling back without the coordinator lock (\(error)): start no coordinator until this is done")
+        }
+        defer { lock?.release() }
+        let pair: (policy: Policy, loadBalancer: LoadBalancerPair)
+        switch try loadBalancer(of: run, context: context, command: command) {
+        case .reached(let policy, let loadBalancer): pair = (policy, loadBalancer)
+        case .refused(let answer): return answer
+        }
+        let loadBalancer = pair.loadBalancer
+        var answer = await rollBackWithoutJournal(command, journalError: openError, run: run, state: state,
+                                                  loadBalancer: loadBalancer, policy: pair.policy, context: context)
+        answer.warnings = warnings + answer.warnings
+        return answer
+    }
+
     /// The rollback when the journal cannot be written: the engine's refusals (never after
     /// decommission, nothing to do before any traffic moved or once verified), then
     /// `UnjournaledRollback`. Accepted when all traffic reads back on FROM; either way the answer
     /// says the journal is behind.
     static func rollBackWithoutJournal(_ command: ManualCommand, journalError: StoreError, run: RunRecord, state: CutoverState,
-                                       loadBalancer: LoadBalancerPair, context: RuntimeContext) async -> ControlAnswer {
+                                       loadBalancer: LoadBalancerPair, policy: Policy, context: RuntimeContext) async -> ControlAnswer {
         let behind = "the journal at \(context.state) could not be written (\(journalError.context)), so it is behind: "
             + "it still says phase \(state.phase.rawValue), step \(state.step), \(format(state.percentToTarget))% to \(run.to); "
             + "once it can be written, `switchover rollback` again records the rollback"
-        switch state.phase {
-        case .decommissioned:
+        // The engine decides whether a rollback may happen, as with the journal; only what it
+        // would do is done here without it.
+        let engine = CutoverEngine(policy: policy, from: run.from, to: run.to)
+        let (_, decided) = engine.next(state, .command(command, id: 0), now: Coordinator.wallClock())
+        for case .acknowledge(_, false, let why) in decided {
+            let verified = state.phase == .rolledBack && state.rollbackVerified
             return ControlAnswer(command: command.name, accepted: false,
-                                 detail: "\(run.from) was decommissioned and may be gone; not rolled back; \(behind)")
-        case .pending, .preflight:
-            return ControlAnswer(command: command.name, accepted: false, detail: "no traffic has moved yet; \(behind)")
-        case .rolledBack where state.rollbackVerified:
-            return ControlAnswer(command: command.name, accepted: false, detail: "already rolled back")
-        default:
-            break
+                                 detail: verified ? why : "\(why); not rolled back; \(behind)")
         }
         switch await UnjournaledRollback.perform(router: loadBalancer.router, fromWasDrained: state.drain != nil) {
         case .success(let live):
@@ -210,13 +272,12 @@ public enum Control {
             return try await submitted()
         }
         defer { lease.release() }
-        let pair = try context.pair(from: run.from, to: run.to, policy: run.policy)
-        let loadBalancer: LoadBalancerPair
-        do {
-            loadBalancer = try context.loadBalancer(policy: pair.policy, from: pair.from, to: pair.to)
-        } catch {
-            return ControlAnswer(command: command.name, accepted: false, detail: "cannot make the load balancer's driver: \(error)")
+        let pair: (policy: Policy, loadBalancer: LoadBalancerPair)
+        switch try loadBalancer(of: run, context: context, command: command) {
+        case .reached(let policy, let loadBalancer): pair = (policy, loadBalancer)
+        case .refused(let answer): return answer
         }
+        let loadBalancer = pair.loadBalancer
         let (name, arguments) = CommandCodec.encode(command)
         let id = try journal.submitCommand(name, arguments: arguments, at: Coordinator.wallClock())
         guard let (_, state) = try StateLocation.latestRun(in: journal) else {

@@ -139,6 +139,7 @@ public actor Coordinator {
         try journalAppend("coordinatorStarted",
                           "coordinator pid \(getpid()) \(preflight == nil ? "resumed" : "started") run \(runID) at phase \(state.phase.rawValue), step \(state.step)"
                             + (lease.map { " (lease token \($0.token))" } ?? ""))
+        try interpreter.closeInterrupted()
         return try await withThrowingDiscardingTaskGroup(returning: RunOutcome.self) { group in
             if preflight != nil {
                 // The tick asks for the preflight (`runPreflight`), answered with `preflightAnswer`.

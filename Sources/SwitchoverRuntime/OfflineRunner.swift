@@ -20,6 +20,7 @@ extension Coordinator {
     /// is refused unless forced.
     public func runOffline(_ command: ManualCommand, id: Int64) async throws -> CutoverState {
         try journalAppend("offlineCommand", "\(command.name) carried out by pid \(getpid()) with no coordinator running")
+        try interpreter.closeInterrupted()
         return try await withThrowingDiscardingTaskGroup(returning: CutoverState.self) { group in
             if case .decommission(let force, _) = command {
                 do {

@@ -54,8 +54,9 @@ public enum PolicyRecord {
                        note: "policy \(policy.name) recorded at resume: run \(run.id) began before policies were journaled")
             return .same(state)
         }
-        guard recorded.hash != current.hash else { return .same(state) }
         let changes = recorded.changes(to: current)
+        // Equal hashes, or differing only in fields added to fingerprints since it was journaled.
+        guard recorded.hash != current.hash, !changes.isEmpty else { return .same(state) }
         let what = "policy \(policy.name) changed since run \(run.id) began: " + changes.joined(separator: "; ")
         guard adopt else {
             return .refused(what + ". Resume with the policy as it was, or pass --adopt-policy to go on under the new one "

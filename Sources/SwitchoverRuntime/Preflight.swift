@@ -35,10 +35,15 @@ public struct PreflightChecks: Sendable {
     /// last read back the journaled weights; live weights that differ pass when another process
     /// answers now (a restart forgot them: the resumed run writes them again), and fail when the
     /// same one does (someone changed them).
+    ///
+    /// `pastPromotion`: resuming a run that already sent all traffic to TO (promoted, draining,
+    /// drained). Then FROM's health and trust decide nothing (FROM may be on its way out, which
+    /// is the point); only TO's health and the weights are checked.
     public func run(from: Cluster, to: Cluster, policy: Policy, router: any WeightRouter,
-                    expectedPercentToTarget: [Double], journaledInstance: LoadBalancerInstance? = nil) async -> PreflightOutcome {
-        async let trustVerdict = trust(from, to, policy)
-        async let healthFailures = health(of: [from, to])
+                    expectedPercentToTarget: [Double], journaledInstance: LoadBalancerInstance? = nil,
+                    pastPromotion: Bool = false) async -> PreflightOutcome {
+        async let trustVerdict = pastPromotion ? TrustVerdict(failures: [], reportJSON: nil) : trust(from, to, policy)
+        async let healthFailures = health(of: pastPromotion ? [to] : [from, to])
         async let weightFailures = weights(router, expected: expectedPercentToTarget, journaledInstance: journaledInstance)
         let verdict = await trustVerdict
         return PreflightOutcome(result: PreflightResult(failures: verdict.failures + (await healthFailures) + (await weightFailures)),
@@ -82,6 +87,12 @@ public struct PreflightChecks: Sendable {
                                       journaledInstance: LoadBalancerInstance?) -> [String] {
         let translation = router.translation
         let from = router.fromCluster.servers, to = router.toCluster.servers
+        let drainedTo = live.inDrain(of: to)
+        guard drainedTo.isEmpty else {
+            // Whatever the weights say, TO's share goes nowhere: it would be answered 503.
+            return ["load balancer \(router.address): \(router.toCluster.cluster)'s server(s) \(drainedTo.joined(separator: ", ")) "
+                    + "in drain state: they take no new traffic whatever their weight; `set server … state ready` them first"]
+        }
         let liveShare = live.effectivePercentToTarget
         let matches = expected.contains { percent in
             let wanted = translation.weights(percentToTarget: percent, from: from, to: to)

@@ -116,12 +116,14 @@ public enum RunLauncher {
         }
 
         /// The checks before resuming a journaled run: trust, health, and the live weights against
-        /// the journal (a restarted load balancer passes: the resumed run writes them again).
+        /// the journal (a restarted load balancer passes: the resumed run writes them again);
+        /// past promotion only TO's health and the weights (see `PreflightChecks.run`).
         func check(resuming journaled: CutoverState) -> @Sendable () async -> PreflightOutcome {
             { [fromCluster, toCluster, chosen] in
                 await checks.run(from: fromCluster, to: toCluster, policy: chosen, router: loadBalancer.router,
                                  expectedPercentToTarget: RunSetup.expectedPercentages(resuming: journaled),
-                                 journaledInstance: journaled.loadBalancer)
+                                 journaledInstance: journaled.loadBalancer,
+                                 pastPromotion: [.promoted, .draining, .drained].contains(journaled.phase))
             }
         }
         var notes: [String] = []
@@ -144,8 +146,9 @@ public enum RunLauncher {
             do {
                 live = try await loadBalancer.router.currentWeights()
             } catch {
-                return RunReport("failed", exitCode: 1,
-                                 "run \(run.id) is \(done.phase.rawValue) in the journal, but the load balancer cannot be read to confirm it: \(error)",
+                return RunReport("failed", exitCode: 2,
+                                 "run \(run.id) is \(done.phase.rawValue) in the journal, but the load balancer cannot be read to confirm it: "
+                                    + "\(error); nothing was changed",
                                  isVerdict: false, run: run.id, state: done)
             }
             if PreflightChecks.weightFailures(live, router: loadBalancer.router, expected: [done.percentToTarget],
@@ -297,7 +300,7 @@ public enum RunLauncher {
             do {
                 live = try await loadBalancer.router.currentWeights()
             } catch {
-                return RunReport("failed", exitCode: 1, "cannot read the load balancer: \(error)", isVerdict: false)
+                return RunReport("failed", exitCode: 2, "cannot read the load balancer: \(error); nothing was changed", isVerdict: false)
             }
             guard live.assignment.fromTotal == 0 else {
                 let servers = live.assignment.from.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")

@@ -32,6 +32,23 @@ public struct RuntimeContext: Sendable {
         return (fromCluster, toCluster, chosen)
     }
 
+    /// As `pair`, for the commands that only bring a journaled run's traffic back or record its
+    /// end (`rollback`, `decommission`): only problems in the files that define FROM, TO and the
+    /// policy refuse (and this pair's own). A typo in another team's policy, being edited while
+    /// this run needs its emergency exit, must not block it. When one of the three cannot be
+    /// read at all, every problem refuses, as in `pair`.
+    public func journaledPair(from: String, to: String, policy: String) throws -> (from: Cluster, to: Cluster, policy: Policy) {
+        guard let fromCluster = configuration.cluster(named: from), let toCluster = configuration.cluster(named: to),
+              let chosen = configuration.policy(named: policy) else {
+            return try pair(from: from, to: to, policy: policy)
+        }
+        let own: Set<String> = [fromCluster.location.file, toCluster.location.file, chosen.location.file]
+        let relevant = (problems.filter { own.contains($0.location.file) }
+                        + configuration.validatePair(from: from, to: to, policy: policy)).sorted()
+        guard relevant.isEmpty else { throw ConfigurationRefused(diagnostics: relevant) }
+        return (fromCluster, toCluster, chosen)
+    }
+
     /// The router and observer the policy's driver makes, bound to FROM and TO: the one place
     /// drivers are made (through the driver registry).
     public func loadBalancer(policy: Policy, from: Cluster, to: Cluster) throws -> LoadBalancerPair {

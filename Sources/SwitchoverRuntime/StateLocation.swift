@@ -37,6 +37,20 @@ public struct StateLocation: Sendable, CustomStringConvertible {
         try SQLiteJournal(readOnlyPath: path)
     }
 
+    /// The journal as a reader may still see it when it cannot be opened for writing (a
+    /// read-only filesystem, a full disk): read-only if SQLite can, else an immutable snapshot of
+    /// its main file. `behind` says what the snapshot may miss.
+    public func emergencyJournal() throws -> (journal: any JournalStore, behind: String?) {
+        if let reader = try? readOnlyJournal(), (try? reader.latestRun()) != nil {
+            return (reader, nil)
+        }
+        let snapshot = try SQLiteJournal(snapshotPath: path)
+        let behind = SQLiteJournal.writeAheadLogPending(path: path)
+            ? "read without its write-ahead log, which the last coordinator left unmerged: the newest entries may be missing"
+            : nil
+        return (snapshot, behind)
+    }
+
     /// Takes the journal's lease for this process (`StoreError.Code.lockHeld` naming the holder
     /// when a coordinator has it): a new fencing token, so every holder before is fenced.
     public func takeLease(journal: any JournalStore) throws -> any CoordinatorLease {

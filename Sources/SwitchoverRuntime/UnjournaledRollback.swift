@@ -9,9 +9,12 @@ import SwitchoverDrivers
 /// is journaled; the caller says that the journal is behind.
 public enum UnjournaledRollback {
     /// The live weights once they read back at 0% to TO, or why not.
+    /// FROM is made ready again when the journal says its drain began, or when the load balancer
+    /// reads FROM's servers in drain (the journal may be behind: read from a snapshot).
     public static func perform(router: any WeightRouter, fromWasDrained: Bool) async -> Result<LiveWeights, any Error> {
         do {
-            if fromWasDrained {
+            let inDrain = (try? await router.currentWeights())?.inDrain(of: router.fromCluster.servers) ?? []
+            if fromWasDrained || !inDrain.isEmpty {
                 do {
                     try await router.setReady(cluster: router.fromCluster.cluster)
                 } catch let error as LoadBalancerError where error.code == .unsupported {

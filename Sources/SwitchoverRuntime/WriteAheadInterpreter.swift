@@ -45,6 +45,9 @@ public final class WriteAheadInterpreter: Sendable {
     private struct Memory {
         /// Engine intent number → journal intent id, for intents journaled before a crash.
         var unfinished: [Int: Int64]
+        /// Journal ids of non-weight intents (drain, ready, close sessions) journaled before a
+        /// crash: see `closeInterrupted`.
+        var interrupted: [Int64] = []
         var intentsBegun = 0
         var touched = false
     }
@@ -66,12 +69,32 @@ public final class WriteAheadInterpreter: Sendable {
         self.logger = logger
         self.clock = clock
         var map: [Int: Int64] = [:]
+        var interrupted: [Int64] = []
         for intent in unfinishedIntents {
             if case .setWeights(let number, _, _, _)? = try? journal.action(ofIntent: intent) {
                 map[number] = intent.intentID ?? intent.sequence
+            } else {
+                interrupted.append(intent.intentID ?? intent.sequence)
             }
         }
-        memory = Mutex(Memory(unfinished: map))
+        memory = Mutex(Memory(unfinished: map, interrupted: interrupted))
+    }
+
+    /// Closes the non-weight intents a crash interrupted (a drain, a ready, closing sessions):
+    /// whether they reached the load balancer is unknown, and they are not re-applied as such.
+    /// The resumed run reads the load balancer and asks again when still needed (`recover`
+    /// re-drains FROM, a rollback makes it ready), each as an intent of its own.
+    public func closeInterrupted() throws {
+        let ids = memory.withLock { memory -> [Int64] in
+            defer { memory.interrupted = [] }
+            return memory.interrupted
+        }
+        for id in ids {
+            try journal.finishIntent(id, at: clock(), ok: false, detail: Self.encode([
+                "interrupted": "the coordinator stopped before its result; not known whether it was applied; "
+                    + "the resumed run asks again when still needed",
+            ]))
+        }
     }
 
     /// True once this process asked the load balancer to change anything: until then a failure
@@ -125,7 +148,12 @@ public final class WriteAheadInterpreter: Sendable {
             let wanted = router.translation.weights(percentToTarget: percent, from: router.fromCluster.servers,
                                                           to: router.toCluster.servers)
             let effective = live.effectivePercentToTarget
-            if abs(effective - wanted.effectivePercentToTarget) < 1e-6 {
+            let drainedTo = percent > 0 ? live.inDrain(of: router.toCluster.servers) : []
+            if !drainedTo.isEmpty {
+                // The weights read back, but TO's servers in drain take none of that share.
+                result = .mismatch(detail: "\(router.toCluster.cluster)'s server(s) \(drainedTo.joined(separator: ", ")) in drain state: "
+                                   + "the \(format(effective))% read back goes to no server")
+            } else if abs(effective - wanted.effectivePercentToTarget) < 1e-6 {
                 result = .verified(percentToTarget: effective)
                 ok = true
             } else {
@@ -184,6 +212,12 @@ public final class WriteAheadInterpreter: Sendable {
         guard live.assignment.fromTotal == 0, live.assignment.toTotal > 0 else {
             let servers = live.assignment.all.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
             return "it still carries traffic: live weights \(servers) send \(format(100 - live.effectivePercentToTarget))% to \(cluster)"
+        }
+        let drainedTo = live.inDrain(of: router.toCluster.servers)
+        if !drainedTo.isEmpty {
+            // TO's weight is there, but servers in drain take none of it: draining FROM too would
+            // leave its share to fewer servers, or to none.
+            return "\(router.toCluster.cluster)'s server(s) \(drainedTo.joined(separator: ", ")) in drain state take no new traffic"
         }
         return nil
     }

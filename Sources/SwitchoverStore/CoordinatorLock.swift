@@ -46,7 +46,14 @@ public final class CoordinatorLock: @unchecked Sendable {
         }
         // O_CLOEXEC: a child process (a driver's helper, a test's server) must not inherit the
         // lock and keep it alive after the coordinator dies.
-        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        var descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        var writable = true
+        if descriptor < 0, errno == EROFS || errno == EACCES {
+            // A read-only filesystem: a lock file already there can still be locked (flock needs
+            // no write access); the holder is then not written. The emergency rollback needs this.
+            descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            writable = false
+        }
         guard descriptor >= 0 else {
             throw StoreError(.lock, "\(path): cannot open: \(String(cString: strerror(errno)))")
         }
@@ -66,7 +73,7 @@ public final class CoordinatorLock: @unchecked Sendable {
         // when the disk is full. The holder then reads as unknown.
         let formatter = ISO8601DateFormatter()
         let text = "pid=\(pid)\nstarted=\(formatter.string(from: startedAt))\n"
-        _ = text.withCString { pointer -> Bool in
+        _ = writable && text.withCString { pointer -> Bool in
             let length = strlen(pointer)
             guard pwrite(descriptor, pointer, length, 0) == length else {
                 _ = ftruncate(descriptor, 0)

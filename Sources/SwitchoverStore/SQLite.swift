@@ -1,4 +1,5 @@
 import CSQLite
+import Foundation
 
 /// Owns one `sqlite3*` and closes it in `deinit`.
 ///
@@ -8,10 +9,22 @@ final class SQLiteConnection {
     let path: String
 
     /// `readOnly` opens an existing file only, never creating one (readers such as `report`).
-    init(path: String, readOnly: Bool = false) throws {
+    /// `immutable` reads the main file as it is, taking no lock and never touching its `-wal` or
+    /// `-shm` files (a read-only filesystem, a full disk): what is only in the write-ahead log is
+    /// not seen.
+    init(path: String, readOnly: Bool = false, immutable: Bool = false) throws {
         var db: OpaquePointer?
-        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        var flags = (readOnly || immutable ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
+        var name = path
+        if immutable {
+            var components = URLComponents()
+            components.scheme = "file"
+            components.path = path
+            components.queryItems = [URLQueryItem(name: "immutable", value: "1")]
+            name = components.string ?? path
+            flags |= SQLITE_OPEN_URI
+        }
+        let rc = sqlite3_open_v2(name, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             if let db { sqlite3_close_v2(db) }

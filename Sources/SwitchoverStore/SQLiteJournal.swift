@@ -58,6 +58,25 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         sqlite3_busy_timeout(connection.handle, Self.busyTimeoutMilliseconds)
     }
 
+    /// Opens an existing journal as an immutable snapshot of its main file, for when it cannot be
+    /// opened otherwise (a read-only filesystem, a full disk, no `-shm` file): what the last
+    /// writer left only in the write-ahead log is not seen (see `writeAheadLogPending`).
+    public init(snapshotPath path: String) throws {
+        self.path = path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StoreError(.open, "\(path): no journal there (no run has been started with this --state)")
+        }
+        try Self.checkIsFile(path)
+        connection = try SQLiteConnection(path: path, immutable: true)
+    }
+
+    /// True when the journal at `path` has a non-empty write-ahead log: a snapshot of the main
+    /// file alone may be behind it (a coordinator died without a checkpoint).
+    public static func writeAheadLogPending(path: String) -> Bool {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int
+        return (size ?? 0) > 0
+    }
+
     /// A journal is a regular file (or none yet). SQLite given a directory fails obscurely, and
     /// given a FIFO it blocks: say what is there instead.
     static func checkIsFile(_ path: String) throws {

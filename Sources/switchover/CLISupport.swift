@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import SwitchoverCore
 import SwitchoverDrivers
 import SwitchoverRuntime
@@ -22,12 +23,14 @@ extension GlobalOptions {
     /// something call this first, so bad input changes nothing.
     func requirePair(from: String, to: String, policy: String) throws -> (Configuration, Cluster, Cluster, Policy) {
         let (configuration, problems) = loadConfiguration()
-        let all = (problems + configuration.validatePair(from: from, to: to, policy: policy)).sorted()
-        guard all.isEmpty, let fromCluster = configuration.cluster(named: from),
-              let toCluster = configuration.cluster(named: to), let chosen = configuration.policy(named: policy) else {
-            try refuse(all)
+        let context = RuntimeContext(state: StateLocation(state), configuration: configuration, problems: problems,
+                                     logger: Logger(label: "switchover"))
+        do {
+            let (fromCluster, toCluster, chosen) = try context.pair(from: from, to: to, policy: policy)
+            return (configuration, fromCluster, toCluster, chosen)
+        } catch let refused as ConfigurationRefused {
+            try refuse(refused.diagnostics)
         }
-        return (configuration, fromCluster, toCluster, chosen)
     }
 
     /// Prints `diagnostics` (text: one `FILE:LINE:COL: message` line each on stderr; json:

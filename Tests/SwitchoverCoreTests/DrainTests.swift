@@ -226,6 +226,35 @@ struct CutoverEngineDrainTests {
         #expect(h.engine.holdProgress(h.state, now: h.now)?.fraction == 1)
     }
 
+    @Test("the load balancer stops answering: ticks alone never make FROM drained (nor decommission it), and a drained run goes back to draining")
+    func noFreshReadingNoDrained() {
+        for requireApproval in [true, false] {
+            var policy = testPolicy()
+            policy.decommission = DecommissionSpec(requireApproval: requireApproval)
+            var (h, blue) = Self.draining(policy)
+            blue.active = 0
+            Self.sampleEverySecond(&h, blue, seconds: 10)
+            // No sample after this one: the hold would be met by ticks on the last, old reading.
+            for _ in 0..<120 {
+                h.advance(.seconds(1))
+                h.send(.tick)
+            }
+            #expect(h.state.phase == .draining, "never drained on a reading \(h.state.drain?.reason ?? "")")
+            #expect(h.state.drain?.reason.contains("no fresh reading of FROM") == true, "\(h.state.drain?.reason ?? "")")
+            // Samples again: drained once the hold is met on fresh ones.
+            Self.sampleEverySecond(&h, blue, seconds: 61)
+            #expect(h.state.phase == (requireApproval ? .drained : .decommissioned))
+            if requireApproval {
+                // Drained, then silence: it does not stay drained on a reading that ages.
+                for _ in 0..<10 {
+                    h.advance(.seconds(1))
+                    h.send(.tick)
+                }
+                #expect(h.state.phase == .draining)
+            }
+        }
+    }
+
     @Test("decommission before drained is refused with the evidence and changes nothing")
     func decommissionRefusedBeforeDrained() {
         var (h, blue) = Self.draining()

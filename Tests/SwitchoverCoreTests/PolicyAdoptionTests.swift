@@ -56,4 +56,16 @@ import Testing
                                                                 query: "q", min: nil, max: 1))
         #expect(PolicyFingerprint(otherToken).hash != PolicyFingerprint(withToken).hash, "a changed token is still a change")
     }
+
+    @Test("adding a drain section with default values is an edit (it changes run's goal); a field newer than the journal is not")
+    func drainDeclaredAndNewerFields() {
+        let without = testPolicy()
+        var with = without
+        with.drainDeclared = true
+        #expect(PolicyFingerprint(without).changes(to: PolicyFingerprint(with)) == ["drainDeclared false → true"])
+        // A fingerprint journaled before `drainDeclared` was recorded: resuming is no edit.
+        var journaled = PolicyFingerprint(with)
+        journaled.fields["drainDeclared"] = nil
+        #expect(journaled.changes(to: PolicyFingerprint(with)).isEmpty)
+    }
 }

@@ -80,11 +80,23 @@ struct FaultInjectionTests {
             }
         }
 
-        /// Runs `switchover run --until GOAL` to exit 0, SIGKILLing it and HAProxy meanwhile.
-        func runThroughFaults(until goal: String, faults: Int) async throws {
+        /// Runs `switchover run --until GOAL` to exit 0, SIGKILLing it and HAProxy meanwhile:
+        /// first once in each phase of `certain` as soon as the run is seen in it (HAProxy in
+        /// shifting and paused, the coordinator while draining; a `pause` is asked for to get
+        /// there), so every phase is hit in every round; then `faults` at random.
+        func runThroughFaults(until goal: String, faults: Int, certain: Set<Phase> = []) async throws {
             var coordinator = try lab.startCoordinator(until: goal)
             var left = faults
             var killed = false
+            var pending = certain
+            func killCoordinator(in phase: Phase, _ how: String) async {
+                note("coordinator SIGKILLed in \(phase.rawValue)\(how)")
+                coordinator.signal(SIGKILL)
+                _ = await coordinator.waitForExit(timeout: 5)
+                killed = true
+                crashes.coordinator += 1
+                faultedIn.insert(phase.rawValue)
+            }
             let deadline = Date().addingTimeInterval(240)
             while Date() < deadline {
                 if !coordinator.isRunning {
@@ -105,8 +117,22 @@ struct FaultInjectionTests {
                     note("coordinator started again (run --until \(goal))")
                     continue
                 }
-                try await pause(300...1500)
+                try await pause(pending.isEmpty ? 300...1500 : 40...80)
                 let phase = (try? lab.state())?.phase
+                if let phase, pending.contains(phase), coordinator.isRunning {
+                    pending.remove(phase)
+                    if phase == .draining {
+                        await killCoordinator(in: phase, " (certain)")
+                    } else {
+                        try await crashHAProxy(phase.rawValue)
+                    }
+                    continue
+                }
+                if phase == .shifting, pending.contains(.paused), !pending.contains(.shifting), coordinator.isRunning {
+                    let paused = try await lab.cli(["pause", "--reason", "chaos (certain)"])
+                    note("pause (certain): exit \(paused.exitCode)")
+                    continue
+                }
                 if phase == .paused {
                     if Bool.random(using: &rng) { try await crashHAProxy("paused") }
                     let resume = try await lab.cli(["resume"])
@@ -119,12 +145,7 @@ struct FaultInjectionTests {
                 case 0:
                     try await crashHAProxy(phase.rawValue)
                 case 1:
-                    note("coordinator SIGKILLed in \(phase.rawValue)")
-                    coordinator.signal(SIGKILL)
-                    _ = await coordinator.waitForExit(timeout: 5)
-                    killed = true
-                    crashes.coordinator += 1
-                    faultedIn.insert(phase.rawValue)
+                    await killCoordinator(in: phase, "")
                 default:
                     if phase == .shifting {
                         let paused = try await lab.cli(["pause", "--reason", "chaos"])
@@ -136,11 +157,11 @@ struct FaultInjectionTests {
         }
 
         // Shifting and paused, until promoted; then HAProxy dies while promoted, with no coordinator.
-        try await runThroughFaults(until: "promoted", faults: faultsPerStage + 1)
+        try await runThroughFaults(until: "promoted", faults: faultsPerStage + 1, certain: [.shifting, .paused])
         try await checkClaim("run --until promoted", drained: false)
         try await crashHAProxy("promoted")
         // Resumed: the weights go back, blue is drained, with faults while draining.
-        try await runThroughFaults(until: "drained", faults: faultsPerStage)
+        try await runThroughFaults(until: "drained", faults: faultsPerStage, certain: [.draining])
         try await checkClaim("run --until drained", drained: true)
         // Drained, no coordinator: HAProxy dies; `drain blue` resumes and writes everything back.
         try await crashHAProxy("drained")
@@ -156,13 +177,14 @@ struct FaultInjectionTests {
         #expect((weights?["blue"] as? Int) == 0 && (live?["blue"] as? Int) == 0, "\(status); \(context())")
         let store = try lab.journal()
         let run = try #require(try store.latestRun())
-        #expect(try store.unfinishedIntents(run: run.id).isEmpty, "\(context())")
+        let unfinished = try store.unfinishedIntents(run: run.id)
+        #expect(unfinished.isEmpty, "unfinished: \(unfinished.map { "\($0.sequence) \($0.kind) \($0.detail)" }); \(context())")
         let (violations, readings) = await watch.stop()
         #expect(violations.isEmpty, "blue drained while serving: \(violations.prefix(3)); \(context())")
         let load = try await HeyReport.finish(try #require(lab.load))
         let answeredNot2xx = load.responses - load.ok
         #expect(answeredNot2xx == 0, "requests answered with an error status: \(load.statusCounts); \(context())")
-        #expect(faultedIn.isSuperset(of: ["promoted", "drained"]), "\(faultedIn); \(context())")
+        #expect(faultedIn.isSuperset(of: ["shifting", "paused", "promoted", "draining", "drained"]), "\(faultedIn); \(context())")
         return "HAProxy crashed \(crashes.haproxy)×, coordinator \(crashes.coordinator)×, in \(faultedIn.sorted()); "
             + "\(readings) drain-state readings, \(violations.count) violations; hey: \(load.responses) responses "
             + "\(load.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")), "

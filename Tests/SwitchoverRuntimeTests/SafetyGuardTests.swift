@@ -111,6 +111,57 @@ struct SafetyGuardTests {
         #expect(try await lab.blueInDrain() == false)
     }
 
+    @Test("green's server in HAProxy's drain state: run refuses in preflight, and a promoted run's blue is not drained onto it")
+    func greenInDrainState() async throws {
+        let lab = try await CutoverLab("guard-green-drain", policy: .init(holdFor: "1s"))
+        defer { lab.stopAll() }
+        // Weights alone would say green takes its share; in drain state it takes none (503s).
+        try await lab.haproxy.runtimeCommand("set server app/green-1 state drain")
+        let before = try await lab.liveWeights()
+        let refused = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        #expect(refused.exitCode == 2, "\(refused.stdout) \(refused.stderr)")
+        #expect((refused.stdout + refused.stderr).contains("green-1 in drain state"), "\(refused.stdout) \(refused.stderr)")
+        #expect(try await lab.liveWeights() == before, "nothing was changed")
+
+        try await lab.haproxy.runtimeCommand("set server app/green-1 state ready")
+        try lab.startLoad(seconds: 25)
+        let promoted = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        #expect(promoted.exitCode == 0, "\(promoted.stdout) \(promoted.stderr)")
+        try await lab.haproxy.runtimeCommand("set server app/green-1 state drain")
+        let drain = try await lab.cli(["drain", "blue", "--policy", "test"])
+        try await lab.haproxy.runtimeCommand("set server app/green-1 state ready")
+        #expect(drain.exitCode == 1, "\(drain.stdout) \(drain.stderr)")
+        #expect((drain.stdout + drain.stderr).contains("green-1 in drain state"), "\(drain.stdout) \(drain.stderr)")
+        #expect(try await lab.blueInDrain() == false, "blue is never drained while green takes no new traffic")
+    }
+
+    @Test("a promoted run resumes its drain with blue's health endpoint failing: past promotion only green's health and the weights are checked")
+    func resumeAfterPromotionIgnoresBlueHealth() async throws {
+        let lab = try await CutoverLab("guard-resume-promoted", policy: .init(holdFor: "1s"))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 25)
+        let promoted = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        #expect(promoted.exitCode == 0, "\(promoted.stdout) \(promoted.stderr)")
+        // Blue is on its way out: its health answers 503 (it is still up, its sessions end).
+        try lab.blue.fail(true)
+        let drained = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
+        #expect(drained.exitCode == 0, "\(drained.stdout) \(drained.stderr)")
+        #expect(try lab.state()?.phase == .drained)
+
+        // Green's health still decides: failing, the resume is refused and nothing changes.
+        let other = try await CutoverLab("guard-resume-promoted-green", policy: .init(holdFor: "1s"))
+        defer { other.stopAll() }
+        try other.startLoad(seconds: 25)
+        #expect(try await other.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"]).exitCode == 0)
+        try other.green.fail(true)
+        let refused = try await other.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
+        try other.green.fail(false)
+        #expect(refused.exitCode == 2, "\(refused.stdout) \(refused.stderr)")
+        #expect(refused.stderr.contains("cluster green: health"), "\(refused.stderr)")
+        #expect(try other.state()?.phase == .promoted)
+        #expect(try await other.blueInDrain() == false)
+    }
+
     // MARK: - 2. decommission on fresh evidence only
 
     @Test("decommission with the runtime API gone or frozen refuses on stale evidence (exit 1) and records nothing; --force --reason records it")
@@ -281,20 +332,33 @@ struct SafetyGuardTests {
 
     // MARK: - 6. the offline rollback with a full disk
 
+    /// The journal's folder on a small tmpfs of its own (16 MiB), to fill up or make read-only
+    /// once a run is under way; the caller unmounts it. Needs root: fails loudly, never skips.
+    static func stateOnTmpfs(_ lab: CutoverLab) async throws -> String {
+        let stateDirectory = (lab.statePath as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+        let mount = try await Command.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", stateDirectory])
+        guard mount.status == 0 else {
+            throw TestKitError("mounting a tmpfs needs root (this test fails loudly, never skips): \(mount.output)")
+        }
+        return stateDirectory
+    }
+
+    /// A coordinator under `hey` load, once step 1 is baking.
+    static func bakingStep1(_ lab: CutoverLab) async throws -> ManagedProcess {
+        try lab.startLoad(seconds: 40)
+        let coordinator = try lab.startCoordinator()
+        try await lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        return coordinator
+    }
+
     @Test("offline rollback on a full disk rolls back anyway, verified by read-back, and says the journal is behind; later it records it")
     func rollbackOnFullDisk() async throws {
         let lab = try await CutoverLab("guard-full-disk", policy: .init(bake: "20s"))
         defer { lab.stopAll() }
-        // The journal's folder on a small tmpfs of its own, filled up once the run is under way.
-        let stateDirectory = (lab.statePath as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
-        let mount = try await Command.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", stateDirectory])
-        try #require(mount.status == 0, "mounting a tmpfs needs root (this test fails loudly, never skips): \(mount.output)")
+        let stateDirectory = try await Self.stateOnTmpfs(lab)
         defer { lazyUnmount(stateDirectory) }
-
-        try lab.startLoad(seconds: 40)
-        let coordinator = try lab.startCoordinator()
-        try await lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        let coordinator = try await Self.bakingStep1(lab)
         coordinator.signal(SIGKILL)
         _ = await coordinator.waitForExit(timeout: 5)
         #expect(try await lab.liveWeights().green > 0)
@@ -315,6 +379,73 @@ struct SafetyGuardTests {
         #expect(again.exitCode == 0, "\(again.stdout) \(again.stderr)")
         let state = try #require(try lab.state())
         #expect(state.phase == .rolledBack && state.rollbackVerified)
+    }
+
+    @Test("offline rollback with a cleanly closed journal on a full disk, then on a read-only filesystem: rolls back anyway, read back, and says the journal is behind")
+    func rollbackWithUnopenableJournal() async throws {
+        let lab = try await CutoverLab("guard-journal-ro", policy: .init(bake: "20s"))
+        defer { lab.stopAll() }
+        let stateDirectory = try await Self.stateOnTmpfs(lab)
+        defer { lazyUnmount(stateDirectory) }
+        let coordinator = try await Self.bakingStep1(lab)
+        // Stopped cleanly, and read once more: the journal is checkpointed and closed, with no
+        // write-ahead log or shared-memory file left to open it through.
+        coordinator.signal(SIGINT)
+        #expect(try await lab.waitForExit(coordinator, timeout: 10) == 130)
+        #expect(try await lab.cli(["status"]).exitCode == 0)
+        #expect(!FileManager.default.fileExists(atPath: lab.statePath + "-shm"), "closed cleanly")
+        let step1 = try await lab.liveWeights()
+        #expect(step1.green > 0)
+
+        // A full disk.
+        let filler = stateDirectory + "/filler"
+        let fill = try await Command.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
+        #expect(fill.output.contains("No space left"), "\(fill.output)")
+        let full = try await lab.cli(["rollback", "--reason", "disk full, green misbehaving"])
+        #expect(full.exitCode == 0, "\(full.stdout) \(full.stderr)")
+        #expect(full.stdout.contains("WITHOUT the journal") && full.stdout.contains("it is behind"), "\(full.stdout)")
+        let afterFull = try await lab.liveWeights()
+        #expect(afterFull.blue > 0 && afterFull.green == 0, "all traffic back on blue, as read back")
+        try FileManager.default.removeItem(atPath: filler)
+
+        // A read-only filesystem (green back at step 1's weights first).
+        try await lab.driver().apply(percentToTarget: 10)
+        let readOnly = try await Command.run("/bin/mount", ["-o", "remount,ro", stateDirectory])
+        try #require(readOnly.status == 0, "\(readOnly.output)")
+        let ro = try await lab.cli(["rollback", "--reason", "journal on a read-only filesystem"])
+        #expect(ro.exitCode == 0, "\(ro.stdout) \(ro.stderr)")
+        #expect(ro.stdout.contains("WITHOUT the journal") && ro.stdout.contains("it is behind"), "\(ro.stdout)")
+        let afterReadOnly = try await lab.liveWeights()
+        #expect(afterReadOnly.blue > 0 && afterReadOnly.green == 0)
+
+        // Writable again: rollback records it.
+        #expect(try await Command.run("/bin/mount", ["-o", "remount,rw", stateDirectory]).status == 0)
+        let again = try await lab.cli(["rollback", "--reason", "record it"])
+        #expect(again.exitCode == 0, "\(again.stdout) \(again.stderr)")
+        let state = try #require(try lab.state())
+        #expect(state.phase == .rolledBack && state.rollbackVerified)
+    }
+
+    @Test("a typo in another policy file does not block the emergency rollback of a journaled run; it still refuses run (exit 2)")
+    func rollbackDespiteAnotherFilesTypo() async throws {
+        let lab = try await CutoverLab("guard-other-typo", policy: .init(bake: "20s"))
+        defer { lab.stopAll() }
+        let coordinator = try await Self.bakingStep1(lab)
+        coordinator.signal(SIGKILL)
+        _ = await coordinator.waitForExit(timeout: 5)
+        // Another team's policy, half edited.
+        try "apiVersion: switchover/v1\nkind: Policy\nmetadata:\n  name: other\nspec:\n  stepz: [10]\n"
+            .write(to: lab.folder.appendingPathComponent("policies/other.yaml"), atomically: true, encoding: .utf8)
+
+        let run = try await lab.cli(["run", "blue", "green", "--policy", "test"])
+        #expect(run.exitCode == 2, "\(run.stdout) \(run.stderr)")
+        #expect(run.stderr.contains("other.yaml"), "\(run.stderr)")
+
+        let rollback = try await lab.cli(["rollback", "--reason", "green misbehaving"])
+        #expect(rollback.exitCode == 0, "\(rollback.stdout) \(rollback.stderr)")
+        let live = try await lab.liveWeights()
+        #expect(live.blue > 0 && live.green == 0)
+        #expect(try lab.state()?.phase == .rolledBack)
     }
 
     // MARK: - 12. messages that say what is so

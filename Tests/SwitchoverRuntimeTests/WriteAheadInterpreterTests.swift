@@ -149,6 +149,21 @@ final class MemoryLoadBalancer: WeightRouter, TrafficObserver, Sendable {
         #expect(try journal.unfinishedIntents(run: run).isEmpty)
     }
 
+    @Test("a drain interrupted by a crash is closed as interrupted on resume, never left unfinished, and not replayed")
+    func interruptedDrainClosed() async throws {
+        let (journal, router, _, run, token) = try Self.rig()
+        let drain = try journal.beginIntent(run: run, at: .seconds(1), action: "setDrain",
+                                            detail: WriteAheadInterpreter.encode(["cluster": "blue"]), state: nil, fence: token)
+        let interpreter = WriteAheadInterpreter(journal: journal, router: router, runID: run, fence: token,
+                                                unfinishedIntents: try journal.unfinishedIntents(run: run),
+                                                logger: Logger(label: "test"), clock: { .seconds(2) })
+        try interpreter.closeInterrupted()
+        let result = try journal.events(run: run, afterSequence: 0, limit: 100).first { $0.kind == "result" && $0.intentID == drain }
+        #expect(result?.ok == false && result?.detail.contains("interrupted") == true, "\(String(describing: result))")
+        #expect(try journal.unfinishedIntents(run: run).isEmpty)
+        #expect(router.world.withLock { $0.calls }.isEmpty, "nothing replayed: the resumed run decides again")
+    }
+
     @Test("the drain guard: FROM still weighted is never put in drain; the refusal is journaled; at weight 0 it is")
     func drainGuard() async throws {
         let (journal, router, interpreter, run, _) = try Self.rig()
