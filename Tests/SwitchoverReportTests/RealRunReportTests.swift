@@ -16,7 +16,7 @@ final class RealRunLab: @unchecked Sendable {
     let green: NginxBackend
     let haproxy: HAProxyServer
     let statePath: String
-    var load: ManagedProcess?
+    var loads: [ManagedProcess] = []
 
     init(_ name: String, steps: [Int], bake: String, hardSignal: Bool) async throws {
         folder = try TemporaryDirectory.make(name)
@@ -35,7 +35,7 @@ final class RealRunLab: @unchecked Sendable {
 
     /// Stops every process without waiting for them to exit: for `defer` and `deinit`.
     func stopAll() {
-        load?.stopInBackground(grace: 1)
+        for load in loads { load.stopInBackground(grace: 1) }
         haproxy.stopInBackground()
         blue.stopInBackground()
         green.stopInBackground()
@@ -61,14 +61,25 @@ final class RealRunLab: @unchecked Sendable {
          "--state", statePath]
     }
 
-    /// `hey` at 200 requests a second for `seconds`: 20 keep-alive workers at 10 a second each.
+    /// `hey` at 200 requests a second for `seconds`: 20 keep-alive workers at 10 a second each,
+    /// in five processes of four started 20 ms apart.
+    ///
     /// Each worker waits for its answer before its next request, so a worker can hold its rate
     /// only while answers take less than 1/rate: 100 ms here, not the 20 ms four workers at 50
     /// would leave, which a machine busy with other tests exceeds, and the offered load sags.
-    func startLoad(seconds: Int) throws {
-        load = try ManagedProcess(name: "hey", executable: try Tools.require("hey"),
-                                  arguments: ["-z", "\(seconds)s", "-q", "10", "-c", "20", haproxy.url],
-                                  logFile: folder.appendingPathComponent("hey.log"))
+    /// Five processes: one hey starts every worker's 100 ms ticker at the same instant, so 20
+    /// workers in one process send in bursts of 20 every 100 ms, and a 250 ms sample holds two
+    /// bursts or three (30 or 45 of blue's requests at 75%, seen in a parallel run). A 1 s window
+    /// then moves by a whole burst, 10% of its rate, whenever a sample is read a few milliseconds
+    /// off its time. Staggered, the bursts are four requests every 20 ms or so.
+    func startLoad(seconds: Int) async throws {
+        let hey = try Tools.require("hey")
+        for index in 1...5 {
+            if index > 1 { try await Task.sleep(for: .milliseconds(20)) }
+            loads.append(try ManagedProcess(name: "hey \(index)", executable: hey,
+                                            arguments: ["-z", "\(seconds)s", "-q", "10", "-c", "4", haproxy.url],
+                                            logFile: folder.appendingPathComponent("hey-\(index).log")))
+        }
     }
 
     func startCoordinator() throws -> ManagedProcess {
@@ -118,7 +129,7 @@ final class RealRunLab: @unchecked Sendable {
     func promotedRun() async throws {
         let lab = try await RealRunLab("report-real-promoted", steps: [25, 100], bake: "2500ms", hardSignal: false)
         defer { lab.stopAll() }
-        try lab.startLoad(seconds: 15)
+        try await lab.startLoad(seconds: 15)
         let coordinator = try lab.startCoordinator()
         defer { coordinator.stopInBackground() }
         #expect(try await lab.waitForExit(coordinator) == 0, "\(coordinator.logTail(lines: 30))")
@@ -181,7 +192,7 @@ final class RealRunLab: @unchecked Sendable {
     func rolledBackRun() async throws {
         let lab = try await RealRunLab("report-real-rollback", steps: [50, 100], bake: "20s", hardSignal: true)
         defer { lab.stopAll() }
-        try lab.startLoad(seconds: 15)
+        try await lab.startLoad(seconds: 15)
         let coordinator = try lab.startCoordinator()
         defer { coordinator.stopInBackground() }
         try await lab.waitFor("step 1 baking", process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
