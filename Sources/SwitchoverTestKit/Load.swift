@@ -14,9 +14,21 @@ public enum Load {
     }
 
     /// Runs `hey -n requests -c concurrency url` to the end and returns its status counts.
-    /// Throws when hey is missing or fails.
+    /// Throws when hey is missing or fails. hey runs for seconds and its output is read to the
+    /// end of a pipe, so both waits happen on a thread of their own.
+    @discardableResult
+    public static func hey(_ url: String, requests: Int, concurrency: Int = 20) async throws -> Result {
+        try await OwnThread.run("hey") { try heyBlocking(url, requests: requests, concurrency: concurrency) }
+    }
+
+    /// `hey` on the calling thread, which it blocks until hey ends (the benchmark's figures).
+    @available(*, noasync, message: "blocks its thread: `try await Load.hey(...)`")
     @discardableResult
     public static func hey(_ url: String, requests: Int, concurrency: Int = 20) throws -> Result {
+        try heyBlocking(url, requests: requests, concurrency: concurrency)
+    }
+
+    private static func heyBlocking(_ url: String, requests: Int, concurrency: Int) throws -> Result {
         let hey = try Tools.require("hey")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: hey)
@@ -87,11 +99,25 @@ public struct HeyReport: Sendable, Hashable {
 
     /// Stops `hey` with SIGINT if it still runs (it stops its workers between requests and
     /// prints its report) and reads the report from its log file.
+    public static func finish(_ hey: ManagedProcess) async throws -> HeyReport {
+        if hey.isRunning {
+            hey.signal(SIGINT)
+            guard await hey.waitForExit(timeout: 30) else { throw TestKitError("hey did not stop on SIGINT") }
+        }
+        return try report(of: hey)
+    }
+
+    /// `finish` on the calling thread, which it blocks until hey has exited (the benchmark's figures).
+    @available(*, noasync, message: "blocks its thread: `try await HeyReport.finish(...)`")
     public static func finish(_ hey: ManagedProcess) throws -> HeyReport {
         if hey.isRunning {
             hey.signal(SIGINT)
             guard hey.waitForExit(timeout: 30) else { throw TestKitError("hey did not stop on SIGINT") }
         }
+        return try report(of: hey)
+    }
+
+    private static func report(of hey: ManagedProcess) throws -> HeyReport {
         let text = (try? String(contentsOf: hey.logFile, encoding: .utf8)) ?? ""
         guard text.contains("Summary:") else { throw TestKitError("hey printed no summary:\n\(text.suffix(2000))") }
         return HeyReport(output: text)

@@ -7,8 +7,16 @@ import Glibc
 /// or when the last reference goes. Output goes to a log file whose tail is shown when the
 /// process fails to come up.
 ///
-/// `@unchecked Sendable`: the mutable state (`stopped`) is guarded by `lock`; `Process` itself
-/// is only touched under the same lock after launch.
+/// Stopping has three forms, for the three places a test stops things: `await stop()` in the
+/// test's body (returns once the process has exited, suspending meanwhile), `stopInBackground()`
+/// in a `defer` or `deinit` (which cannot await: SIGTERM now, SIGKILL from a thread of its own
+/// later), and the blocking `stop()` for the benchmark, whose figures are not on the cooperative
+/// pool's schedule. The blocking forms are `noasync`: the compiler refuses them in async code,
+/// `defer` blocks of async functions included.
+///
+/// `@unchecked Sendable`: the mutable state (`stopped`) is guarded by `lock`; `Process` is only
+/// asked `isRunning` and `terminationStatus` after launch, which Foundation answers from any
+/// thread.
 public final class ManagedProcess: @unchecked Sendable {
     public let name: String
     public let pid: Int32
@@ -53,12 +61,45 @@ public final class ManagedProcess: @unchecked Sendable {
         return text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
     }
 
-    /// SIGTERM, then SIGKILL after `grace` if it has not exited. Idempotent.
+    /// SIGTERM, then SIGKILL after `grace` if it has not exited; returns once it has exited.
+    /// Suspends between checks (`Wait.until`), so the thread serves other tests meanwhile.
+    /// Idempotent.
+    public func stop(grace: TimeInterval = 5) async {
+        guard beginStop() else { return }
+        guard process.isRunning else { return }
+        kill(pid, SIGTERM)
+        if await Wait.until(timeout: grace, { !self.process.isRunning }) { return }
+        kill(pid, SIGKILL)
+        await Wait.until(timeout: 10) { !self.process.isRunning }
+    }
+
+    /// `stop(grace:)` for a thread that may block: the benchmark's figures, which run one at a
+    /// time and time their own polls. Never on the cooperative pool (`noasync`).
+    @available(*, noasync, message: "blocks its thread until the process exits: `await stop()`, or `stopInBackground()` in a defer")
     public func stop(grace: TimeInterval = 5) {
-        lock.lock()
-        if stopped { lock.unlock(); return }
-        stopped = true
-        lock.unlock()
+        guard beginStop() else { return }
+        Self.terminate(process, pid: pid, grace: grace)
+    }
+
+    /// For a `defer` or a `deinit`, which cannot await: SIGTERM now, and a thread of its own
+    /// sends SIGKILL after `grace` if the process has not exited by then. Returns at once.
+    /// Idempotent, and a no-op after `stop()`.
+    public func stopInBackground(grace: TimeInterval = 5) {
+        guard beginStop() else { return }
+        Self.terminateInBackground(process, pid: pid, grace: grace)
+    }
+
+    /// Marks the process stopped; false when it already was.
+    private func beginStop() -> Bool {
+        lock.withLock {
+            if stopped { return false }
+            stopped = true
+            return true
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`, blocking the calling thread until it has exited.
+    private static func terminate(_ process: Process, pid: Int32, grace: TimeInterval) {
         guard process.isRunning else { return }
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(grace)
@@ -69,12 +110,31 @@ public final class ManagedProcess: @unchecked Sendable {
         }
     }
 
-    /// Sends `signal` to the process (SIGKILL to simulate a crash, SIGHUP to reload, ...).
+    private static func terminateInBackground(_ process: Process, pid: Int32, grace: TimeInterval) {
+        guard process.isRunning else { return }
+        kill(pid, SIGTERM)
+        let owned = UncheckedProcess(process)
+        Thread.detachNewThread { terminate(owned.process, pid: pid, grace: grace) }
+    }
+
+    /// Sends `signal` to the process (SIGKILL to simulate a crash, SIGHUP to reload, ...), if it
+    /// has not exited: once Foundation has reaped it its PID is free, and a whole parallel run
+    /// spawns thousands of processes (pid_max is 32768 here), so the PID may already name another
+    /// test's server.
     public func signal(_ signal: Int32) {
+        guard process.isRunning else { return }
         kill(pid, signal)
     }
 
-    /// Waits until the process has exited, up to `timeout`; true if it has.
+    /// Waits until the process has exited, up to `timeout`; true if it has. Suspends between
+    /// checks.
+    @discardableResult
+    public func waitForExit(timeout: TimeInterval) async -> Bool {
+        await Wait.until(timeout: timeout) { !self.process.isRunning }
+    }
+
+    /// `waitForExit(timeout:)` for a thread that may block (the benchmark's figures).
+    @available(*, noasync, message: "blocks its thread: `await waitForExit(timeout:)`")
     @discardableResult
     public func waitForExit(timeout: TimeInterval) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
@@ -99,7 +159,16 @@ public final class ManagedProcess: @unchecked Sendable {
 
     public var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
 
-    deinit { stop() }
+    deinit {
+        if beginStop() { Self.terminateInBackground(process, pid: pid, grace: 5) }
+    }
+}
+
+/// A `Process` handed to the thread that stops it in the background. `@unchecked Sendable`: that
+/// thread is the only one that touches it from then on (`isRunning`, `waitUntilExit`).
+private struct UncheckedProcess: @unchecked Sendable {
+    let process: Process
+    init(_ process: Process) { self.process = process }
 }
 
 /// A failure of the test kit itself: a missing tool, a server that did not come up.
@@ -144,9 +213,34 @@ public enum Loopback {
         } == 0
     }
 
+    /// True when something accepts connections on the UNIX stream socket at `path` (connected,
+    /// then closed at once).
+    public static func acceptsConnections(unixSocket path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        } == 0
+    }
+
     /// Sends `request` as is to 127.0.0.1:`port` and returns what comes back until the peer
-    /// closes (2 s at most): enough for a one-off admin call without an HTTP client.
-    public static func httpExchange(port: Int, request: String) throws -> String {
+    /// closes (2 s at most): enough for a one-off admin call without an HTTP client. The socket
+    /// calls block, so they are made on a thread of their own.
+    public static func httpExchange(port: Int, request: String) async throws -> String {
+        try await OwnThread.run("http exchange") { try httpExchangeBlocking(port: port, request: request) }
+    }
+
+    /// `httpExchange` on the calling thread, which it blocks for up to 2 s (a thread of its own).
+    static func httpExchangeBlocking(port: Int, request: String) throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestKitError("socket(): errno \(errno)") }
         defer { close(fd) }
@@ -175,7 +269,24 @@ public enum Loopback {
     }
 
     /// Waits until `port` accepts connections or `process` exits; throws with the log tail.
-    public static func waitForPort(_ port: Int, of process: ManagedProcess, timeout: TimeInterval = 15) throws {
+    /// Suspends between checks.
+    public static func waitForPort(_ port: Int, of process: ManagedProcess, timeout: TimeInterval = 15) async throws {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while ContinuousClock.now < deadline {
+            if isListening(port: port) { return }
+            if !process.isRunning {
+                throw TestKitError("\(process.name) exited before listening on 127.0.0.1:\(port):\n\(process.logTail())")
+            }
+            await Wait.pause(.milliseconds(20))
+        }
+        if isListening(port: port) { return }
+        throw TestKitError("\(process.name) did not listen on 127.0.0.1:\(port) within \(timeout)s:\n\(process.logTail())")
+    }
+
+    /// `waitForPort` for a thread that may block (the benchmark's servers, started by the kit's
+    /// blocking forms).
+    @available(*, noasync, message: "blocks its thread: `try await waitForPort(...)`")
+    static func waitForPort(_ port: Int, of process: ManagedProcess, timeout: TimeInterval = 15) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if isListening(port: port) { return }

@@ -22,45 +22,72 @@ public final class NginxBackend: Sendable {
     private let server: NginxServer
 
     /// Starts nginx (through `NginxServer`) for server `name` in a folder of its own under
-    /// `parent` (or a new temporary folder) and waits until it listens.
-    public init(name: String, in parent: URL? = nil) throws {
-        let base = try parent ?? TemporaryDirectory.make("nginx")
-        let directory = base.appendingPathComponent("nginx-\(name)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o755])
-        // nginx workers (www-data) test for the fail file: every folder on the way must be open.
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: base.path)
-        let accessLog = directory.appendingPathComponent("access.log")
-        let failFile = directory.appendingPathComponent("fail").path
-        let slowFile = directory.appendingPathComponent("slow.bin")
-        try Data(count: 1 << 20).write(to: slowFile)
-        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: slowFile.path)
-        let slowHealthFile = directory.appendingPathComponent("slowhealth.txt")
-        try Data(repeating: UInt8(ascii: "."), count: 2_560).write(to: slowHealthFile)
-        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: slowHealthFile.path)
-        // The server-level access_log overrides NginxServer's http-level `access_log off`.
-        let body = """
-            access_log \(accessLog.path);
-                    keepalive_requests 100000;
-                    location = /slow {
-                        limit_rate 1k;
-                        default_type application/octet-stream;
-                        alias \(slowFile.path);
-                    }
-                    location = /slowhealth {
-                        limit_rate 1k;
-                        default_type text/plain;
-                        alias \(slowHealthFile.path);
-                    }
-                    location / {
-                        if (-f \(failFile)) { return 503 "\(name) failing\\n"; }
-                        return 200 "\(name)\\n";
-                    }
-            """
-        self.server = try NginxServer.start(name: name, body: body, directory: directory)
+    /// `parent` (or a new temporary folder) and waits until it listens, suspending meanwhile.
+    public static func start(name: String, in parent: URL? = nil) async throws -> NginxBackend {
+        let site = try Site(name: name, in: parent)
+        return NginxBackend(name: name, site: site,
+                            server: try await NginxServer.start(name: name, body: site.body, directory: site.directory))
+    }
+
+    /// `start` on the calling thread, which it blocks until nginx listens (the benchmark's labs).
+    @available(*, noasync, message: "blocks its thread: `try await NginxBackend.start(...)`")
+    public convenience init(name: String, in parent: URL? = nil) throws {
+        let site = try Site(name: name, in: parent)
+        self.init(name: name, site: site,
+                  server: try NginxServer.start(name: name, body: site.body, directory: site.directory))
+    }
+
+    private init(name: String, site: Site, server: NginxServer) {
+        self.server = server
         self.name = name
-        self.directory = directory
-        self.accessLog = accessLog
+        self.directory = site.directory
+        self.accessLog = site.accessLog
+    }
+
+    /// The backend's folder, its files and the `server { }` body that serves them.
+    private struct Site {
+        let directory: URL
+        let accessLog: URL
+        let body: String
+
+        init(name: String, in parent: URL?) throws {
+            let base = try parent ?? TemporaryDirectory.make("nginx")
+            let directory = base.appendingPathComponent("nginx-\(name)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o755])
+            // nginx workers (www-data) test for the fail file: every folder on the way must be open.
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: base.path)
+            let accessLog = directory.appendingPathComponent("access.log")
+            let failFile = directory.appendingPathComponent("fail").path
+            let slowFile = directory.appendingPathComponent("slow.bin")
+            try Data(count: 1 << 20).write(to: slowFile)
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: slowFile.path)
+            let slowHealthFile = directory.appendingPathComponent("slowhealth.txt")
+            try Data(repeating: UInt8(ascii: "."), count: 2_560).write(to: slowHealthFile)
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: slowHealthFile.path)
+            // The server-level access_log overrides NginxServer's http-level `access_log off`.
+            let body = """
+                access_log \(accessLog.path);
+                        keepalive_requests 100000;
+                        location = /slow {
+                            limit_rate 1k;
+                            default_type application/octet-stream;
+                            alias \(slowFile.path);
+                        }
+                        location = /slowhealth {
+                            limit_rate 1k;
+                            default_type text/plain;
+                            alias \(slowHealthFile.path);
+                        }
+                        location / {
+                            if (-f \(failFile)) { return 503 "\(name) failing\\n"; }
+                            return 200 "\(name)\\n";
+                        }
+                """
+            self.directory = directory
+            self.accessLog = accessLog
+            self.body = body
+        }
     }
 
     public var port: Int { server.port }
@@ -86,7 +113,15 @@ public final class NginxBackend: Sendable {
         return data.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
     }
 
+    /// Stops nginx; returns once it has exited.
+    public func stop() async { await server.stop() }
+
+    /// `stop` on the calling thread, which it blocks until nginx has exited (the benchmark).
+    @available(*, noasync, message: "blocks its thread: `await stop()`, or `stopInBackground()` in a defer")
     public func stop() { server.stop() }
 
-    deinit { server.stop() }
+    /// For a `defer` or `deinit`: SIGTERM now, SIGKILL from a thread of its own later.
+    public func stopInBackground() { server.stopInBackground() }
+
+    deinit { server.stopInBackground() }
 }

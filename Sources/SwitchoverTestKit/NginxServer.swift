@@ -24,10 +24,42 @@ public final class NginxServer: Sendable {
     }
 
     /// Writes a config and starts nginx in the foreground; returns once the port accepts
-    /// connections. `body` goes inside `server { listen 127.0.0.1:PORT; ... }`;
-    /// `httpDirectives` inside `http { }` before it.
+    /// connections, suspending while it waits. `body` goes inside
+    /// `server { listen 127.0.0.1:PORT; ... }`; `httpDirectives` inside `http { }` before it.
     public static func start(name: String, body: String, httpDirectives: String = "", directory: URL? = nil,
+                             timeout: TimeInterval = 15) async throws -> NginxServer {
+        let server = try launch(name: name, body: body, httpDirectives: httpDirectives, directory: directory)
+        do {
+            try await Loopback.waitForPort(server.port, of: server.process, timeout: timeout)
+        } catch {
+            throw server.failedToStart(error)
+        }
+        return server
+    }
+
+    /// `start` on the calling thread, which it blocks until nginx listens (`NginxBackend`'s
+    /// blocking form, for the benchmark's backends).
+    @available(*, noasync, message: "blocks its thread: `try await NginxServer.start(...)`")
+    static func start(name: String, body: String, httpDirectives: String = "", directory: URL? = nil,
                              timeout: TimeInterval = 15) throws -> NginxServer {
+        let server = try launch(name: name, body: body, httpDirectives: httpDirectives, directory: directory)
+        do {
+            try Loopback.waitForPort(server.port, of: server.process, timeout: timeout)
+        } catch {
+            throw server.failedToStart(error)
+        }
+        return server
+    }
+
+    /// Stops it and says why, with nginx's error log.
+    private func failedToStart(_ error: any Error) -> TestKitError {
+        let errors = (try? String(contentsOf: directory.appendingPathComponent("error.log"), encoding: .utf8)) ?? ""
+        process.stopInBackground()
+        return TestKitError("\(error)\n\(errors)")
+    }
+
+    /// Writes the config and starts nginx, without waiting for it to listen.
+    private static func launch(name: String, body: String, httpDirectives: String, directory: URL?) throws -> NginxServer {
         let nginx = try Tools.require("nginx")
         let dir = try directory ?? TemporaryDirectory.make("nginx-\(name)")
         let tmp = dir.appendingPathComponent("tmp")
@@ -64,15 +96,17 @@ public final class NginxServer: Sendable {
             name: "nginx-\(name)", executable: nginx,
             arguments: ["-p", dir.path, "-c", configFile.path, "-e", dir.path + "/error.log", "-g", "daemon off;"],
             logFile: dir.appendingPathComponent("nginx.out"))
-        do {
-            try Loopback.waitForPort(port, of: process, timeout: timeout)
-        } catch {
-            let errors = (try? String(contentsOf: dir.appendingPathComponent("error.log"), encoding: .utf8)) ?? ""
-            process.stop()
-            throw TestKitError("\(error)\n\(errors)")
-        }
         return NginxServer(port: port, directory: dir, process: process)
     }
 
-    public func stop() { process.stop() }
+    /// Stops nginx; returns once it has exited.
+    public func stop() async { await process.stop() }
+
+    /// `stop` on the calling thread, which it blocks until nginx has exited (`NginxBackend`'s
+    /// blocking form, for the benchmark).
+    @available(*, noasync, message: "blocks its thread: `await stop()`, or `stopInBackground()` in a defer")
+    func stop() { process.stop() }
+
+    /// For a `defer` or `deinit`: SIGTERM now, SIGKILL from a thread of its own later.
+    public func stopInBackground() { process.stopInBackground() }
 }

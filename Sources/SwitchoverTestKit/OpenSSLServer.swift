@@ -21,7 +21,7 @@ public final class OpenSSLServer: Sendable {
     ///     (`-Verify 1`): mutual TLS.
     ///   - extraArguments: more `s_server` options (`-tls1_2`, ...).
     public static func start(name: String, certificate: TestCertificate, chain: URL? = nil, clientCA: URL? = nil,
-                             extraArguments: [String] = [], directory: URL, timeout: TimeInterval = 15) throws -> OpenSSLServer {
+                             extraArguments: [String] = [], directory: URL, timeout: TimeInterval = 15) async throws -> OpenSSLServer {
         let openssl = try Tools.require("openssl")
         let port = try Loopback.freePort()
         var arguments = ["s_server", "-accept", "127.0.0.1:\(port)", "-www", "-quiet",
@@ -31,9 +31,18 @@ public final class OpenSSLServer: Sendable {
         arguments += extraArguments
         let process = try ManagedProcess(name: "s_server-\(name)", executable: openssl, arguments: arguments,
                                          logFile: directory.appendingPathComponent("s_server-\(name).log"))
-        try Loopback.waitForPort(port, of: process, timeout: timeout)
+        do {
+            try await Loopback.waitForPort(port, of: process, timeout: timeout)
+        } catch {
+            process.stopInBackground()
+            throw error
+        }
         return OpenSSLServer(port: port, process: process)
     }
 
-    public func stop() { process.stop() }
+    /// Stops `s_server`; returns once it has exited.
+    public func stop() async { await process.stop() }
+
+    /// For a `defer`: SIGTERM now, SIGKILL from a thread of its own later.
+    public func stopInBackground() { process.stopInBackground() }
 }

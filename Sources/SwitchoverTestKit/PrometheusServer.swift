@@ -10,9 +10,23 @@ public final class PrometheusServer: Sendable {
 
     /// `target`: `host:port` to scrape at `metricsPath` every `interval` (a Prometheus
     /// duration, such as `1s`). `routePrefix` (such as `/prometheus`): Prometheus serves its
-    /// API under that path, as it does behind a path-routing proxy.
-    public init(target: String, metricsPath: String = "/metrics", interval: String = "1s",
-                job: String = "target", routePrefix: String? = nil, in parent: URL? = nil) throws {
+    /// API under that path, as it does behind a path-routing proxy. Returns once it listens.
+    public static func start(target: String, metricsPath: String = "/metrics", interval: String = "1s",
+                             job: String = "target", routePrefix: String? = nil, in parent: URL? = nil) async throws -> PrometheusServer {
+        let server = try PrometheusServer(launching: target, metricsPath: metricsPath, interval: interval, job: job,
+                                          routePrefix: routePrefix, in: parent)
+        do {
+            try await Loopback.waitForPort(server.port, of: server.process, timeout: 30)
+        } catch {
+            server.stopInBackground()
+            throw error
+        }
+        return server
+    }
+
+    /// Writes the config and starts Prometheus, without waiting for it to listen.
+    private init(launching target: String, metricsPath: String, interval: String, job: String, routePrefix: String?,
+                 in parent: URL?) throws {
         let prometheus = try Tools.require("prometheus")
         let directory = try parent.map { p -> URL in
             let d = p.appendingPathComponent("prometheus")
@@ -41,7 +55,6 @@ public final class PrometheusServer: Sendable {
                         "--web.listen-address", "127.0.0.1:\(port)"]
                 + (routePrefix.map { ["--web.route-prefix", $0] } ?? []),
             logFile: directory.appendingPathComponent("prometheus.log"))
-        try Loopback.waitForPort(port, of: process, timeout: 30)
         self.directory = directory
         self.port = port
         self.routePrefix = routePrefix ?? ""
@@ -52,7 +65,11 @@ public final class PrometheusServer: Sendable {
     public var url: URL { URL(string: "http://127.0.0.1:\(port)\(routePrefix)")! }
     public var pid: Int32 { process.pid }
 
-    public func stop() { process.stop() }
+    /// Stops Prometheus; returns once it has exited.
+    public func stop() async { await process.stop() }
 
-    deinit { process.stop() }
+    /// For a `defer` or `deinit`: SIGTERM now, SIGKILL from a thread of its own later.
+    public func stopInBackground() { process.stopInBackground() }
+
+    deinit { process.stopInBackground() }
 }

@@ -46,6 +46,7 @@ public struct TestPKI: Sendable {
     }
 
     /// A self-signed CA.
+    @available(*, noasync, message: "runs openssl on its thread: `try await` the async form")
     public func makeRoot(name: String, keyType: KeyType = .ecP256, days: Int = 30, subject: String? = nil,
                          extraExtensions: [String] = []) throws -> TestCertificate {
         let key = try makeKey(name: name, keyType: keyType)
@@ -62,6 +63,7 @@ public struct TestPKI: Sendable {
     }
 
     /// A CA signed by `issuer`. `pathLength` nil leaves the path length unconstrained.
+    @available(*, noasync, message: "runs openssl on its thread: `try await` the async form")
     public func makeIntermediate(name: String, issuer: TestCertificate, keyType: KeyType = .ecP256,
                                  pathLength: Int? = 0, days: Int = 30, subject: String? = nil,
                                  extraExtensions: [String] = []) throws -> TestCertificate {
@@ -73,6 +75,7 @@ public struct TestPKI: Sendable {
     /// An end-entity certificate signed by `issuer`. `sans` are openssl subjectAltName entries;
     /// a bare value is taken as `IP:` when it parses as an IPv4/IPv6 address, `DNS:` otherwise,
     /// and typed values (`URI:spiffe://cluster.local/ns/a/sa/b`, `email:...`) pass unchanged.
+    @available(*, noasync, message: "runs openssl on its thread: `try await` the async form")
     public func makeLeaf(name: String, sans: [String], issuer: TestCertificate, keyType: KeyType = .ecP256,
                          usage: Usage = .serverAndClient, days: Int = 30, subject: String? = nil,
                          extraExtensions: [String] = []) throws -> TestCertificate {
@@ -89,6 +92,40 @@ public struct TestPKI: Sendable {
         if !sans.isEmpty { lines.append("subjectAltName = " + sans.map(Self.typedSAN).joined(separator: ", ")) }
         return try sign(name: name, issuer: issuer, keyType: keyType, days: days, subject: subject, isCA: false,
                         extensions: lines + extraExtensions)
+    }
+
+    // MARK: - Async forms
+    //
+    // Each certificate is two or three runs of the openssl command line, which the forms above
+    // wait for on the calling thread; these make them on a thread of their own (`OwnThread`), so
+    // tests on the cooperative pool do not block it.
+
+    /// `makeRoot` off the cooperative pool.
+    public func makeRoot(name: String, keyType: KeyType = .ecP256, days: Int = 30, subject: String? = nil,
+                         extraExtensions: [String] = []) async throws -> TestCertificate {
+        try await OwnThread.run("openssl") {
+            try self.makeRoot(name: name, keyType: keyType, days: days, subject: subject, extraExtensions: extraExtensions)
+        }
+    }
+
+    /// `makeIntermediate` off the cooperative pool.
+    public func makeIntermediate(name: String, issuer: TestCertificate, keyType: KeyType = .ecP256,
+                                 pathLength: Int? = 0, days: Int = 30, subject: String? = nil,
+                                 extraExtensions: [String] = []) async throws -> TestCertificate {
+        try await OwnThread.run("openssl") {
+            try self.makeIntermediate(name: name, issuer: issuer, keyType: keyType, pathLength: pathLength, days: days,
+                                      subject: subject, extraExtensions: extraExtensions)
+        }
+    }
+
+    /// `makeLeaf` off the cooperative pool.
+    public func makeLeaf(name: String, sans: [String], issuer: TestCertificate, keyType: KeyType = .ecP256,
+                         usage: Usage = .serverAndClient, days: Int = 30, subject: String? = nil,
+                         extraExtensions: [String] = []) async throws -> TestCertificate {
+        try await OwnThread.run("openssl") {
+            try self.makeLeaf(name: name, sans: sans, issuer: issuer, keyType: keyType, usage: usage, days: days,
+                              subject: subject, extraExtensions: extraExtensions)
+        }
     }
 
     /// Concatenates the certificates' PEM into one file (a chain or a CA bundle), in order.
@@ -164,7 +201,7 @@ public struct TestPKI: Sendable {
     }
 
     private func openssl(_ arguments: [String]) throws {
-        let result = try Command.run(try Tools.require("openssl"), arguments)
+        let result = try Command.runBlocking(try Tools.require("openssl"), arguments, input: nil)
         guard result.status == 0 else {
             throw TestKitError("openssl \(arguments.prefix(2).joined(separator: " ")) failed (\(result.status)): \(result.output)")
         }
@@ -178,8 +215,22 @@ public enum Command {
         public let output: String
     }
 
-    /// Runs `executable` to its end; `input`, when given, is written to its standard input.
+    /// Runs `executable` to its end; `input`, when given, is written to its standard input. The
+    /// pipe read and the wait for its exit block, so they happen on a thread of their own.
+    public static func run(_ executable: String, _ arguments: [String], input: String? = nil) async throws -> Result {
+        try await OwnThread.run((executable as NSString).lastPathComponent) {
+            try runBlocking(executable, arguments, input: input)
+        }
+    }
+
+    /// `run` on the calling thread, which it blocks until the command ends: for the benchmark's
+    /// figures and the kit's own blocking forms.
+    @available(*, noasync, message: "blocks its thread: `try await Command.run(...)`")
     public static func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> Result {
+        try runBlocking(executable, arguments, input: input)
+    }
+
+    static func runBlocking(_ executable: String, _ arguments: [String], input: String?) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

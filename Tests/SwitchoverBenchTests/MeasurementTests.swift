@@ -8,7 +8,7 @@ import Glibc
 
 /// The pieces `bench/run` measures with: order statistics, hey's report (against a real nginx),
 /// and a process's `/proc` figures.
-@Suite(.serialized)
+@Suite
 struct MeasurementTests {
     @Test func medianAndSpreadOfOddAndEvenTrials() {
         let odd = Stats([5, 1, 3])
@@ -22,31 +22,31 @@ struct MeasurementTests {
         #expect(Stats([0, 0]).row("x", unit: "requests", reference: 0, referenceLabel: "0", note: "").ratio == nil)
     }
 
-    @Test func heyReportCountsNon2xxAnswersAsFailed() throws {
+    @Test func heyReportCountsNon2xxAnswersAsFailed() async throws {
         let folder = try TemporaryDirectory.make("bench-tests")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let backend = try NginxBackend(name: "green-1", in: folder)
-        defer { backend.stop() }
+        let backend = try await NginxBackend.start(name: "green-1", in: folder)
+        defer { backend.stopInBackground() }
         try backend.fail(true)
         let hey = try ManagedProcess(name: "hey", executable: try Tools.require("hey"),
                                      arguments: ["-n", "40", "-c", "4", "http://\(backend.address)/"],
                                      logFile: folder.appendingPathComponent("hey.log"))
-        #expect(hey.waitForExit(timeout: 30))
-        let report = try HeyReport.finish(hey)
+        #expect(await hey.waitForExit(timeout: 30))
+        let report = try await HeyReport.finish(hey)
         #expect(report.statusCounts == [503: 40])
         #expect(report.failed == 40 && report.ok == 0 && report.errors == 0)
         #expect(report.requestsPerSecond > 0)
     }
 
-    @Test func heyReportCountsTransportErrorsAsFailed() throws {
+    @Test func heyReportCountsTransportErrorsAsFailed() async throws {
         let folder = try TemporaryDirectory.make("bench-tests")
         defer { try? FileManager.default.removeItem(at: folder) }
         let closed = try Loopback.freePort() // nothing listens: every request is refused
         let hey = try ManagedProcess(name: "hey", executable: try Tools.require("hey"),
                                      arguments: ["-n", "10", "-c", "2", "http://127.0.0.1:\(closed)/"],
                                      logFile: folder.appendingPathComponent("hey.log"))
-        #expect(hey.waitForExit(timeout: 30))
-        let report = try HeyReport.finish(hey)
+        #expect(await hey.waitForExit(timeout: 30))
+        let report = try await HeyReport.finish(hey)
         #expect(report.responses == 0)
         #expect(report.errors == 10 && report.failed == 10)
     }

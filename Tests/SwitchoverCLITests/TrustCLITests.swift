@@ -28,25 +28,25 @@ struct TrustCLITests {
         }
         deinit { try? FileManager.default.removeItem(at: directory) }
 
-        func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
-            try runTrustCLI(["trust", "blue", "green", "--clusters", directory.appendingPathComponent("clusters").path,
+        func run(_ args: [String]) async throws -> (code: Int32, out: String, err: String) {
+            try await runTrustCLI(["trust", "blue", "green", "--clusters", directory.appendingPathComponent("clusters").path,
                              "--policies", directory.appendingPathComponent("policies").path] + args)
         }
     }
 
     @Test("trusted: a table with the checks and a verdict, exit 0")
-    func trusted() throws {
+    func trusted() async throws {
         let setup = try Setup()
-        let result = try setup.run([])
+        let result = try await setup.run([])
         #expect(result.code == 0, "\(result.err)")
         #expect(result.out.contains("chain.blue-verifies-against-green  pass"))
         #expect(result.out.contains("TRUSTED: blue and green share mTLS trust"))
     }
 
     @Test("JSON: the contract's fields on stdout as one object")
-    func json() throws {
+    func json() async throws {
         let setup = try Setup()
-        let result = try setup.run(["--output", "json"])
+        let result = try await setup.run(["--output", "json"])
         #expect(result.code == 0, "\(result.err)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any])
         #expect(object["trusted"] as? Bool == true)
@@ -57,18 +57,18 @@ struct TrustCLITests {
     }
 
     @Test("not trusted: exit 1, the failing check named in the verdict")
-    func notTrusted() throws {
+    func notTrusted() async throws {
         let setup = try Setup(greenRoot: false)
-        let result = try setup.run([])
+        let result = try await setup.run([])
         #expect(result.code == 1)
         #expect(result.out.contains("NOT TRUSTED"))
         #expect(result.out.contains("roots.shared                       fail"))
     }
 
     @Test("bad input (a private key as rootCerts): exit 2, the file named on stderr, a JSON error with the contract's fields empty")
-    func badInput() throws {
+    func badInput() async throws {
         let setup = try Setup(greenRoots: "../pki/root-key.pem")
-        let result = try setup.run(["--output", "json"])
+        let result = try await setup.run(["--output", "json"])
         #expect(result.code == 2)
         #expect(result.err.contains("pki/root-key.pem: line 1 begins a private key"), "\(result.err)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any])
@@ -82,26 +82,38 @@ struct TrustCLITests {
     }
 
     @Test("a missing rootCerts file: exit 2, the file named")
-    func missingFile() throws {
+    func missingFile() async throws {
         let setup = try Setup(greenRoots: "../pki/missing.pem")
-        let result = try setup.run([])
+        let result = try await setup.run([])
         #expect(result.code == 2)
         #expect(result.out.isEmpty)
         #expect(result.err.contains("missing.pem"), "\(result.err)")
     }
 
     @Test("an unknown cluster: exit 2 naming the known ones")
-    func unknownCluster() throws {
+    func unknownCluster() async throws {
         let setup = try Setup()
-        let result = try runTrustCLI(["trust", "blue", "purple", "--clusters", setup.directory.appendingPathComponent("clusters").path,
+        let result = try await runTrustCLI(["trust", "blue", "purple", "--clusters", setup.directory.appendingPathComponent("clusters").path,
                                       "--policies", setup.directory.appendingPathComponent("policies").path])
         #expect(result.code == 2)
         #expect(result.err.contains("TO names unknown cluster 'purple'; known clusters: blue, green"), "\(result.err)")
     }
 }
 
-/// Runs the built `switchover` (next to the test bundle) and collects its output through files.
-func runTrustCLI(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
+/// Runs the built `switchover` (next to the test bundle) and collects its output through files;
+/// the wait for its exit happens on a thread of its own (`OwnThread`), off the cooperative pool.
+func runTrustCLI(_ args: [String]) async throws -> (code: Int32, out: String, err: String) {
+    let result = try await OwnThread.run("switchover trust") { try runTrustCLIToEnd(args) }
+    return (result.code, result.out, result.err)
+}
+
+private struct TrustCLIResult: Sendable {
+    var code: Int32
+    var out: String
+    var err: String
+}
+
+private func runTrustCLIToEnd(_ args: [String]) throws -> TrustCLIResult {
     let candidates = [Bundle.main.executableURL?.deletingLastPathComponent(), Bundle.main.bundleURL.deletingLastPathComponent(),
                       URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
                         .deletingLastPathComponent().appendingPathComponent(".build/debug")]
@@ -121,5 +133,6 @@ func runTrustCLI(_ args: [String]) throws -> (code: Int32, out: String, err: Str
     process.standardError = try FileHandle(forWritingTo: errURL)
     try process.run()
     process.waitUntilExit()
-    return (process.terminationStatus, try String(contentsOf: outURL, encoding: .utf8), try String(contentsOf: errURL, encoding: .utf8))
+    return TrustCLIResult(code: process.terminationStatus, out: try String(contentsOf: outURL, encoding: .utf8),
+                          err: try String(contentsOf: errURL, encoding: .utf8))
 }

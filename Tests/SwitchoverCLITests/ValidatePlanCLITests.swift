@@ -35,15 +35,15 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
 }
 
 @Suite struct ValidateCLITests {
-    @Test func examplesAreValid() throws {
-        let result = try runSwitchover(["validate"], cwd: checkout)
+    @Test func examplesAreValid() async throws {
+        let result = try await runSwitchover(["validate"], cwd: checkout)
         #expect(result.exitCode == 0, "\(result.stderr)")
         #expect(result.stdout == "2 clusters, 2 policies: valid\n")
         #expect(result.stderr.isEmpty)
     }
 
-    @Test func examplesAreValidAsJSON() throws {
-        let result = try runSwitchover(["validate", "--output", "json"], cwd: checkout)
+    @Test func examplesAreValidAsJSON() async throws {
+        let result = try await runSwitchover(["validate", "--output", "json"], cwd: checkout)
         #expect(result.exitCode == 0)
         let json = try parseJSON(result.stdout)
         #expect(json["valid"] as? Bool == true)
@@ -54,7 +54,7 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
 
     /// The acceptance case: a misspelt key, steps out of order, and a garbage file give exactly
     /// one `FILE:LINE:COL: message` line each, and exit 2.
-    @Test func threeMistakesGiveThreeLocatedLines() throws {
+    @Test func threeMistakesGiveThreeLocatedLines() async throws {
         let folder = try copyOfExamples()
         defer { try? FileManager.default.removeItem(at: folder) }
         let gradual = try edit(folder.appendingPathComponent("policies/gradual.yaml"),
@@ -63,7 +63,7 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
                             replacing: "steps: [10, 50, 100]", with: "steps: [10, 5, 100]")
         try Data("\u{7f}ELF\u{01}\u{02} ]]] {{ : : not yaml".utf8).write(to: folder.appendingPathComponent("policies/garbage.yaml"))
 
-        let result = try runSwitchover(["validate"], cwd: folder)
+        let result = try await runSwitchover(["validate"], cwd: folder)
         #expect(result.exitCode == 2)
         let lines = locatedLines(result.stderr)
         #expect(lines.count == 3, "\(result.stderr)")
@@ -79,12 +79,12 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         #expect(result.stderr.hasSuffix("3 problems in 3 files\n"))
     }
 
-    @Test func invalidAsJSONListsEveryDiagnostic() throws {
+    @Test func invalidAsJSONListsEveryDiagnostic() async throws {
         let folder = try copyOfExamples()
         defer { try? FileManager.default.removeItem(at: folder) }
         _ = try edit(folder.appendingPathComponent("policies/fast.yaml"), replacing: "bake: 5s", with: "bake: 0s")
         _ = try edit(folder.appendingPathComponent("clusters/blue.yaml"), replacing: "kind: Cluster", with: "kind: Clustre")
-        let result = try runSwitchover(["validate", "--output", "json"], cwd: folder)
+        let result = try await runSwitchover(["validate", "--output", "json"], cwd: folder)
         #expect(result.exitCode == 2)
         let json = try parseJSON(result.stdout)
         #expect(json["valid"] as? Bool == false)
@@ -98,10 +98,10 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         #expect(json["clusters"] as? [String] == ["green"])
     }
 
-    @Test func foldersComeFromTheGlobalOptions() throws {
+    @Test func foldersComeFromTheGlobalOptions() async throws {
         let folder = try TemporaryDirectory.make("cli-empty")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let result = try runSwitchover(["validate", "--clusters", checkout.appendingPathComponent("clusters").path,
+        let result = try await runSwitchover(["validate", "--clusters", checkout.appendingPathComponent("clusters").path,
                                         "--policies", "nowhere"], cwd: folder)
         #expect(result.exitCode == 2)
         #expect(result.stderr.hasPrefix("nowhere: the policies folder does not exist\n"), "\(result.stderr)")
@@ -109,8 +109,8 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
 }
 
 @Suite struct PlanCLITests {
-    @Test func gradualAsJSON() throws {
-        let result = try runSwitchover(["plan", "blue", "green", "--policy", "gradual", "--output", "json"], cwd: checkout)
+    @Test func gradualAsJSON() async throws {
+        let result = try await runSwitchover(["plan", "blue", "green", "--policy", "gradual", "--output", "json"], cwd: checkout)
         #expect(result.exitCode == 0, "\(result.stderr)")
         let json = try parseJSON(result.stdout)
         #expect(json["from"] as? String == "blue")
@@ -140,8 +140,8 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         #expect((steps.last?["weights"] as? [String: Int])?["blue-1"] == 0)
     }
 
-    @Test func gradualAsAnAlignedTable() throws {
-        let result = try runSwitchover(["plan", "blue", "green", "--policy", "gradual"], cwd: checkout)
+    @Test func gradualAsAnAlignedTable() async throws {
+        let result = try await runSwitchover(["plan", "blue", "green", "--policy", "gradual"], cwd: checkout)
         #expect(result.exitCode == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
         let headerIndex = try #require(lines.firstIndex { $0.contains("step") && $0.contains("effective") })
@@ -158,13 +158,13 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         #expect(result.stdout.contains("expected duration: 3m30s"))
     }
 
-    @Test func envoyUsesWeightsUpTo10000() throws {
+    @Test func envoyUsesWeightsUpTo10000() async throws {
         let folder = try copyOfExamples()
         defer { try? FileManager.default.removeItem(at: folder) }
         _ = try edit(folder.appendingPathComponent("policies/fast.yaml"),
                      replacing: "    driver: haproxy\n    haproxy:\n      socket: /run/haproxy/admin.sock\n      backend: app\n",
                      with: "    driver: envoy\n    envoy:\n      routeFile: route.yaml\n      routeName: switch_route\n      admin: http://127.0.0.1:9901\n")
-        let result = try runSwitchover(["plan", "blue", "green", "--policy", "fast", "--output", "json"], cwd: folder)
+        let result = try await runSwitchover(["plan", "blue", "green", "--policy", "fast", "--output", "json"], cwd: folder)
         #expect(result.exitCode == 0, "\(result.stderr)")
         let json = try parseJSON(result.stdout)
         #expect(json["driver"] as? String == "envoy")
@@ -175,15 +175,15 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         #expect(first == ["blue-1": 9999, "blue-2": 9999, "green-1": 1111, "green-2": 1111])
     }
 
-    @Test func fromEqualToIsRefusedWithExit2() throws {
-        let result = try runSwitchover(["plan", "blue", "blue", "--policy", "gradual"], cwd: checkout)
+    @Test func fromEqualToIsRefusedWithExit2() async throws {
+        let result = try await runSwitchover(["plan", "blue", "blue", "--policy", "gradual"], cwd: checkout)
         #expect(result.exitCode == 2)
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.contains("<command line>: FROM and TO are both 'blue'"))
     }
 
-    @Test func unknownNamesListTheKnownOnes() throws {
-        let result = try runSwitchover(["plan", "blue", "purple", "--policy", "slow", "--output", "json"], cwd: checkout)
+    @Test func unknownNamesListTheKnownOnes() async throws {
+        let result = try await runSwitchover(["plan", "blue", "purple", "--policy", "slow", "--output", "json"], cwd: checkout)
         #expect(result.exitCode == 2)
         let json = try parseJSON(result.stdout)
         #expect(json["valid"] as? Bool == false)
@@ -192,11 +192,11 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         #expect(messages.contains("unknown policy 'slow'; known policies: fast, gradual"))
     }
 
-    @Test func anyProblemInTheConfigurationRefusesThePlan() throws {
+    @Test func anyProblemInTheConfigurationRefusesThePlan() async throws {
         let folder = try copyOfExamples()
         defer { try? FileManager.default.removeItem(at: folder) }
         _ = try edit(folder.appendingPathComponent("policies/fast.yaml"), replacing: "bake: 5s", with: "bake: soon")
-        let result = try runSwitchover(["plan", "blue", "green", "--policy", "gradual"], cwd: folder)
+        let result = try await runSwitchover(["plan", "blue", "green", "--policy", "gradual"], cwd: folder)
         #expect(result.exitCode == 2)
         #expect(result.stdout.isEmpty)
         #expect(locatedLines(result.stderr).count == 1)
@@ -211,14 +211,14 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
                       ("bake: 5s", "bake: 9223372036854775807s", "'bake' must be at most 30d, got '9223372036854775807s'"),
                       ("timeout: 2m", "timeout: 9223372036854775807s", "'timeout' must be at most 30d, got '9223372036854775807s'"),
                       ("bake: 5s", "bake: 30000d", "'bake' must be at most 30d, got '30000d'")])
-    func validateRefusesADurationBeyondItsBound(_ old: String, _ new: String, _ message: String) throws {
+    func validateRefusesADurationBeyondItsBound(_ old: String, _ new: String, _ message: String) async throws {
         let folder = try copyOfExamples()
         defer { try? FileManager.default.removeItem(at: folder) }
         let text = try edit(folder.appendingPathComponent("policies/fast.yaml"), replacing: old, with: new)
         let value = try #require(new.split(separator: " ").last.map(String.init))
         let at = try #require(position(of: value, in: text))
         for args in [["validate"], ["plan", "blue", "green", "--policy", "fast"]] {
-            let result = try runSwitchover(args, cwd: folder)
+            let result = try await runSwitchover(args, cwd: folder)
             #expect(result.exitCode == 2, "\(args): \(result.stderr)")
             #expect(result.stdout.isEmpty)
             #expect(locatedLines(result.stderr) == ["./policies/fast.yaml:\(at.line):\(at.column): \(message)"],
@@ -227,7 +227,7 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
     }
 
     /// Every duration at its bound validates, and `plan` sums and prints them.
-    @Test func planAtEveryBoundPrintsTheElapsedTime() throws {
+    @Test func planAtEveryBoundPrintsTheElapsedTime() async throws {
         let folder = try copyOfExamples()
         defer { try? FileManager.default.removeItem(at: folder) }
         let file = folder.appendingPathComponent("policies/gradual.yaml")
@@ -238,12 +238,12 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         _ = try edit(file, replacing: "holdFor: 60s\n    dnsTTL: 0s\n    timeout: 24h",
                      with: "holdFor: 7d\n    dnsTTL: 7d\n    timeout: 30d\n    forceAfter: 29d")
         _ = try edit(file, replacing: "horizon: 30d", with: "horizon: 365d")
-        let validate = try runSwitchover(["validate"], cwd: folder)
+        let validate = try await runSwitchover(["validate"], cwd: folder)
         #expect(validate.exitCode == 0, "\(validate.stderr)")
-        let text = try runSwitchover(["plan", "blue", "green", "--policy", "gradual"], cwd: folder)
+        let text = try await runSwitchover(["plan", "blue", "green", "--policy", "gradual"], cwd: folder)
         #expect(text.exitCode == 0, "\(text.stderr)")
         #expect(text.stdout.contains("expected duration: 210d if every gate passes"), "\(text.stdout)")
-        let json = try runSwitchover(["plan", "blue", "green", "--policy", "gradual", "--output", "json"], cwd: folder)
+        let json = try await runSwitchover(["plan", "blue", "green", "--policy", "gradual", "--output", "json"], cwd: folder)
         #expect(json.exitCode == 0, "\(json.stderr)")
         let object = try parseJSON(json.stdout)
         #expect((object["expectedSeconds"] as? NSNumber)?.doubleValue == Double(210 * 86_400))
@@ -267,21 +267,21 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
 
         """
 
-    func validate(_ policy: String) throws -> (exitCode: Int32, stdout: String, stderr: String) {
+    func validate(_ policy: String) async throws -> (exitCode: Int32, stdout: String, stderr: String) {
         let folder = try copyOfExamples()
         defer { try? FileManager.default.removeItem(at: folder) }
         try Data(policy.utf8).write(to: folder.appendingPathComponent("policies/bomb.yaml"))
-        return try runSwitchover(["validate"], cwd: folder)
+        return try await runSwitchover(["validate"], cwd: folder)
     }
 
     /// A 100 KB string anchored once and referred to 10,000 times in `steps` (131 KB): every
     /// diagnostic quoted the whole string, 1 GB on stderr.
-    @Test func aHundredKilobyteAliasTenThousandTimes() throws {
+    @Test func aHundredKilobyteAliasTenThousandTimes() async throws {
         let policy = Self.head + "  gates:\n    - name: &a \(String(repeating: "x", count: 100_000))\n"
             + "      loadBalancer: {cluster: green, max5xxRatio: 0.1}\n"
             + "  steps: [\(Array(repeating: "*a", count: 10_000).joined(separator: ", "))]\n"
         #expect((130_000..<150_000).contains(policy.utf8.count))
-        let result = try validate(policy)
+        let result = try await validate(policy)
         #expect(result.exitCode == 2)
         #expect(result.stderr.utf8.count < 64 * 1024, "\(result.stderr.utf8.count) bytes on stderr")
         #expect(result.stderr.contains("./policies/bomb.yaml:13:"), "\(result.stderr.prefix(500))")
@@ -289,9 +289,9 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
     }
 
     /// 10 MB: five million steps. Refused before YAML parsing.
-    @Test func aTenMegabyteFile() throws {
+    @Test func aTenMegabyteFile() async throws {
         let policy = Self.head + "  steps: [" + Array(repeating: "1", count: 5_000_000).joined(separator: ",") + "]\n"
-        let result = try validate(policy)
+        let result = try await validate(policy)
         #expect(result.exitCode == 2)
         #expect(result.stderr.utf8.count < 64 * 1024)
         #expect(result.stderr.hasPrefix("./policies/bomb.yaml: the file is \(policy.utf8.count) bytes; a Switchover file is at most 1 MiB (1048576 bytes), so it is not read\n"),
@@ -299,11 +299,11 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
     }
 
     /// Just under 1 MiB, half a million steps: parsed, then refused as a whole at the list.
-    @Test func halfAMillionStepsUnderTheSizeLimit() throws {
+    @Test func halfAMillionStepsUnderTheSizeLimit() async throws {
         let count = 500_000
         let policy = Self.head + "  steps: [" + Array(repeating: "1", count: count).joined(separator: ",") + "]\n"
         #expect(policy.utf8.count < 1 << 20)
-        let result = try validate(policy)
+        let result = try await validate(policy)
         #expect(result.exitCode == 2)
         #expect(locatedLines(result.stderr) == ["./policies/bomb.yaml:10:10: 'steps' has \(count) entries; at most 100 (each step is watched for a whole bake)"],
                 "\(result.stderr.prefix(500))")
@@ -311,13 +311,13 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
 
     /// 805 bytes: an alias of a list of lists of ... (10^9 leaves) as a mapping key. Yams hashes
     /// every key for its duplicate check, node by expanded node: this hung `validate`.
-    @Test func aBillionLaughsAsAKey() throws {
+    @Test func aBillionLaughsAsAKey() async throws {
         var laughs = "  x0: &a0 [l, l, l, l, l, l, l, l, l, l]\n"
         for level in 1..<10 {
             laughs += "  x\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n"
         }
         let policy = Self.head.replacingOccurrences(of: "spec:\n", with: "spec:\n" + laughs) + "  ? *a8\n  : 1\n  steps: [100]\n"
-        let result = try validate(policy)
+        let result = try await validate(policy)
         #expect(result.exitCode == 2)
         #expect(locatedLines(result.stderr) == [
             "./policies/bomb.yaml:6:7: YAML anchor '&a0' is on a list or mapping (or its value does not start on its line) in a file with aliases (first at 7:12); Switchover reads anchors on single values only: an alias of a list or mapping can expand beyond any size, so repeat the list or mapping instead",
@@ -326,9 +326,9 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
 
     /// Thousands of mistakes in one file: the first 50 by line, then one line for the rest,
     /// and the count still says how many there are.
-    @Test func tenThousandUnknownKeys() throws {
+    @Test func tenThousandUnknownKeys() async throws {
         let policy = Self.head + "  steps: [100]\n" + (0..<10_000).map { "  key\($0): 1\n" }.joined()
-        let result = try validate(policy)
+        let result = try await validate(policy)
         #expect(result.exitCode == 2)
         let lines = result.stderr.split(separator: "\n").map(String.init)
         #expect(lines.count == 52, "\(result.stderr.prefix(500))")
@@ -344,12 +344,12 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
     /// `validate`, `plan` and `run` all refuse it, at the step, before anything runs.
     @Test(arguments: [["validate"], ["plan", "blue", "green", "--policy", "fast"],
                       ["run", "blue", "green", "--policy", "fast", "--state", "state.db"]])
-    func aStepTheServersCannotExpress(_ args: [String]) throws {
+    func aStepTheServersCannotExpress(_ args: [String]) async throws {
         let folder = try copyOfExamples()
         defer { try? FileManager.default.removeItem(at: folder) }
         let text = try edit(folder.appendingPathComponent("policies/fast.yaml"), replacing: "steps: [10, 50, 100]", with: "steps: [0.0001, 50, 100]")
         let at = try #require(position(of: "0.0001", in: text))
-        let result = try runSwitchover(args, cwd: folder)
+        let result = try await runSwitchover(args, cwd: folder)
         #expect(result.exitCode == 2, "\(result.stderr)")
         #expect(locatedLines(result.stderr) == [
             "./policies/fast.yaml:\(at.line):\(at.column): step 0.0001 sends no traffic to TO with any two of the clusters defined, so no gate on TO could pass: the finest pair is 'blue' -> 'green', and the smallest share 'blue' (2 servers) can give 'green' (2 servers) is 0.389% (green 1 per server, blue 256 per server; haproxy weights 0-256); make the step at least that",
@@ -359,31 +359,31 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
 
     /// The driver set is the registry's: a name it does not hold is located and answered with
     /// the ones it does, never read as another driver (an unknown name once decoded as Envoy).
-    @Test func anUnknownDriverNamesTheKnownOnes() throws {
+    @Test func anUnknownDriverNamesTheKnownOnes() async throws {
         let folder = try copyOfExamples()
         defer { try? FileManager.default.removeItem(at: folder) }
         let text = try edit(folder.appendingPathComponent("policies/fast.yaml"), replacing: "driver: haproxy", with: "driver: nginx")
         let at = try #require(position(of: "nginx", in: text))
-        let result = try runSwitchover(["validate"], cwd: folder)
+        let result = try await runSwitchover(["validate"], cwd: folder)
         #expect(result.exitCode == 2)
         #expect(locatedLines(result.stderr) == [
             "./policies/fast.yaml:\(at.line):\(at.column): unknown driver 'nginx'; known drivers: haproxy, envoy",
         ], "\(result.stderr)")
         #expect(result.stdout.isEmpty, "diagnostics go to stderr")
         // `plan` loads the same way, and changes nothing.
-        let plan = try runSwitchover(["plan", "blue", "green", "--policy", "fast"], cwd: folder)
+        let plan = try await runSwitchover(["plan", "blue", "green", "--policy", "fast"], cwd: folder)
         #expect(plan.exitCode == 2)
         #expect(plan.stderr.contains("./policies/fast.yaml:\(at.line):\(at.column): unknown driver 'nginx'; known drivers: haproxy, envoy"),
                 "\(plan.stderr)")
     }
 
-    @Test func aServerNameThatIsRuntimeAPISyntax() throws {
+    @Test func aServerNameThatIsRuntimeAPISyntax() async throws {
         let folder = try copyOfExamples()
         defer { try? FileManager.default.removeItem(at: folder) }
         let text = try edit(folder.appendingPathComponent("clusters/green.yaml"), replacing: "servers: [green-1, green-2]",
                             with: "servers: [green-1, \"green-2;set server app/blue-1 weight 0\"]")
         let at = try #require(position(of: "\"green-2;", in: text))
-        let result = try runSwitchover(["validate"], cwd: folder)
+        let result = try await runSwitchover(["validate"], cwd: folder)
         #expect(result.exitCode == 2)
         #expect(locatedLines(result.stderr) == [
             "./clusters/green.yaml:\(at.line):\(at.column): server 'green-2;set server app/blue-1 weight 0' is not a load-balancer name: letters, digits, '-', '_', '.' and ':' only (';', blanks, '/' and control characters are runtime-API syntax)",

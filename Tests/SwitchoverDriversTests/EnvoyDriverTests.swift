@@ -11,15 +11,17 @@ final class EnvoyRig {
     let green: Backends
     let envoy: EnvoyServer
 
-    init() throws {
+    init() async throws {
         let directory = try TemporaryDirectory.make("envoy-driver")
         self.directory = directory
-        blue = Backends(cluster: "blue", servers: [try NginxBackend(name: "blue-1", in: directory)])
-        green = Backends(cluster: "green", servers: [try NginxBackend(name: "green-1", in: directory)])
-        envoy = try EnvoyServer(clusters: [(name: "blue", endpoints: blue.servers.map(\.address)),
-                                           (name: "green", endpoints: green.servers.map(\.address))],
-                                initialWeights: [(cluster: "blue", weight: 100), (cluster: "green", weight: 0)],
-                                in: directory)
+        async let blue1 = NginxBackend.start(name: "blue-1", in: directory)
+        async let green1 = NginxBackend.start(name: "green-1", in: directory)
+        blue = Backends(cluster: "blue", servers: [try await blue1])
+        green = Backends(cluster: "green", servers: [try await green1])
+        envoy = try await EnvoyServer.start(clusters: [(name: "blue", endpoints: blue.servers.map(\.address)),
+                                                       (name: "green", endpoints: green.servers.map(\.address))],
+                                            initialWeights: [(cluster: "blue", weight: 100), (cluster: "green", weight: 0)],
+                                            in: directory)
     }
 
     var spec: EnvoySpec {
@@ -32,20 +34,20 @@ final class EnvoyRig {
     }
 
     deinit {
-        envoy.stop()
-        (blue.servers + green.servers).forEach { $0.stop() }
+        envoy.stopInBackground()
+        (blue.servers + green.servers).forEach { $0.stopInBackground() }
         try? FileManager.default.removeItem(at: directory)
     }
 }
 
-@Suite(.serialized)
+@Suite
 struct EnvoyDriverTests {
     /// Envoy picks a weighted cluster at random per request: over 2,000 requests at 50% one
     /// standard deviation is 1.1 points, so 3 points would fail about one run in 150 per step;
     /// 4,000 requests make it 0.8 (3.8 deviations).
     @Test("applied shares are what reaches the backends, within 3 points over 4,000 requests")
     func trafficMatchesAppliedShares() async throws {
-        let rig = try EnvoyRig()
+        let rig = try await EnvoyRig()
         let lb = try rig.driver()
         let initial = try await lb.currentWeights()
         #expect(initial.identity.generation == "initial")
@@ -55,7 +57,7 @@ struct EnvoyDriverTests {
             let expected = lb.translation.weights(percentToTarget: percent, from: ["blue"], to: ["green"])
             #expect(live.assignment == expected)
             #expect(live.identity.generation?.hasPrefix("switchover-") == true)
-            let measured = try measuredPercent(to: rig.green, from: rig.blue, url: rig.envoy.url, requests: 4000)
+            let measured = try await measuredPercent(to: rig.green, from: rig.blue, url: rig.envoy.url, requests: 4000)
             print("envoy: applied \(live.effectivePercentToTarget)% to green, measured \(measured.percent)% of \(measured.total)")
             #expect(abs(measured.percent - live.effectivePercentToTarget) <= 3.0,
                     "at \(percent)% applied (effective \(live.effectivePercentToTarget)%), green got \(measured.percent)%")
@@ -67,7 +69,7 @@ struct EnvoyDriverTests {
 
     @Test("a route Envoy rejects is an error naming the cluster, and the previous weights stay live")
     func rejectedRouteKeepsPreviousWeights() async throws {
-        let rig = try EnvoyRig()
+        let rig = try await EnvoyRig()
         let lb = try rig.driver()
         let good = try await lb.apply(percentToTarget: 50)
         let goodFile = try Data(contentsOf: rig.envoy.routeFile)
@@ -82,13 +84,13 @@ struct EnvoyDriverTests {
         #expect(live.assignment == good.assignment)
         #expect(try Data(contentsOf: rig.envoy.routeFile) == goodFile, "the last good route file is put back")
         // Envoy picks at random: 4,000 requests put 3 points at 3.8 standard deviations.
-        let measured = try measuredPercent(to: rig.green, from: rig.blue, url: rig.envoy.url, requests: 4000)
+        let measured = try await measuredPercent(to: rig.green, from: rig.blue, url: rig.envoy.url, requests: 4000)
         #expect(abs(measured.percent - 50) <= 3.0, "traffic still splits 50/50: green got \(measured.percent)%")
     }
 
     @Test("a route file changed behind the driver's back is drift")
     func foreignRouteIsDrift() async throws {
-        let rig = try EnvoyRig()
+        let rig = try await EnvoyRig()
         let lb = try rig.driver()
         try await lb.apply(percentToTarget: 25)
         let foreign = rig.envoy.directory.appendingPathComponent("foreign.yaml")
@@ -108,11 +110,11 @@ struct EnvoyDriverTests {
 
     @Test("a restarted Envoy is a restart on the next read, even within the same second")
     func restartIsSeen() async throws {
-        let rig = try EnvoyRig()
+        let rig = try await EnvoyRig()
         let lb = try rig.driver()
         let applied = try await lb.apply(percentToTarget: 50)
         let oldPid = rig.envoy.pid
-        try rig.envoy.restart()
+        try await rig.envoy.restart()
         #expect(rig.envoy.pid != oldPid)
         let live = try await lb.currentWeights()
         #expect(live.restarted, "identity before \(applied.identity), after \(live.identity)")
@@ -125,11 +127,11 @@ struct EnvoyDriverTests {
 
     @Test("stats count requests and 5xx per cluster")
     func statsCountTraffic() async throws {
-        let rig = try EnvoyRig()
+        let rig = try await EnvoyRig()
         let lb = try rig.driver()
         try await lb.apply(percentToTarget: 50)
         let before = try await lb.stats()
-        let result = try Load.hey(rig.envoy.url, requests: 400, concurrency: 10)
+        let result = try await Load.hey(rig.envoy.url, requests: 400, concurrency: 10)
         let blueServed = try rig.blue.count(), greenServed = try rig.green.count()
         // Envoy merges histograms at each stats flush (0.5 s in the kit's bootstrap).
         var middle = try await lb.stats()
@@ -149,7 +151,7 @@ struct EnvoyDriverTests {
         #expect(green1.servers == [ServerHealth(server: "green", status: "healthy", serving: true)])
 
         try rig.green.servers[0].fail(true)
-        let second = try Load.hey(rig.envoy.url, requests: 400, concurrency: 10)
+        let second = try await Load.hey(rig.envoy.url, requests: 400, concurrency: 10)
         let after = try await lb.stats()
         let green2 = try #require(after.clusters["green"]), blue2 = try #require(after.clusters["blue"])
         #expect(green2.responses5xx - green1.responses5xx == second.statusCounts[503, default: 0])
@@ -162,11 +164,11 @@ struct EnvoyDriverTests {
     /// connections pooled after the last request, and they must not hold a drained cluster.
     @Test("a session is a request in flight: Envoy's idle pooled connections are none, a slow download is one; only a new request moves totalSessions")
     func sessionsAreRequestsInFlight() async throws {
-        let rig = try EnvoyRig()
+        let rig = try await EnvoyRig()
         let lb = try rig.driver()
-        try Load.hey(rig.envoy.url, requests: 200, concurrency: 4)  // all to blue: 100/0
+        try await Load.hey(rig.envoy.url, requests: 200, concurrency: 4)  // all to blue: 100/0
         let idle = try #require(try await lb.stats().clusters["blue"])
-        let envoyBlue = try rig.envoy.clusterStats("blue")
+        let envoyBlue = try await rig.envoy.clusterStats("blue")
         #expect(envoyBlue["upstream_cx_active", default: 0] > 0, "Envoy keeps its connections to blue open: \(envoyBlue)")
         #expect(idle.activeSessions == 0, "idle pooled connections are no session")
         #expect(idle.totalSessions == 200 && idle.totalRequests == 200)
@@ -196,7 +198,7 @@ struct EnvoyDriverTests {
 
     @Test("drain is unsupported on Envoy, and says so")
     func drainUnsupported() async throws {
-        let rig = try EnvoyRig()
+        let rig = try await EnvoyRig()
         let lb = try rig.driver()
         let error = try await #require(throws: LoadBalancerError.self) { try await lb.setDrain(cluster: "blue") }
         #expect(error.code == .unsupported)

@@ -11,15 +11,19 @@ final class HAProxyRig {
     let green: Backends
     let haproxy: HAProxyServer
 
-    init(tcpAdmin: Bool = false) throws {
+    init(tcpAdmin: Bool = false) async throws {
         let directory = try TemporaryDirectory.make("haproxy-driver")
         self.directory = directory
-        blue = Backends(cluster: "blue", servers: try ["blue-1", "blue-2"].map { try NginxBackend(name: $0, in: directory) })
-        green = Backends(cluster: "green", servers: try ["green-1", "green-2"].map { try NginxBackend(name: $0, in: directory) })
+        async let blue1 = NginxBackend.start(name: "blue-1", in: directory)
+        async let blue2 = NginxBackend.start(name: "blue-2", in: directory)
+        async let green1 = NginxBackend.start(name: "green-1", in: directory)
+        async let green2 = NginxBackend.start(name: "green-2", in: directory)
+        blue = Backends(cluster: "blue", servers: try await [blue1, blue2])
+        green = Backends(cluster: "green", servers: try await [green1, green2])
         let servers = (blue.servers + green.servers).map {
             HAProxyServer.Server(name: $0.name, address: $0.address, weight: $0.name.hasPrefix("blue") ? 100 : 0)
         }
-        haproxy = try HAProxyServer(servers: servers, tcpAdmin: tcpAdmin, in: directory)
+        haproxy = try await HAProxyServer.start(servers: servers, tcpAdmin: tcpAdmin, in: directory)
     }
 
     func driver(from: [String]? = nil, to: [String]? = nil, socket: String? = nil) throws -> HAProxyLoadBalancer {
@@ -30,17 +34,17 @@ final class HAProxyRig {
     }
 
     deinit {
-        haproxy.stop()
-        (blue.servers + green.servers).forEach { $0.stop() }
+        haproxy.stopInBackground()
+        (blue.servers + green.servers).forEach { $0.stopInBackground() }
         try? FileManager.default.removeItem(at: directory)
     }
 }
 
-@Suite(.serialized)
+@Suite
 struct HAProxyDriverTests {
     @Test("applied shares are what reaches the backends, within 1 point over 2,000 requests")
     func trafficMatchesAppliedShares() async throws {
-        let rig = try HAProxyRig()
+        let rig = try await HAProxyRig()
         let lb = try rig.driver()
         for percent in [10.0, 50, 99, 100] {
             let live = try await lb.apply(percentToTarget: percent)
@@ -48,7 +52,7 @@ struct HAProxyDriverTests {
                                                   to: lb.toCluster.servers)
             #expect(live.assignment == expected)
             #expect(live.shares["green"] == expected.effectivePercentToTarget)
-            let measured = try measuredPercent(to: rig.green, from: rig.blue, url: rig.haproxy.url, requests: 2000)
+            let measured = try await measuredPercent(to: rig.green, from: rig.blue, url: rig.haproxy.url, requests: 2000)
             print("haproxy: applied \(live.effectivePercentToTarget)% to green, measured \(measured.percent)% of \(measured.total)")
             #expect(abs(measured.percent - live.effectivePercentToTarget) <= 1.0,
                     "at \(percent)% applied (effective \(live.effectivePercentToTarget)%), green got \(measured.percent)%")
@@ -57,7 +61,7 @@ struct HAProxyDriverTests {
 
     @Test("the live weights are read from HAProxy, with its configured weights and identity")
     func currentWeightsReadsHAProxy() async throws {
-        let rig = try HAProxyRig(tcpAdmin: true)
+        let rig = try await HAProxyRig(tcpAdmin: true)
         // Over TCP this time, as `tcp://host:port`.
         let lb = try rig.driver(socket: rig.haproxy.tcpAdminAddress!)
         let initial = try await lb.currentWeights()
@@ -76,11 +80,11 @@ struct HAProxyDriverTests {
 
     @Test("a HAProxy restarted behind the driver's back is drift on the next read")
     func restartIsDrift() async throws {
-        let rig = try HAProxyRig()
+        let rig = try await HAProxyRig()
         let lb = try rig.driver()
         let applied = try await lb.apply(percentToTarget: 50)
         let oldPid = rig.haproxy.pid
-        try rig.haproxy.restart()
+        try await rig.haproxy.restart()
         #expect(rig.haproxy.pid != oldPid)
         let live = try await lb.currentWeights()
         #expect(live.restarted)
@@ -95,7 +99,7 @@ struct HAProxyDriverTests {
 
     @Test("a server HAProxy does not have is an error naming it, and nothing is written")
     func unknownServerIsNamed() async throws {
-        let rig = try HAProxyRig()
+        let rig = try await HAProxyRig()
         let lb = try rig.driver(to: ["green-1", "green-9"])
         let before = try await rig.driver().currentWeights()
         let error = try await #require(throws: LoadBalancerError.self) { try await lb.apply(percentToTarget: 50) }
@@ -108,7 +112,7 @@ struct HAProxyDriverTests {
 
     @Test("a write HAProxy refuses names the server and HAProxy's answer")
     func refusedWeightIsNamed() async throws {
-        let rig = try HAProxyRig()
+        let rig = try await HAProxyRig()
         let lb = try rig.driver()
         let bad = WeightAssignment(from: [ServerWeight(server: "blue-1", weight: 300), ServerWeight(server: "blue-2", weight: 1)],
                                    to: [ServerWeight(server: "green-1", weight: 1), ServerWeight(server: "green-2", weight: 1)])
@@ -119,11 +123,11 @@ struct HAProxyDriverTests {
 
     @Test("stats count requests and 5xx per cluster")
     func statsCountTraffic() async throws {
-        let rig = try HAProxyRig()
+        let rig = try await HAProxyRig()
         let lb = try rig.driver()
         try await lb.apply(percentToTarget: 50)
         let before = try await lb.stats()
-        try Load.hey(rig.haproxy.url, requests: 400, concurrency: 10)
+        try await Load.hey(rig.haproxy.url, requests: 400, concurrency: 10)
         let middle = try await lb.stats()
         let blue0 = try #require(before.clusters["blue"]), green0 = try #require(before.clusters["green"])
         let blue1 = try #require(middle.clusters["blue"]), green1 = try #require(middle.clusters["green"])
@@ -137,7 +141,7 @@ struct HAProxyDriverTests {
         #expect(green1.servers.allSatisfy { $0.serving })
 
         for server in rig.green.servers { try server.fail(true) }
-        try Load.hey(rig.haproxy.url, requests: 400, concurrency: 10)
+        try await Load.hey(rig.haproxy.url, requests: 400, concurrency: 10)
         let after = try await lb.stats()
         let blue2 = try #require(after.clusters["blue"]), green2 = try #require(after.clusters["green"])
         #expect(green2.responses5xx - green1.responses5xx == 200)
@@ -148,7 +152,7 @@ struct HAProxyDriverTests {
 
     @Test("drain and ready are set per cluster and read back")
     func drainAndReady() async throws {
-        let rig = try HAProxyRig()
+        let rig = try await HAProxyRig()
         let lb = try rig.driver()
         try await lb.setDrain(cluster: "blue")
         let drained = try await lb.stats()
@@ -163,7 +167,7 @@ struct HAProxyDriverTests {
 
     @Test("shutdownSessions closes the downloads open to blue's servers and leaves green's")
     func shutdownSessions() async throws {
-        let rig = try HAProxyRig()
+        let rig = try await HAProxyRig()
         let lb = try rig.driver()
         try await lb.apply(percentToTarget: 50)
         // Long downloads (GET /slow, 1 KB/s) until each cluster has one open.
@@ -189,7 +193,7 @@ struct HAProxyDriverTests {
 
     @Test("a write split over several command lines lands whole")
     func chunkedWrite() async throws {
-        let rig = try HAProxyRig()
+        let rig = try await HAProxyRig()
         // 40 bytes a line: one `set server` command (about 32 bytes) per round trip.
         let lb = try HAProxyLoadBalancer(spec: HAProxySpec(socket: rig.haproxy.socketPath, backend: "app"),
                                          from: ClusterServers(cluster: "blue", servers: ["blue-1", "blue-2"]),

@@ -2,19 +2,19 @@ import Foundation
 import SwitchoverTestKit
 import Testing
 
-@Suite(.serialized)
+@Suite
 struct LauncherTests {
     @Test("Prometheus from the kit scrapes HAProxy's metrics frontend")
     func prometheusScrapesHAProxy() async throws {
         let directory = try TemporaryDirectory.make("launchers")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let haproxy = try HAProxyServer(servers: [.init(name: "blue-1", address: "127.0.0.1:9", weight: 1)], in: directory)
-        defer { haproxy.stop() }
-        let prometheus = try PrometheusServer(target: "127.0.0.1:\(haproxy.metricsPort)", interval: "1s", in: directory)
-        defer { prometheus.stop() }
+        let haproxy = try await HAProxyServer.start(servers: [.init(name: "blue-1", address: "127.0.0.1:9", weight: 1)], in: directory)
+        defer { haproxy.stopInBackground() }
+        let prometheus = try await PrometheusServer.start(target: "127.0.0.1:\(haproxy.metricsPort)", interval: "1s", in: directory)
+        defer { prometheus.stopInBackground() }
         var answer = ""
         for _ in 0..<100 {
-            answer = try Loopback.httpExchange(
+            answer = try await Loopback.httpExchange(
                 port: prometheus.port,
                 request: "GET /api/v1/query?query=haproxy_process_uptime_seconds HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             if answer.contains("\"result\":[{") { break }
@@ -24,20 +24,20 @@ struct LauncherTests {
     }
 
     @Test("a backend answers with its name, and 503 while failing")
-    func nginxBackendFaultInjection() throws {
+    func nginxBackendFaultInjection() async throws {
         let directory = try TemporaryDirectory.make("launchers")
         defer { try? FileManager.default.removeItem(at: directory) }
-        let backend = try NginxBackend(name: "blue-7", in: directory)
-        defer { backend.stop() }
-        func get() throws -> String {
-            try Loopback.httpExchange(port: backend.port, request: "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let backend = try await NginxBackend.start(name: "blue-7", in: directory)
+        defer { backend.stopInBackground() }
+        func get() async throws -> String {
+            try await Loopback.httpExchange(port: backend.port, request: "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         }
-        let ok = try get()
+        let ok = try await get()
         #expect(ok.hasPrefix("HTTP/1.1 200") && ok.hasSuffix("blue-7\n"))
         try backend.fail(true)
-        #expect(try get().hasPrefix("HTTP/1.1 503"))
+        #expect(try await get().hasPrefix("HTTP/1.1 503"))
         try backend.fail(false)
-        #expect(try get().hasPrefix("HTTP/1.1 200"))
+        #expect(try await get().hasPrefix("HTTP/1.1 200"))
         #expect(try backend.requestCount() == 3)
     }
 }

@@ -4,7 +4,7 @@ import SwitchoverNet
 import SwitchoverTestKit
 import Testing
 
-@Suite("HTTPClient against real nginx and openssl s_server", .serialized)
+@Suite("HTTPClient against real nginx and openssl s_server")
 final class HTTPClientTests {
     let directory: URL
 
@@ -36,8 +36,8 @@ final class HTTPClientTests {
     location = /dump { return 200 "method=$http_x_echo_method test=$http_x_echo_test body=$http_x_echo_body"; }
     """
 
-    func nginx() throws -> NginxServer {
-        try NginxServer.start(name: "http", body: Self.nginxBody, directory: directory.appendingPathComponent("nginx"))
+    func nginx() async throws -> NginxServer {
+        try await NginxServer.start(name: "http", body: Self.nginxBody, directory: directory.appendingPathComponent("nginx"))
     }
 
     func client(_ tls: TLSConfiguration = .systemTrust, maxResponseBytes: Int = 1 << 20) -> HTTPClient {
@@ -48,8 +48,8 @@ final class HTTPClientTests {
 
     @Test("GET returns status, body, headers and timing")
     func getWithBodyAndHeaders() async throws {
-        let server = try nginx()
-        defer { server.stop() }
+        let server = try await nginx()
+        defer { server.stopInBackground() }
         let response = try await client().get(server.baseURL + "/json")
         #expect(response.status == 200)
         #expect(response.text == #"{"ok":true,"answer":42}"#)
@@ -60,8 +60,8 @@ final class HTTPClientTests {
 
     @Test("a 503 is a response, not an error")
     func serverErrorIsAResponse() async throws {
-        let server = try nginx()
-        defer { server.stop() }
+        let server = try await nginx()
+        defer { server.stopInBackground() }
         let response = try await client().get(server.baseURL + "/status503")
         #expect(response.status == 503)
         #expect(response.text == "unavailable")
@@ -69,8 +69,8 @@ final class HTTPClientTests {
 
     @Test("POST delivers method, body and a custom header to the server")
     func postReachesServer() async throws {
-        let server = try nginx()
-        defer { server.stop() }
+        let server = try await nginx()
+        defer { server.stopInBackground() }
         let response = try await client().post(server.baseURL + "/echo", body: Data("weights=blue:90,green:10".utf8),
                                                headers: [HTTPHeader("X-Test", "step-3")])
         #expect(response.status == 200)
@@ -79,8 +79,8 @@ final class HTTPClientTests {
 
     @Test("any method: PUT with a body")
     func putWithBody() async throws {
-        let server = try nginx()
-        defer { server.stop() }
+        let server = try await nginx()
+        defer { server.stopInBackground() }
         let response = try await client().execute(HTTPRequest(method: "put", url: server.baseURL + "/echo",
                                                               body: Data("x".utf8)))
         #expect(response.text == "method=PUT test= body=x")
@@ -88,8 +88,8 @@ final class HTTPClientTests {
 
     @Test("a reused client keeps its connection alive between requests")
     func connectionReuse() async throws {
-        let server = try nginx()
-        defer { server.stop() }
+        let server = try await nginx()
+        defer { server.stopInBackground() }
         let http = client()
         var connections: Set<String> = []
         let (_, elapsed) = try await measure {
@@ -106,8 +106,8 @@ final class HTTPClientTests {
 
     @Test("Authorization values never reach the log")
     func secretsAreNotLogged() async throws {
-        let server = try nginx()
-        defer { server.stop() }
+        let server = try await nginx()
+        defer { server.stopInBackground() }
         let (logger, records) = capturingLogger()
         let http = HTTPClient(configuration: .init(), logger: logger)
         _ = try await http.get(server.baseURL + "/json", headers: [HTTPHeader("Authorization", "Bearer s3cr3t-token")])
@@ -148,20 +148,28 @@ final class HTTPClientTests {
         let silent = try SilentListener()
         let http = client()
         let request = HTTPRequest(url: "http://127.0.0.1:\(silent.port)/", timeout: .seconds(2))
+        let returned = Counter()  // hanging requests that have come back (each after its 2 s timeout)
         try await withThrowingTaskGroup(of: Void.self) { group in
             // More hanging requests than the pool has threads (one per core).
             for _ in 0..<(ProcessInfo.processInfo.activeProcessorCount + 4) {
-                group.addTask { _ = try? await http.execute(request) }
-            }
-            try await Task.sleep(for: .milliseconds(200))
-            // If the transfers held pool threads, these child tasks could not run until they end.
-            let (_, elapsed) = await measure {
-                await withTaskGroup(of: Int.self) { inner in
-                    for i in 0..<8 { inner.addTask { i } }
-                    return await inner.reduce(0, +)
+                group.addTask {
+                    _ = try? await http.execute(request)
+                    returned.increment()
                 }
             }
-            #expect(elapsed < .milliseconds(500), "tasks waited \(elapsed) for a pool thread")
+            try await Task.sleep(for: .milliseconds(200))
+            // If the transfers held pool threads, these child tasks could not run until they end:
+            // not before a hanging request has come back, 2 s after it began. Timed against that,
+            // not against a stopwatch, since the tests running in parallel share this pool and
+            // may keep it busy for a moment; this is the pool, so Stopwatch's thread cannot time it.
+            let started = ContinuousClock.now
+            _ = await withTaskGroup(of: Int.self) { inner in
+                for i in 0..<8 { inner.addTask { i } }
+                return await inner.reduce(0, +)
+            }
+            let elapsed = ContinuousClock.now - started
+            let back = returned.current
+            #expect(back == 0, "the child tasks waited \(elapsed) for a pool thread, until \(back) hanging requests had come back")
             try await group.waitForAll()
         }
     }
@@ -203,8 +211,8 @@ final class HTTPClientTests {
 
     @Test("a body larger than the limit fails instead of filling memory")
     func responseTooLarge() async throws {
-        let server = try nginx()
-        defer { server.stop() }
+        let server = try await nginx()
+        defer { server.stopInBackground() }
         let error = await #expect(throws: HTTPError.self) {
             _ = try await client(maxResponseBytes: 10).get(server.baseURL + "/big")
         }
@@ -242,11 +250,11 @@ final class HTTPClientTests {
         let rootBundle: URL
     }
 
-    func makePKI(keyType: TestPKI.KeyType = .ecP256, serverSANs: [String] = ["127.0.0.1", "localhost"]) throws -> TLSFixture {
+    func makePKI(keyType: TestPKI.KeyType = .ecP256, serverSANs: [String] = ["127.0.0.1", "localhost"]) async throws -> TLSFixture {
         let pki = try TestPKI(directory: directory.appendingPathComponent("pki"))
-        let root = try pki.makeRoot(name: "root", keyType: keyType)
-        let intermediate = try pki.makeIntermediate(name: "intermediate", issuer: root, keyType: keyType)
-        let server = try pki.makeLeaf(name: "server", sans: serverSANs, issuer: intermediate, keyType: keyType,
+        let root = try await pki.makeRoot(name: "root", keyType: keyType)
+        let intermediate = try await pki.makeIntermediate(name: "intermediate", issuer: root, keyType: keyType)
+        let server = try await pki.makeLeaf(name: "server", sans: serverSANs, issuer: intermediate, keyType: keyType,
                                       usage: .server)
         return TLSFixture(pki: pki, root: root, intermediate: intermediate, server: server,
                           serverChain: try pki.bundle([intermediate], named: "chain.pem"),
@@ -255,9 +263,9 @@ final class HTTPClientTests {
 
     @Test("HTTPS verifies against the right CA file", arguments: [TestPKI.KeyType.ecP256, .rsa2048])
     func httpsVerified(keyType: TestPKI.KeyType) async throws {
-        let fx = try makePKI(keyType: keyType)
-        let server = try OpenSSLServer.start(name: "ok", certificate: fx.server, chain: fx.serverChain, directory: directory)
-        defer { server.stop() }
+        let fx = try await makePKI(keyType: keyType)
+        let server = try await OpenSSLServer.start(name: "ok", certificate: fx.server, chain: fx.serverChain, directory: directory)
+        defer { server.stopInBackground() }
         let response = try await client(TLSConfiguration(caFile: fx.rootBundle.path)).get(server.url)
         #expect(response.status == 200)
         #expect(response.text.contains("s_server"))
@@ -265,11 +273,11 @@ final class HTTPClientTests {
 
     @Test("HTTPS with a certificate from another CA fails verification")
     func httpsWrongCA() async throws {
-        let fx = try makePKI()
-        let otherRoot = try fx.pki.makeRoot(name: "other-root")
-        let server = try OpenSSLServer.start(name: "wrong-ca", certificate: fx.server, chain: fx.serverChain,
-                                             directory: directory)
-        defer { server.stop() }
+        let fx = try await makePKI()
+        let otherRoot = try await fx.pki.makeRoot(name: "other-root")
+        let server = try await OpenSSLServer.start(name: "wrong-ca", certificate: fx.server, chain: fx.serverChain,
+                                                   directory: directory)
+        defer { server.stopInBackground() }
         let error = await #expect(throws: HTTPError.self) {
             _ = try await client(TLSConfiguration(caFile: otherRoot.certificateFile.path)).get(server.url)
         }
@@ -279,20 +287,20 @@ final class HTTPClientTests {
 
     @Test("HTTPS with no CA file uses the system store: a private CA does not verify (no implicit insecure)")
     func httpsSystemTrustRejectsPrivateCA() async throws {
-        let fx = try makePKI()
-        let server = try OpenSSLServer.start(name: "system", certificate: fx.server, chain: fx.serverChain,
-                                             directory: directory)
-        defer { server.stop() }
+        let fx = try await makePKI()
+        let server = try await OpenSSLServer.start(name: "system", certificate: fx.server, chain: fx.serverChain,
+                                                   directory: directory)
+        defer { server.stopInBackground() }
         let error = await #expect(throws: HTTPError.self) { _ = try await client().get(server.url) }
         #expect(error?.code == .tlsVerificationFailed)
     }
 
     @Test("HTTPS whose certificate names another host fails verification")
     func httpsHostMismatch() async throws {
-        let fx = try makePKI(serverSANs: ["other.example"])
-        let server = try OpenSSLServer.start(name: "mismatch", certificate: fx.server, chain: fx.serverChain,
-                                             directory: directory)
-        defer { server.stop() }
+        let fx = try await makePKI(serverSANs: ["other.example"])
+        let server = try await OpenSSLServer.start(name: "mismatch", certificate: fx.server, chain: fx.serverChain,
+                                                   directory: directory)
+        defer { server.stopInBackground() }
         let error = await #expect(throws: HTTPError.self) {
             _ = try await client(TLSConfiguration(caFile: fx.rootBundle.path)).get(server.url)
         }
@@ -301,13 +309,13 @@ final class HTTPClientTests {
 
     @Test("mutual TLS: without a client certificate it fails, with one it succeeds")
     func mutualTLS() async throws {
-        let fx = try makePKI()
-        let clientCert = try fx.pki.makeLeaf(name: "client", sans: ["switchover.test"], issuer: fx.intermediate,
+        let fx = try await makePKI()
+        let clientCert = try await fx.pki.makeLeaf(name: "client", sans: ["switchover.test"], issuer: fx.intermediate,
                                              usage: .client)
         let clientChain = try fx.pki.bundle([clientCert, fx.intermediate], named: "client-chain.pem")
-        let server = try OpenSSLServer.start(name: "mtls", certificate: fx.server, chain: fx.serverChain,
-                                             clientCA: fx.rootBundle, directory: directory)
-        defer { server.stop() }
+        let server = try await OpenSSLServer.start(name: "mtls", certificate: fx.server, chain: fx.serverChain,
+                                                   clientCA: fx.rootBundle, directory: directory)
+        defer { server.stopInBackground() }
 
         let anonymous = await #expect(throws: HTTPError.self) {
             _ = try await client(TLSConfiguration(caFile: fx.rootBundle.path)).get(server.url)
@@ -324,10 +332,10 @@ final class HTTPClientTests {
 
     @Test("an unreadable client key is a TLS configuration error")
     func missingClientKey() async throws {
-        let fx = try makePKI()
-        let server = try OpenSSLServer.start(name: "badkey", certificate: fx.server, chain: fx.serverChain,
-                                             directory: directory)
-        defer { server.stop() }
+        let fx = try await makePKI()
+        let server = try await OpenSSLServer.start(name: "badkey", certificate: fx.server, chain: fx.serverChain,
+                                                   directory: directory)
+        defer { server.stopInBackground() }
         let error = await #expect(throws: HTTPError.self) {
             _ = try await client(TLSConfiguration(caFile: fx.rootBundle.path,
                                                   clientCertificateFile: fx.server.certificateFile.path,

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import SwitchoverTestKit
+import Synchronization
 
 /// Collects every log record, so a test can prove what was NOT logged (secrets).
 final class LogRecords: @unchecked Sendable {
@@ -34,9 +36,16 @@ func capturingLogger() -> (Logger, LogRecords) {
     return (logger, records)
 }
 
-/// Seconds elapsed while running `body`.
+/// Seconds elapsed while running `body`, timed on the test kit's stopwatch thread: other suites
+/// running in parallel may keep the cooperative pool busy, and a refused connection must be
+/// timed, not the pool's queue.
 func measure<T>(_ body: () async throws -> T) async rethrows -> (T, Duration) {
-    let start = ContinuousClock.now
-    let value = try await body()
-    return (value, ContinuousClock.now - start)
+    try await Stopwatch.measure(body)
+}
+
+/// A count that concurrent tasks add to.
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    func increment() { value.withLock { $0 += 1 } }
+    var current: Int { value.withLock { $0 } }
 }

@@ -17,7 +17,7 @@ struct HeadlessChromium {
     }
 
     /// Runs Chromium with `arguments` on `url`; returns its stdout (through a file) and its log.
-    func run(_ arguments: [String], url: URL, name: String, timeout: TimeInterval = 60) throws -> (stdout: String, log: String) {
+    func run(_ arguments: [String], url: URL, name: String, timeout: TimeInterval = 60) async throws -> (stdout: String, log: String) {
         let profile = folder.appendingPathComponent("profile-\(name)")
         try FileManager.default.createDirectory(at: profile, withIntermediateDirectories: true)
         let out = folder.appendingPathComponent("\(name).out")
@@ -29,8 +29,8 @@ struct HeadlessChromium {
             .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
         let process = try ManagedProcess(name: "chromium-\(name)", executable: "/bin/sh",
                                          arguments: ["-c", "exec \(command) > '\(out.path)'"], logFile: log)
-        defer { process.stop() }
-        guard process.waitForExit(timeout: timeout) else {
+        defer { process.stopInBackground() }
+        guard await process.waitForExit(timeout: timeout) else {
             throw TestKitError("chromium did not finish within \(Int(timeout)) s; log:\n\(process.logTail())")
         }
         let stdout = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
@@ -58,8 +58,10 @@ func pageErrors(_ log: String) -> [String] {
     }
 }
 
+/// One Chromium at a time from this suite (`.serialized`): each takes most of a core for seconds,
+/// and two side by side on 2 cores only make both slower while the other suites run.
 @Suite(.serialized) struct ReportChromiumTests {
-    @Test func recordedRunRendersInHeadlessChromium() throws {
+    @Test func recordedRunRendersInHeadlessChromium() async throws {
         let folder = try TemporaryDirectory.make("report-chromium")
         defer { try? FileManager.default.removeItem(at: folder) }
         let journal = MemoryJournal()
@@ -70,7 +72,7 @@ func pageErrors(_ log: String) -> [String] {
         let chromium = try HeadlessChromium(folder: folder)
 
         // The DOM after load: what the browser parsed, not what we wrote.
-        let dom = try chromium.run(["--dump-dom"], url: page, name: "dom")
+        let dom = try await chromium.run(["--dump-dom"], url: page, name: "dom")
         #expect(pageErrors(dom.log).isEmpty, "page errors:\n\(pageErrors(dom.log).joined(separator: "\n"))")
         let timeline = try #require(chart(dom.stdout, "timeline"), "no timeline chart in the DOM; log:\n\(dom.log)")
         #expect(count("data-series=", in: timeline) == 6)
@@ -84,7 +86,7 @@ func pageErrors(_ log: String) -> [String] {
 
         // The screenshot: a real image of the page at the size the README shows.
         let png = folder.appendingPathComponent("report.png")
-        let shot = try chromium.run(["--screenshot=\(png.path)", "--window-size=1200,1800", "--hide-scrollbars"],
+        let shot = try await chromium.run(["--screenshot=\(png.path)", "--window-size=1200,1800", "--hide-scrollbars"],
                                     url: page, name: "shot")
         #expect(pageErrors(shot.log).isEmpty, "page errors:\n\(pageErrors(shot.log).joined(separator: "\n"))")
         let image = try Data(contentsOf: png)
@@ -96,18 +98,18 @@ func pageErrors(_ log: String) -> [String] {
     }
 
     /// The error check above can fail: a page with a script error is caught.
-    @Test func pageErrorCheckCatchesAScriptError() throws {
+    @Test func pageErrorCheckCatchesAScriptError() async throws {
         let folder = try TemporaryDirectory.make("report-chromium")
         defer { try? FileManager.default.removeItem(at: folder) }
         let page = folder.appendingPathComponent("bad.html")
         try Data("<html><body><p>x</p><script>console.error('boom'); notDefined();</script></body></html>".utf8).write(to: page)
-        let result = try HeadlessChromium(folder: folder).run(["--dump-dom"], url: page, name: "bad")
+        let result = try await HeadlessChromium(folder: folder).run(["--dump-dom"], url: page, name: "bad")
         let errors = pageErrors(result.log)
         #expect(errors.contains { $0.contains("boom") }, "log:\n\(result.log)")
         #expect(errors.contains { $0.contains("Uncaught ReferenceError") }, "log:\n\(result.log)")
     }
 
-    @Test func rolledBackRunShowsTheFailingGateInChromium() throws {
+    @Test func rolledBackRunShowsTheFailingGateInChromium() async throws {
         let folder = try TemporaryDirectory.make("report-chromium")
         defer { try? FileManager.default.removeItem(at: folder) }
         let journal = MemoryJournal()
@@ -115,7 +117,7 @@ func pageErrors(_ log: String) -> [String] {
         let page = folder.appendingPathComponent("report.html")
         try Data(renderReport(try ReportData.load(from: journal, policy: demoPolicy)).utf8).write(to: page)
         let chromium = try HeadlessChromium(folder: folder)
-        let dom = try chromium.run(["--dump-dom"], url: page, name: "dom")
+        let dom = try await chromium.run(["--dump-dom"], url: page, name: "dom")
         #expect(pageErrors(dom.log).isEmpty, "page errors:\n\(pageErrors(dom.log).joined(separator: "\n"))")
         let timeline = try #require(chart(dom.stdout, "timeline"), "no timeline chart in the DOM; log:\n\(dom.log)")
         #expect(count("data-series=", in: timeline) == 6)
@@ -124,7 +126,7 @@ func pageErrors(_ log: String) -> [String] {
         #expect(chart(dom.stdout, "drain") == nil)
         #expect(dom.stdout.contains("data-outcome=\"rolledBack\""))
         let png = folder.appendingPathComponent("report.png")
-        _ = try chromium.run(["--screenshot=\(png.path)", "--window-size=1200,1200", "--hide-scrollbars"], url: page, name: "shot")
+        _ = try await chromium.run(["--screenshot=\(png.path)", "--window-size=1200,1200", "--hide-scrollbars"], url: page, name: "shot")
         #expect(pngSize(try Data(contentsOf: png))?.height == 1200)
         keepScreenshot(png, page: page, suffix: "-rolledback")
     }
@@ -142,7 +144,7 @@ func pageErrors(_ log: String) -> [String] {
 }
 
 @Suite struct ReportCLITests {
-    @Test func reportCommandWritesTheNewestRun() throws {
+    @Test func reportCommandWritesTheNewestRun() async throws {
         let folder = try TemporaryDirectory.make("report-cli")
         defer { try? FileManager.default.removeItem(at: folder) }
         let state = folder.appendingPathComponent("state.db").path
@@ -152,27 +154,27 @@ func pageErrors(_ log: String) -> [String] {
             _ = try RecordedRun.healthy(journal)
         }
         let out = folder.appendingPathComponent("r.html")
-        let result = try runSwitchover(["report", "--state", state, "--out", out.path], cwd: folder)
+        let result = try await runSwitchover(["report", "--state", state, "--out", out.path], cwd: folder)
         #expect(result.exitCode == 0, "\(result.stderr)")
         #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == out.path)
         let html = try String(contentsOf: out, encoding: .utf8)
         #expect(html.contains("data-outcome=\"drained\""))
 
-        let older = try runSwitchover(["report", "--state", state, "--run", "1"], cwd: folder)
+        let older = try await runSwitchover(["report", "--state", state, "--run", "1"], cwd: folder)
         #expect(older.exitCode == 0, "\(older.stderr)")
         let defaultOut = folder.appendingPathComponent("switchover-report.html")
         #expect(try String(contentsOf: defaultOut, encoding: .utf8).contains("data-outcome=\"rolledBack\""))
 
-        let noRun = try runSwitchover(["report", "--state", state, "--run", "7"], cwd: folder)
+        let noRun = try await runSwitchover(["report", "--state", state, "--run", "7"], cwd: folder)
         #expect(noRun.exitCode == 2)
         #expect(noRun.stderr.contains("no run 7"))
     }
 
-    @Test func missingJournalIsAClearErrorAndCreatesNothing() throws {
+    @Test func missingJournalIsAClearErrorAndCreatesNothing() async throws {
         let folder = try TemporaryDirectory.make("report-cli")
         defer { try? FileManager.default.removeItem(at: folder) }
         let state = folder.appendingPathComponent("nothing/state.db").path
-        let result = try runSwitchover(["report", "--state", state], cwd: folder)
+        let result = try await runSwitchover(["report", "--state", state], cwd: folder)
         #expect(result.exitCode == 2)
         #expect(result.stderr.contains("no journal at \(state)"))
         #expect(!FileManager.default.fileExists(atPath: state))

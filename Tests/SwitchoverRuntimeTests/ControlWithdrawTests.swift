@@ -11,7 +11,7 @@ import Glibc
 /// Control commands sent to a coordinator that holds the lock but never answers (this test
 /// process holds it and reads no commands): after the 5 s wait the CLI withdraws the command in
 /// the journal, so what it reported as refused can never be carried out later.
-@Suite(.serialized)
+@Suite
 struct ControlWithdrawTests {
     /// A journal with one shifting run, and the coordinator lock held by this process.
     struct SilentCoordinator {
@@ -33,8 +33,8 @@ struct ControlWithdrawTests {
             lock = try CoordinatorLock(statePath: statePath)
         }
 
-        func cli(_ arguments: [String]) throws -> (exitCode: Int32, stdout: String, stderr: String) {
-            try runSwitchover(arguments + ["--state", statePath], cwd: folder)
+        func cli(_ arguments: [String]) async throws -> (exitCode: Int32, stdout: String, stderr: String) {
+            try await runSwitchover(arguments + ["--state", statePath], cwd: folder)
         }
 
         func finish() {
@@ -44,11 +44,11 @@ struct ControlWithdrawTests {
     }
 
     @Test("`pause` with no answer in 5 s: exit 1 'withdrawn', the row refused and no longer pending, a late answer ignored")
-    func pauseIsWithdrawn() throws {
+    func pauseIsWithdrawn() async throws {
         let coordinator = try SilentCoordinator("withdraw-pause")
         defer { coordinator.finish() }
         let started = ContinuousClock.now
-        let result = try coordinator.cli(["pause", "--reason", "dashboards"])
+        let result = try await coordinator.cli(["pause", "--reason", "dashboards"])
         let waited = ContinuousClock.now - started
         #expect(result.exitCode == 1, "\(result.stdout) \(result.stderr)")
         #expect(result.stdout == "pause: refused: no answer from the coordinator within 5 s; withdrawn\n", "\(result.stdout)")
@@ -67,10 +67,10 @@ struct ControlWithdrawTests {
     }
 
     @Test("`decommission` with no answer in 5 s, as JSON: accepted false, 'withdrawn', the command id, exit 1")
-    func decommissionIsWithdrawn() throws {
+    func decommissionIsWithdrawn() async throws {
         let coordinator = try SilentCoordinator("withdraw-decommission")
         defer { coordinator.finish() }
-        let result = try coordinator.cli(["decommission", "blue", "--output", "json"])
+        let result = try await coordinator.cli(["decommission", "blue", "--output", "json"])
         #expect(result.exitCode == 1, "\(result.stdout) \(result.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any],
                                   "\(result.stdout)")
@@ -100,7 +100,7 @@ struct ControlWithdrawTests {
                 try await Task.sleep(for: .milliseconds(50))
             }
         }
-        let result = try coordinator.cli(["abort"])
+        let result = try await coordinator.cli(["abort"])
         try await answerer.value
         #expect(result.exitCode == 1)
         #expect(result.stdout == "abort: refused: abort is not possible in phase promoted\n", "\(result.stdout)")
@@ -110,11 +110,11 @@ struct ControlWithdrawTests {
 
 /// The preflight's health failures name the URL without its user:password: credentials in a
 /// cluster's `health` URL never reach stderr or the JSON on stdout.
-@Suite(.serialized)
+@Suite
 struct PreflightRedactionTests {
     @Test("health URL credentials are redacted in text and JSON preflight failures (HTTP 503 and no answer)")
     func credentialsNeverPrinted() async throws {
-        let lab = try CutoverLab("redact")
+        let lab = try await CutoverLab("redact")
         defer { lab.stopAll() }
         let file = lab.folder.appendingPathComponent("clusters/green.yaml")
         let yaml = try String(contentsOf: file, encoding: .utf8)
@@ -124,13 +124,13 @@ struct PreflightRedactionTests {
             .write(to: file, atomically: true, encoding: .utf8)
 
         try lab.green.fail(true)
-        let answered = try lab.cli(["run", "blue", "green", "--policy", "test"])
+        let answered = try await lab.cli(["run", "blue", "green", "--policy", "test"])
         #expect(answered.exitCode == 2, "\(answered.stderr)")
         #expect(answered.stderr.contains("cluster green: health \(plain) answered HTTP 503"), "\(answered.stderr)")
         #expect(!answered.stderr.contains("s3cr3t") && !answered.stdout.contains("s3cr3t"), "\(answered.stderr)")
 
-        lab.green.stop()
-        let silent = try lab.cli(["run", "blue", "green", "--policy", "test", "--output", "json"])
+        await lab.green.stop()
+        let silent = try await lab.cli(["run", "blue", "green", "--policy", "test", "--output", "json"])
         #expect(silent.exitCode == 2, "\(silent.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(silent.stdout.utf8)) as? [String: Any],
                                   "\(silent.stdout)")
@@ -145,31 +145,31 @@ struct PreflightRedactionTests {
 /// A coordinator that fails after the run began (here: another process holds the journal's
 /// write lock longer than SQLite's 5 s busy timeout) exits 1, the contract's "did not
 /// complete", saying weights may have moved and where to look; never a code outside the contract.
-@Suite(.serialized)
+@Suite
 struct CoordinatorFailureExitTests {
     @Test("the journal locked away mid-run: `run` exits 1 saying the run did not complete and pointing at `status`")
-    func journalLockedAwayExitsOne() throws {
-        let lab = try CutoverLab("coordfail", policy: .init(bake: "30s"))
+    func journalLockedAwayExitsOne() async throws {
+        let lab = try await CutoverLab("coordfail", policy: .init(bake: "30s"))
         defer { lab.stopAll() }
         let sqlite3 = try Tools.require("sqlite3")
         let coordinator = try lab.startCoordinator()
-        defer { coordinator.stop() }
-        try lab.waitFor("step 1 baking", process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        defer { coordinator.stopInBackground() }
+        try await lab.waitFor("step 1 baking", process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
 
         // sqlite3 takes the write lock and keeps it for 8 s (longer than the coordinator's busy
         // timeout). `.timeout`: it waits its turn for the lock (the coordinator writes several times
-        // a turn), instead of failing at once when it arrives during one of those writes.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/bin/sh")
-        holder.arguments = ["-c", "(echo '.timeout 5000'; echo 'BEGIN IMMEDIATE;'; sleep 8; echo 'ROLLBACK;') | \"$0\" \"$1\"",
-                            sqlite3, lab.statePath]
-        holder.standardInput = FileHandle.nullDevice
-        try holder.run()
-        defer { if holder.isRunning { holder.terminate() }; holder.waitUntilExit() }
+        // a turn, and in a parallel run each write takes longer), instead of failing at once when it
+        // arrives during one of those writes and holding nothing.
+        let holder = try ManagedProcess(
+            name: "sqlite3 holding the write lock", executable: "/bin/sh",
+            arguments: ["-c", "(echo '.timeout 10000'; echo 'BEGIN IMMEDIATE;'; sleep 8; echo 'ROLLBACK;') | \"$0\" \"$1\"",
+                        sqlite3, lab.statePath],
+            logFile: lab.folder.appendingPathComponent("sqlite3-holder.log"))
+        defer { holder.stopInBackground() }
 
-        let exit = try lab.waitForExit(coordinator, timeout: 30)
+        let exit = try await lab.waitForExit(coordinator, timeout: 30)
         let log = coordinator.logTail(lines: 40)
-        #expect(exit == 1, "\(log)")
+        #expect(exit == 1, "\(log)\nsqlite3: \(holder.logTail())")
         #expect(log.contains("coordinator failed"), "\(log)")
         #expect(log.contains("the run did not complete and weights may have moved"), "\(log)")
         #expect(log.contains("`switchover status`"), "\(log)")

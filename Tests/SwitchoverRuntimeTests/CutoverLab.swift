@@ -13,15 +13,15 @@ final class CutoverLab: Lab, @unchecked Sendable {
     let prometheusPort: Int
     var prometheus: ManagedProcess?
 
-    init(_ name: String, policy: PolicyOptions = PolicyOptions()) throws {
-        let backends = try Lab.startBackends(name)
-        haproxy = try HAProxyServer(servers: [.init(name: "blue-1", address: backends.blue.address, weight: 1),
-                                              .init(name: "green-1", address: backends.green.address, weight: 0)],
-                                    backendLines: policy.backendLines, in: backends.folder)
+    init(_ name: String, policy: PolicyOptions = PolicyOptions()) async throws {
+        let backends = try await Lab.startBackends(name)
+        haproxy = try await HAProxyServer.start(servers: [.init(name: "blue-1", address: backends.blue.address, weight: 1),
+                                                          .init(name: "green-1", address: backends.green.address, weight: 0)],
+                                                backendLines: policy.backendLines, in: backends.folder)
         prometheusPort = try Loopback.freePort()
         super.init(backends: backends, frontURL: haproxy.url)
-        if policy.prometheusGate { try startPrometheus() }
-        try writeConfiguration(policy)
+        if policy.prometheusGate { try await startPrometheus() }
+        try await writeConfiguration(policy)
     }
 
     deinit {
@@ -29,17 +29,17 @@ final class CutoverLab: Lab, @unchecked Sendable {
     }
 
     override func stopAll() {
-        load?.stop(grace: 1)
-        prometheus?.stop()
-        haproxy.stop()
+        load?.stopInBackground(grace: 1)
+        prometheus?.stopInBackground()
+        haproxy.stopInBackground()
         super.stopAll()
     }
 
     // MARK: - Configuration
 
-    func writeConfiguration(_ options: PolicyOptions) throws {
+    func writeConfiguration(_ options: PolicyOptions) async throws {
         let prometheusGate = "name: haproxy-up\nprometheus:\n  url: http://127.0.0.1:\(prometheusPort)\n  query: 'sum(up)'\n  min: 1"
-        try writeConfiguration(options, loadBalancer: PolicyDocument.haproxy(socket: haproxy.socketPath),
+        try await writeConfiguration(options, loadBalancer: PolicyDocument.haproxy(socket: haproxy.socketPath),
                                servers: ["blue": ["blue-1"], "green": ["green-1"]],
                                extraGates: options.prometheusGate ? [prometheusGate] : [])
     }
@@ -48,7 +48,7 @@ final class CutoverLab: Lab, @unchecked Sendable {
 
     /// Prometheus scraping HAProxy's exporter every second, always on `prometheusPort`, so a
     /// restart is the same Prometheus as far as the policy's URL is concerned.
-    func startPrometheus() throws {
+    func startPrometheus() async throws {
         let binary = try Tools.require("prometheus")
         let directory = folder.appendingPathComponent("prometheus")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -67,20 +67,19 @@ final class CutoverLab: Lab, @unchecked Sendable {
             arguments: ["--config.file", config.path, "--storage.tsdb.path", directory.appendingPathComponent("data").path,
                         "--web.listen-address", "127.0.0.1:\(prometheusPort)"],
             logFile: directory.appendingPathComponent("prometheus-\(UUID().uuidString.prefix(4)).log"))
-        try Loopback.waitForPort(prometheusPort, of: process, timeout: 30)
         prometheus = process
+        try await Loopback.waitForPort(prometheusPort, of: process, timeout: 30)
         // The gate needs a sample: wait for the first scrape.
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            let result = try Command.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(prometheusPort)/api/v1/query?query=up"])
-            if result.output.contains("\"value\"") { return }
-            usleep(200_000)
+        let query = "http://127.0.0.1:\(prometheusPort)/api/v1/query?query=up"
+        let scraped = try await Wait.until(timeout: 20, every: .milliseconds(200)) {
+            try await Command.run("/usr/bin/curl", ["-s", query]).output.contains("\"value\"")
         }
-        throw TestKitError("prometheus never scraped HAProxy:\n\(process.logTail())")
+        guard scraped else { throw TestKitError("prometheus never scraped HAProxy:\n\(process.logTail())") }
     }
 
-    func stopPrometheus() {
-        prometheus?.stop()
+    /// Stops Prometheus; returns once it has exited.
+    func stopPrometheus() async {
+        await prometheus?.stop()
         prometheus = nil
     }
 

@@ -12,16 +12,16 @@ import SwitchoverTestKit
 final class EnvoyLab: Lab, @unchecked Sendable {
     let envoy: EnvoyServer
 
-    init(_ name: String, policy: PolicyOptions = PolicyOptions()) throws {
+    init(_ name: String, policy: PolicyOptions = PolicyOptions()) async throws {
         // Both are HAProxy's: Envoy has no backend lines, and the Prometheus gate scrapes HAProxy.
         precondition(policy.backendLines.isEmpty && !policy.prometheusGate, "HAProxy options in an Envoy lab")
-        let backends = try Lab.startBackends(name)
-        envoy = try EnvoyServer(clusters: [(name: "blue", endpoints: [backends.blue.address]),
-                                           (name: "green", endpoints: [backends.green.address])],
-                                initialWeights: [(cluster: "blue", weight: 100), (cluster: "green", weight: 0)],
-                                in: backends.folder)
+        let backends = try await Lab.startBackends(name)
+        envoy = try await EnvoyServer.start(clusters: [(name: "blue", endpoints: [backends.blue.address]),
+                                                       (name: "green", endpoints: [backends.green.address])],
+                                      initialWeights: [(cluster: "blue", weight: 100), (cluster: "green", weight: 0)],
+                                      in: backends.folder)
         super.init(backends: backends, frontURL: envoy.url)
-        try writeConfiguration(policy, loadBalancer: ["driver: envoy", "envoy:", "  routeFile: \(envoy.routeFile.path)",
+        try await writeConfiguration(policy, loadBalancer: ["driver: envoy", "envoy:", "  routeFile: \(envoy.routeFile.path)",
                                                       "  routeName: \(envoy.routeName)",
                                                       "  admin: \(envoy.adminURL.absoluteString)"],
                                servers: ["blue": ["blue"], "green": ["green"]])
@@ -32,8 +32,8 @@ final class EnvoyLab: Lab, @unchecked Sendable {
     }
 
     override func stopAll() {
-        load?.stop(grace: 1)
-        envoy.stop()
+        load?.stopInBackground(grace: 1)
+        envoy.stopInBackground()
         super.stopAll()
     }
 

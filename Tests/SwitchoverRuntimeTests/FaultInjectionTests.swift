@@ -17,7 +17,7 @@ import Glibc
 ///
 /// `SWITCHOVER_FAULT_ROUNDS` (default 1, what CI runs) repeats the scenario with more faults per
 /// stage; `SWITCHOVER_FAULT_SEED` replays a run (every failure message carries its seed).
-@Suite(.serialized)
+@Suite
 struct FaultInjectionTests {
     @Test("HAProxy and the coordinator SIGKILLed at random in every phase under load: the end state is read back, blue never drained while serving")
     func chaos() async throws {
@@ -41,7 +41,7 @@ struct FaultInjectionTests {
             try await Task.sleep(for: .milliseconds(Int.random(in: range, using: &rng)))
         }
 
-        let lab = try CutoverLab("chaos", policy: .init(steps: [10, 25, 50, 100], bake: "2s", holdFor: "2s", drainTimeout: "3m"))
+        let lab = try await CutoverLab("chaos", policy: .init(steps: [10, 25, 50, 100], bake: "2s", holdFor: "2s", drainTimeout: "3m"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 600)
         let watch = try SafetyGuardTests.DrainWatch(lab)
@@ -53,7 +53,7 @@ struct FaultInjectionTests {
             let down = Double(Int.random(in: 0...400, using: &rng)) / 1000
             note("HAProxy SIGKILLed in \(phase), down \(down)s")
             lastCrash = Instant(Date())
-            try lab.haproxy.restart(crash: true, downFor: down)
+            try await lab.haproxy.restart(crash: true, downFor: down)
             crashes.haproxy += 1
             faultedIn.insert(phase)
         }
@@ -89,10 +89,10 @@ struct FaultInjectionTests {
             var left = faults
             var killed = false
             var pending = certain
-            func killCoordinator(in phase: Phase, _ how: String) {
+            func killCoordinator(in phase: Phase, _ how: String) async {
                 note("coordinator SIGKILLed in \(phase.rawValue)\(how)")
                 coordinator.signal(SIGKILL)
-                _ = coordinator.waitForExit(timeout: 5)
+                _ = await coordinator.waitForExit(timeout: 5)
                 killed = true
                 crashes.coordinator += 1
                 faultedIn.insert(phase.rawValue)
@@ -122,20 +122,20 @@ struct FaultInjectionTests {
                 if let phase, pending.contains(phase), coordinator.isRunning {
                     pending.remove(phase)
                     if phase == .draining {
-                        killCoordinator(in: phase, " (certain)")
+                        await killCoordinator(in: phase, " (certain)")
                     } else {
                         try await crashHAProxy(phase.rawValue)
                     }
                     continue
                 }
                 if phase == .shifting, pending.contains(.paused), !pending.contains(.shifting), coordinator.isRunning {
-                    let paused = try lab.cli(["pause", "--reason", "chaos (certain)"])
+                    let paused = try await lab.cli(["pause", "--reason", "chaos (certain)"])
                     note("pause (certain): exit \(paused.exitCode)")
                     continue
                 }
                 if phase == .paused {
                     if Bool.random(using: &rng) { try await crashHAProxy("paused") }
-                    let resume = try lab.cli(["resume"])
+                    let resume = try await lab.cli(["resume"])
                     note("resume: exit \(resume.exitCode)")
                     continue
                 }
@@ -145,10 +145,10 @@ struct FaultInjectionTests {
                 case 0:
                     try await crashHAProxy(phase.rawValue)
                 case 1:
-                    killCoordinator(in: phase, "")
+                    await killCoordinator(in: phase, "")
                 default:
                     if phase == .shifting {
-                        let paused = try lab.cli(["pause", "--reason", "chaos"])
+                        let paused = try await lab.cli(["pause", "--reason", "chaos"])
                         note("pause: exit \(paused.exitCode)")
                     }
                 }
@@ -165,12 +165,12 @@ struct FaultInjectionTests {
         try await checkClaim("run --until drained", drained: true)
         // Drained, no coordinator: HAProxy dies; `drain blue` resumes and writes everything back.
         try await crashHAProxy("drained")
-        let drain = try lab.cli(["drain", "blue", "--policy", "test"])
+        let drain = try await lab.cli(["drain", "blue", "--policy", "test"])
         #expect(drain.exitCode == 0, "\(drain.stdout) \(drain.stderr); \(context())")
         try await checkClaim("drain blue", drained: true)
 
         // The end: status agrees with HAProxy, nothing unfinished, blue never drained while serving.
-        let status = try lab.statusJSON()
+        let status = try await lab.statusJSON()
         let weights = status["weights"] as? [String: Any], live = status["liveWeights"] as? [String: Any]
         #expect(status["phase"] as? String == "drained", "\(status); \(context())")
         #expect((weights?["green"] as? Int) == 100 && (live?["green"] as? Int) == 100, "\(status); \(context())")
@@ -181,7 +181,7 @@ struct FaultInjectionTests {
         #expect(unfinished.isEmpty, "unfinished: \(unfinished.map { "\($0.sequence) \($0.kind) \($0.detail)" }); \(context())")
         let (violations, readings) = await watch.stop()
         #expect(violations.isEmpty, "blue drained while serving: \(violations.prefix(3)); \(context())")
-        let load = try HeyReport.finish(try #require(lab.load))
+        let load = try await HeyReport.finish(try #require(lab.load))
         let answeredNot2xx = load.responses - load.ok
         #expect(answeredNot2xx == 0, "requests answered with an error status: \(load.statusCounts); \(context())")
         #expect(faultedIn.isSuperset(of: ["shifting", "paused", "promoted", "draining", "drained"]), "\(faultedIn); \(context())")

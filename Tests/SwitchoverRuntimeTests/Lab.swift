@@ -3,6 +3,9 @@ import Logging
 import SwitchoverCore
 import SwitchoverStore
 import SwitchoverTestKit
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What every loopback lab of the runtime tests shares, whichever load balancer is in front:
 /// nginx backends blue-1 and green-1 (green fails on demand), shared-root test PKI so trust
@@ -12,6 +15,10 @@ import SwitchoverTestKit
 /// names its load balancer gives blue and green.
 ///
 /// Subclasses stop their own processes in `stopAll()` (calling this one's) and in `deinit`.
+///
+/// Every wait here suspends (the test kit's `Wait` and `OwnThread`): suites run in parallel on the
+/// cooperative pool, and a lab that blocked a thread while it polled the journal or waited for a
+/// command would hold up every other test's coordinator and stopwatch.
 class Lab: @unchecked Sendable {
     struct PolicyOptions {
         var steps: [Int] = [10, 25, 50, 100]
@@ -44,9 +51,11 @@ class Lab: @unchecked Sendable {
 
     /// A new folder named after `name` with blue's and green's nginx running in it: what a
     /// subclass starts its load balancer in front of, before `init(backends:frontURL:)`.
-    static func startBackends(_ name: String) throws -> (folder: URL, blue: NginxBackend, green: NginxBackend) {
+    static func startBackends(_ name: String) async throws -> (folder: URL, blue: NginxBackend, green: NginxBackend) {
         let folder = try TemporaryDirectory.make(name)
-        return (folder, try NginxBackend(name: "blue-1", in: folder), try NginxBackend(name: "green-1", in: folder))
+        async let blue = NginxBackend.start(name: "blue-1", in: folder)
+        async let green = NginxBackend.start(name: "green-1", in: folder)
+        return (folder, try await blue, try await green)
     }
 
     init(backends: (folder: URL, blue: NginxBackend, green: NginxBackend), frontURL: String) {
@@ -62,10 +71,12 @@ class Lab: @unchecked Sendable {
         try? FileManager.default.removeItem(at: folder)
     }
 
+    /// Stops every process of the lab without waiting for them to exit (SIGTERM now, SIGKILL
+    /// later from a thread of their own): for `defer` and `deinit`, which cannot await.
     func stopAll() {
-        load?.stop(grace: 1)
-        blue.stop()
-        green.stop()
+        load?.stopInBackground(grace: 1)
+        blue.stopInBackground()
+        green.stopInBackground()
     }
 
     // MARK: - Configuration
@@ -74,8 +85,8 @@ class Lab: @unchecked Sendable {
     /// `loadBalancer`: the lines of `spec.loadBalancer`; `servers`: blue's and green's servers as
     /// the load balancer names them; `extraGates`: gate items after `green-errors`.
     func writeConfiguration(_ options: PolicyOptions, loadBalancer: [String], servers: [String: [String]],
-                            extraGates: [String] = []) throws {
-        let trust = try ConfigDocuments.sharedTrust(in: folder, clusters: ["blue", "green"])
+                            extraGates: [String] = []) async throws {
+        let trust = try await ConfigDocuments.sharedTrust(in: folder, clusters: ["blue", "green"])
         var clusters: [ClusterDocument] = []
         for (name, backend, version, health) in [("blue", blue, "1.27.4", options.blueHealthPath),
                                                  ("green", green, "1.28.0", "/healthz")] {
@@ -113,10 +124,10 @@ class Lab: @unchecked Sendable {
     }
 
     /// hey's report of the load `startLoad` began, once it has run its course.
-    func loadReport(timeout: TimeInterval = 90) throws -> HeyReport {
+    func loadReport(timeout: TimeInterval = 90) async throws -> HeyReport {
         guard let load else { throw TestKitError("no load was started") }
-        guard load.waitForExit(timeout: timeout) else { throw TestKitError("hey still running after \(timeout)s") }
-        return try HeyReport.finish(load)
+        guard await load.waitForExit(timeout: timeout) else { throw TestKitError("hey still running after \(timeout)s") }
+        return try await HeyReport.finish(load)
     }
 
     /// `switchover run blue green --policy test --until UNTIL` as a process of its own. The
@@ -132,12 +143,12 @@ class Lab: @unchecked Sendable {
                                   logFile: folder.appendingPathComponent("run-\(UUID().uuidString.prefix(6)).log"))
     }
 
-    func cli(_ arguments: [String]) throws -> (exitCode: Int32, stdout: String, stderr: String) {
-        try runSwitchover(arguments + globalArguments, cwd: folder)
+    func cli(_ arguments: [String]) async throws -> (exitCode: Int32, stdout: String, stderr: String) {
+        try await runSwitchover(arguments + globalArguments, cwd: folder)
     }
 
-    func statusJSON() throws -> [String: Any] {
-        let result = try cli(["status", "--output", "json"])
+    func statusJSON() async throws -> [String: Any] {
+        let result = try await cli(["status", "--output", "json"])
         guard result.exitCode == 0,
               let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
             throw TestKitError("status failed (\(result.exitCode)): \(result.stdout) \(result.stderr)")
@@ -170,25 +181,33 @@ class Lab: @unchecked Sendable {
         }
     }
 
-    /// Polls the journaled state until `condition` holds, or fails after `timeout` seconds.
+    /// Polls the journaled state every 50 ms until `condition` holds, or fails after `timeout`
+    /// seconds; suspends between polls.
     @discardableResult
     func waitFor(_ what: String, timeout: TimeInterval = 30, process: ManagedProcess? = nil,
-                 _ condition: (CutoverState) -> Bool) throws -> CutoverState {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
+                 _ condition: (CutoverState) -> Bool) async throws -> CutoverState {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while ContinuousClock.now < deadline {
             if let state = try? state(), condition(state) { return state }
             if let process, !process.isRunning {
                 throw TestKitError("coordinator exited (\(process.exitStatus ?? -1)) before \(what):\n\(process.logTail(lines: 40))")
             }
-            usleep(50_000)
+            await Wait.pause(.milliseconds(50))
         }
         throw TestKitError("timed out waiting for \(what); state: \(String(describing: try? state()))\n\(process?.logTail(lines: 40) ?? "")")
     }
 
-    func waitForExit(_ process: ManagedProcess, timeout: TimeInterval = 60) throws -> Int32 {
-        guard process.waitForExit(timeout: timeout), let status = process.exitStatus else {
+    func waitForExit(_ process: ManagedProcess, timeout: TimeInterval = 60) async throws -> Int32 {
+        guard await process.waitForExit(timeout: timeout), let status = process.exitStatus else {
             throw TestKitError("coordinator still running after \(timeout)s:\n\(process.logTail(lines: 40))")
         }
         return status
     }
+}
+
+/// Detaches the mount at `path` (`umount -l`: lazily, it goes once nothing uses it), for a test's
+/// `defer`: the umount2(2) system call returns at once, where running `/bin/umount` would mean
+/// waiting for a child process in a block that cannot await.
+func lazyUnmount(_ path: String) {
+    _ = umount2(path, Int32(MNT_DETACH))
 }

@@ -11,7 +11,7 @@ import Testing
 /// A coordinator in this process against the lab's real HAProxy, started from a hand-made
 /// journaled state: a rollback that must finish whole (FROM out of drain, weights read back),
 /// an offline rollback of an unfinished one, and a run resumed before its preflight.
-@Suite(.serialized)
+@Suite
 struct RollbackCompletionTests {
     static func policy(_ lab: CutoverLab) throws -> Policy {
         let file = lab.folder.appendingPathComponent("policies/test.yaml").path
@@ -36,7 +36,7 @@ struct RollbackCompletionTests {
 
     @Test("a rollback from the drain whose `set server … state ready` fails is not verified until blue is ready again")
     func rollbackVerifiesReadiness() async throws {
-        let lab = try CutoverLab("fixroll-ready")
+        let lab = try await CutoverLab("fixroll-ready")
         defer { lab.stopAll() }
         let policy = try Self.policy(lab)
         let driver = try lab.driver()
@@ -69,12 +69,12 @@ struct RollbackCompletionTests {
 
     @Test("an offline rollback after a coordinator died between a step's intent and its result never pushes green up first")
     func offlineRollbackSupersedesUnfinishedStep() async throws {
-        let lab = try CutoverLab("fixroll-step")
+        let lab = try await CutoverLab("fixroll-step")
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 30)
         // The second weight intent is step 2's (25%): the process exits right after journaling it.
         let first = try lab.startCoordinator(environment: ["SWITCHOVER_TEST_CRASH_AFTER_INTENT": "2"])
-        #expect(try lab.waitForExit(first, timeout: 30) == 137, "\(first.logTail(lines: 20))")
+        #expect(try await lab.waitForExit(first, timeout: 30) == 137, "\(first.logTail(lines: 20))")
         let step1 = WeightTranslation.haproxy.weights(percentToTarget: 10, from: ["blue-1"], to: ["green-1"])
         #expect(try await lab.liveWeights().green == step1.toTotal, "step 2 was journaled, never applied")
 
@@ -87,7 +87,7 @@ struct RollbackCompletionTests {
             }
             return highest
         }
-        let result = try lab.cli(["rollback", "--reason", "green misbehaves"])
+        let result = try await lab.cli(["rollback", "--reason", "green misbehaves"])
         watch.cancel()
         let highest = await watch.value
         #expect(result.exitCode == 0, "exit \(result.exitCode): \(result.stdout) \(result.stderr)")
@@ -102,7 +102,7 @@ struct RollbackCompletionTests {
 
     @Test("an offline rollback of a rollback left unfinished finishes it and reads it back")
     func offlineRollbackFinishesUnfinishedOne() async throws {
-        let lab = try CutoverLab("fixroll-offline")
+        let lab = try await CutoverLab("fixroll-offline")
         defer { lab.stopAll() }
         let policy = try Self.policy(lab)
         let driver = try lab.driver()
@@ -134,7 +134,7 @@ struct RollbackCompletionTests {
 
     @Test("`switchover rollback` with no coordinator finishes a rollback left unfinished and exits 0")
     func offlineRollbackCommandExitsZeroWhenVerified() async throws {
-        let lab = try CutoverLab("fixroll-cli")
+        let lab = try await CutoverLab("fixroll-cli")
         defer { lab.stopAll() }
         try await lab.driver().apply(percentToTarget: 50)
         let now = Coordinator.wallClock()
@@ -155,7 +155,7 @@ struct RollbackCompletionTests {
             try journal.saveState(run: runID, at: now, state)
         }
 
-        let result = try lab.cli(["rollback", "--reason", "finish it"])
+        let result = try await lab.cli(["rollback", "--reason", "finish it"])
         #expect(result.exitCode == 0, "exit \(result.exitCode): \(result.stdout) \(result.stderr)")
         #expect(try #require(try lab.state()).rollbackVerified)
         #expect(try lab.journal().unfinishedIntents(run: runID).isEmpty)
@@ -165,7 +165,7 @@ struct RollbackCompletionTests {
 
     @Test("`run` resumes an unverified rollback from the drain with green's health failing: blue ready, all traffic on blue (exit 1)")
     func runFinishesRollbackDespiteFailingHealth() async throws {
-        let lab = try CutoverLab("fixroll-resume")
+        let lab = try await CutoverLab("fixroll-resume")
         defer { lab.stopAll() }
         let policy = try Self.policy(lab)
         let driver = try lab.driver()
@@ -188,9 +188,9 @@ struct RollbackCompletionTests {
             let run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "test", startedAt: now, pid: getpid()))
             try journal.saveState(run: run, at: now, state)
         }
-        lab.green.stop()
+        await lab.green.stop()
 
-        let result = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        let result = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
         #expect(result.exitCode == 1, "exit \(result.exitCode): \(result.stdout) \(result.stderr)")
         #expect(result.stdout.contains("rolled back"))
         let final = try #require(try lab.state())
@@ -203,7 +203,7 @@ struct RollbackCompletionTests {
 
     @Test("`switchover run` resuming a run journaled in preflight runs the preflight and starts step 1")
     func runCommandResumesInPreflight() async throws {
-        let lab = try CutoverLab("fixroll-runpre")
+        let lab = try await CutoverLab("fixroll-runpre")
         defer { lab.stopAll() }
         var state = CutoverState.initial
         state.phase = .preflight
@@ -216,14 +216,14 @@ struct RollbackCompletionTests {
             try journal.saveState(run: run, at: now, state)
         }
         let coordinator = try lab.startCoordinator()
-        defer { coordinator.stop() }
-        try lab.waitFor("step 1 verified", timeout: 15, process: coordinator) { $0.phase == .shifting && $0.stepStartedAt != nil }
-        coordinator.stop()
+        defer { coordinator.stopInBackground() }
+        try await lab.waitFor("step 1 verified", timeout: 15, process: coordinator) { $0.phase == .shifting && $0.stepStartedAt != nil }
+        await coordinator.stop()
     }
 
     @Test("a run resumed before its preflight was answered gets the resume's preflight and starts step 1")
     func resumeBeforePreflightStarts() async throws {
-        let lab = try CutoverLab("fixroll-preflight")
+        let lab = try await CutoverLab("fixroll-preflight")
         defer { lab.stopAll() }
         let policy = try Self.policy(lab)
         var state = CutoverState.initial

@@ -12,7 +12,7 @@ import Glibc
 /// changed by hand, frozen, its socket gone, a coordinator restarted while a person asks for a
 /// rollback. Each runs the built binary against a real HAProxy and nginx, with `hey` load where
 /// a wrong move would show as failed requests.
-@Suite(.serialized)
+@Suite
 struct SafetyGuardTests {
     /// Polls HAProxy every 20 ms while a command runs and records every moment blue-1 was in
     /// drain while it still had weight or green had none: the outage the drain guard prevents.
@@ -56,9 +56,9 @@ struct SafetyGuardTests {
     }
 
     /// A whole run to drained, with hey load for green's gate (its window needs requests).
-    static func runToDrained(_ lab: CutoverLab) throws {
+    static func runToDrained(_ lab: CutoverLab) async throws {
         try lab.startLoad(seconds: 25)
-        let run = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
+        let run = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
         guard run.exitCode == 0, try lab.state()?.phase == .drained else {
             throw TestKitError("run did not end drained (\(run.exitCode)): \(run.stdout) \(run.stderr)")
         }
@@ -68,17 +68,17 @@ struct SafetyGuardTests {
 
     @Test("drain resumed after HAProxy restarted (blue back at full weight): green's weights go back first, blue is never drained while it carries traffic")
     func drainResumeAfterRestart() async throws {
-        let lab = try CutoverLab("guard-drain-restart", policy: .init(holdFor: "1s"))
+        let lab = try await CutoverLab("guard-drain-restart", policy: .init(holdFor: "1s"))
         defer { lab.stopAll() }
-        try Self.runToDrained(lab)
-        try lab.haproxy.restart()  // what a restart or reload does: configured weights, no drain state
+        try await Self.runToDrained(lab)
+        try await lab.haproxy.restart()  // what a restart or reload does: configured weights, no drain state
         #expect(try await lab.liveWeights() == (1, 0))
         #expect(try await lab.blueInDrain() == false)
 
         try lab.startLoad(seconds: 12)
         try await Task.sleep(for: .milliseconds(500))
         let watch = try DrainWatch(lab)
-        let drain = try lab.cli(["drain", "blue", "--policy", "test"])
+        let drain = try await lab.cli(["drain", "blue", "--policy", "test"])
         let (violations, readings) = await watch.stop()
         #expect(drain.exitCode == 0, "\(drain.stdout) \(drain.stderr)")
         #expect(readings > 20, "the watch read HAProxy while the drain ran")
@@ -89,20 +89,20 @@ struct SafetyGuardTests {
         #expect(try lab.state()?.phase == .drained)
         let events = try lab.events()
         #expect(events.contains { $0.kind == EngineEvent.Kind.weightsReasserted.rawValue })
-        let load = try lab.loadReport()
+        let load = try await lab.loadReport()
         #expect(load.responses > 500, "\(load)")
         #expect(load.failed == 0, "no request failed while blue was drained again: \(load)")
     }
 
     @Test("drain resumed after someone set blue's weight back by hand on the same HAProxy: refused, blue not drained, nothing changed")
     func drainResumeRefusesHandChange() async throws {
-        let lab = try CutoverLab("guard-drain-hand", policy: .init(holdFor: "1s"))
+        let lab = try await CutoverLab("guard-drain-hand", policy: .init(holdFor: "1s"))
         defer { lab.stopAll() }
-        try Self.runToDrained(lab)
-        try lab.haproxy.runtimeCommand("set server app/blue-1 state ready;set server app/blue-1 weight 1;set server app/green-1 weight 0")
+        try await Self.runToDrained(lab)
+        try await lab.haproxy.runtimeCommand("set server app/blue-1 state ready;set server app/blue-1 weight 1;set server app/green-1 weight 0")
         #expect(try await lab.liveWeights() == (1, 0))
         let watch = try DrainWatch(lab)
-        let drain = try lab.cli(["drain", "blue", "--policy", "test"])
+        let drain = try await lab.cli(["drain", "blue", "--policy", "test"])
         let (violations, _) = await watch.stop()
         #expect(drain.exitCode == 1, "\(drain.stdout) \(drain.stderr)")
         #expect(drain.stdout.contains("someone changed them") && drain.stdout.contains("nothing was changed"), "\(drain.stdout) \(drain.stderr)")
@@ -113,23 +113,23 @@ struct SafetyGuardTests {
 
     @Test("green's server in HAProxy's drain state: run refuses in preflight, and a promoted run's blue is not drained onto it")
     func greenInDrainState() async throws {
-        let lab = try CutoverLab("guard-green-drain", policy: .init(holdFor: "1s"))
+        let lab = try await CutoverLab("guard-green-drain", policy: .init(holdFor: "1s"))
         defer { lab.stopAll() }
         // Weights alone would say green takes its share; in drain state it takes none (503s).
-        try lab.haproxy.runtimeCommand("set server app/green-1 state drain")
+        try await lab.haproxy.runtimeCommand("set server app/green-1 state drain")
         let before = try await lab.liveWeights()
-        let refused = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        let refused = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
         #expect(refused.exitCode == 2, "\(refused.stdout) \(refused.stderr)")
         #expect((refused.stdout + refused.stderr).contains("green-1 in drain state"), "\(refused.stdout) \(refused.stderr)")
         #expect(try await lab.liveWeights() == before, "nothing was changed")
 
-        try lab.haproxy.runtimeCommand("set server app/green-1 state ready")
+        try await lab.haproxy.runtimeCommand("set server app/green-1 state ready")
         try lab.startLoad(seconds: 25)
-        let promoted = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        let promoted = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
         #expect(promoted.exitCode == 0, "\(promoted.stdout) \(promoted.stderr)")
-        try lab.haproxy.runtimeCommand("set server app/green-1 state drain")
-        let drain = try lab.cli(["drain", "blue", "--policy", "test"])
-        try lab.haproxy.runtimeCommand("set server app/green-1 state ready")
+        try await lab.haproxy.runtimeCommand("set server app/green-1 state drain")
+        let drain = try await lab.cli(["drain", "blue", "--policy", "test"])
+        try await lab.haproxy.runtimeCommand("set server app/green-1 state ready")
         #expect(drain.exitCode == 1, "\(drain.stdout) \(drain.stderr)")
         #expect((drain.stdout + drain.stderr).contains("green-1 in drain state"), "\(drain.stdout) \(drain.stderr)")
         #expect(try await lab.blueInDrain() == false, "blue is never drained while green takes no new traffic")
@@ -137,24 +137,24 @@ struct SafetyGuardTests {
 
     @Test("a promoted run resumes its drain with blue's health endpoint failing: past promotion only green's health and the weights are checked")
     func resumeAfterPromotionIgnoresBlueHealth() async throws {
-        let lab = try CutoverLab("guard-resume-promoted", policy: .init(holdFor: "1s"))
+        let lab = try await CutoverLab("guard-resume-promoted", policy: .init(holdFor: "1s"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 25)
-        let promoted = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        let promoted = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
         #expect(promoted.exitCode == 0, "\(promoted.stdout) \(promoted.stderr)")
         // Blue is on its way out: its health answers 503 (it is still up, its sessions end).
         try lab.blue.fail(true)
-        let drained = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
+        let drained = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
         #expect(drained.exitCode == 0, "\(drained.stdout) \(drained.stderr)")
         #expect(try lab.state()?.phase == .drained)
 
         // Green's health still decides: failing, the resume is refused and nothing changes.
-        let other = try CutoverLab("guard-resume-promoted-green", policy: .init(holdFor: "1s"))
+        let other = try await CutoverLab("guard-resume-promoted-green", policy: .init(holdFor: "1s"))
         defer { other.stopAll() }
         try other.startLoad(seconds: 25)
-        #expect(try other.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"]).exitCode == 0)
+        #expect(try await other.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"]).exitCode == 0)
         try other.green.fail(true)
-        let refused = try other.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
+        let refused = try await other.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
         try other.green.fail(false)
         #expect(refused.exitCode == 2, "\(refused.stdout) \(refused.stderr)")
         #expect(refused.stderr.contains("cluster green: health"), "\(refused.stderr)")
@@ -166,15 +166,15 @@ struct SafetyGuardTests {
 
     @Test("decommission with the runtime API gone or frozen refuses on stale evidence (exit 1) and records nothing; --force --reason records it")
     func decommissionNeedsFreshEvidence() async throws {
-        let lab = try CutoverLab("guard-decommission", policy: .init(holdFor: "1s"))
+        let lab = try await CutoverLab("guard-decommission", policy: .init(holdFor: "1s"))
         defer { lab.stopAll() }
-        try Self.runToDrained(lab)
-        try lab.haproxy.restart()  // blue back at full weight, as in the report
+        try await Self.runToDrained(lab)
+        try await lab.haproxy.restart()  // blue back at full weight, as in the report
 
         // The admin socket moved away: connecting fails at once.
         let away = lab.haproxy.socketPath + ".away"
         try FileManager.default.moveItem(atPath: lab.haproxy.socketPath, toPath: away)
-        let moved = try lab.cli(["decommission", "blue"])
+        let moved = try await lab.cli(["decommission", "blue"])
         #expect(moved.exitCode == 1, "\(moved.stdout) \(moved.stderr)")
         #expect(moved.stdout.contains("refused") && moved.stdout.contains("no fresh evidence"), "\(moved.stdout)")
         #expect(try lab.state()?.phase == .drained, "nothing recorded")
@@ -182,14 +182,14 @@ struct SafetyGuardTests {
 
         // HAProxy frozen: the socket accepts and never answers.
         lab.haproxy.signal(SIGSTOP)
-        let frozen = try lab.cli(["decommission", "blue"])
+        let frozen = try await lab.cli(["decommission", "blue"])
         lab.haproxy.signal(SIGCONT)
         #expect(frozen.exitCode == 1, "\(frozen.stdout) \(frozen.stderr)")
         #expect(frozen.stdout.contains("no fresh evidence"), "\(frozen.stdout)")
         #expect(try lab.state()?.phase == .drained)
 
         // Answering again: the fresh sample shows blue's weight back, so it is not drained.
-        let fresh = try lab.cli(["decommission", "blue"])
+        let fresh = try await lab.cli(["decommission", "blue"])
         #expect(fresh.exitCode == 1, "\(fresh.stdout) \(fresh.stderr)")
         #expect(fresh.stdout.contains("live weight is 1, not 0"), "\(fresh.stdout)")
         #expect(try lab.state()?.phase == .draining)
@@ -198,7 +198,7 @@ struct SafetyGuardTests {
         #expect(try await lab.liveWeights() == (1, 0))
         #expect(try await lab.blueInDrain() == false)
 
-        let forced = try lab.cli(["decommission", "blue", "--force", "--reason", "blue is being rebuilt anyway"])
+        let forced = try await lab.cli(["decommission", "blue", "--force", "--reason", "blue is being rebuilt anyway"])
         #expect(forced.exitCode == 0, "\(forced.stdout) \(forced.stderr)")
         #expect(try lab.state()?.phase == .decommissioned)
     }
@@ -207,23 +207,23 @@ struct SafetyGuardTests {
 
     @Test("rollback sent while a resumed coordinator probes a slow health endpoint is carried out, never refused as stale")
     func rollbackDuringResumeChecks() async throws {
-        let lab = try CutoverLab("guard-resume-rollback", policy: .init(bake: "20s", blueHealthPath: "/slowhealth"))
+        let lab = try await CutoverLab("guard-resume-rollback", policy: .init(bake: "20s", blueHealthPath: "/slowhealth"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 40)
         let first = try lab.startCoordinator()
-        try lab.waitFor("step 1 baking", timeout: 30, process: first) { $0.step == 1 && $0.stepStartedAt != nil }
+        try await lab.waitFor("step 1 baking", timeout: 30, process: first) { $0.step == 1 && $0.stepStartedAt != nil }
         first.signal(SIGKILL)
-        _ = first.waitForExit(timeout: 5)
+        _ = await first.waitForExit(timeout: 5)
 
         let second = try lab.startCoordinator()
-        defer { second.stop() }
+        defer { second.stopInBackground() }
         try await Task.sleep(for: .milliseconds(700))  // the resumed coordinator holds the lock, probing health
-        let status = try lab.statusJSON()
+        let status = try await lab.statusJSON()
         #expect((status["coordinator"] as? [String: Any])?["running"] as? Bool == true)
-        let rollback = try lab.cli(["rollback", "--reason", "operator saw errors"])
+        let rollback = try await lab.cli(["rollback", "--reason", "operator saw errors"])
         #expect(rollback.exitCode == 0, "\(rollback.stdout) \(rollback.stderr)")
         #expect(!rollback.stdout.contains("no coordinator"), "\(rollback.stdout)")
-        let exit = try lab.waitForExit(second)
+        let exit = try await lab.waitForExit(second)
         #expect(exit == 1, "rolled back: \(second.logTail(lines: 20))")
         let state = try #require(try lab.state())
         #expect(state.phase == .rolledBack && state.rollbackVerified)
@@ -235,15 +235,15 @@ struct SafetyGuardTests {
 
     @Test("HAProxy SIGKILLed and restarted while draining: the coordinator writes 100% to green and the drain state again, then blue drains")
     func restartWhileDraining() async throws {
-        let lab = try CutoverLab("guard-restart-draining", policy: .init(holdFor: "3s", drainTimeout: "40s"))
+        let lab = try await CutoverLab("guard-restart-draining", policy: .init(holdFor: "3s", drainTimeout: "40s"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 30)
         let coordinator = try lab.startCoordinator(until: "drained")
-        defer { coordinator.stop() }
-        try lab.waitFor("draining", timeout: 40, process: coordinator) { $0.phase == .draining && $0.drain?.lastSample != nil }
-        try lab.haproxy.restart(crash: true)
+        defer { coordinator.stopInBackground() }
+        try await lab.waitFor("draining", timeout: 40, process: coordinator) { $0.phase == .draining && $0.drain?.lastSample != nil }
+        try await lab.haproxy.restart(crash: true)
         let watch = try DrainWatch(lab)
-        let exit = try lab.waitForExit(coordinator)
+        let exit = try await lab.waitForExit(coordinator)
         let (violations, _) = await watch.stop()
         #expect(exit == 0, "\(coordinator.logTail(lines: 30))")
         #expect(violations.isEmpty, "\(violations.prefix(3))")
@@ -258,10 +258,10 @@ struct SafetyGuardTests {
 
     @Test("a drain that times out says what the load balancer last read back, not that all traffic stays on green")
     func drainTimeoutMessageIsReadBack() async throws {
-        let lab = try CutoverLab("guard-timeout-message", policy: .init(holdFor: "30s", drainTimeout: "3s"))
+        let lab = try await CutoverLab("guard-timeout-message", policy: .init(holdFor: "30s", drainTimeout: "3s"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 20)
-        let run = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
+        let run = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "drained"])
         #expect(run.exitCode == 1, "\(run.stdout) \(run.stderr)")
         #expect(run.stdout.contains("drain timed out"), "\(run.stdout)")
         #expect(run.stdout.contains("live weights last read back 100% to green (blue 0, green "), "\(run.stdout)")
@@ -280,17 +280,17 @@ struct SafetyGuardTests {
 
     @Test("resume under an edited policy refuses (exit 2) naming what changed and changes nothing; --adopt-policy adopts only once the checks pass, and never steps back")
     func editedPolicyOnResume() async throws {
-        let lab = try CutoverLab("guard-policy", policy: .init(bake: "3s"))
+        let lab = try await CutoverLab("guard-policy", policy: .init(bake: "3s"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 60)
         let first = try lab.startCoordinator()
-        try lab.waitFor("step 3 baking", timeout: 40, process: first) { $0.step == 3 && $0.stepStartedAt != nil }
+        try await lab.waitFor("step 3 baking", timeout: 40, process: first) { $0.step == 3 && $0.stepStartedAt != nil }
         first.signal(SIGINT)
-        #expect(try lab.waitForExit(first, timeout: 10) == 130)
+        #expect(try await lab.waitForExit(first, timeout: 10) == 130)
         let atStop = try await lab.liveWeights()
         try Self.editPolicy(lab, "steps: [10, 25, 50, 100]", "steps: [10, 100]")
 
-        let refused = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        let refused = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
         #expect(refused.exitCode == 2, "\(refused.stdout) \(refused.stderr)")
         #expect(refused.stderr.contains("steps [10, 25, 50, 100] → [10, 100]"), "\(refused.stderr)")
         #expect(refused.stderr.contains("--adopt-policy") && refused.stderr.contains("nothing was changed"), "\(refused.stderr)")
@@ -300,7 +300,7 @@ struct SafetyGuardTests {
         // Adopting is part of resuming: when the checks before resuming fail (green unhealthy),
         // the run stays as journaled, under the policy it was journaled with.
         try lab.green.fail(true)
-        let unchecked = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted", "--adopt-policy"])
+        let unchecked = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted", "--adopt-policy"])
         try lab.green.fail(false)
         #expect(unchecked.exitCode == 2, "\(unchecked.stdout) \(unchecked.stderr)")
         #expect(try await lab.liveWeights() == atStop)
@@ -318,7 +318,7 @@ struct SafetyGuardTests {
             }
             return lowest
         }
-        let adopted = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted", "--adopt-policy"])
+        let adopted = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted", "--adopt-policy"])
         watch.cancel()
         let lowest = await watch.value
         #expect(adopted.exitCode == 0, "\(adopted.stdout) \(adopted.stderr)")
@@ -334,10 +334,10 @@ struct SafetyGuardTests {
 
     /// The journal's folder on a small tmpfs of its own (16 MiB), to fill up or make read-only
     /// once a run is under way; the caller unmounts it. Needs root: fails loudly, never skips.
-    static func stateOnTmpfs(_ lab: CutoverLab) throws -> String {
+    static func stateOnTmpfs(_ lab: CutoverLab) async throws -> String {
         let stateDirectory = (lab.statePath as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
-        let mount = try Command.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", stateDirectory])
+        let mount = try await Command.run("/bin/mount", ["-t", "tmpfs", "-o", "size=16m", "tmpfs", stateDirectory])
         guard mount.status == 0 else {
             throw TestKitError("mounting a tmpfs needs root (this test fails loudly, never skips): \(mount.output)")
         }
@@ -345,29 +345,29 @@ struct SafetyGuardTests {
     }
 
     /// A coordinator under `hey` load, once step 1 is baking.
-    static func bakingStep1(_ lab: CutoverLab) throws -> ManagedProcess {
+    static func bakingStep1(_ lab: CutoverLab) async throws -> ManagedProcess {
         try lab.startLoad(seconds: 40)
         let coordinator = try lab.startCoordinator()
-        try lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        try await lab.waitFor("step 1 baking", timeout: 30, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
         return coordinator
     }
 
     @Test("offline rollback on a full disk rolls back anyway, verified by read-back, and says the journal is behind; later it records it")
     func rollbackOnFullDisk() async throws {
-        let lab = try CutoverLab("guard-full-disk", policy: .init(bake: "20s"))
+        let lab = try await CutoverLab("guard-full-disk", policy: .init(bake: "20s"))
         defer { lab.stopAll() }
-        let stateDirectory = try Self.stateOnTmpfs(lab)
-        defer { _ = try? Command.run("/bin/umount", ["-l", stateDirectory]) }
-        let coordinator = try Self.bakingStep1(lab)
+        let stateDirectory = try await Self.stateOnTmpfs(lab)
+        defer { lazyUnmount(stateDirectory) }
+        let coordinator = try await Self.bakingStep1(lab)
         coordinator.signal(SIGKILL)
-        _ = coordinator.waitForExit(timeout: 5)
+        _ = await coordinator.waitForExit(timeout: 5)
         #expect(try await lab.liveWeights().green > 0)
 
         let filler = stateDirectory + "/filler"
-        let fill = try Command.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
+        let fill = try await Command.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
         #expect(fill.output.contains("No space left"), "\(fill.output)")
 
-        let rollback = try lab.cli(["rollback", "--reason", "disk full, green misbehaving"])
+        let rollback = try await lab.cli(["rollback", "--reason", "disk full, green misbehaving"])
         #expect(rollback.exitCode == 0, "\(rollback.stdout) \(rollback.stderr)")
         #expect(rollback.stdout.contains("WITHOUT the journal") && rollback.stdout.contains("it is behind"), "\(rollback.stdout)")
         let (blue, green) = try await lab.liveWeights()
@@ -375,7 +375,7 @@ struct SafetyGuardTests {
         #expect(try lab.state()?.phase == .shifting, "the journal is behind, as the message said")
 
         try FileManager.default.removeItem(atPath: filler)
-        let again = try lab.cli(["rollback", "--reason", "record it"])
+        let again = try await lab.cli(["rollback", "--reason", "record it"])
         #expect(again.exitCode == 0, "\(again.stdout) \(again.stderr)")
         let state = try #require(try lab.state())
         #expect(state.phase == .rolledBack && state.rollbackVerified)
@@ -383,25 +383,25 @@ struct SafetyGuardTests {
 
     @Test("offline rollback with a cleanly closed journal on a full disk, then on a read-only filesystem: rolls back anyway, read back, and says the journal is behind")
     func rollbackWithUnopenableJournal() async throws {
-        let lab = try CutoverLab("guard-journal-ro", policy: .init(bake: "20s"))
+        let lab = try await CutoverLab("guard-journal-ro", policy: .init(bake: "20s"))
         defer { lab.stopAll() }
-        let stateDirectory = try Self.stateOnTmpfs(lab)
-        defer { _ = try? Command.run("/bin/umount", ["-l", stateDirectory]) }
-        let coordinator = try Self.bakingStep1(lab)
+        let stateDirectory = try await Self.stateOnTmpfs(lab)
+        defer { lazyUnmount(stateDirectory) }
+        let coordinator = try await Self.bakingStep1(lab)
         // Stopped cleanly, and read once more: the journal is checkpointed and closed, with no
         // write-ahead log or shared-memory file left to open it through.
         coordinator.signal(SIGINT)
-        #expect(try lab.waitForExit(coordinator, timeout: 10) == 130)
-        #expect(try lab.cli(["status"]).exitCode == 0)
+        #expect(try await lab.waitForExit(coordinator, timeout: 10) == 130)
+        #expect(try await lab.cli(["status"]).exitCode == 0)
         #expect(!FileManager.default.fileExists(atPath: lab.statePath + "-shm"), "closed cleanly")
         let step1 = try await lab.liveWeights()
         #expect(step1.green > 0)
 
         // A full disk.
         let filler = stateDirectory + "/filler"
-        let fill = try Command.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
+        let fill = try await Command.run("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])
         #expect(fill.output.contains("No space left"), "\(fill.output)")
-        let full = try lab.cli(["rollback", "--reason", "disk full, green misbehaving"])
+        let full = try await lab.cli(["rollback", "--reason", "disk full, green misbehaving"])
         #expect(full.exitCode == 0, "\(full.stdout) \(full.stderr)")
         #expect(full.stdout.contains("WITHOUT the journal") && full.stdout.contains("it is behind"), "\(full.stdout)")
         let afterFull = try await lab.liveWeights()
@@ -410,17 +410,17 @@ struct SafetyGuardTests {
 
         // A read-only filesystem (green back at step 1's weights first).
         try await lab.driver().apply(percentToTarget: 10)
-        let readOnly = try Command.run("/bin/mount", ["-o", "remount,ro", stateDirectory])
+        let readOnly = try await Command.run("/bin/mount", ["-o", "remount,ro", stateDirectory])
         try #require(readOnly.status == 0, "\(readOnly.output)")
-        let ro = try lab.cli(["rollback", "--reason", "journal on a read-only filesystem"])
+        let ro = try await lab.cli(["rollback", "--reason", "journal on a read-only filesystem"])
         #expect(ro.exitCode == 0, "\(ro.stdout) \(ro.stderr)")
         #expect(ro.stdout.contains("WITHOUT the journal") && ro.stdout.contains("it is behind"), "\(ro.stdout)")
         let afterReadOnly = try await lab.liveWeights()
         #expect(afterReadOnly.blue > 0 && afterReadOnly.green == 0)
 
         // Writable again: rollback records it.
-        #expect(try Command.run("/bin/mount", ["-o", "remount,rw", stateDirectory]).status == 0)
-        let again = try lab.cli(["rollback", "--reason", "record it"])
+        #expect(try await Command.run("/bin/mount", ["-o", "remount,rw", stateDirectory]).status == 0)
+        let again = try await lab.cli(["rollback", "--reason", "record it"])
         #expect(again.exitCode == 0, "\(again.stdout) \(again.stderr)")
         let state = try #require(try lab.state())
         #expect(state.phase == .rolledBack && state.rollbackVerified)
@@ -428,20 +428,20 @@ struct SafetyGuardTests {
 
     @Test("a typo in another policy file does not block the emergency rollback of a journaled run; it still refuses run (exit 2)")
     func rollbackDespiteAnotherFilesTypo() async throws {
-        let lab = try CutoverLab("guard-other-typo", policy: .init(bake: "20s"))
+        let lab = try await CutoverLab("guard-other-typo", policy: .init(bake: "20s"))
         defer { lab.stopAll() }
-        let coordinator = try Self.bakingStep1(lab)
+        let coordinator = try await Self.bakingStep1(lab)
         coordinator.signal(SIGKILL)
-        _ = coordinator.waitForExit(timeout: 5)
+        _ = await coordinator.waitForExit(timeout: 5)
         // Another team's policy, half edited.
         try "apiVersion: switchover/v1\nkind: Policy\nmetadata:\n  name: other\nspec:\n  stepz: [10]\n"
             .write(to: lab.folder.appendingPathComponent("policies/other.yaml"), atomically: true, encoding: .utf8)
 
-        let run = try lab.cli(["run", "blue", "green", "--policy", "test"])
+        let run = try await lab.cli(["run", "blue", "green", "--policy", "test"])
         #expect(run.exitCode == 2, "\(run.stdout) \(run.stderr)")
         #expect(run.stderr.contains("other.yaml"), "\(run.stderr)")
 
-        let rollback = try lab.cli(["rollback", "--reason", "green misbehaving"])
+        let rollback = try await lab.cli(["rollback", "--reason", "green misbehaving"])
         #expect(rollback.exitCode == 0, "\(rollback.stdout) \(rollback.stderr)")
         let live = try await lab.liveWeights()
         #expect(live.blue > 0 && live.green == 0)
@@ -452,10 +452,10 @@ struct SafetyGuardTests {
 
     @Test("a policy naming a backend HAProxy does not have: preflight says so in one line, not HAProxy's whole `show info`")
     func unknownBackend() async throws {
-        let lab = try CutoverLab("guard-backend")
+        let lab = try await CutoverLab("guard-backend")
         defer { lab.stopAll() }
         try Self.editPolicy(lab, "backend: app", "backend: nope")
-        let run = try lab.cli(["run", "blue", "green", "--policy", "test"])
+        let run = try await lab.cli(["run", "blue", "green", "--policy", "test"])
         #expect(run.exitCode == 2, "\(run.stdout) \(run.stderr)")
         #expect(run.stderr.contains("HAProxy has no backend 'nope'"), "\(run.stderr)")
         #expect(!run.stderr.contains("Uptime_sec") && !run.stderr.contains("unreachable"), "\(run.stderr)")
@@ -463,16 +463,16 @@ struct SafetyGuardTests {
 
     @Test("run --until promoted on a drained journal: 'nothing to do' only while the weights are the journal's; after a restart it writes them again")
     func alreadyDoneChecksLiveWeights() async throws {
-        let lab = try CutoverLab("guard-already-done", policy: .init(holdFor: "1s"))
+        let lab = try await CutoverLab("guard-already-done", policy: .init(holdFor: "1s"))
         defer { lab.stopAll() }
-        try Self.runToDrained(lab)
-        let same = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        try await Self.runToDrained(lab)
+        let same = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
         #expect(same.exitCode == 0, "\(same.stdout) \(same.stderr)")
         #expect(same.stdout.contains("nothing to do") && same.stdout.contains("read back: 100% to green"), "\(same.stdout)")
 
-        try lab.haproxy.restart()
+        try await lab.haproxy.restart()
         #expect(try await lab.liveWeights() == (1, 0))
-        let restarted = try lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        let restarted = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
         #expect(restarted.exitCode == 0, "\(restarted.stdout) \(restarted.stderr)")
         #expect(!restarted.stdout.contains("nothing to do"), "\(restarted.stdout)")
         let (blue, green) = try await lab.liveWeights()
@@ -483,18 +483,18 @@ struct SafetyGuardTests {
 
     @Test("a coordinator whose lease is taken over between two steps journals no further intent, moves no weight (read back from HAProxy), and exits 1 saying it lost the lease")
     func leaseTakenOver() async throws {
-        let lab = try CutoverLab("guard-lease", policy: .init(bake: "3s"))
+        let lab = try await CutoverLab("guard-lease", policy: .init(bake: "3s"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 40)
         let coordinator = try lab.startCoordinator()
-        defer { coordinator.stop() }
-        try lab.waitFor("step 2 baking", timeout: 30, process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
+        defer { coordinator.stopInBackground() }
+        try await lab.waitFor("step 2 baking", timeout: 30, process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
         // Another holder takes the journal's lease (what a second coordinator does once the lock
         // file was deleted and made again): this coordinator's token is stale from now on.
         let token = try lab.journal().takeLease(holder: "test: another coordinator", at: Instant(Date()))
         let intents = try lab.events().filter { $0.kind == "intent" }.count
         let weights = try await lab.liveWeights()
-        let exit = try lab.waitForExit(coordinator, timeout: 20)
+        let exit = try await lab.waitForExit(coordinator, timeout: 20)
         #expect(exit == 1, "\(coordinator.logTail(lines: 20))")
         #expect(coordinator.logTail(lines: 20).contains("lost the lease"), "\(coordinator.logTail(lines: 20))")
         try await Task.sleep(for: .seconds(4))  // longer than the bake: step 3 would have begun by now

@@ -11,14 +11,14 @@ import Glibc
 /// read-only folder) is bad input: exit 2, saying what is there, nothing changed, and with
 /// `--output json` one JSON object with `error` (issue 11, item 11). The built binary against
 /// real files; `run` against a real HAProxy whose weights must not move.
-@Suite(.serialized)
+@Suite
 struct StatePathTests {
     static func folder(_ name: String) throws -> URL { try TemporaryDirectory.make(name) }
 
     /// `switchover ARGS --state STATE` with the repository's example configuration.
-    static func switchover(_ arguments: [String], state: String) throws -> (exitCode: Int32, stdout: String, stderr: String) {
+    static func switchover(_ arguments: [String], state: String) async throws -> (exitCode: Int32, stdout: String, stderr: String) {
         let root = try repositoryRoot()
-        return try runSwitchover(arguments + ["--clusters", root.appendingPathComponent("clusters").path,
+        return try await runSwitchover(arguments + ["--clusters", root.appendingPathComponent("clusters").path,
                                               "--policies", root.appendingPathComponent("policies").path,
                                               "--state", state], cwd: nil)
     }
@@ -56,33 +56,33 @@ struct StatePathTests {
     }
 
     @Test("--state naming a directory: status, pause and run exit 2 saying it is a directory; status --output json prints a JSON error")
-    func stateIsADirectory() throws {
+    func stateIsADirectory() async throws {
         let dir = try Self.folder("state-dir")
         defer { try? FileManager.default.removeItem(at: dir) }
         for command in [["status"], ["pause"], ["run", "blue", "green", "--policy", "gradual"]] {
-            let result = try Self.switchover(command, state: dir.path)
+            let result = try await Self.switchover(command, state: dir.path)
             #expect(result.exitCode == 2, "\(command): \(result.stdout) \(result.stderr)")
             #expect(result.stderr.contains("is a directory, not a journal file"), "\(command): \(result.stderr)")
         }
-        let json = try Self.switchover(["status", "--output", "json"], state: dir.path)
+        let json = try await Self.switchover(["status", "--output", "json"], state: dir.path)
         #expect(json.exitCode == 2)
         let object = try Self.json(json.stdout)
         #expect((object["error"] as? String)?.contains("is a directory") == true, "\(object)")
     }
 
     @Test("--state naming a FIFO: status exits 2 at once instead of blocking, with a JSON error")
-    func stateIsAFIFO() throws {
+    func stateIsAFIFO() async throws {
         let dir = try Self.folder("state-fifo")
         defer { try? FileManager.default.removeItem(at: dir) }
         let fifo = dir.appendingPathComponent("state.db").path
         #expect(mkfifo(fifo, 0o600) == 0)
-        let result = try Self.switchover(["status", "--output", "json"], state: fifo)
+        let result = try await Self.switchover(["status", "--output", "json"], state: fifo)
         #expect(result.exitCode == 2, "\(result.stdout) \(result.stderr)")
         #expect((try Self.json(result.stdout)["error"] as? String)?.contains("is a FIFO") == true, "\(result.stdout)")
     }
 
     @Test("a corrupt or truncated journal: status and pause exit 2 naming the file, status --output json prints a JSON error")
-    func corruptAndTruncatedJournals() throws {
+    func corruptAndTruncatedJournals() async throws {
         let dir = try Self.folder("state-corrupt")
         defer { try? FileManager.default.removeItem(at: dir) }
         let garbage = dir.appendingPathComponent("garbage.db").path
@@ -93,11 +93,11 @@ struct StatePathTests {
         try full.prefix(full.count / 3).write(to: URL(fileURLWithPath: truncated))
         for path in [garbage, truncated] {
             for command in [["status"], ["pause"]] {
-                let result = try Self.switchover(command, state: path)
+                let result = try await Self.switchover(command, state: path)
                 #expect(result.exitCode == 2, "\(path) \(command): \(result.stdout) \(result.stderr)")
                 #expect(result.stderr.contains(path), "\(result.stderr)")
             }
-            let json = try Self.switchover(["status", "--output", "json"], state: path)
+            let json = try await Self.switchover(["status", "--output", "json"], state: path)
             #expect(json.exitCode == 2, "\(json.stdout) \(json.stderr)")
             #expect(try Self.json(json.stdout)["error"] is String, "\(json.stdout)")
         }
@@ -105,21 +105,21 @@ struct StatePathTests {
 
     @Test("a read-only state folder: pause exits 2 (the command cannot be journaled); run exits 2 and HAProxy's weights do not move")
     func readOnlyStateFolder() async throws {
-        let lab = try CutoverLab("state-readonly")
+        let lab = try await CutoverLab("state-readonly")
         defer { lab.stopAll() }
         let stateDirectory = (lab.statePath as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
         try Self.journal(at: lab.statePath)
         // Root ignores permission bits: a read-only bind mount is what makes the folder read-only.
-        let bind = try Command.run("/bin/mount", ["--bind", stateDirectory, stateDirectory])
+        let bind = try await Command.run("/bin/mount", ["--bind", stateDirectory, stateDirectory])
         try #require(bind.status == 0, "bind mount needs root (this test fails loudly, never skips): \(bind.output)")
-        defer { _ = try? Command.run("/bin/umount", ["-l", stateDirectory]) }
-        let readOnly = try Command.run("/bin/mount", ["-o", "remount,ro,bind", stateDirectory])
+        defer { lazyUnmount(stateDirectory) }
+        let readOnly = try await Command.run("/bin/mount", ["-o", "remount,ro,bind", stateDirectory])
         try #require(readOnly.status == 0, "\(readOnly.output)")
 
-        let pause = try lab.cli(["pause"])
+        let pause = try await lab.cli(["pause"])
         #expect(pause.exitCode == 2, "\(pause.stdout) \(pause.stderr)")
-        let run = try lab.cli(["run", "blue", "green", "--policy", "test"])
+        let run = try await lab.cli(["run", "blue", "green", "--policy", "test"])
         #expect(run.exitCode == 2, "\(run.stdout) \(run.stderr)")
         #expect(run.stderr.contains("nothing was changed"), "\(run.stderr)")
         #expect(try await lab.liveWeights() == (1, 0), "HAProxy untouched")

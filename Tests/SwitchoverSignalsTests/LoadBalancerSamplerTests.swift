@@ -8,17 +8,17 @@ import SwitchoverTestKit
 import Testing
 
 /// The sampler against a real HAProxy in front of two real nginx backends.
-@Suite(.serialized)
+@Suite
 struct LoadBalancerSamplerTests {
     @Test("samples carry each cluster's cumulative responses, 5xx and live weight")
     func countersPerCluster() async throws {
         let folder = try TemporaryDirectory.make("sampler")
-        let blue = try NginxBackend(name: "blue-1", in: folder)
-        let green = try NginxBackend(name: "green-1", in: folder)
-        defer { blue.stop(); green.stop() }
-        let haproxy = try HAProxyServer(servers: [.init(name: "blue-1", address: blue.address, weight: 1),
-                                                  .init(name: "green-1", address: green.address, weight: 1)], in: folder)
-        defer { haproxy.stop() }
+        let blue = try await NginxBackend.start(name: "blue-1", in: folder)
+        let green = try await NginxBackend.start(name: "green-1", in: folder)
+        defer { blue.stopInBackground(); green.stopInBackground() }
+        let haproxy = try await HAProxyServer.start(servers: [.init(name: "blue-1", address: blue.address, weight: 1),
+                                                              .init(name: "green-1", address: green.address, weight: 1)], in: folder)
+        defer { haproxy.stopInBackground() }
         let logger = Logger(label: "test.sampler")
         let driver = try HAProxyLoadBalancer(spec: HAProxySpec(socket: haproxy.socketPath, backend: "app"),
                                              from: ClusterServers(cluster: "blue", servers: ["blue-1"]),

@@ -4,19 +4,11 @@ import SwitchoverStore
 import SwitchoverTestKit
 import Testing
 
-/// Runs a short-lived tool to completion and returns its exit status and output.
-func runTool(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+/// Runs a short-lived tool to completion and returns its exit status and output (the test kit's
+/// `Command.run`: the wait happens on a thread of its own, off the cooperative pool).
+func runTool(_ path: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let result = try await Command.run(path, arguments)
+    return (result.status, result.output)
 }
 
 enum JournalKind: String, CaseIterable, CustomTestStringConvertible {
@@ -224,10 +216,10 @@ struct JournalBehaviourTests {
     }
 }
 
-@Suite("SQLite journal: one file, several processes", .serialized)
+@Suite("SQLite journal: one file, several processes")
 struct SQLiteJournalFileTests {
     @Test("the journal survives closing and reopening, in WAL mode with synchronous FULL")
-    func survivesReopening() throws {
+    func survivesReopening() async throws {
         let dir = try TemporaryDirectory.make("reopen")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("state.db").path
@@ -239,7 +231,7 @@ struct SQLiteJournalFileTests {
             try journal.saveState(run: run, at: t0, CutoverState.initial)
         }
         let sqlite3 = try Tools.require("sqlite3")
-        let mode = try runTool(sqlite3, [path, "PRAGMA journal_mode;"])
+        let mode = try await runTool(sqlite3, [path, "PRAGMA journal_mode;"])
         #expect(mode.output.trimmingCharacters(in: .whitespacesAndNewlines) == "wal")
         let reopened = try SQLiteJournal(path: path)
         let settings = try reopened.connectionSettings()
@@ -271,7 +263,7 @@ struct SQLiteJournalFileTests {
         var counts: [Int] = []
         var failures: [String] = []
         while counts.last ?? 0 < total {
-            let result = try runTool(sqlite3, ["-cmd", ".timeout 5000", path, "SELECT count(*) FROM events;"])
+            let result = try await runTool(sqlite3, ["-cmd", ".timeout 5000", path, "SELECT count(*) FROM events;"])
             if result.status != 0 {
                 failures.append(result.output)
                 break
@@ -286,21 +278,29 @@ struct SQLiteJournalFileTests {
         #expect(counts.contains { $0 > 0 && $0 < total }, "some read happened while writes went on: \(counts.prefix(5))")
 
         // `switchover pause` in another process inserts a command; the coordinator sees it.
-        let insert = try runTool(sqlite3, ["-cmd", ".timeout 5000", path,
+        let insert = try await runTool(sqlite3, ["-cmd", ".timeout 5000", path,
                                            "INSERT INTO commands(command, args, issued_at) VALUES ('pause', '{}', 1);"])
         #expect(insert.status == 0, "\(insert.output)")
         let pending = try journal.pendingCommands()
         #expect(pending.map(\.command) == ["pause"])
         try journal.acknowledgeCommand(pending[0].id, at: t0, accepted: true, outcome: "paused")
-        let ack = try runTool(sqlite3, [path, "SELECT accepted, outcome FROM commands;"])
+        let ack = try await runTool(sqlite3, [path, "SELECT accepted, outcome FROM commands;"])
         #expect(ack.output.trimmingCharacters(in: .whitespacesAndNewlines) == "1|paused")
     }
 }
 
-@Suite("Coordinator lock", .serialized)
+@Suite("Coordinator lock")
 struct CoordinatorLockTests {
+    /// Whether `isFree` holds within 2 s. A released lock is free at once, except that a child
+    /// process another test spawns at that instant (tests run in parallel, in this process) holds
+    /// a copy of every descriptor of ours from its fork to its exec, close-on-exec ones included:
+    /// for that moment the flock's open file description, and so the lock, lives on in it.
+    static func freed(_ isFree: () async throws -> Bool) async rethrows -> Bool {
+        try await Wait.until(timeout: 2, every: .milliseconds(20), isFree)
+    }
+
     @Test("a second lock in the same process, on another descriptor, is refused with the holder's PID and start")
-    func sameProcessRefused() throws {
+    func sameProcessRefused() async throws {
         let dir = try TemporaryDirectory.make("lock")
         defer { try? FileManager.default.removeItem(at: dir) }
         let state = dir.appendingPathComponent("state.db").path
@@ -316,14 +316,14 @@ struct CoordinatorLockTests {
         }
         #expect(CoordinatorLock.isHeld(statePath: state))
         first.release()
-        #expect(!CoordinatorLock.isHeld(statePath: state))
+        #expect(await Self.freed { !CoordinatorLock.isHeld(statePath: state) }, "still held after release")
         let second = try CoordinatorLock(statePath: state)
         #expect(CoordinatorLock.holder(statePath: state)?.pid == getpid())
         second.release()
     }
 
     @Test("a lock held by another process refuses us, names it, and is freed by the kernel when it is killed")
-    func otherProcess() throws {
+    func otherProcess() async throws {
         let sh = try Tools.require("sh")
         _ = try Tools.require("flock")
         let dir = try TemporaryDirectory.make("lock-child")
@@ -342,11 +342,10 @@ struct CoordinatorLockTests {
             """
         let child = try ManagedProcess(name: "lock-holder", executable: sh, arguments: ["-c", script],
                                        logFile: dir.appendingPathComponent("child.log"))
-        defer { child.stop() }
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: ready) && Date() < deadline {
-            if !child.isRunning { Issue.record("child exited: \(child.logTail())"); return }
-            usleep(10_000)
+        defer { child.stopInBackground() }
+        await Wait.until(timeout: 10) { FileManager.default.fileExists(atPath: ready) || !child.isRunning }
+        if !FileManager.default.fileExists(atPath: ready) && !child.isRunning {
+            Issue.record("child exited: \(child.logTail())"); return
         }
         try #require(FileManager.default.fileExists(atPath: ready), "the child never took the lock")
         do {
@@ -357,13 +356,14 @@ struct CoordinatorLockTests {
             #expect(error.context.contains("PID \(child.pid)"))
         }
         child.signal(SIGKILL)
-        #expect(child.waitForExit(timeout: 10))
+        #expect(await child.waitForExit(timeout: 10))
         let mine = try CoordinatorLock(statePath: state)
         // And the other way round: while we hold it, another process cannot take it.
-        let attempt = try runTool(try Tools.require("flock"), ["-x", "-n", lockFile, "true"])
+        let attempt = try await runTool(try Tools.require("flock"), ["-x", "-n", lockFile, "true"])
         #expect(attempt.status != 0, "flock(1) got the lock we hold")
         mine.release()
-        let afterRelease = try runTool(try Tools.require("flock"), ["-x", "-n", lockFile, "true"])
-        #expect(afterRelease.status == 0)
+        let flock = try Tools.require("flock")
+        #expect(try await Self.freed { try await runTool(flock, ["-x", "-n", lockFile, "true"]).status == 0 },
+                "flock(1) could not take the lock we released")
     }
 }
