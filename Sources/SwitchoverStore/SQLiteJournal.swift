@@ -50,10 +50,7 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
     /// a missing file is a `StoreError(.open)`. Writes through it fail with SQLite's "readonly".
     public init(readOnlyPath path: String) throws {
         self.path = path
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw StoreError(.open, "\(path): no journal there (no run has been started with this --state)")
-        }
-        try Self.checkIsFile(path)
+        try Self.checkExisting(path)
         connection = try SQLiteConnection(path: path, readOnly: true)
         sqlite3_busy_timeout(connection.handle, Self.busyTimeoutMilliseconds)
     }
@@ -63,10 +60,7 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
     /// writer left only in the write-ahead log is not seen (see `writeAheadLogPending`).
     public init(snapshotPath path: String) throws {
         self.path = path
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw StoreError(.open, "\(path): no journal there (no run has been started with this --state)")
-        }
-        try Self.checkIsFile(path)
+        try Self.checkExisting(path)
         connection = try SQLiteConnection(path: path, immutable: true)
     }
 
@@ -75,6 +69,14 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
     public static func writeAheadLogPending(path: String) -> Bool {
         let size = (try? FileManager.default.attributesOfItem(atPath: path + "-wal"))?[.size] as? Int
         return (size ?? 0) > 0
+    }
+
+    /// For the readers: a journal must already be there, as a regular file.
+    static func checkExisting(_ path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StoreError(.open, "\(path): no journal there (no run has been started with this --state)")
+        }
+        try checkIsFile(path)
     }
 
     /// A journal is a regular file (or none yet). SQLite given a directory fails obscurely, and
