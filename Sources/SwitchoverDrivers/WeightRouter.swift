@@ -117,12 +117,6 @@ public struct LoadBalancerIdentity: Sendable, Hashable, Codable, CustomStringCon
         self.generation = generation
     }
 
-    /// True when `self` (read later) cannot be the same process as `earlier`: another instance,
-    /// or an uptime that went backwards.
-    public func isRestart(of earlier: LoadBalancerIdentity) -> Bool {
-        instance != earlier.instance || uptime < earlier.uptime
-    }
-
     public var description: String {
         "\(instance), up \(uptime)" + (generation.map { ", generation \($0)" } ?? "")
     }
@@ -153,8 +147,6 @@ public struct LiveWeights: Sendable, Hashable, Codable {
     /// Percent of traffic each cluster gets from these weights, by cluster name.
     public var shares: [String: Double]
     public var identity: LoadBalancerIdentity
-    /// True when the instance is not the one the driver saw on its previous read or write.
-    public var restarted: Bool
     /// Servers whose live weight differs from what this driver last applied (empty when it
     /// has applied nothing yet, or everything is still as applied).
     public var drift: [WeightDrift]
@@ -165,13 +157,12 @@ public struct LiveWeights: Sendable, Hashable, Codable {
     public var inDrain: Set<String>?
 
     public init(assignment: WeightAssignment, configured: [ServerWeight]?, shares: [String: Double],
-                identity: LoadBalancerIdentity, restarted: Bool, drift: [WeightDrift], readAt: Date,
+                identity: LoadBalancerIdentity, drift: [WeightDrift], readAt: Date,
                 inDrain: Set<String>? = nil) {
         self.assignment = assignment
         self.configured = configured
         self.shares = shares
         self.identity = identity
-        self.restarted = restarted
         self.drift = drift
         self.readAt = readAt
         self.inDrain = inDrain
@@ -180,8 +171,13 @@ public struct LiveWeights: Sendable, Hashable, Codable {
     /// The share of traffic, in percent, the live weights send to TO.
     public var effectivePercentToTarget: Double { assignment.effectivePercentToTarget }
 
-    /// True when something changed behind the driver's back: a restart or a drifted weight.
-    public var hasDrift: Bool { restarted || !drift.isEmpty }
+    /// The process that answered, as the engine compares it with the journaled one
+    /// (`LoadBalancerInstance.isRestart`, the one rule for "the load balancer restarted"): its
+    /// start time is the read's time minus its uptime.
+    public var instance: LoadBalancerInstance {
+        let readAt = Instant(millisecondsSinceEpoch: Int64((readAt.timeIntervalSince1970 * 1000).rounded()))
+        return LoadBalancerInstance(id: identity.instance, startedAt: readAt - identity.uptime)
+    }
 
     /// Which of `servers` are in the drain state: whatever their weight, they take no new
     /// traffic, so a share read from the weights alone overstates what they get.
@@ -198,12 +194,12 @@ func shares(of assignment: WeightAssignment, from: String, to: String) -> [Strin
     return [from: total == 0 ? 0 : 100 - toShare, to: toShare]
 }
 
-/// What a driver remembers between reads: the instance it last saw and the weights it last applied
-/// and verified. A fresh read is compared with it to tell a restart, or a weight someone set behind
-/// the driver's back, from a value the driver set itself. Shared by every driver so that "drift"
-/// means the same thing whichever load balancer is in front.
+/// What a driver remembers between reads: the weights it last applied and verified. A fresh read
+/// is compared with it to tell a weight someone set behind the driver's back from a value the
+/// driver set itself. Shared by every driver so that "drift" means the same thing whichever load
+/// balancer is in front. (Whether the load balancer restarted is the engine's call, on
+/// `LiveWeights.instance`.)
 struct ReadBackMemory {
-    var identity: LoadBalancerIdentity?
     var applied: [String: Int] = [:]
 
     /// Records weights the driver applied and read back.
@@ -211,15 +207,12 @@ struct ReadBackMemory {
         for server in assignment.all { applied[server.server] = server.weight }
     }
 
-    /// Compares a fresh read with what was remembered, then remembers `identity` as the latest.
-    mutating func observe(_ identity: LoadBalancerIdentity, _ assignment: WeightAssignment) -> (restarted: Bool, drift: [WeightDrift]) {
-        let restarted = self.identity.map { identity.isRestart(of: $0) } ?? false
-        self.identity = identity
-        let drift = assignment.all.compactMap { live -> WeightDrift? in
+    /// The servers of a fresh read whose weight is not what was applied.
+    func drift(_ assignment: WeightAssignment) -> [WeightDrift] {
+        assignment.all.compactMap { live -> WeightDrift? in
             guard let applied = applied[live.server], applied != live.weight else { return nil }
             return WeightDrift(server: live.server, applied: applied, live: live.weight)
         }
-        return (restarted, drift)
     }
 }
 

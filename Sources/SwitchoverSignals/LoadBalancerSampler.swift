@@ -37,12 +37,10 @@ public struct LoadBalancerSampler: Sendable {
     /// instance that answered (its start time from its uptime), the driver's own drift, and
     /// whether FROM's servers are in drain where the load balancer has a drain state.
     public static func reading(_ live: LiveWeights, router: any WeightRouter, at now: Instant) -> LiveWeightsReading {
-        let readAt = Instant(millisecondsSinceEpoch: Int64((live.readAt.timeIntervalSince1970 * 1000).rounded()))
-        let instance = LoadBalancerInstance(id: live.identity.instance, startedAt: readAt - live.identity.uptime)
         let fromInDrain = live.inDrain.map { inDrain in router.fromCluster.servers.allSatisfy(inDrain.contains) }
         return LiveWeightsReading(at: now, percentToTarget: live.effectivePercentToTarget,
                                   fromWeight: live.assignment.fromTotal, toWeight: live.assignment.toTotal,
-                                  instance: instance, drift: live.drift.map(\.description), fromInDrain: fromInDrain)
+                                  instance: live.instance, drift: live.drift.map(\.description), fromInDrain: fromInDrain)
     }
 
     /// The engine's view of a driver's statistics. Responses count every class (2xx, 5xx and

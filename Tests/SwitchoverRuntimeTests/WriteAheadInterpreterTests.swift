@@ -41,7 +41,7 @@ final class MemoryLoadBalancer: WeightRouter, TrafficObserver, Sendable {
                                               to: [ServerWeight(server: "green-1", weight: world.weights["green-1"]!)])
             return LiveWeights(assignment: assignment, configured: nil, shares: [:],
                                identity: LoadBalancerIdentity(instance: "memory", uptime: .seconds(1), generation: nil),
-                               restarted: false, drift: [], readAt: Date(), inDrain: world.inDrain)
+                               drift: [], readAt: Date(), inDrain: world.inDrain)
         }
     }
 

@@ -420,10 +420,10 @@ public final class EnvoyLoadBalancer: WeightRouter, TrafficObserver {
         identity.generation = route.version
         // Drift is reported by whoever acts on it (the coordinator, once per episode), not
         // logged here on every read while it lasts.
-        let (restarted, drift) = memory.withLock { $0.readBack.observe(identity, assignment) }
+        let drift = memory.withLock { $0.readBack.drift(assignment) }
         return LiveWeights(assignment: assignment, configured: nil,
                            shares: shares(of: assignment, from: fromCluster.cluster, to: toCluster.cluster),
-                           identity: identity, restarted: restarted, drift: drift, readAt: Date())
+                           identity: identity, drift: drift, readAt: Date())
     }
 
     static func int(_ value: Any?) -> Int? {

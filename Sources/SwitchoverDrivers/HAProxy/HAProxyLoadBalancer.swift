@@ -344,12 +344,12 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
         let configured = assignment.all.map { ServerWeight(server: $0.server, weight: state.servers[$0.server]!.configured) }
         // Drift is reported by whoever acts on it (the coordinator, once per episode), not
         // logged here on every read while it lasts.
-        let (restarted, drift) = memory.withLock { $0.readBack.observe(state.identity, assignment) }
+        let drift = memory.withLock { $0.readBack.drift(assignment) }
         // srv_admin_state 0x08: forced drain (`set server ... state drain`).
         let inDrain = Set(assignment.all.map(\.server).filter { (state.servers[$0]?.adminState ?? 0) & 0x08 != 0 })
         return LiveWeights(assignment: assignment, configured: configured,
                            shares: shares(of: assignment, from: fromCluster.cluster, to: toCluster.cluster),
-                           identity: state.identity, restarted: restarted, drift: drift, readAt: Date(), inDrain: inDrain)
+                           identity: state.identity, drift: drift, readAt: Date(), inDrain: inDrain)
     }
 
     static func parseIdentity(_ answer: String, driver: String, address: String) throws -> LoadBalancerIdentity {
