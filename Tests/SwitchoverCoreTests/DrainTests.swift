@@ -238,7 +238,9 @@ struct CutoverEngineDrainTests {
             for _ in 0..<120 {
                 h.advance(.seconds(1))
                 h.send(.tick)
+                #expect(h.state.phase == .draining, "drained on no fresh reading at \(h.now)")
             }
+            #expect(h.log.events(.drained).isEmpty && h.log.events(.decommissioned).isEmpty)
             #expect(h.state.phase == .draining, "never drained on a reading \(h.state.drain?.reason ?? "")")
             #expect(h.state.drain?.reason.contains("no fresh reading of FROM") == true, "\(h.state.drain?.reason ?? "")")
             // Samples again: drained once the hold is met on fresh ones.

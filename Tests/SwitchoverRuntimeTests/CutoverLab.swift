@@ -97,6 +97,36 @@ final class CutoverLab: Lab, @unchecked Sendable {
         return (live.assignment.fromTotal, live.assignment.toTotal)
     }
 
+    /// The lowest and highest share to green HAProxy reads while `body` runs (read every
+    /// `every`), and how many reads succeeded: a caller asserts `reads > 0`, so a watch that
+    /// never read anything cannot pass for one that saw nothing wrong.
+    func watchingShare<T>(every: Duration = .milliseconds(10), _ body: () async throws -> T) async throws
+        -> (result: T, lowest: Double, highest: Double, reads: Int) {
+        let driver = try driver()
+        let watch = Task { () -> (Double, Double, Int) in
+            var lowest = 100.0, highest = 0.0, reads = 0
+            while !Task.isCancelled {
+                if let live = try? await driver.currentWeights() {
+                    lowest = min(lowest, live.effectivePercentToTarget)
+                    highest = max(highest, live.effectivePercentToTarget)
+                    reads += 1
+                }
+                try? await Task.sleep(for: every)
+            }
+            return (lowest, highest, reads)
+        }
+        let result: T
+        do {
+            result = try await body()
+        } catch {
+            watch.cancel()
+            throw error
+        }
+        watch.cancel()
+        let (lowest, highest, reads) = await watch.value
+        return (result, lowest, highest, reads)
+    }
+
     /// Whether blue-1 is in HAProxy's drain state, read from the runtime API.
     func blueInDrain() async throws -> Bool {
         try await driver().currentWeights().inDrain?.contains("blue-1") == true

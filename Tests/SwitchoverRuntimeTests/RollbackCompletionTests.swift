@@ -78,18 +78,10 @@ struct RollbackCompletionTests {
         let step1 = WeightTranslation.haproxy.weights(percentToTarget: 10, from: ["blue-1"], to: ["green-1"])
         #expect(try await lab.liveWeights().green == step1.toTotal, "step 2 was journaled, never applied")
 
-        let driver = try lab.driver()
-        let watch = Task { () -> Double in
-            var highest = 0.0
-            while !Task.isCancelled {
-                if let live = try? await driver.currentWeights() { highest = max(highest, live.effectivePercentToTarget) }
-                try? await Task.sleep(for: .milliseconds(5))
-            }
-            return highest
+        let (result, _, highest, reads) = try await lab.watchingShare(every: .milliseconds(5)) {
+            try await lab.cli(["rollback", "--reason", "green misbehaves"])
         }
-        let result = try await lab.cli(["rollback", "--reason", "green misbehaves"])
-        watch.cancel()
-        let highest = await watch.value
+        #expect(reads > 0, "HAProxy was read while the rollback ran")
         #expect(result.exitCode == 0, "exit \(result.exitCode): \(result.stdout) \(result.stderr)")
         #expect(highest <= step1.effectivePercentToTarget + 1e-9,
                 "green never got more than step 1's share on the way back: highest read \(highest)%")

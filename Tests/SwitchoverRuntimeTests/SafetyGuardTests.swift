@@ -303,24 +303,17 @@ struct SafetyGuardTests {
         let unchecked = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted", "--adopt-policy"])
         try lab.green.fail(false)
         #expect(unchecked.exitCode == 2, "\(unchecked.stdout) \(unchecked.stderr)")
+        #expect(unchecked.stderr.contains("cluster green: health"), "refused for green's health: \(unchecked.stderr)")
         #expect(try await lab.liveWeights() == atStop)
         #expect(try lab.state()?.step == 3, "the journaled step, not the adopted policy's")
         #expect(try !lab.events().contains { $0.kind == "policy" && $0.detail.contains("adopted") },
                 "no adoption journaled while the checks failed")
 
         // Adopted: from 50% the next new step at or above it is 100%; the share never goes down.
-        let driver = try lab.driver()
-        let watch = Task { () -> Double in
-            var lowest = 100.0
-            while !Task.isCancelled {
-                if let live = try? await driver.currentWeights() { lowest = min(lowest, live.effectivePercentToTarget) }
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-            return lowest
+        let (adopted, lowest, _, reads) = try await lab.watchingShare(every: .milliseconds(20)) {
+            try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted", "--adopt-policy"])
         }
-        let adopted = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted", "--adopt-policy"])
-        watch.cancel()
-        let lowest = await watch.value
+        #expect(reads > 0, "HAProxy was read while the adopted run went on")
         #expect(adopted.exitCode == 0, "\(adopted.stdout) \(adopted.stderr)")
         #expect(adopted.stderr.contains("adopting the edited policy"), "\(adopted.stderr)")
         let share50 = WeightTranslation.haproxy.weights(percentToTarget: 50, from: ["blue-1"], to: ["green-1"]).effectivePercentToTarget
@@ -491,13 +484,14 @@ struct SafetyGuardTests {
         try await lab.waitFor("step 2 baking", timeout: 30, process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
         // Another holder takes the journal's lease (what a second coordinator does once the lock
         // file was deleted and made again): this coordinator's token is stale from now on.
-        let token = try lab.journal().takeLease(holder: "test: another coordinator", at: Instant(Date()))
+        // Counted before the takeover, so a write in between cannot hide in the baseline (step 2
+        // has just begun a 3 s bake: no legitimate intent falls in this moment).
         let intents = try lab.events().filter { $0.kind == "intent" }.count
         let weights = try await lab.liveWeights()
+        let token = try lab.journal().takeLease(holder: "test: another coordinator", at: Instant(Date()))
         let exit = try await lab.waitForExit(coordinator, timeout: 20)
         #expect(exit == 1, "\(coordinator.logTail(lines: 20))")
         #expect(coordinator.logTail(lines: 20).contains("lost the lease"), "\(coordinator.logTail(lines: 20))")
-        try await Task.sleep(for: .seconds(4))  // longer than the bake: step 3 would have begun by now
         #expect(try lab.events().filter { $0.kind == "intent" }.count == intents, "no intent after the lease was lost")
         #expect(try await lab.liveWeights() == weights, "no weight moved at HAProxy")
         #expect(try lab.journal().leaseToken() == token)
