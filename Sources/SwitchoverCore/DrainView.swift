@@ -55,7 +55,7 @@ public struct DrainView: Sendable, Hashable {
         switch eta {
         case .at(let instant):
             let left = max(Duration.zero, instant - now)
-            return "in \(Self.seconds(left)) (\(Self.iso(instant)))"
+            return "in \(Self.seconds(left)) (\(instant.iso8601))"
         case .unknown(let why):
             return "unknown (\(why))"
         }
@@ -89,30 +89,23 @@ public struct DrainView: Sendable, Hashable {
             "dnsTTL": ["seconds": dnsTTL.totalSeconds,
                        "remainingSeconds": dnsTTLRemaining.map { $0.totalSeconds as Any } ?? 0,
                        "waitStarted": weightZeroSince != nil],
-            "lastRequestSeenAt": lastRequestSeenAt.map { Self.iso($0) as Any } ?? NSNull(),
-            "startedAt": Self.iso(startedAt),
-            "timeoutAt": Self.iso(timeoutAt),
+            "lastRequestSeenAt": lastRequestSeenAt.map { $0.iso8601 as Any } ?? NSNull(),
+            "startedAt": startedAt.iso8601,
+            "timeoutAt": timeoutAt.iso8601,
         ]
         switch eta {
         case .at(let instant):
-            object["eta"] = Self.iso(instant)
+            object["eta"] = instant.iso8601
             object["etaSeconds"] = max(0, (instant - now).totalSeconds)
         case .unknown(let why):
             object["eta"] = "unknown"
             object["etaReason"] = why
         }
-        if let sampledAt { object["sampledAt"] = Self.iso(sampledAt) }
+        if let sampledAt { object["sampledAt"] = sampledAt.iso8601 }
         return object
     }
 
     static func seconds(_ duration: Duration) -> String {
-        let tenths = (duration.totalSeconds * 10).rounded() / 10
-        return tenths == tenths.rounded() ? "\(Int(tenths))s" : "\(tenths)s"
-    }
-
-    static func iso(_ instant: Instant) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(instant.millisecondsSinceEpoch) / 1000))
+        formatNumber(duration.totalSeconds, decimals: 1) + "s"
     }
 }
