@@ -34,10 +34,13 @@ extension Coordinator {
                 } catch {
                     try journalAppend("sampleFailed", "no fresh sample of the load balancer before decommission: \(error)")
                     if !force {
+                        // Decided here, not by the engine's `staleEvidence`: offline, the evidence
+                        // must be a reading this command took, however fresh the journaled one
+                        // looks (with a long sampling period it can be minutes old and "fresh").
                         let why = "no fresh evidence that \(engine.from) is drained: the load balancer could not be read just now "
                             + "(\(error)); decommission is decided on a reading taken by this command; `--force --reason TEXT` records it anyway"
-                        try journal.append(run: runID, at: clock(), EngineEvent(.commandRefused, "decommission refused: \(why)", phase: state.phase))
-                        try journal.acknowledgeCommand(id, at: clock(), accepted: false, outcome: why)
+                        try record(EngineEvent(.commandRefused, "decommission refused: \(why)", phase: state.phase), at: clock())
+                        try journal.acknowledgeCommand(id, at: clock(), accepted: false, outcome: why, fence: fence)
                         group.cancelAll()
                         return state
                     }
