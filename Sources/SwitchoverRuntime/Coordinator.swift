@@ -371,14 +371,8 @@ public actor Coordinator {
 
     func performPending(_ actions: [Action], group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
         for action in actions {
-            switch action {
-            case .setWeights, .setDrain, .setReady, .forceCloseSessions:
-                // Right before the load balancer is asked: still this coordinator's journal?
-                // (Its intent's write is fenced too; this notices a takeover before even trying.)
-                try lease?.renew()
-            default:
-                break
-            }
+            // No lease check here: every action's intent is a fenced write, made before the load
+            // balancer is asked (see `WriteAheadInterpreter`).
             switch action {
             case .setWeights(let intent, let percent, let step, let purpose):
                 let result = try await interpreter.setWeights(intent: intent, percent: percent, step: step, purpose: purpose,
