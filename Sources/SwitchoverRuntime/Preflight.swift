@@ -44,7 +44,7 @@ public struct PreflightChecks: Sendable {
                     pastPromotion: Bool = false) async -> PreflightOutcome {
         async let trustVerdict = pastPromotion ? TrustVerdict(failures: [], reportJSON: nil) : trust(from, to, policy)
         async let healthFailures = health(of: pastPromotion ? [to] : [from, to])
-        async let weightFailures = weights(router, expected: expectedPercentToTarget, journaledInstance: journaledInstance)
+        async let weightFailures = Self.weights(router, expected: expectedPercentToTarget, journaledInstance: journaledInstance)
         let verdict = await trustVerdict
         return PreflightOutcome(result: PreflightResult(failures: verdict.failures + (await healthFailures) + (await weightFailures)),
                                 trustReportJSON: verdict.reportJSON)
@@ -69,7 +69,7 @@ public struct PreflightChecks: Sendable {
         return failures
     }
 
-    public func weights(_ router: any WeightRouter, expected: [Double],
+    public static func weights(_ router: any WeightRouter, expected: [Double],
                         journaledInstance: LoadBalancerInstance? = nil) async -> [String] {
         let live: LiveWeights
         do {

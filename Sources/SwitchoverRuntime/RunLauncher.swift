@@ -284,15 +284,9 @@ public enum RunLauncher {
             // restarted load balancer's, which the coordinator writes back first). Weights
             // someone changed on the same instance refuse: FROM may be carrying traffic.
             resumeCheck = { [loadBalancer] in
-                let expected = RunSetup.expectedPercentages(resuming: journaled)
-                let failures: [String]
-                do {
-                    let live = try await loadBalancer.router.currentWeights()
-                    failures = PreflightChecks.weightFailures(live, router: loadBalancer.router, expected: expected,
-                                                              journaledInstance: journaled.loadBalancer)
-                } catch {
-                    failures = ["load balancer unreachable: \(error)"]
-                }
+                let failures = await PreflightChecks.weights(loadBalancer.router,
+                                                             expected: RunSetup.expectedPercentages(resuming: journaled),
+                                                             journaledInstance: journaled.loadBalancer)
                 return PreflightOutcome(result: PreflightResult(failures: failures), trustReportJSON: nil)
             }
         case .fresh:
