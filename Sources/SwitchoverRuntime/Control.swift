@@ -40,13 +40,14 @@ public enum Control {
 
     /// `pause`, `resume`, `promote`, `abort`: asks the running coordinator. Refused, with nothing
     /// journaled, when no run or no coordinator is there (nothing fires later by surprise).
-    public static func submit(_ command: ManualCommand, context: RuntimeContext) async throws -> ControlAnswer {
-        guard let journal = try context.state.existingJournal(), try StateLocation.latestRun(in: journal) != nil else {
-            return ControlAnswer(command: command.name, accepted: false, detail: "no run journaled at \(context.state)")
+    /// Needs only the journal's location: no configuration is read.
+    public static func submit(_ command: ManualCommand, state: StateLocation) async throws -> ControlAnswer {
+        guard let journal = try state.existingJournal(), try journal.latestRun() != nil else {
+            return ControlAnswer(command: command.name, accepted: false, detail: "no run journaled at \(state)")
         }
-        guard context.state.coordinator != nil else {
+        guard state.coordinator != nil else {
             return ControlAnswer(command: command.name, accepted: false,
-                                 detail: "no coordinator is running for \(context.state); start one with `switchover run`")
+                                 detail: "no coordinator is running for \(state); start one with `switchover run`")
         }
         let record = try await ask(command, journal: journal)
         return ControlAnswer(command: command.name, accepted: record.accepted == true, detail: record.outcome ?? "", id: record.id)
@@ -108,7 +109,7 @@ public enum Control {
         guard let journal = opened, let (run, state) = try StateLocation.latestRun(in: journal) else {
             return ControlAnswer(command: command.name, accepted: false, detail: "no run journaled at \(context.state)")
         }
-        if context.state.coordinator != nil { return try await submit(command, context: context) }
+        if context.state.coordinator != nil { return try await submit(command, state: context.state) }
         let pair: (policy: Policy, loadBalancer: LoadBalancerPair)
         switch try loadBalancer(of: run, context: context, command: command) {
         case .reached(let policy, let loadBalancer): pair = (policy, loadBalancer)
@@ -120,14 +121,14 @@ public enum Control {
             lease = try context.state.takeLease(journal: journal)
         } catch let error as StoreError where error.code == .lockHeld {
             // A coordinator started between the two looks: ask it.
-            return try await submit(command, context: context)
+            return try await submit(command, state: context.state)
         } catch let error as StoreError {
             // The lease's token cannot be journaled: hold the lock alone and roll back anyway.
             let lock: CoordinatorLock
             do {
                 lock = try context.state.takeLockWithoutToken()
             } catch let error as StoreError where error.code == .lockHeld {
-                return try await submit(command, context: context)
+                return try await submit(command, state: context.state)
             }
             defer { lock.release() }
             return await rollBackWithoutJournal(command, journalError: error, run: run, state: state, loadBalancer: loadBalancer,

@@ -64,12 +64,11 @@ public actor Coordinator {
     ///   - unfinishedIntents: the journal's unfinished intents of this run (on resume).
     ///   - lease: the journal's lease this coordinator holds; its token fences every intent and
     ///     it is renewed every turn. Nil only in tests without one.
-    ///   - commandsValidSince: when this process took the lease (now when nil).
     ///   - crashAfterIntent: TEST ONLY, see `WriteAheadInterpreter`.
     public init(engine: CutoverEngine, runID: Int64, journal: any JournalStore,
                 router: any WeightRouter, observer: any TrafficObserver, sources: [String: any SignalSource], state: CutoverState,
                 unfinishedIntents: [JournalEvent], reporter: any Reporter, logger: Logger, goal: RunGoal = .promoted,
-                lease: (any CoordinatorLease)? = nil, commandsValidSince: Instant? = nil, crashAfterIntent: Int? = nil,
+                lease: (any CoordinatorLease)? = nil, crashAfterIntent: Int? = nil,
                 clock: @escaping @Sendable () -> Instant = Coordinator.wallClock) {
         self.engine = engine
         self.runID = runID
@@ -87,7 +86,8 @@ public actor Coordinator {
         self.clock = clock
         self.state = state
         let now = clock()
-        self.commandsValidSince = min(commandsValidSince ?? lease.map { Instant($0.acquiredAt) } ?? now, now)
+        // Commands journaled once this process took the lease (now, without one) are its own.
+        self.commandsValidSince = min(lease.map { Instant($0.acquiredAt) } ?? now, now)
         self.lastPrune = now
     }
 
