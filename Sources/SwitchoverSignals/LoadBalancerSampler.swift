@@ -24,11 +24,14 @@ public struct LoadBalancerSampler: Sendable {
         try await sampleWithWeights(at: now).sample
     }
 
-    /// The sample with the live weights, read in the same breath (with the driver's view of a
-    /// restart or drift since its last write, which the engine compares with the journal).
+    /// The sample with the live weights, read in the same breath (with the driver's drift since
+    /// its last write, which the engine compares with the journal). The two reads go out at
+    /// once: they are independent round trips (HAProxy opens a connection per command), and
+    /// this runs every sampling period.
     public func sampleWithWeights(at now: Instant) async throws -> (sample: LoadBalancerSample, live: LiveWeights) {
-        let stats = try await observer.stats()
-        let live = try await router.currentWeights()
+        async let statsRead = observer.stats()
+        async let liveRead = router.currentWeights()
+        let (stats, live) = try await (statsRead, liveRead)
         let weights = [router.fromCluster.cluster: live.assignment.fromTotal, router.toCluster.cluster: live.assignment.toTotal]
         return (Self.sample(stats, weights: weights, at: now), live)
     }
