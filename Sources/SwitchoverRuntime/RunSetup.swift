@@ -21,7 +21,7 @@ public enum RunSetup {
     /// Reads the journal's latest run and decides between starting, resuming and refusing.
     public static func plan(journal: any JournalStore, from: String, to: String, policy: String,
                             goal: RunGoal = .promoted) throws -> RunPlan {
-        guard let latest = try journal.latestRun(), let state = try journal.loadCutoverState(run: latest.id) else { return .fresh }
+        guard let (latest, state) = try StateLocation.latestRun(in: journal) else { return .fresh }
         // A rollback not yet verified is not over: traffic may still be on TO, or FROM still in
         // drain. `run` resumes it (and finishes it) rather than start a new run on top of it.
         let unfinishedRollback = state.phase == .rolledBack && !state.rollbackVerified
@@ -63,7 +63,7 @@ extension RunSetup {
     /// `switchover drain FROM`: resume the latest run's drain when it is FROM's and past promotion,
     /// start a drain-only run when the latest run is over (or there is none), refuse otherwise.
     public static func planDrain(journal: any JournalStore, from: String) throws -> DrainPlan {
-        guard let latest = try journal.latestRun(), let state = try journal.loadCutoverState(run: latest.id) else { return .fresh }
+        guard let (latest, state) = try StateLocation.latestRun(in: journal) else { return .fresh }
         if state.phase.isFinal { return .fresh }
         guard latest.from == from else {
             return .refuse("run \(latest.id) from \(latest.from) to \(latest.to) is not over (phase \(state.phase.rawValue)); finish it before tracking \(from)'s drain")
