@@ -40,11 +40,12 @@ public struct PreflightChecks: Sendable {
     /// drained). Then FROM's health and trust decide nothing (FROM may be on its way out, which
     /// is the point); only TO's health and the weights are checked.
     public func run(from: Cluster, to: Cluster, policy: Policy, router: any WeightRouter,
-                    expectedPercentToTarget: [Double], journaledInstance: LoadBalancerInstance? = nil,
+                    expectedPercentToTarget: [Double], journaledInstance: LoadBalancerInstance? = nil, restartSeen: Bool = false,
                     pastPromotion: Bool = false) async -> PreflightOutcome {
         async let trustVerdict = pastPromotion ? TrustVerdict(failures: [], reportJSON: nil) : trust(from, to, policy)
         async let healthFailures = health(of: pastPromotion ? [to] : [from, to])
-        async let weightFailures = Self.weights(router, expected: expectedPercentToTarget, journaledInstance: journaledInstance)
+        async let weightFailures = Self.weights(router, expected: expectedPercentToTarget, journaledInstance: journaledInstance,
+                                                 restartSeen: restartSeen)
         let verdict = await trustVerdict
         return PreflightOutcome(result: PreflightResult(failures: verdict.failures + (await healthFailures) + (await weightFailures)),
                                 trustReportJSON: verdict.reportJSON)
@@ -70,7 +71,7 @@ public struct PreflightChecks: Sendable {
     }
 
     public static func weights(_ router: any WeightRouter, expected: [Double],
-                        journaledInstance: LoadBalancerInstance? = nil) async -> [String] {
+                        journaledInstance: LoadBalancerInstance? = nil, restartSeen: Bool = false) async -> [String] {
         let live: LiveWeights
         do {
             live = try await router.currentWeights()
@@ -79,12 +80,17 @@ public struct PreflightChecks: Sendable {
         } catch {
             return ["load balancer: \(error)"]
         }
-        return Self.weightFailures(live, router: router, expected: expected, journaledInstance: journaledInstance)
+        return Self.weightFailures(live, router: router, expected: expected, journaledInstance: journaledInstance,
+                                   restartSeen: restartSeen)
     }
 
-    /// The weights check on a read already made (see `weights`).
+    /// The weights check on a read already made (see `weights`). `restartSeen`: the journal itself
+    /// records a restart of the load balancer whose repair had not read back yet (a coordinator
+    /// that saw HAProxy restart, journaled the new process, and died before its weights were
+    /// written again): the live weights then differ on the journaled process by the journal's own
+    /// account, and the resumed run writes them again, as the engine would have.
     public static func weightFailures(_ live: LiveWeights, router: any WeightRouter, expected: [Double],
-                                      journaledInstance: LoadBalancerInstance?) -> [String] {
+                                      journaledInstance: LoadBalancerInstance?, restartSeen: Bool = false) -> [String] {
         let translation = router.translation
         let from = router.fromCluster.servers, to = router.toCluster.servers
         let drainedTo = live.inDrain(of: to)
@@ -98,7 +104,7 @@ public struct PreflightChecks: Sendable {
             let wanted = translation.weights(percentToTarget: percent, from: from, to: to)
             return abs(wanted.effectivePercentToTarget - liveShare) < 1e-6 && (percent > 0 || live.assignment.toTotal == 0)
         }
-        if matches { return [] }
+        if matches || restartSeen { return [] }
         let instance = LoadBalancerSampler.reading(live, router: router, at: Coordinator.wallClock()).instance
         if let journaledInstance, instance.isRestart(of: journaledInstance) { return [] }
         let servers = live.assignment.all.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")

@@ -122,7 +122,7 @@ public enum RunLauncher {
             { [fromCluster, toCluster, chosen] in
                 await checks.run(from: fromCluster, to: toCluster, policy: chosen, router: loadBalancer.router,
                                  expectedPercentToTarget: RunSetup.expectedPercentages(resuming: journaled),
-                                 journaledInstance: journaled.loadBalancer,
+                                 journaledInstance: journaled.loadBalancer, restartSeen: journaled.drift?.restarted == true,
                                  pastPromotion: [.promoted, .draining, .drained].contains(journaled.phase))
             }
         }
@@ -286,7 +286,8 @@ public enum RunLauncher {
             resumeCheck = { [loadBalancer] in
                 let failures = await PreflightChecks.weights(loadBalancer.router,
                                                              expected: RunSetup.expectedPercentages(resuming: journaled),
-                                                             journaledInstance: journaled.loadBalancer)
+                                                             journaledInstance: journaled.loadBalancer,
+                                                             restartSeen: journaled.drift?.restarted == true)
                 return PreflightOutcome(result: PreflightResult(failures: failures), trustReportJSON: nil)
             }
         case .fresh:

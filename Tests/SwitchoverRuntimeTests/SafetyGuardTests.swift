@@ -162,6 +162,31 @@ struct SafetyGuardTests {
         #expect(try await other.blueInDrain() == false)
     }
 
+    @Test("a coordinator that saw HAProxy restart, journaled the new process and died before writing the weights again: the resumed run writes them, never refuses forever")
+    func resumeAfterJournaledRestart() async throws {
+        let lab = try await CutoverLab("guard-journaled-restart", policy: .init(holdFor: "1s"))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 25)
+        let promoted = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        #expect(promoted.exitCode == 0, "\(promoted.stdout) \(promoted.stderr)")
+        // What the dead coordinator journaled: the restarted process as the one it reads, and an
+        // unrepaired restart (the fault test found this after a SIGKILL at that moment).
+        try await lab.haproxy.restart(crash: true)
+        let restarted = try await lab.driver().currentWeights()
+        #expect(restarted.assignment.toTotal == 0, "a restarted HAProxy forgot green's weight")
+        let journal = try lab.journal()
+        let run = try #require(try journal.latestRun())
+        var state = try #require(try lab.state())
+        state.loadBalancer = restarted.instance
+        state.drift = DriftEpisode(since: Instant(Date()), restarted: true, differences: ["the load balancer restarted"])
+        try journal.saveState(run: run.id, at: Instant(Date()), state)
+
+        let resumed = try await lab.cli(["run", "blue", "green", "--policy", "test", "--until", "promoted"])
+        #expect(resumed.exitCode == 0, "\(resumed.stdout) \(resumed.stderr)")
+        let live = try await lab.liveWeights()
+        #expect(live.blue == 0 && live.green > 0, "green's weights written again: blue \(live.blue), green \(live.green)")
+    }
+
     // MARK: - 2. decommission on fresh evidence only
 
     @Test("decommission with the runtime API gone or frozen refuses on stale evidence (exit 1) and records nothing; --force --reason records it")
