@@ -74,33 +74,75 @@ struct ClusterDecoder {
     }
 
     private func decodeLoadBalancer(_ node: Node?) -> ClusterLoadBalancerSpec? {
-        guard let fields = reader.fields(node, context: "spec.loadBalancer", known: ["servers"]),
-              let node = fields.required("servers"),
-              let items = reader.sequence(node, "servers", atMost: ConfigurationLimits.servers,
+        guard let fields = reader.fields(node, context: "spec.loadBalancer", known: ["servers", "services"]) else { return nil }
+        var seen: [String: (node: Node, service: String?)] = [:]
+        if fields.mentions("servers") && fields.mentions("services") {
+            reader.error(fields.keyNode("services") ?? fields.node,
+                         "spec.loadBalancer has both 'servers' and 'services'; list the servers of each service under 'services' (one service: 'servers' alone)")
+            return nil
+        }
+        if let node = fields.optional("services") {
+            guard case .mapping(let mapping) = node else {
+                reader.error(node, "'services' must be a mapping of service names to lists of servers, got \(describe(node))")
+                return nil
+            }
+            if mapping.count > ConfigurationLimits.services {
+                reader.error(node, "'services' lists \(mapping.count) services, more than \(ConfigurationLimits.services) (each is read and written at every step on every instance)")
+                return nil
+            }
+            if mapping.count == 0 {
+                reader.error(node, "'services' is empty; list this cluster's servers of each service in the load balancer")
+                return nil
+            }
+            var services: [ServiceServers] = []
+            var ok = true
+            for (key, value) in mapping {
+                guard let name = reader.nonEmptyString(key, "services"), LoadBalancerName.isValid(name) else {
+                    reader.error(key, "service names are load-balancer names: \(LoadBalancerName.rule)")
+                    ok = false
+                    continue
+                }
+                guard let servers = decodeServers(value, key: "services.\(name)", service: name, seen: &seen) else { ok = false; continue }
+                services.append(ServiceServers(service: name, servers: servers, location: reader.location(key)))
+            }
+            return ok ? ClusterLoadBalancerSpec(services: services) : nil
+        }
+        guard let node = fields.required("servers"),
+              let servers = decodeServers(node, key: "servers", service: nil, seen: &seen) else { return nil }
+        return ClusterLoadBalancerSpec(servers: servers)
+    }
+
+    /// A list of server names, none seen before in this cluster (`seen`, across services).
+    private func decodeServers(_ node: Node, key: String, service: String?,
+                               seen: inout [String: (node: Node, service: String?)]) -> [String]? {
+        guard let items = reader.sequence(node, key, atMost: ConfigurationLimits.servers,
                                           because: "a weight is written and read back for every server at every step") else { return nil }
         if items.isEmpty {
-            reader.error(node, "'servers' is empty; list this cluster's servers in the load balancer")
+            reader.error(node, "'\(key)' is empty; list this cluster's servers in the load balancer")
             return nil
         }
         var servers: [String] = []
-        var seen: [String: Node] = [:]
         var ok = true
         for item in items {
-            guard let name = reader.nonEmptyString(item, "servers") else { ok = false; continue }
+            guard let name = reader.nonEmptyString(item, key) else { ok = false; continue }
             guard LoadBalancerName.isValid(name) else {
                 reader.error(item, "server \(quoted(name)) is not a load-balancer name: \(LoadBalancerName.rule) (';', blanks, '/' and control characters are runtime-API syntax)")
                 ok = false
                 continue
             }
             if let first = seen[name] {
-                reader.error(item, "server \(quoted(name)) is listed twice (first at \(reader.location(first)))")
+                if let other = first.service, other != service {
+                    reader.error(item, "server \(quoted(name)) is in two services, '\(other)' (\(reader.location(first.node))) and '\(service ?? "")'; a server belongs to one service")
+                } else {
+                    reader.error(item, "server \(quoted(name)) is listed twice (first at \(reader.location(first.node)))")
+                }
                 ok = false
                 continue
             }
-            seen[name] = item
+            seen[name] = (item, service)
             servers.append(name)
         }
-        return ok ? ClusterLoadBalancerSpec(servers: servers) : nil
+        return ok ? servers : nil
     }
 }
 

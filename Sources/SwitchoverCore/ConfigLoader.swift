@@ -291,6 +291,33 @@ public enum ConfigLoader {
         }
         policies = uniquePolicies
 
+        // Services: a cluster that lists its servers service by service and a policy that maps
+        // services to backends must name the same services (the single forms pair with
+        // anything: `validatePair` refuses a mix when a run names them).
+        for policy in policies {
+            guard let services = policy.loadBalancer.services else { continue }
+            for cluster in clusters {
+                guard let listed = cluster.loadBalancer.services else { continue }
+                diagnostics += serviceMismatch(policy: policy, services: services, cluster: cluster, listed: listed)
+            }
+        }
+        return diagnostics
+    }
+
+    /// A service the policy maps that the cluster does not list (at the policy), and one the
+    /// cluster lists that the policy does not map (at the cluster's service).
+    static func serviceMismatch(policy: Policy, services: [String], cluster: Cluster,
+                                listed: [ServiceServers]) -> [Diagnostic] {
+        var diagnostics: [Diagnostic] = []
+        let names = listed.map(\.service)
+        for service in services where !names.contains(service) {
+            diagnostics.append(Diagnostic(location: policy.loadBalancer.settingsLocation ?? policy.location,
+                message: "policy '\(policy.name)' maps service \(quoted(service)), which cluster '\(cluster.name)' does not list (\(cluster.location)); list its servers under spec.loadBalancer.services.\(service)"))
+        }
+        for entry in listed where !services.contains(entry.service) {
+            diagnostics.append(Diagnostic(location: entry.location ?? cluster.location,
+                message: "cluster '\(cluster.name)' lists service \(quoted(entry.service)), which policy '\(policy.name)' does not map to a backend (\(policy.location)); add it to the policy's services or remove it here"))
+        }
         return diagnostics
     }
 }

@@ -40,6 +40,31 @@ public struct ConfigValue {
     /// An absolute `http://` or `https://` URL with a host.
     public func httpURL() -> URL? { reader.httpURL(node, key) }
 
+    /// The value as a list of at most `limit` entries (a longer one is one problem, `reason`
+    /// saying why there is a limit).
+    public func list(atMost limit: Int, because reason: String) -> [ConfigValue]? {
+        reader.sequence(node, key, atMost: limit, because: reason)?.enumerated().map {
+            ConfigValue(reader: reader, node: $0.element, key: "\(key)[\($0.offset)]")
+        }
+    }
+
+    /// The value as a mapping whose keys are names chosen by the person (services), in the order
+    /// written: each key as a value of its own (to report a problem with the name) and its value.
+    public func entries(atMost limit: Int, because reason: String) -> [(name: ConfigValue, value: ConfigValue)]? {
+        guard case .mapping(let mapping) = node else {
+            error("'\(key)' must be a mapping, got \(describe(node))")
+            return nil
+        }
+        if mapping.count > limit {
+            error("'\(key)' has \(mapping.count) entries; at most \(limit) (\(reason))")
+            return nil
+        }
+        return mapping.map { pair in
+            (ConfigValue(reader: reader, node: pair.key, key: key),
+             ConfigValue(reader: reader, node: pair.value, key: "\(key).\(pair.key.scalar?.string ?? "?")"))
+        }
+    }
+
     /// `path` resolved as `path()` resolves it, for a value that is a path only in some forms
     /// (HAProxy's socket: a path, or `tcp://host:port`).
     public func resolvePath(_ path: String) -> String { reader.resolve(path) }

@@ -60,21 +60,37 @@ public struct CutoverEngine: Sendable {
     public let to: String
     public let policy: Policy
     public let drainDetector: DrainDetector
+    /// The steps across waves: which service is at which percentage at each step.
+    public let schedule: StepSchedule
 
     public init(policy: Policy, from: String, to: String) {
         precondition(!policy.steps.isEmpty, "a policy has at least one step")
         self.policy = policy
         self.from = from
         self.to = to
+        schedule = StepSchedule(policy: policy)
         drainDetector = DrainDetector(spec: policy.drain, freshness: Self.freshness(sampling: policy.sampling))
     }
 
-    /// The percentage to TO at 1-based step `step` (0 before the first).
+    /// The percentage to TO at 1-based step `step` (0 before the first); with waves, the mean
+    /// over services (`StepSchedule.percent`).
     public func percent(atStep step: Int) -> Double {
-        step <= 0 ? 0 : policy.steps[min(step, policy.steps.count) - 1]
+        schedule.percent(atStep: step)
     }
 
-    private var lastStep: Int { policy.steps.count }
+    /// Steps across every wave: the last one has every service at 100%.
+    public var lastStep: Int { schedule.count }
+
+    /// The `loadBalancer` gates that judge step `step`: a gate naming a service whose TO takes
+    /// no traffic yet (a later wave) waits for that wave.
+    private func gatesApplying(atStep step: Int) -> [Gate] {
+        guard !schedule.services.isEmpty else { return policy.gates }
+        let moving = Set(schedule.moving(atStep: step))
+        return policy.gates.filter { gate in
+            guard case .loadBalancer(let spec) = gate.source, let service = spec.service else { return true }
+            return moving.contains(service)
+        }
+    }
 
     private var externalGates: [String] {
         policy.gates.compactMap { gate in
@@ -194,7 +210,15 @@ public struct CutoverEngine: Sendable {
             if !t.state.rollbackVerified && t.state.pendingWeights == nil {
                 resendRollback(&t, now: now)
             }
-        case .preflight, .paused, .decommissioned, .aborted:
+        case .paused:
+            // A load-balancer fault: its step's weights are written again until every instance
+            // reads them back.
+            guard let retry = t.state.weightsRetry, t.state.pendingWeights == nil,
+                  now - retry.lastAttemptAt >= reassertEvery else { return }
+            t.state.weightsRetry?.lastAttemptAt = now
+            let purpose: WeightsPurpose = t.state.manuallyPromoted && t.state.step == lastStep ? .promote : .step
+            sendWeights(&t, percent: percent(atStep: t.state.step), step: t.state.step, purpose: purpose, now: now)
+        case .preflight, .decommissioned, .aborted:
             break
         }
     }
@@ -227,21 +251,29 @@ public struct CutoverEngine: Sendable {
         }
         switch t.state.phase {
         case .shifting, .paused:
-            guard let hard = policy.rollback.hardSignal, let previous, t.state.step > 0,
-                  let before = previous.clusters[to], let after = sample.clusters[to],
-                  let window = TrafficWindow(from: before, at: previous.at, to: after, at: sample.at),
-                  window.responses >= Int64(hard.minRequests), window.responses > 0,
-                  let ratio = window.ratio5xx, ratio > hard.max5xxRatio
-            else { return }
-            let why = "hard signal: \(to)'s 5xx ratio \(LoadBalancerGate.format(ratio)) above "
+            guard let hard = policy.rollback.hardSignal, let previous, t.state.step > 0 else { return }
+            // Each service that has moved is judged on its own: one failing service among
+            // healthy ones would be diluted in the sum.
+            let services: [String?] = schedule.services.isEmpty ? [nil] : schedule.moving(atStep: t.state.step)
+            let breach = services.lazy.compactMap { service -> (String?, TrafficWindow, Double)? in
+                guard let before = previous.counters(self.to, service: service), let after = sample.counters(self.to, service: service),
+                      let window = TrafficWindow(from: before, at: previous.at, to: after, at: sample.at),
+                      window.responses >= Int64(hard.minRequests), window.responses > 0,
+                      let ratio = window.ratio5xx, ratio > hard.max5xxRatio else { return nil }
+                return (service, window, ratio)
+            }.first
+            guard let (service, window, ratio) = breach else { return }
+            let why = "hard signal: \(to)'s 5xx ratio\(service.map { " in service \($0)" } ?? "") \(LoadBalancerGate.format(ratio)) above "
                 + "\(LoadBalancerGate.format(hard.max5xxRatio)) over \(window.responses) responses"
             t.record(.init(.hardSignal, why, phase: t.state.phase, step: t.state.step,
                            evidence: ["ratio5xx": "\(ratio)", "responses": "\(window.responses)",
                                       "responses5xx": "\(window.responses5xx)",
-                                      "windowMilliseconds": "\(window.duration.milliseconds)"]))
+                                      "windowMilliseconds": "\(window.duration.milliseconds)"]
+                               .merging(service.map { ["service": $0] } ?? [:]) { a, _ in a }))
             startRollback(&t, reason: why, gate: nil, now: now)
         case .draining, .drained:
-            if let counters = sample.clusters[from] {
+            // A sample without every instance says nothing about the ones that did not answer.
+            if sample.missing?.isEmpty ?? true, let counters = sample.clusters[from] {
                 drainSample(&t, DrainSample(at: sample.at, counters: counters), now: now)
             }
         default:
@@ -274,6 +306,19 @@ public struct CutoverEngine: Sendable {
         case .verified(let percentToTarget):
             t.state.percentToTarget = percentToTarget
             t.state.appliedPercent = pending.percentToTarget
+            t.state.appliedStep = pending.step
+            if let retry = t.state.weightsRetry, pending.purpose == .step || pending.purpose == .promote {
+                // The load balancer answers again with the step's weights on every instance.
+                t.state.weightsRetry = nil
+                t.state.phase = t.state.pausedFrom ?? .shifting
+                t.state.pausedFrom = nil
+                t.state.reason = nil
+                t.record(.init(.resumed, "every load-balancer instance reads back step \(pending.step)'s weights again "
+                               + "(after \(format(now - retry.since)) of: \(retry.detail)); the bake restarts",
+                               phase: t.state.phase, step: t.state.step))
+                t.record(.init(.phaseChanged, "paused → \(t.state.phase.rawValue)", phase: t.state.phase))
+                t.actions.append(.notify("resumed: every load-balancer instance reads back step \(pending.step)'s weights"))
+            }
             switch pending.purpose {
             case .reassert:
                 t.record(.init(.weightsReasserted, "journaled weights written again and read back: \(formatNumber(percentToTarget))% to \(to)",
@@ -302,7 +347,9 @@ public struct CutoverEngine: Sendable {
                 t.actions.append(.notify("writing the journaled weights again failed (\(detail)); retrying"))
             case .step, .promote:
                 if t.state.phase == .shifting {
-                    pause(&t, reason: "weights for step \(pending.step) not verified: \(detail)")
+                    pauseForLoadBalancer(&t, reason: "weights for step \(pending.step) not verified: \(detail)", detail: detail, now: now)
+                } else if t.state.weightsRetry != nil {
+                    t.state.weightsRetry?.detail = detail
                 }
             }
         }
@@ -346,6 +393,7 @@ public struct CutoverEngine: Sendable {
             t.state.phase = t.state.pausedFrom ?? .shifting
             t.state.pausedFrom = nil
             t.state.reason = nil
+            t.state.weightsRetry = nil
             t.record(.init(.resumed, "resumed at step \(t.state.step); the bake restarts once its weights read back",
                            phase: t.state.phase, step: t.state.step))
             t.record(.init(.phaseChanged, "paused → \(t.state.phase.rawValue)", phase: t.state.phase))
@@ -359,6 +407,7 @@ public struct CutoverEngine: Sendable {
             if phase == .paused {
                 t.state.pausedFrom = nil
                 t.state.reason = nil
+                t.state.weightsRetry = nil
                 t.changePhase(to: .shifting, reason: "promoted by command")
             }
             t.state.manuallyPromoted = true
@@ -375,6 +424,7 @@ public struct CutoverEngine: Sendable {
             accept(why, evidence: ["percentToTarget": "\(t.state.percentToTarget)"])
             t.state.pendingWeights = nil
             t.state.stepStartedAt = nil
+            t.state.weightsRetry = nil
             t.state.reason = why
             t.changePhase(to: .aborted, reason: why)
             t.actions.append(.notify(why))
@@ -439,8 +489,15 @@ public struct CutoverEngine: Sendable {
         let pending = PendingWeights(intent: t.state.lastIntent, percentToTarget: percent, step: step,
                                      purpose: purpose, issuedAt: now)
         t.state.pendingWeights = pending
-        if purpose == .step || purpose == .promote {
-            t.record(.init(.stepStarted, "step \(step) of \(lastStep): \(percent)% to \(to)", phase: t.state.phase, step: step))
+        if (purpose == .step || purpose == .promote) && t.state.weightsRetry == nil {
+            var evidence: [String: String] = [:]
+            let wave = schedule.describe(step: step).map { " (\($0))" } ?? ""
+            if !schedule.services.isEmpty {
+                let percents = schedule.percents(atStep: step)
+                evidence["services"] = schedule.services.map { "\($0)=\(formatNumber(percents[$0] ?? 0))" }.joined(separator: " ")
+            }
+            t.record(.init(.stepStarted, "step \(step) of \(lastStep): \(formatNumber(percent))% to \(to)\(wave)",
+                           phase: t.state.phase, step: step, evidence: evidence))
         }
         t.actions.append(.setWeights(intent: pending.intent, percentToTarget: percent, step: step, purpose: purpose))
     }
@@ -454,7 +511,7 @@ public struct CutoverEngine: Sendable {
     /// The step's weights are in place: its bake and its gates' evidence start now.
     private func beginBake(_ t: inout Transition, now: Instant) {
         t.state.stepStartedAt = now
-        t.state.gates = Dictionary(uniqueKeysWithValues: policy.gates.map { ($0.name, GateProgress()) })
+        t.state.gates = Dictionary(uniqueKeysWithValues: gatesApplying(atStep: t.state.step).map { ($0.name, GateProgress()) })
         t.state.staleEvaluationsUpTo = t.state.lastEvaluation
         t.state.lastEvaluationAt = now
         t.state.heldReported = []
@@ -470,11 +527,12 @@ public struct CutoverEngine: Sendable {
         guard t.state.pendingWeights == nil, let _ = t.state.stepStartedAt else { return }
         if let last = t.state.lastEvaluationAt, now < last + policy.interval { return }
         t.state.lastEvaluationAt = now
-        for gate in policy.gates {
+        let moving = schedule.moving(atStep: t.state.step)
+        for gate in gatesApplying(atStep: t.state.step) {
             guard case .loadBalancer(let spec) = gate.source else { continue }
             let outcome: GateOutcome
             if let start = t.state.gateWindowStart[gate.name], let latest = t.state.lastSample {
-                outcome = latest.at > start.at ? spec.judge(previous: start, current: latest)
+                outcome = latest.at > start.at ? spec.judge(previous: start, current: latest, services: moving)
                     : .inconclusive("no new load-balancer sample since the last evaluation")
                 t.state.gateWindowStart[gate.name] = latest
             } else {
@@ -567,6 +625,14 @@ public struct CutoverEngine: Sendable {
         }
     }
 
+    /// Pauses because the load balancer failed, not green: never a rollback. The step's weights
+    /// are retried every `reassertEvery` (see `tick`), and the bake resumes once they read back.
+    private func pauseForLoadBalancer(_ t: inout Transition, reason: String, detail: String, now: Instant) {
+        pause(&t, reason: reason + "; the load balancer failed, not \(to): no rollback; writing the step's weights again "
+              + "every \(format(reassertEvery)) until every instance reads them back (or `switchover rollback`)")
+        t.state.weightsRetry = WeightsRetry(since: now, lastAttemptAt: now, detail: detail)
+    }
+
     private func pause(_ t: inout Transition, reason: String) {
         t.state.pausedFrom = t.state.phase
         t.state.reason = reason
@@ -583,6 +649,7 @@ public struct CutoverEngine: Sendable {
         t.state.reason = reason
         t.state.stepStartedAt = nil
         t.state.pausedFrom = nil
+        t.state.weightsRetry = nil
         t.state.rollbackVerified = false
         t.changePhase(to: .rolledBack, reason: reason)
         if wasDraining { t.actions.append(.setReady(cluster: from)) }
@@ -634,9 +701,20 @@ public struct CutoverEngine: Sendable {
         }
         // A weight change in flight: its own read-back decides.
         guard t.state.pendingWeights == nil else { return }
+        // A load-balancer fault being retried: the retry writes the step's weights everywhere
+        // (repairing a restarted instance too), and its read-back decides.
+        if t.state.weightsRetry != nil {
+            t.state.loadBalancer = reading.instance
+            return
+        }
+        if phase == .shifting, !reading.unreachable.isEmpty {
+            let what = reading.unreachable.joined(separator: "; ")
+            pauseForLoadBalancer(&t, reason: "load-balancer instance not answering: \(what)", detail: what, now: now)
+            return
+        }
         let restarted = t.state.loadBalancer.map { reading.instance.isRestart(of: $0) } ?? false
         t.state.loadBalancer = reading.instance
-        var differences: [String] = []
+        var differences: [String] = reading.unreachable.map { "not answering: \($0)" }
         if restarted { differences.append("the load balancer restarted (now \(reading.instance.id))") }
         let shareDiffers = abs(reading.percentToTarget - t.state.percentToTarget) > 1e-6
         if shareDiffers {
@@ -684,7 +762,10 @@ public struct CutoverEngine: Sendable {
             }
         case .paused, .promoted, .draining, .drained:
             if repairWeights {
-                if due { sendWeights(&t, percent: journaledRequest(t.state), step: t.state.step, purpose: .reassert, now: now) }
+                if due {
+                    let request = journaledRequest(t.state)
+                    sendWeights(&t, percent: request.percent, step: request.step, purpose: .reassert, now: now)
+                }
             } else if weightsDiffer {
                 if isNew {
                     t.actions.append(.notify("live weights differ from the journal and were changed on the same load balancer instance, "
@@ -700,10 +781,14 @@ public struct CutoverEngine: Sendable {
 
     /// The percentage to TO the journaled weights were asked for: what `setWeights` must be
     /// given to write them again (the verified share is what they came to after translation).
-    private func journaledRequest(_ state: CutoverState) -> Double {
-        if let applied = state.appliedPercent { return applied }
-        if state.phase == .rolledBack { return 0 }
-        return [.promoted, .draining, .drained].contains(state.phase) ? 100 : percent(atStep: state.step)
+    private func journaledRequest(_ state: CutoverState) -> (percent: Double, step: Int) {
+        if let applied = state.appliedPercent {
+            // Journals written before `appliedStep`: the step whose percentage it is.
+            let step = state.appliedStep ?? (applied >= 100 ? lastStep : applied <= 0 ? 0 : state.step)
+            return (applied, step)
+        }
+        if state.phase == .rolledBack { return (0, 0) }
+        return [.promoted, .draining, .drained].contains(state.phase) ? (100, lastStep) : (percent(atStep: state.step), state.step)
     }
 
     // MARK: - Drain and decommission

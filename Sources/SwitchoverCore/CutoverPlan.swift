@@ -14,6 +14,11 @@ public struct CutoverPlan: Sendable, Hashable {
         public var weights: WeightAssignment
         /// Time from the start of the shifting until this step's bake ends.
         public var cumulative: Duration
+        /// Several services: each one's percentage and weights (every server's weight is in
+        /// `weights` too); empty in the single form.
+        public var services: [ServiceStep] = []
+        /// With waves, "wave 1 of 2 (cart) at 10%"; nil otherwise.
+        public var wave: String?
 
         public init(number: Int, percent: Double, weights: WeightAssignment, cumulative: Duration) {
             self.number = number
@@ -22,7 +27,19 @@ public struct CutoverPlan: Sendable, Hashable {
             self.cumulative = cumulative
         }
 
-        /// What the integer weights really send to TO, in percent.
+        /// What the integer weights really send to TO, in percent (with waves, the mean over
+        /// services, as the runtime reads it back).
+        public var effectivePercent: Double {
+            guard wave != nil, !services.isEmpty else { return weights.effectivePercentToTarget }
+            return services.map(\.effectivePercent).reduce(0, +) / Double(services.count)
+        }
+    }
+
+    /// One service at one step.
+    public struct ServiceStep: Sendable, Hashable {
+        public var service: String
+        public var percent: Double
+        public var weights: WeightAssignment
         public var effectivePercent: Double { weights.effectivePercentToTarget }
     }
 
@@ -31,19 +48,42 @@ public struct CutoverPlan: Sendable, Hashable {
     public var policy: String
     public var driver: String
     public var steps: [Step]
+    /// The load-balancer instances every step's weights are written to (one in the single form).
+    public var instances: [String]
 
     public init(from: Cluster, to: Cluster, policy: Policy) {
         self.from = from.name
         self.to = to.name
         self.policy = policy.name
         self.driver = policy.loadBalancer.driverName
+        self.instances = policy.loadBalancer.instances
         // The driver's own range (its description), as the runtime will write it.
         let translation = policy.loadBalancer.weightTranslation
-        steps = policy.steps.enumerated().map { index, percent in
-            Step(number: index + 1, percent: percent,
-                 weights: translation.weights(percentToTarget: percent, from: from.loadBalancer.servers,
-                                              to: to.loadBalancer.servers),
-                 cumulative: policy.bake * (index + 1))
+        let schedule = StepSchedule(policy: policy)
+        guard !schedule.services.isEmpty else {
+            steps = policy.steps.enumerated().map { index, percent in
+                Step(number: index + 1, percent: percent,
+                     weights: translation.weights(percentToTarget: percent, from: from.loadBalancer.servers,
+                                                  to: to.loadBalancer.servers),
+                     cumulative: policy.bake * (index + 1))
+            }
+            return
+        }
+        // Each service is a backend of its own: its servers' weights are translated apart.
+        steps = (1...schedule.count).map { number in
+            let percents = schedule.percents(atStep: number)
+            let services = schedule.services.map { service in
+                ServiceStep(service: service, percent: percents[service] ?? 0,
+                            weights: translation.weights(percentToTarget: percents[service] ?? 0,
+                                                         from: from.loadBalancer.servers(of: service) ?? [],
+                                                         to: to.loadBalancer.servers(of: service) ?? []))
+            }
+            var step = Step(number: number, percent: schedule.percent(atStep: number),
+                            weights: WeightAssignment(from: services.flatMap(\.weights.from), to: services.flatMap(\.weights.to)),
+                            cumulative: policy.bake * number)
+            step.services = services
+            step.wave = schedule.describe(step: number)
+            return step
         }
     }
 

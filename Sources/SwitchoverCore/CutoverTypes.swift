@@ -133,9 +133,13 @@ public struct LiveWeightsReading: Sendable, Hashable, Codable {
     /// Whether every FROM server is in the load balancer's drain state; nil where the load
     /// balancer has no drain state (Envoy: weight 0 alone keeps new requests away).
     public var fromInDrain: Bool?
+    /// Load-balancer instances that did not answer this read, as sentences naming each (the
+    /// rest of the reading is from those that did); empty when every one answered.
+    public var unreachable: [String] = []
 
     public init(at: Instant, percentToTarget: Double, fromWeight: Int, toWeight: Int, instance: LoadBalancerInstance,
-                drift: [String] = [], fromInDrain: Bool?) {
+                drift: [String] = [], fromInDrain: Bool?, unreachable: [String] = []) {
+        self.unreachable = unreachable
         self.at = at
         self.percentToTarget = percentToTarget
         self.fromWeight = fromWeight
@@ -143,6 +147,19 @@ public struct LiveWeightsReading: Sendable, Hashable, Codable {
         self.instance = instance
         self.drift = drift
         self.fromInDrain = fromInDrain
+    }
+}
+
+/// A load-balancer fault being retried (see `CutoverState.weightsRetry`).
+public struct WeightsRetry: Sendable, Hashable, Codable {
+    public var since: Instant
+    public var lastAttemptAt: Instant
+    /// What failed last, naming the instance.
+    public var detail: String
+    public init(since: Instant, lastAttemptAt: Instant, detail: String) {
+        self.since = since
+        self.lastAttemptAt = lastAttemptAt
+        self.detail = detail
     }
 }
 
@@ -294,6 +311,12 @@ public struct CutoverState: Sendable, Hashable, Codable {
     /// The percentage the last verified weights were asked for (`percentToTarget` is what they
     /// came to): what writing them again asks for.
     public var appliedPercent: Double?
+    /// The step those weights belong to (with waves, the step says which service is where).
+    public var appliedStep: Int?
+    /// Set while the run is paused because the load balancer failed (an instance did not answer,
+    /// answered with an error, or read back other weights): the coordinator keeps writing the
+    /// step's weights again and resumes the step's bake once every instance reads them back.
+    public var weightsRetry: WeightsRetry?
 
     /// A run that has not started.
     public static let initial = CutoverState(

@@ -70,6 +70,16 @@ public protocol DriverSpec: Sendable, Hashable {
     /// journal keeps it (`PolicyFingerprint`) to tell a run resumed under an edited policy, so
     /// it must change whenever a setting does, and never show a secret as written (hash it).
     var fingerprint: String { get }
+    /// The services this load balancer carries (service -> backend or route), in the order
+    /// written; nil for one service (the single form).
+    var services: [String]? { get }
+    /// The names of the load-balancer instances every weight goes to; one in the single form.
+    var instances: [String] { get }
+}
+
+extension DriverSpec {
+    public var services: [String]? { nil }
+    public var instances: [String] { ["default"] }
 }
 
 extension DriverSpec {

@@ -68,9 +68,41 @@ public struct TrustSpec: Sendable, Hashable {
 }
 
 public struct ClusterLoadBalancerSpec: Sendable, Hashable {
-    /// This cluster's servers (HAProxy) or cluster (Envoy) in the load balancer, in order.
+    /// This cluster's servers (HAProxy) or cluster (Envoy) in the load balancer, in order; with
+    /// `services`, every service's servers, service after service.
     public var servers: [String]
-    public init(servers: [String]) { self.servers = servers }
+    /// Service by service (`loadBalancer.services`), in the order written; nil in the single
+    /// form (`loadBalancer.servers`: one service).
+    public var services: [ServiceServers]?
+
+    public init(servers: [String]) {
+        self.servers = servers
+        self.services = nil
+    }
+
+    public init(services: [ServiceServers]) {
+        self.services = services
+        self.servers = services.flatMap(\.servers)
+    }
+
+    /// The servers of `service`, or every server when `service` is nil (the single form).
+    public func servers(of service: String?) -> [String]? {
+        guard let service else { return servers }
+        return services?.first { $0.service == service }?.servers
+    }
+}
+
+/// One service's servers of one cluster in the load balancer (`loadBalancer.services`).
+public struct ServiceServers: Sendable, Hashable {
+    public var service: String
+    public var servers: [String]
+    /// Where the service is written, for problems found across files.
+    public var location: SourceLocation?
+    public init(service: String, servers: [String], location: SourceLocation? = nil) {
+        self.service = service
+        self.servers = servers
+        self.location = location
+    }
 }
 
 /// How a cutover proceeds: the load balancer, the steps, the gates, rollback and drain.
@@ -98,6 +130,11 @@ public struct Policy: Sendable, Hashable {
     /// Where each step is written, for problems found later about one step (one that the
     /// servers of a pair cannot express); empty for a policy built in code.
     public var stepLocations: [SourceLocation] = []
+    /// `waves`: services moved together, wave after wave (each walks every step, then the next
+    /// starts; earlier waves stay at 100%). Nil: every service in one wave.
+    public var waves: [[String]]?
+    /// Where `waves` is written.
+    public var wavesLocation: SourceLocation?
     public var decommission: DecommissionSpec
     /// Roots and intermediates expiring within this horizon are a trust `warn`.
     public var trustHorizon: Duration
@@ -133,6 +170,8 @@ public struct LoadBalancerSpec: Sendable, Hashable {
     public let driver: any DriverDescription
     /// Its section, as that driver read it.
     public let settings: any DriverSpec
+    /// Where its section is written (nil for a policy built in code); not part of equality.
+    public var settingsLocation: SourceLocation?
 
     public init(driver: any DriverDescription, settings: any DriverSpec) {
         self.driver = driver
@@ -140,6 +179,13 @@ public struct LoadBalancerSpec: Sendable, Hashable {
     }
 
     public var driverName: String { driver.name }
+
+    /// The services the policy maps to the load balancer (`haproxy.services`), in order; nil in
+    /// the single-service form.
+    public var services: [String]? { settings.services }
+
+    /// The load-balancer instances the weights go to, by name (one in the single form).
+    public var instances: [String] { settings.instances }
 
     /// How this driver's weights are bounded: the range `plan` shows and the runtime writes.
     public var weightTranslation: WeightTranslation { driver.translation }
@@ -181,14 +227,18 @@ public enum GateSource: Sendable, Hashable {
 public struct LoadBalancerGate: Sendable, Hashable {
     /// The cluster whose traffic is judged (usually TO).
     public var cluster: String
+    /// The one service judged; nil judges each service that has moved (or the only one).
+    public var service: String?
     /// Fail when 5xx / all responses exceeds this (0–1).
     public var max5xxRatio: Double?
     /// Fewer requests than this in the window is `inconclusive`, never a pass.
     public var minRequests: Int
     /// Fail when the mean response time exceeds this.
     public var maxMeanResponseTime: Duration?
-    public init(cluster: String, max5xxRatio: Double?, minRequests: Int, maxMeanResponseTime: Duration?) {
+    public init(cluster: String, service: String? = nil, max5xxRatio: Double?, minRequests: Int,
+                maxMeanResponseTime: Duration?) {
         self.cluster = cluster
+        self.service = service
         self.max5xxRatio = max5xxRatio
         self.minRequests = minRequests
         self.maxMeanResponseTime = maxMeanResponseTime

@@ -20,7 +20,7 @@ struct PolicyDecoder {
     func decode(_ spec: Node, name: String, location: SourceLocation) -> Policy? {
         guard let fields = reader.fields(spec, context: "spec", known: [
             "loadBalancer", "steps", "bake", "interval", "sampling", "failureThreshold", "pauseAfterErrors",
-            "gates", "rollback", "drain", "decommission", "trust",
+            "gates", "rollback", "drain", "decommission", "trust", "waves",
         ]) else { return nil }
         var ok = true
         func optional<T>(_ key: String, _ read: (Node, String) -> T?, default value: T) -> T {
@@ -44,7 +44,17 @@ struct PolicyDecoder {
                                 default: min(.milliseconds(250), interval))
         let failureThreshold = optional("failureThreshold", { reader.count($0, $1, minimum: 1) }, default: 1)
         let pauseAfterErrors = optional("pauseAfterErrors", { reader.count($0, $1, minimum: 1) }, default: 3)
-        let gates = optional("gates", decodeGates, default: [])
+        // Unknown (nil) when the load balancer could not be read: its problem is reported, and
+        // a gate's or a wave's service is not checked against a list that may be incomplete.
+        let services: [String]?? = loadBalancer.map { $0.services }
+        let gates = optional("gates", { decodeGates($0, $1, services: services) }, default: [])
+        let waves = fields.optional("waves").flatMap { node -> [[String]]? in
+            guard let loadBalancer, let waves = decodeWaves(node, services: loadBalancer.services, driver: loadBalancer.driverName) else {
+                ok = false
+                return nil
+            }
+            return waves
+        }
         let rollback = optional("rollback", { node, _ in decodeRollback(node) },
                                 default: RollbackSpec(automatic: true, hardSignal: nil))
         let drain = optional("drain", { node, _ in decodeDrain(node, driver: loadBalancer?.driver) },
@@ -81,6 +91,8 @@ struct PolicyDecoder {
                       trustHorizon: horizon, location: location)
         policy.drainDeclared = fields.has("drain")
         policy.stepLocations = stepNodes?.map(reader.location) ?? []
+        policy.waves = waves
+        policy.wavesLocation = fields.optional("waves").map(reader.location)
         return policy
     }
 
@@ -124,7 +136,9 @@ struct PolicyDecoder {
         guard let settings = driver.decodeSection(ConfigValue(reader: reader, node: section, key: driver.name)) else {
             return nil
         }
-        return LoadBalancerSpec(driver: driver, settings: settings)
+        var spec = LoadBalancerSpec(driver: driver, settings: settings)
+        spec.settingsLocation = reader.location(section)
+        return spec
     }
 
     // MARK: Steps
@@ -160,9 +174,59 @@ struct PolicyDecoder {
         return ok ? steps : nil
     }
 
+    // MARK: Waves
+
+    /// `waves: [[cart], [checkout, search]]`: every service of the load balancer's `services`
+    /// exactly once.
+    private func decodeWaves(_ node: Node, services: [String]?, driver: String) -> [[String]]? {
+        guard let items = reader.sequence(node, "waves", atMost: ConfigurationLimits.services,
+                                          because: "each wave walks every step") else { return nil }
+        guard let services else {
+            reader.error(node, "'waves' orders services, and spec.loadBalancer.\(driver) lists none; add its 'services' or remove 'waves'")
+            return nil
+        }
+        if items.isEmpty {
+            reader.error(node, "'waves' is empty; leave it out to move every service in one wave")
+            return nil
+        }
+        var waves: [[String]] = []
+        var seen: [String: Node] = [:]
+        var ok = true
+        for (index, item) in items.enumerated() {
+            guard let names = reader.sequence(item, "waves[\(index)]", atMost: ConfigurationLimits.services,
+                                              because: "a wave lists services") else { ok = false; continue }
+            if names.isEmpty {
+                reader.error(item, "waves[\(index)] is empty; a wave moves at least one service")
+                ok = false
+            }
+            var wave: [String] = []
+            for name in names {
+                guard let text = reader.nonEmptyString(name, "waves[\(index)]") else { ok = false; continue }
+                if !services.contains(text) {
+                    let suggestion = nearest(text, in: services).map { "; did you mean '\($0)'?" } ?? ""
+                    reader.error(name, "waves[\(index)] names unknown service \(quoted(text)); the load balancer's services: \(services.joined(separator: ", "))\(suggestion)")
+                    ok = false
+                } else if let first = seen[text] {
+                    reader.error(name, "service \(quoted(text)) is named twice in 'waves' (first at \(reader.location(first))); each service moves in exactly one wave")
+                    ok = false
+                } else {
+                    seen[text] = name
+                    wave.append(text)
+                }
+            }
+            waves.append(wave)
+        }
+        let missing = services.filter { seen[$0] == nil }
+        if ok, !missing.isEmpty {
+            reader.error(node, "'waves' leaves out \(missing.count == 1 ? "service" : "services") \(missing.map { quoted($0) }.joined(separator: ", ")); every service moves in exactly one wave")
+            ok = false
+        }
+        return ok ? waves : nil
+    }
+
     // MARK: Gates
 
-    private func decodeGates(_ node: Node, _ key: String) -> [Gate]? {
+    private func decodeGates(_ node: Node, _ key: String, services: [String]??) -> [Gate]? {
         guard let items = reader.sequence(node, key, atMost: ConfigurationLimits.gates,
                                           because: "every gate is evaluated every interval") else { return nil }
         var gates: [Gate] = []
@@ -192,7 +256,7 @@ struct PolicyDecoder {
             } else if !hasLB && !hasProm {
                 reader.error(item, "\(label) has no source; give it 'loadBalancer' or 'prometheus'")
             } else if let node = fields.optional("loadBalancer") {
-                source = decodeLoadBalancerGate(node, label: label).map(GateSource.loadBalancer)
+                source = decodeLoadBalancerGate(node, label: label, services: services).map(GateSource.loadBalancer)
             } else if let node = fields.optional("prometheus") {
                 source = decodePrometheusGate(node, label: label).map(GateSource.prometheus)
             }
@@ -202,10 +266,27 @@ struct PolicyDecoder {
         return ok ? gates : nil
     }
 
-    private func decodeLoadBalancerGate(_ node: Node, label: String) -> LoadBalancerGate? {
+    private func decodeLoadBalancerGate(_ node: Node, label: String, services known: [String]??) -> LoadBalancerGate? {
         guard let fields = reader.fields(node, context: "gate loadBalancer",
-                                         known: ["cluster", "max5xxRatio", "minRequests", "maxMeanResponseTime"]) else { return nil }
+                                         known: ["cluster", "service", "max5xxRatio", "minRequests", "maxMeanResponseTime"]) else { return nil }
         var ok = true
+        var service: String?
+        if let node = fields.optional("service") {
+            if let text = reader.nonEmptyString(node, "service") {
+                if case .some(let services) = known, let services, !services.contains(text) {
+                    let suggestion = nearest(text, in: services).map { "; did you mean '\($0)'?" } ?? ""
+                    reader.error(node, "\(label) judges unknown service \(quoted(text)); the load balancer's services: \(services.joined(separator: ", "))\(suggestion)")
+                    ok = false
+                } else if case .some(.none) = known {
+                    reader.error(node, "\(label) names service \(quoted(text)), and the load balancer lists no 'services'; remove 'service'")
+                    ok = false
+                } else {
+                    service = text
+                }
+            } else {
+                ok = false
+            }
+        }
         var cluster: String?
         if let node = fields.required("cluster"), let text = reader.nonEmptyString(node, "cluster") {
             if let knownClusters, !knownClusters.contains(text) {
@@ -235,7 +316,7 @@ struct PolicyDecoder {
             ok = false
         }
         guard ok, let cluster else { return nil }
-        return LoadBalancerGate(cluster: cluster, max5xxRatio: max5xxRatio, minRequests: minRequests,
+        return LoadBalancerGate(cluster: cluster, service: service, max5xxRatio: max5xxRatio, minRequests: minRequests,
                                 maxMeanResponseTime: maxMean)
     }
 

@@ -78,11 +78,26 @@ public struct ClusterCounters: Sendable, Hashable, Codable {
 /// Every cluster's counters at one sampling of the load balancer (every `policy.sampling`).
 public struct LoadBalancerSample: Sendable, Hashable, Codable {
     public var at: Instant
-    /// Keyed by cluster name.
+    /// Keyed by cluster name; with several services or instances, summed over all of them.
     public var clusters: [String: ClusterCounters]
-    public init(at: Instant, clusters: [String: ClusterCounters]) {
+    /// Per service, keyed by cluster name (summed over instances); nil in the single form.
+    public var services: [String: [String: ClusterCounters]]?
+    /// Load-balancer instances that did not answer for this sample (their counters are left
+    /// out); nil or empty when every one did. A drain never ends on such a sample.
+    public var missing: [String]?
+
+    public init(at: Instant, clusters: [String: ClusterCounters],
+                services: [String: [String: ClusterCounters]]? = nil, missing: [String]? = nil) {
         self.at = at
         self.clusters = clusters
+        self.services = services
+        self.missing = missing
+    }
+
+    /// `cluster`'s counters in `service` (all services when nil).
+    public func counters(_ cluster: String, service: String?) -> ClusterCounters? {
+        guard let service else { return clusters[cluster] }
+        return services?[service]?[cluster]
     }
 }
 
@@ -123,8 +138,28 @@ extension LoadBalancerGate {
     /// unknown, and a negative rate must not pass for a healthy one. A cluster missing from a
     /// snapshot is `error`: the load balancer did not report what the gate needs.
     public func judge(previous: LoadBalancerSample, current: LoadBalancerSample) -> GateOutcome {
-        guard let before = previous.clusters[cluster], let after = current.clusters[cluster] else {
-            return .error("cluster \(cluster) is missing from the load balancer's statistics")
+        judge(previous: previous, current: current, service: service)
+    }
+
+    /// Judges this gate in each of `services` (the services that have moved; a gate naming a
+    /// service judges that one alone): it fails when one fails, errs when one errs, is
+    /// inconclusive while one is, and passes when every one passes. Each detail names its service.
+    public func judge(previous: LoadBalancerSample, current: LoadBalancerSample, services: [String]) -> GateOutcome {
+        if service != nil || services.isEmpty { return judge(previous: previous, current: current) }
+        let outcomes = services.map { name in (name, judge(previous: previous, current: current, service: name)) }
+        for verdict in [GateVerdict.fail, .error, .inconclusive] {
+            if let (name, outcome) = outcomes.first(where: { $0.1.verdict == verdict }) {
+                return GateOutcome(verdict, value: outcome.value, detail: "service \(name): \(outcome.detail)")
+            }
+        }
+        let worst = outcomes.max { ($0.1.value ?? 0) < ($1.1.value ?? 0) }
+        return GateOutcome(.pass, value: worst?.1.value,
+                           detail: outcomes.map { "service \($0.0): \($0.1.detail)" }.joined(separator: "; "))
+    }
+
+    private func judge(previous: LoadBalancerSample, current: LoadBalancerSample, service: String?) -> GateOutcome {
+        guard let before = previous.counters(cluster, service: service), let after = current.counters(cluster, service: service) else {
+            return .error("cluster \(cluster)\(service.map { " in service \($0)" } ?? "") is missing from the load balancer's statistics")
         }
         guard let window = TrafficWindow(from: before, at: previous.at, to: after, at: current.at) else {
             return .inconclusive("\(cluster): counters went down (load balancer restarted?); window unknown")

@@ -65,6 +65,9 @@ public struct DriverRegistry: Sendable {
             throw LoadBalancerError(.unknownDriver, driver: name, address: "-",
                                     message: "unknown load-balancer driver '\(name)' (known: \(names.joined(separator: ", ")))")
         }
+        if let fleet = policy.loadBalancer.settings as? any FleetSpec, fleet.isFleet {
+            return try makeFleet(fleet, driver: driver, policy: policy, from: from, to: to, logger: logger)
+        }
         let fromServers = ClusterServers(cluster: from.name, servers: from.loadBalancer.servers)
         let toServers = ClusterServers(cluster: to.name, servers: to.loadBalancer.servers)
         try validateClusters(fromServers, toServers, driver: name)
@@ -76,6 +79,40 @@ public struct DriverRegistry: Sendable {
                                     message: "\(name) counts no traffic, and this policy names no other source of per-cluster counters")
         }
         return (made.router, observer)
+    }
+}
+
+extension DriverRegistry {
+    /// Several instances or services: one router per (instance, service), bound to that
+    /// service's servers of FROM and TO, behind one `FleetRouter`.
+    func makeFleet(_ fleet: any FleetSpec, driver: any LoadBalancerDriver, policy: Policy, from: Cluster, to: Cluster,
+                   logger: Logger) throws -> (router: any WeightRouter, observer: any TrafficObserver) {
+        var members: [FleetRouter.Member] = []
+        for member in fleet.members {
+            var servers: [ClusterServers] = []
+            for cluster in [from, to] {
+                guard let listed = cluster.loadBalancer.servers(of: member.service) else {
+                    throw LoadBalancerError(.invalidConfiguration, driver: driver.name, address: "-",
+                                            message: "cluster '\(cluster.name)' lists no servers for service '\(member.service ?? "")'")
+                }
+                if member.service != nil, cluster.loadBalancer.services == nil {
+                    throw LoadBalancerError(.invalidConfiguration, driver: driver.name, address: "-",
+                                            message: "cluster '\(cluster.name)' lists its servers without services, and the policy names services")
+                }
+                servers.append(ClusterServers(cluster: cluster.name, servers: listed))
+            }
+            try validateClusters(servers[0], servers[1], driver: driver.name)
+            let made = try driver.make(member.spec, from: servers[0], to: servers[1], logger: logger)
+            guard let observer = made.observer else {
+                throw LoadBalancerError(.unsupported, driver: driver.name, address: made.router.address,
+                                        message: "\(driver.name) counts no traffic, and this policy names no other source of per-cluster counters")
+            }
+            members.append(.init(instance: member.instance, service: member.service, target: member.target,
+                                 router: made.router, observer: observer))
+        }
+        let fleetRouter = FleetRouter(driver: driver.name, members: members, from: from.name, to: to.name,
+                                      schedule: StepSchedule(policy: policy))
+        return (fleetRouter, fleetRouter)
     }
 }
 

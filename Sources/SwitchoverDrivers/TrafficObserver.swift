@@ -73,6 +73,11 @@ public struct LoadBalancerStats: Sendable, Hashable, Codable {
     public var clusters: [String: ClusterStats]
     public var identity: LoadBalancerIdentity
     public var takenAt: Date
+    /// Several services (`FleetRouter`): per service, by cluster name; nil otherwise.
+    public var services: [String: [String: ClusterStats]]?
+    /// Instances that did not answer (their counters are left out), naming each and why; nil
+    /// when every one answered.
+    public var missing: [String]?
     public init(clusters: [String: ClusterStats], identity: LoadBalancerIdentity, takenAt: Date) {
         self.clusters = clusters
         self.identity = identity

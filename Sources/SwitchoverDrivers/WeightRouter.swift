@@ -40,6 +40,17 @@ public protocol WeightRouter: Sendable {
     @discardableResult
     func apply(_ assignment: WeightAssignment) async throws -> LiveWeights
 
+    /// Writes the weights of `percentToTarget` (translated with `translation`) and reads them
+    /// back. `step` is the engine's step they belong to: with several services in waves
+    /// (`FleetRouter`), the step says which service is at which percentage; a single load
+    /// balancer needs only the percentage. Without a step, every service gets the percentage.
+    @discardableResult
+    func apply(percentToTarget: Double, step: Int?) async throws -> LiveWeights
+
+    /// TO's share, in percent, that the live weights read back as once `apply(percentToTarget:
+    /// step:)` is in place (after translation to integers): what a read-back is checked against.
+    func plannedPercent(percentToTarget: Double, step: Int?) -> Double
+
     /// Stops new sessions to `cluster`'s servers while letting open ones finish (capability
     /// `.drain`). Throws `.unsupported` where the load balancer has no such notion (Envoy: its
     /// verified weight 0 is what stops new requests).
@@ -75,9 +86,20 @@ extension WeightRouter {
 
     /// Translates `percentToTarget` with this load balancer's translation and applies it.
     @discardableResult
-    public func apply(percentToTarget: Double) async throws -> LiveWeights {
+    public func apply(percentToTarget: Double, step: Int?) async throws -> LiveWeights {
         try await apply(translation.weights(percentToTarget: percentToTarget,
                                             from: fromCluster.servers, to: toCluster.servers))
+    }
+
+    public func plannedPercent(percentToTarget: Double, step: Int?) -> Double {
+        translation.weights(percentToTarget: percentToTarget, from: fromCluster.servers, to: toCluster.servers)
+            .effectivePercentToTarget
+    }
+
+    /// `percentToTarget` for every service (0: rollback; 100: everything on TO).
+    @discardableResult
+    public func apply(percentToTarget: Double) async throws -> LiveWeights {
+        try await apply(percentToTarget: percentToTarget, step: nil)
     }
 
     /// The servers of the cluster named `name` (FROM or TO), or `.unknownCluster`.
@@ -155,6 +177,18 @@ public struct LiveWeights: Sendable, Hashable, Codable {
     /// The servers (of FROM and TO) in the load balancer's drain state; nil where it has no
     /// drain state (Envoy).
     public var inDrain: Set<String>?
+    /// Several services in waves (`FleetRouter`): TO's share as the mean over services, each
+    /// counting once (as `StepSchedule.percent` counts them); nil otherwise.
+    public var serviceShare: Double?
+    /// Several instances or services: each one's live weights, instance by instance; nil for one
+    /// load balancer and one service.
+    public var members: [MemberWeights]?
+    /// Instances whose weights differ from the first instance's for the same service, as
+    /// sentences naming both.
+    public var disagreements: [String] = []
+    /// Instances that did not answer this read (or answered with an error), as sentences naming
+    /// each; the rest of the reading comes from those that did. Empty when every one answered.
+    public var unreachable: [String] = []
 
     public init(assignment: WeightAssignment, configured: [ServerWeight]?, shares: [String: Double],
                 identity: LoadBalancerIdentity, drift: [WeightDrift], readAt: Date,
@@ -169,7 +203,16 @@ public struct LiveWeights: Sendable, Hashable, Codable {
     }
 
     /// The share of traffic, in percent, the live weights send to TO.
-    public var effectivePercentToTarget: Double { assignment.effectivePercentToTarget }
+    public var effectivePercentToTarget: Double { serviceShare ?? assignment.effectivePercentToTarget }
+
+    /// Throws unless every instance answered: for checks that must see the whole load balancer
+    /// (preflight, resume, a drain about to start).
+    public func requireEveryInstance(driver: String, address: String) throws {
+        guard unreachable.isEmpty else {
+            throw LoadBalancerError(.unreachable, driver: driver, address: address,
+                                    message: "not every load-balancer instance answered: \(unreachable.joined(separator: "; "))")
+        }
+    }
 
     /// The process that answered, as the engine compares it with the journaled one
     /// (`LoadBalancerInstance.isRestart`, the one rule for "the load balancer restarted"): its

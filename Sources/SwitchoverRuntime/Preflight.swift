@@ -91,23 +91,25 @@ public struct PreflightChecks: Sendable {
     /// account, and the resumed run writes them again, as the engine would have.
     public static func weightFailures(_ live: LiveWeights, router: any WeightRouter, expected: [Double],
                                       journaledInstance: LoadBalancerInstance?, restartSeen: Bool = false) -> [String] {
-        let translation = router.translation
-        let from = router.fromCluster.servers, to = router.toCluster.servers
+        let to = router.toCluster.servers
         let drainedTo = live.inDrain(of: to)
         guard drainedTo.isEmpty else {
             // Whatever the weights say, TO's share goes nowhere: it would be answered 503.
             return ["load balancer \(router.address): \(router.toCluster.cluster)'s server(s) \(drainedTo.joined(separator: ", ")) "
                     + "in drain state: they take no new traffic whatever their weight; `set server … state ready` them first"]
         }
+        if !live.unreachable.isEmpty {
+            return live.unreachable.map { "load-balancer instance failed: \($0)" }
+        }
         let liveShare = live.effectivePercentToTarget
         let matches = expected.contains { percent in
-            let wanted = translation.weights(percentToTarget: percent, from: from, to: to)
-            return abs(wanted.effectivePercentToTarget - liveShare) < 1e-6 && (percent > 0 || live.assignment.toTotal == 0)
-        }
+            let wanted = router.plannedPercent(percentToTarget: percent, step: nil)
+            return abs(wanted - liveShare) < 1e-6 && (percent > 0 || live.assignment.toTotal == 0)
+        } && live.disagreements.isEmpty
         if matches || restartSeen { return [] }
         let instance = LoadBalancerSampler.reading(live, router: router, at: Coordinator.wallClock()).instance
         if let journaledInstance, instance.isRestart(of: journaledInstance) { return [] }
-        let servers = live.assignment.all.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
+        let servers = (live.assignment.all.map { "\($0.server)=\($0.weight)" } + live.disagreements).joined(separator: " ")
         let wanted = expected.map { "\(format($0))%" }.joined(separator: " or ")
         let who = journaledInstance == nil ? ""
             : " and the same load-balancer process (\(instance.id)) holds them, so someone changed them: they are not overridden"

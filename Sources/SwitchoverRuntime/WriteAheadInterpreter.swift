@@ -144,20 +144,19 @@ public final class WriteAheadInterpreter: Sendable {
         var ok = false
         let detail: String
         do {
-            let live = try await router.apply(percentToTarget: percent)
-            let wanted = router.translation.weights(percentToTarget: percent, from: router.fromCluster.servers,
-                                                          to: router.toCluster.servers)
+            let live = try await router.apply(percentToTarget: percent, step: step)
+            let wanted = router.plannedPercent(percentToTarget: percent, step: step)
             let effective = live.effectivePercentToTarget
             let drainedTo = percent > 0 ? live.inDrain(of: router.toCluster.servers) : []
             if !drainedTo.isEmpty {
                 // The weights read back, but TO's servers in drain take none of that share.
                 result = .mismatch(detail: "\(router.toCluster.cluster)'s server(s) \(drainedTo.joined(separator: ", ")) in drain state: "
                                    + "the \(format(effective))% read back goes to no server")
-            } else if abs(effective - wanted.effectivePercentToTarget) < 1e-6 {
+            } else if abs(effective - wanted) < 1e-6 {
                 result = .verified(percentToTarget: effective)
                 ok = true
             } else {
-                result = .mismatch(detail: "asked for \(format(wanted.effectivePercentToTarget))%, read back \(format(effective))%")
+                result = .mismatch(detail: "asked for \(format(wanted))%, read back \(format(effective))%")
             }
             detail = Self.encode(WeightsResultDetail(percentToTarget: effective,
                                                      servers: Dictionary(live.assignment.all.map { ($0.server, $0.weight) },

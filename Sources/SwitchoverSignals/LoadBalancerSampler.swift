@@ -32,8 +32,24 @@ public struct LoadBalancerSampler: Sendable {
         async let statsRead = observer.stats()
         async let liveRead = router.currentWeights()
         let (stats, live) = try await (statsRead, liveRead)
-        let weights = [router.fromCluster.cluster: live.assignment.fromTotal, router.toCluster.cluster: live.assignment.toTotal]
-        return (Self.sample(stats, weights: weights, at: now), live)
+        let from = router.fromCluster.cluster, to = router.toCluster.cluster
+        let weights = [from: live.assignment.fromTotal, to: live.assignment.toTotal]
+        var sample = Self.sample(stats, weights: weights, at: now)
+        if let services = stats.services {
+            // Per service, with the weights its servers hold (as the first instance that
+            // answered reads them).
+            var perService: [String: [String: ClusterCounters]] = [:]
+            for (service, clusters) in services {
+                let servers = Set(live.members?.first { $0.service == service }.map { $0.assignment.all.map(\.server) } ?? [])
+                let weightOf = { (side: [ServerWeight]) in side.filter { servers.contains($0.server) }.reduce(0) { $0 + $1.weight } }
+                let serviceWeights = [from: weightOf(live.assignment.from), to: weightOf(live.assignment.to)]
+                perService[service] = Self.sample(LoadBalancerStats(clusters: clusters, identity: stats.identity, takenAt: stats.takenAt),
+                                                  weights: serviceWeights, at: now).clusters
+            }
+            sample.services = perService
+        }
+        sample.missing = stats.missing
+        return (sample, live)
     }
 
     /// The engine's view of a read of the live weights: TO's share, each side's total, the
@@ -43,7 +59,8 @@ public struct LoadBalancerSampler: Sendable {
         let fromInDrain = live.inDrain.map { inDrain in router.fromCluster.servers.allSatisfy(inDrain.contains) }
         return LiveWeightsReading(at: now, percentToTarget: live.effectivePercentToTarget,
                                   fromWeight: live.assignment.fromTotal, toWeight: live.assignment.toTotal,
-                                  instance: live.instance, drift: live.drift.map(\.description), fromInDrain: fromInDrain)
+                                  instance: live.instance, drift: live.drift.map(\.description) + live.disagreements,
+                                  fromInDrain: fromInDrain, unreachable: live.unreachable)
     }
 
     /// The engine's view of a driver's statistics. Responses count every class (2xx, 5xx and

@@ -31,14 +31,27 @@ struct Plan: AsyncParsableCommand {
             "maxWeight": maxWeight,
             "bakeSeconds": JSONNumber.of(bake.totalSeconds),
             "expectedSeconds": JSONNumber.of(plan.expected.totalSeconds),
+            "instances": plan.instances,
             "steps": plan.steps.map { step -> [String: Any] in
-                [
+                var row: [String: Any] = [
                     "step": step.number,
                     "percent": JSONNumber.of(step.percent),
                     "weights": Dictionary(uniqueKeysWithValues: step.weights.all.map { ($0.server, $0.weight) }),
                     "effectivePercent": step.effectivePercent,
                     "cumulativeSeconds": JSONNumber.of(step.cumulative.totalSeconds),
                 ]
+                if !step.services.isEmpty {
+                    row["services"] = Dictionary(uniqueKeysWithValues: step.services.map { service in
+                        (service.service, [
+                            "percent": JSONNumber.of(service.percent),
+                            "effectivePercent": service.effectivePercent,
+                            "weights": Dictionary(uniqueKeysWithValues: service.weights.all.map { ($0.server, $0.weight) }),
+                            "instances": plan.instances,
+                        ] as [String: Any])
+                    })
+                }
+                if let wave = step.wave { row["wave"] = wave }
+                return row
             },
         ]
     }
@@ -48,22 +61,42 @@ struct Plan: AsyncParsableCommand {
         let maxWeight = policy.loadBalancer.weightTranslation.maxWeight
         var out = "\(plan.from) -> \(plan.to), policy \(plan.policy): driver \(plan.driver) (weights 0-\(maxWeight) per server), "
         out += "\(plan.steps.count) step\(plan.steps.count == 1 ? "" : "s"), bake \(formatDuration(policy.bake)) each\n\n"
-        let servers = plan.steps.first?.weights.all.map(\.server) ?? []
-        let header = ["step", "to \(plan.to)"] + servers + ["effective", "elapsed"]
-        var rows: [[String]] = []
-        for step in plan.steps {
-            rows.append(["\(step.number)", "\(formatNumber(step.percent))%"]
-                + step.weights.all.map { "\($0.weight)" }
-                + [String(format: "%.3f%%", step.effectivePercent), formatDuration(step.cumulative)])
+        if plan.instances.count > 1 {
+            out += "every weight is written to each of \(plan.instances.count) instances and read back from each: \(plan.instances.joined(separator: ", "))\n\n"
         }
-        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-        func line(_ cells: [String]) -> String {
-            cells.enumerated().map { column, cell in
-                String(repeating: " ", count: widths[column] - cell.count) + cell
-            }.joined(separator: "  ") + "\n"
+        func table(_ header: [String], _ rows: [[String]]) -> String {
+            let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+            func line(_ cells: [String]) -> String {
+                cells.enumerated().map { column, cell in
+                    String(repeating: " ", count: widths[column] - cell.count) + cell
+                }.joined(separator: "  ") + "\n"
+            }
+            return ([header] + rows).map(line).joined()
         }
-        out += line(header)
-        for row in rows { out += line(row) }
+        guard let first = plan.steps.first, !first.services.isEmpty else {
+            let servers = plan.steps.first?.weights.all.map(\.server) ?? []
+            out += table(["step", "to \(plan.to)"] + servers + ["effective", "elapsed"], plan.steps.map { step in
+                ["\(step.number)", "\(formatNumber(step.percent))%"] + step.weights.all.map { "\($0.weight)" }
+                    + [String(format: "%.3f%%", step.effectivePercent), formatDuration(step.cumulative)]
+            })
+            out += "\nexpected duration: \(formatDuration(plan.expected)) if every gate passes at the first bake\n"
+            return out
+        }
+        // Several services: the steps (with their wave), then each service's weights per step,
+        // as every instance gets them.
+        out += table(["step", "wave", "elapsed"] + first.services.map(\.service), plan.steps.map { step in
+            ["\(step.number)", step.wave ?? "all services at \(formatNumber(step.percent))%", formatDuration(step.cumulative)]
+                + step.services.map { String(format: "%.3f%%", $0.effectivePercent) }
+        })
+        for (index, service) in first.services.enumerated() {
+            out += "\nservice \(service.service) (on \(plan.instances.joined(separator: ", "))):\n"
+            let servers = service.weights.all.map(\.server)
+            out += table(["step", "to \(plan.to)"] + servers + ["effective"], plan.steps.map { step in
+                let entry = step.services[index]
+                return ["\(step.number)", "\(formatNumber(entry.percent))%"] + entry.weights.all.map { "\($0.weight)" }
+                    + [String(format: "%.3f%%", entry.effectivePercent)]
+            })
+        }
         out += "\nexpected duration: \(formatDuration(plan.expected)) if every gate passes at the first bake\n"
         return out
     }

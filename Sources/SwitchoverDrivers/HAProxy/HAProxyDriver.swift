@@ -11,6 +11,9 @@ import SwitchoverCore
 ///   haproxy:
 ///     socket: /run/haproxy/admin.sock   # or tcp://127.0.0.1:9999; a relative path is the file's
 ///     backend: app
+/// # or several instances and services (DESIGN.md, "Many services, several load-balancer instances"):
+/// #   instances: [{name: lb-a, socket: tcp://127.0.0.1:9901}, {name: lb-b, socket: /run/haproxy-b/admin.sock}]
+/// #   services: {checkout: be_checkout, cart: be_cart}
 /// ```
 public struct HAProxyDriver: LoadBalancerDriver {
     public init() {}
@@ -22,35 +25,127 @@ public struct HAProxyDriver: LoadBalancerDriver {
     public var capabilities: RouterCapabilities { [.drain, .ready, .shutdownSessions] }
 
     public func decodeSection(_ section: ConfigValue) -> (any DriverSpec)? {
-        guard let haproxy = section.mapping(context: "spec.loadBalancer.haproxy", known: ["socket", "backend"]) else {
+        guard let haproxy = section.mapping(context: "spec.loadBalancer.haproxy",
+                                            known: ["socket", "backend", "instances", "services"]) else {
             return nil
         }
-        var socket: String?
-        if let value = haproxy.required("socket"), let text = value.nonEmptyString() {
-            if text.hasPrefix("tcp://") {
-                let address = String(text.dropFirst("tcp://".count))
-                if let colon = address.lastIndex(of: ":"), colon != address.startIndex,
-                   let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) {
-                    socket = text
-                } else {
-                    value.error("'socket' must be a UNIX socket path or tcp://host:port, got \(ConfigValue.quoted(text))")
-                }
-            } else if text.contains("://") {
-                value.error("'socket' must be a UNIX socket path or tcp://host:port, got \(ConfigValue.quoted(text))")
+        var ok = true
+        for (one, many) in [("socket", "instances"), ("backend", "services")] where haproxy.mentions(one) && haproxy.mentions(many) {
+            haproxy.optional(many)?.error("'\(one)' and '\(many)' are both set; '\(many)' lists every one, so remove '\(one)'")
+            ok = false
+        }
+        guard ok else { return nil }
+
+        var instances: [HAProxyInstance]?
+        if let value = haproxy.optional("instances") {
+            instances = decodeInstances(value)
+        } else if let value = haproxy.required("socket") {
+            instances = decodeSocket(value).map { [HAProxyInstance(name: name, socket: $0)] }
+        }
+        var backends: [ServiceBackend]?
+        if let value = haproxy.optional("services") {
+            backends = decodeServices(value)
+        } else if let value = haproxy.required("backend") {
+            backends = decodeBackend(value).map { [ServiceBackend(service: nil, backend: $0)] }
+        }
+        guard let instances, let backends else { return nil }
+        return HAProxySpec(instances: instances, backends: backends)
+    }
+
+    /// `socket`: a UNIX socket path (relative to the file) or `tcp://host:port`.
+    private func decodeSocket(_ value: ConfigValue) -> String? {
+        guard let text = value.nonEmptyString() else { return nil }
+        if text.hasPrefix("tcp://") {
+            let address = String(text.dropFirst("tcp://".count))
+            if let colon = address.lastIndex(of: ":"), colon != address.startIndex,
+               let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) {
+                return text
+            }
+        } else if !text.contains("://") {
+            return value.resolvePath(text)
+        }
+        value.error("'socket' must be a UNIX socket path or tcp://host:port, got \(ConfigValue.quoted(text))")
+        return nil
+    }
+
+    private func decodeBackend(_ value: ConfigValue) -> String? {
+        guard let text = value.nonEmptyString() else { return nil }
+        guard LoadBalancerName.isValid(text) else {
+            value.error("backend \(ConfigValue.quoted(text)) is not a HAProxy backend name: \(LoadBalancerName.rule) (';', blanks, '/' and control characters are runtime-API syntax)")
+            return nil
+        }
+        return text
+    }
+
+    /// `instances: [{name: lb-a, socket: ...}, ...]`: names and sockets unique.
+    private func decodeInstances(_ value: ConfigValue) -> [HAProxyInstance]? {
+        guard let items = value.list(atMost: ConfigurationLimits.instances,
+                                     because: "every weight is written to each instance and read back from each") else { return nil }
+        if items.isEmpty {
+            value.error("'instances' is empty; list every HAProxy instance in front of the clusters")
+            return nil
+        }
+        var instances: [HAProxyInstance] = []
+        var names: [String: SourceLocation] = [:]
+        var sockets: [String: SourceLocation] = [:]
+        var ok = true
+        for item in items {
+            guard let fields = item.mapping(context: "spec.loadBalancer.haproxy.\(item.key)", known: ["name", "socket"]) else {
+                ok = false
+                continue
+            }
+            let nameValue = fields.required("name")
+            let name = nameValue?.nonEmptyString()
+            let socketValue = fields.required("socket")
+            let socket = socketValue.flatMap(decodeSocket)
+            guard let name, let socket, let nameValue, let socketValue else { ok = false; continue }
+            guard LoadBalancerName.isValid(name) else {
+                nameValue.error("instance name \(ConfigValue.quoted(name)) is not a name: \(LoadBalancerName.rule)")
+                ok = false
+                continue
+            }
+            if let first = names[name] {
+                nameValue.error("two instances are named \(ConfigValue.quoted(name)) (first at \(first)); each instance needs its own name")
+                ok = false
+            } else if let first = sockets[socket] {
+                socketValue.error("two instances have the socket \(ConfigValue.quoted(socket)) (first at \(first)); that is one instance written twice")
+                ok = false
             } else {
-                socket = value.resolvePath(text)
+                names[name] = nameValue.location
+                sockets[socket] = socketValue.location
+                instances.append(HAProxyInstance(name: name, socket: socket))
             }
         }
-        var backend: String?
-        if let value = haproxy.required("backend"), let text = value.nonEmptyString() {
-            if LoadBalancerName.isValid(text) {
-                backend = text
-            } else {
-                value.error("backend \(ConfigValue.quoted(text)) is not a HAProxy backend name: \(LoadBalancerName.rule) (';', blanks, '/' and control characters are runtime-API syntax)")
-            }
+        return ok ? instances : nil
+    }
+
+    /// `services: {checkout: be_checkout, ...}`: service -> backend, both names.
+    private func decodeServices(_ value: ConfigValue) -> [ServiceBackend]? {
+        guard let entries = value.entries(atMost: ConfigurationLimits.services,
+                                          because: "each is read and written at every step on every instance") else { return nil }
+        if entries.isEmpty {
+            value.error("'services' is empty; map each service to its HAProxy backend")
+            return nil
         }
-        guard let socket, let backend else { return nil }
-        return HAProxySpec(socket: socket, backend: backend)
+        var services: [ServiceBackend] = []
+        var backends: [String: SourceLocation] = [:]
+        var ok = true
+        for entry in entries {
+            guard let service = entry.name.nonEmptyString(), let backend = decodeBackend(entry.value) else { ok = false; continue }
+            guard LoadBalancerName.isValid(service) else {
+                entry.name.error("service name \(ConfigValue.quoted(service)) is not a name: \(LoadBalancerName.rule)")
+                ok = false
+                continue
+            }
+            if let first = backends[backend] {
+                entry.value.error("backend \(ConfigValue.quoted(backend)) is mapped to two services (first at \(first)); each service has its own backend")
+                ok = false
+                continue
+            }
+            backends[backend] = entry.value.location
+            services.append(ServiceBackend(service: service, backend: backend))
+        }
+        return ok ? services : nil
     }
 
     public func make(_ settings: any DriverSpec, from: ClusterServers, to: ClusterServers, logger: Logger) throws
@@ -61,17 +156,73 @@ public struct HAProxyDriver: LoadBalancerDriver {
     }
 }
 
-/// A policy's `spec.loadBalancer.haproxy`.
-public struct HAProxySpec: DriverSpec {
-    /// A UNIX socket path, or `tcp://host:port`, of the runtime API (stats socket, level admin).
-    public var socket: String
-    public var backend: String
+/// A policy's `spec.loadBalancer.haproxy`: one instance and one backend (`socket`, `backend`),
+/// or several of either (`instances`, `services`).
+public struct HAProxySpec: DriverSpec, FleetSpec {
+    /// Every HAProxy the weights go to (one in the single form, named `haproxy`).
+    public var instanceList: [HAProxyInstance]
+    /// Service -> backend; one entry without a service in the single form.
+    public var backends: [ServiceBackend]
+
     public init(socket: String, backend: String) {
-        self.socket = socket
-        self.backend = backend
+        self.init(instances: [HAProxyInstance(name: HAProxyDriver().name, socket: socket)],
+                  backends: [ServiceBackend(service: nil, backend: backend)])
     }
 
-    public var fingerprint: String { "socket=\(socket) backend=\(backend)" }
+    public init(instances: [HAProxyInstance], backends: [ServiceBackend]) {
+        precondition(!instances.isEmpty && !backends.isEmpty, "an HAProxy spec has an instance and a backend")
+        self.instanceList = instances
+        self.backends = backends
+    }
+
+    /// A UNIX socket path, or `tcp://host:port`, of the (first) instance's runtime API.
+    public var socket: String { instanceList[0].socket }
+    /// The (first) backend.
+    public var backend: String { backends[0].backend }
+
+    public var services: [String]? {
+        let named = backends.compactMap(\.service)
+        return named.isEmpty ? nil : named
+    }
+
+    public var instances: [String] { instanceList.map(\.name) }
+
+    public var fingerprint: String {
+        if instanceList.count == 1, backends.count == 1, backends[0].service == nil {
+            return "socket=\(socket) backend=\(backend)"
+        }
+        return "instances=" + instanceList.map { "\($0.name)@\($0.socket)" }.joined(separator: ",")
+            + " services=" + backends.map { "\($0.service ?? "-"):\($0.backend)" }.joined(separator: ",")
+    }
+
+    public var members: [FleetMember] {
+        instanceList.flatMap { instance in
+            backends.map { FleetMember(instance: instance.name, service: $0.service,
+                                       spec: HAProxySpec(socket: instance.socket, backend: $0.backend),
+                                       target: $0.backend) }
+        }
+    }
+}
+
+/// One HAProxy of several (`instances`).
+public struct HAProxyInstance: Sendable, Hashable {
+    public var name: String
+    public var socket: String
+    public init(name: String, socket: String) {
+        self.name = name
+        self.socket = socket
+    }
+}
+
+/// A service and the backend (HAProxy) or route (Envoy) that carries it; no service in the
+/// single form.
+public struct ServiceBackend: Sendable, Hashable {
+    public var service: String?
+    public var backend: String
+    public init(service: String?, backend: String) {
+        self.service = service
+        self.backend = backend
+    }
 }
 
 extension WeightTranslation {

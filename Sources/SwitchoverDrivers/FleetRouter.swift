@@ -1,0 +1,436 @@
+import Foundation
+import Logging
+import SwitchoverCore
+
+/// A driver's settings that name several load-balancer instances or several services
+/// (DESIGN.md, "Many services, several load-balancer instances"): each member, one instance
+/// and one service, is driven by the driver's own single-form settings.
+public protocol FleetSpec: DriverSpec {
+    /// Every (instance, service) pair, instance by instance, services in the order written.
+    var members: [FleetMember] { get }
+}
+
+extension FleetSpec {
+    /// True when there is more than one member, or the services are named: the fleet router
+    /// drives it (one unnamed member is the single form, driven by the driver directly).
+    public var isFleet: Bool { members.count > 1 || services != nil }
+}
+
+/// One instance and one service of a fleet, with the single-form settings that drive it.
+public struct FleetMember: Sendable {
+    public var instance: String
+    /// nil in the single-service form.
+    public var service: String?
+    public var spec: any DriverSpec
+    /// The backend (HAProxy) or route (Envoy) carrying the service, for messages.
+    public var target: String
+    public init(instance: String, service: String?, spec: any DriverSpec, target: String) {
+        self.instance = instance
+        self.service = service
+        self.spec = spec
+        self.target = target
+    }
+}
+
+/// One weight change for several load-balancer instances and several services: every write
+/// goes to every instance at once and is read back from each, and is verified only when all of
+/// them agree with the plan. An instance that fails is named in the error, with its answer.
+///
+/// Reads are lenient where the coordinator can still act on part of the truth: `currentWeights`
+/// and `stats` answer with the instances that answered and name the others (`unreachable`,
+/// `missing`); they throw only when none answered. Writes are strict.
+///
+/// Counters are summed over instances as running totals kept here, per instance: a restarted
+/// instance's counters start again from 0, and that is counted as new traffic from 0 rather
+/// than as a drop (which would read as a restart of the whole, and blind the gates' window).
+///
+/// Server names are unique across services (the loader refuses a server in two services), so
+/// an assignment over every server says which service each weight belongs to.
+public final class FleetRouter: WeightRouter, TrafficObserver {
+    struct Member: Sendable {
+        var instance: String
+        var service: String?
+        var target: String
+        var router: any WeightRouter
+        var observer: any TrafficObserver
+        var label: String { "\(instance)" + (service.map { " (service \($0), \(target))" } ?? " (\(target))") }
+    }
+
+    public let driver: String
+    public let address: String
+    public let translation: WeightTranslation
+    public let capabilities: RouterCapabilities
+    public let fromCluster: ClusterServers
+    public let toCluster: ClusterServers
+    /// Instance names, in order.
+    public let instances: [String]
+    /// Service names in order; `[nil]` in the single-service form.
+    public let services: [String?]
+    let members: [Member]
+    let schedule: StepSchedule
+    private let memory = Locked(Memory())
+
+    private struct Memory {
+        /// Per instance, when its process started, as last seen: an instance that does not
+        /// answer keeps its last identity, so that the whole does not look restarted.
+        var started: [String: (id: String, at: Date)] = [:]
+        /// Per member index and cluster: the raw counters last seen and the running totals.
+        var counters: [Int: [String: Running]] = [:]
+        var memberIdentity: [Int: LoadBalancerInstance] = [:]
+    }
+
+    struct Running {
+        var lastRaw: ClusterStats
+        var total: ClusterStats
+    }
+
+    init(driver: String, members: [Member], from: String, to: String, schedule: StepSchedule) {
+        precondition(!members.isEmpty, "a fleet has at least one member")
+        self.driver = driver
+        self.members = members
+        self.schedule = schedule
+        let first = members[0].router
+        translation = first.translation
+        capabilities = first.capabilities
+        var instances: [String] = []
+        var services: [String?] = []
+        for member in members {
+            if !instances.contains(member.instance) { instances.append(member.instance) }
+            if !services.contains(member.service) { services.append(member.service) }
+        }
+        self.instances = instances
+        self.services = services
+        let ofFirstInstance = members.filter { $0.instance == instances[0] }
+        fromCluster = ClusterServers(cluster: from, servers: ofFirstInstance.flatMap(\.router.fromCluster.servers))
+        toCluster = ClusterServers(cluster: to, servers: ofFirstInstance.flatMap(\.router.toCluster.servers))
+        address = instances.map { name in
+            "\(name) \(members.first { $0.instance == name }!.router.address)"
+        }.joined(separator: ", ")
+    }
+
+    // MARK: - Fan-out
+
+    /// `body` on every member at once; each member's result or error, in member order.
+    private func everyMember<T: Sendable>(_ body: @escaping @Sendable (Member) async throws -> T) async -> [Result<T, any Error>] {
+        await withTaskGroup(of: (Int, Result<T, any Error>).self) { group in
+            for (index, member) in members.enumerated() {
+                group.addTask {
+                    do { return (index, .success(try await body(member))) } catch { return (index, .failure(error)) }
+                }
+            }
+            var results = [Result<T, any Error>?](repeating: nil, count: members.count)
+            for await (index, result) in group { results[index] = result }
+            return results.map { $0! }
+        }
+    }
+
+    /// Every member's value, or one error naming each member that failed.
+    private func strict<T: Sendable>(_ results: [Result<T, any Error>], doing what: String) throws -> [T] {
+        var values: [T] = []
+        var failures: [String] = []
+        var code: LoadBalancerError.Code?
+        for (member, result) in zip(members, results) {
+            switch result {
+            case .success(let value): values.append(value)
+            case .failure(let error):
+                failures.append("\(member.label): \(Self.describe(error))")
+                if code == nil { code = (error as? LoadBalancerError)?.code }
+            }
+        }
+        guard failures.isEmpty else {
+            throw LoadBalancerError(code ?? .unreachable, driver: driver, address: address,
+                                    message: "\(what) failed on \(failures.joined(separator: "; "))")
+        }
+        return values
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? LoadBalancerError { return "\(error.address): \(error.message)" }
+        return String(describing: error)
+    }
+
+    // MARK: - WeightRouter
+
+    /// Each service's percentage: from the schedule at `step` when services are named (waves
+    /// put them at different percentages); `percentToTarget` for every service otherwise, and
+    /// for 0% (rollback) and 100% (promotion) without a step.
+    func percents(percentToTarget: Double, step: Int?) -> [String?: Double] {
+        var result: [String?: Double] = [:]
+        let planned = (step ?? self.step(matching: percentToTarget)).map { schedule.percents(atStep: $0) } ?? [:]
+        for service in services {
+            result[service] = service.flatMap { planned[$0] } ?? percentToTarget
+        }
+        return result
+    }
+
+    /// With waves, the step whose one number (`StepSchedule.percent`, or the share its weights
+    /// read back as) is `percent`: the numbers grow with every step, so at most one matches. A
+    /// journal keeps the number; this finds the step it stands for.
+    func step(matching percent: Double) -> Int? {
+        guard schedule.hasWaves else { return nil }
+        return (0...schedule.count).first { step in
+            abs(schedule.percent(atStep: step) - percent) < 1e-6 || abs(plannedPercent(percentToTarget: -1, step: step) - percent) < 1e-6
+        }
+    }
+
+    /// The first instance's assignment per service for these percentages, as `apply` writes it.
+    private func planned(_ percents: [String?: Double]) -> [String?: WeightAssignment] {
+        var result: [String?: WeightAssignment] = [:]
+        for member in members where member.instance == instances[0] {
+            result[member.service] = translation.weights(percentToTarget: percents[member.service] ?? 0,
+                                                         from: member.router.fromCluster.servers, to: member.router.toCluster.servers)
+        }
+        return result
+    }
+
+    public func plannedPercent(percentToTarget: Double, step: Int?) -> Double {
+        let assignments = planned(step.map { step in Dictionary(uniqueKeysWithValues: services.map { ($0, $0.flatMap { schedule.percents(atStep: step)[$0] } ?? percentToTarget) }) }
+                                  ?? percents(percentToTarget: percentToTarget, step: nil))
+        if schedule.hasWaves {
+            let shares = services.compactMap { assignments[$0]?.effectivePercentToTarget }
+            return shares.isEmpty ? 0 : shares.reduce(0, +) / Double(shares.count)
+        }
+        return WeightAssignment(from: services.flatMap { assignments[$0]?.from ?? [] },
+                                to: services.flatMap { assignments[$0]?.to ?? [] }).effectivePercentToTarget
+    }
+
+    public func apply(percentToTarget: Double, step: Int?) async throws -> LiveWeights {
+        let percents = percents(percentToTarget: percentToTarget, step: step)
+        let translation = translation
+        let results = await everyMember { member in
+            try await member.router.apply(translation.weights(percentToTarget: percents[member.service] ?? 0,
+                                                              from: member.router.fromCluster.servers,
+                                                              to: member.router.toCluster.servers))
+        }
+        return combine(try strict(results, doing: "writing weights"), unreachable: [], at: Date())
+    }
+
+    @discardableResult
+    public func apply(_ assignment: WeightAssignment) async throws -> LiveWeights {
+        let weights = Dictionary(assignment.all.map { ($0.server, $0.weight) }, uniquingKeysWith: { a, _ in a })
+        for server in assignment.all where !fromCluster.servers.contains(server.server) && !toCluster.servers.contains(server.server) {
+            throw LoadBalancerError(.invalidWeight, driver: driver, address: address, server: server.server,
+                                    message: "server '\(server.server)' belongs to neither '\(fromCluster.cluster)' nor '\(toCluster.cluster)'")
+        }
+        let results = await everyMember { member in
+            let part = WeightAssignment(
+                from: member.router.fromCluster.servers.map { ServerWeight(server: $0, weight: weights[$0] ?? 0) },
+                to: member.router.toCluster.servers.map { ServerWeight(server: $0, weight: weights[$0] ?? 0) })
+            return try await member.router.apply(part)
+        }
+        return combine(try strict(results, doing: "writing weights"), unreachable: [], at: Date())
+    }
+
+    public func currentWeights() async throws -> LiveWeights {
+        let results = await everyMember { try await $0.router.currentWeights() }
+        var answered: [LiveWeights?] = []
+        var failedInstances: [String: [String]] = [:]
+        for (member, result) in zip(members, results) {
+            switch result {
+            case .success(let live): answered.append(live)
+            case .failure(let error):
+                answered.append(nil)
+                failedInstances[member.instance, default: []].append("\(member.label): \(Self.describe(error))")
+            }
+        }
+        if failedInstances.count == instances.count {
+            throw LoadBalancerError(.unreachable, driver: driver, address: address,
+                                    message: "no load-balancer instance answered: "
+                                        + instances.flatMap { failedInstances[$0] ?? [] }.joined(separator: "; "))
+        }
+        // An instance answers whole or not at all: a member that failed makes its instance's
+        // reading incomplete, so none of it is used.
+        let usable = zip(members, answered).map { member, live in failedInstances[member.instance] == nil ? live : nil }
+        let unreachable = instances.compactMap { failedInstances[$0]?.joined(separator: "; ") }
+        return combine(usable, unreachable: unreachable, at: Date())
+    }
+
+    public func setDrain(cluster: String) async throws {
+        _ = try servers(ofCluster: cluster)
+        _ = try strict(await everyMember { try await $0.router.setDrain(cluster: cluster) }, doing: "drain of \(cluster)")
+    }
+
+    public func setReady(cluster: String) async throws {
+        _ = try servers(ofCluster: cluster)
+        _ = try strict(await everyMember { try await $0.router.setReady(cluster: cluster) }, doing: "making \(cluster) ready")
+    }
+
+    public func shutdownSessions(cluster: String) async throws {
+        _ = try servers(ofCluster: cluster)
+        _ = try strict(await everyMember { try await $0.router.shutdownSessions(cluster: cluster) },
+                       doing: "shutting down \(cluster)'s sessions")
+    }
+
+    /// One reading of the whole from each member's (nil: its instance did not answer).
+    private func combine(_ readings: [LiveWeights?], unreachable: [String], at now: Date) -> LiveWeights {
+        var perService: [String?: WeightAssignment] = [:]
+        var configured: [ServerWeight] = []
+        var drift: [WeightDrift] = []
+        var disagreements: [String] = []
+        var breakdown: [MemberWeights] = []
+        var inDrainByService: [String?: Set<String>] = [:]
+        var hasDrainState = false
+        var identities: [String: LoadBalancerIdentity] = [:]
+        for (member, live) in zip(members, readings) {
+            guard let live else { continue }
+            breakdown.append(MemberWeights(instance: member.instance, service: member.service, assignment: live.assignment))
+            identities[member.instance] = identities[member.instance] ?? live.identity
+            drift += live.drift.map { WeightDrift(server: "\(member.instance): \($0.server)", applied: $0.applied, live: $0.live) }
+            if let inDrain = live.inDrain {
+                hasDrainState = true
+                inDrainByService[member.service] = inDrainByService[member.service].map { $0.intersection(inDrain) } ?? inDrain
+            }
+            if let agreed = perService[member.service] {
+                let theirs = Dictionary(agreed.all.map { ($0.server, $0.weight) }, uniquingKeysWith: { a, _ in a })
+                let differ = live.assignment.all.filter { theirs[$0.server] != $0.weight }
+                if !differ.isEmpty {
+                    let first = breakdown.first { $0.service == member.service }!.instance
+                    disagreements.append("\(member.label) holds " + differ.prefix(3).map { "\($0.server) \($0.weight)" }.joined(separator: ", ")
+                                         + ", \(first) holds " + differ.prefix(3).map { "\(theirs[$0.server] ?? 0)" }.joined(separator: ", "))
+                }
+            } else {
+                perService[member.service] = live.assignment
+                configured += live.configured ?? []
+            }
+        }
+        let assignment = WeightAssignment(from: services.flatMap { perService[$0]?.from ?? [] },
+                                          to: services.flatMap { perService[$0]?.to ?? [] })
+        // Each service counts once in the share, as the schedule counts it (with waves, a
+        // service at 100% and two at 0% is a third of the way).
+        let shares = services.compactMap { perService[$0]?.effectivePercentToTarget }
+        let share = schedule.hasWaves && !shares.isEmpty ? shares.reduce(0, +) / Double(shares.count) : nil
+        let identity = composite(identities, at: now)
+        var live = LiveWeights(assignment: assignment, configured: configured.isEmpty ? nil : configured,
+                               shares: [:], identity: identity, drift: drift, readAt: now,
+                               inDrain: hasDrainState ? inDrainByService.values.reduce(into: Set<String>()) { $0.formUnion($1) } : nil)
+        live.serviceShare = share
+        live.shares = [fromCluster.cluster: assignment.fromTotal + assignment.toTotal == 0 ? 0 : 100 - live.effectivePercentToTarget,
+                       toCluster.cluster: live.effectivePercentToTarget]
+        live.members = breakdown
+        live.disagreements = disagreements
+        live.unreachable = unreachable
+        return live
+    }
+
+    /// The identity of the whole: every instance's process, and the latest start among them
+    /// (a restart of any instance is a new start). An instance that did not answer keeps its
+    /// last identity.
+    private func composite(_ identities: [String: LoadBalancerIdentity], at now: Date) -> LoadBalancerIdentity {
+        memory.withLock { memory in
+            for (instance, identity) in identities {
+                memory.started[instance] = (identity.instance, now.addingTimeInterval(-Double(identity.uptime.milliseconds) / 1000))
+            }
+            let parts = instances.map { name in "\(name) \(memory.started[name]?.id ?? "unknown")" }
+            let latest = instances.compactMap { memory.started[$0]?.at }.max() ?? now
+            let uptime = Duration.milliseconds(max(0, Int64((now.timeIntervalSince(latest) * 1000).rounded())))
+            return LoadBalancerIdentity(instance: parts.joined(separator: ", "), uptime: uptime, generation: nil)
+        }
+    }
+
+    // MARK: - TrafficObserver
+
+    public func stats() async throws -> LoadBalancerStats {
+        let results = await everyMember { try await $0.observer.stats() }
+        var failed: [String: [String]] = [:]
+        for (member, result) in zip(members, results) {
+            if case .failure(let error) = result {
+                failed[member.instance, default: []].append("\(member.label): \(Self.describe(error))")
+            }
+        }
+        if failed.count == instances.count {
+            throw LoadBalancerError(.unreachable, driver: driver, address: address,
+                                    message: "no load-balancer instance answered: "
+                                        + instances.flatMap { failed[$0] ?? [] }.joined(separator: "; "))
+        }
+        let now = Date()
+        var totals: [String?: [String: ClusterStats]] = [:]
+        var identities: [String: LoadBalancerIdentity] = [:]
+        memory.withLock { memory in
+            for (index, (member, result)) in zip(members, results).enumerated() {
+                guard failed[member.instance] == nil, case .success(let stats) = result else { continue }
+                identities[member.instance] = identities[member.instance] ?? stats.identity
+                let process = LoadBalancerInstance(id: stats.identity.instance,
+                                                   startedAt: Instant(millisecondsSinceEpoch: Int64(now.timeIntervalSince1970 * 1000)) - stats.identity.uptime)
+                let restarted = memory.memberIdentity[index].map { process.isRestart(of: $0) } ?? false
+                memory.memberIdentity[index] = process
+                for (cluster, raw) in stats.clusters {
+                    var running = memory.counters[index]?[cluster]
+                    if let previous = running {
+                        let wentDown = raw.totalSessions < previous.lastRaw.totalSessions || raw.totalRequests < previous.lastRaw.totalRequests
+                            || raw.responses2xx < previous.lastRaw.responses2xx || raw.responses5xx < previous.lastRaw.responses5xx
+                            || raw.responsesOther < previous.lastRaw.responsesOther
+                        let base = restarted || wentDown ? nil : previous.lastRaw
+                        running = Running(lastRaw: raw, total: Self.add(previous.total, raw, minus: base))
+                    } else {
+                        running = Running(lastRaw: raw, total: raw)
+                    }
+                    memory.counters[index, default: [:]][cluster] = running
+                    // Open sessions are a level, not a counter: what the instance holds now.
+                    var total = running!.total
+                    total.activeSessions = raw.activeSessions
+                    total.meanResponseTime = raw.meanResponseTime
+                    total.servers = raw.servers
+                    totals[member.service, default: [:]][cluster] = totals[member.service]?[cluster].map { Self.sum($0, total) } ?? total
+                }
+            }
+        }
+        var all: [String: ClusterStats] = [:]
+        for service in services {
+            for (cluster, stats) in totals[service] ?? [:] { all[cluster] = all[cluster].map { Self.sum($0, stats) } ?? stats }
+        }
+        var result = LoadBalancerStats(clusters: all, identity: composite(identities, at: now), takenAt: now)
+        let named = services.compactMap { $0 }
+        if !named.isEmpty {
+            result.services = Dictionary(uniqueKeysWithValues: named.map { ($0, totals[$0] ?? [:]) })
+        }
+        let missing = instances.filter { failed[$0] != nil }
+        result.missing = missing.isEmpty ? nil : missing.map { "\($0): " + (failed[$0] ?? []).joined(separator: "; ") }
+        return result
+    }
+
+    /// `total` plus what `raw` counted since `base` (all of `raw` when nil: counted from 0).
+    static func add(_ total: ClusterStats, _ raw: ClusterStats, minus base: ClusterStats?) -> ClusterStats {
+        var result = total
+        result.totalSessions += raw.totalSessions - (base?.totalSessions ?? 0)
+        result.totalRequests += raw.totalRequests - (base?.totalRequests ?? 0)
+        result.responses2xx += raw.responses2xx - (base?.responses2xx ?? 0)
+        result.responses5xx += raw.responses5xx - (base?.responses5xx ?? 0)
+        result.responsesOther += raw.responsesOther - (base?.responsesOther ?? 0)
+        return result
+    }
+
+    /// Two members' counters of one cluster, as one: counts and open sessions add up, the mean
+    /// response time is weighted by requests answered.
+    static func sum(_ a: ClusterStats, _ b: ClusterStats) -> ClusterStats {
+        var result = a
+        result.activeSessions += b.activeSessions
+        result.totalSessions += b.totalSessions
+        result.totalRequests += b.totalRequests
+        result.responses2xx += b.responses2xx
+        result.responses5xx += b.responses5xx
+        result.responsesOther += b.responsesOther
+        result.servers += b.servers
+        switch (a.meanResponseTime, b.meanResponseTime) {
+        case (let x?, let y?):
+            let wa = Double(max(a.totalRequests, 1)), wb = Double(max(b.totalRequests, 1))
+            result.meanResponseTime = .milliseconds(Int64(((Double(x.milliseconds) * wa + Double(y.milliseconds) * wb) / (wa + wb)).rounded()))
+        case (nil, let y?):
+            result.meanResponseTime = y
+        default:
+            break
+        }
+        return result
+    }
+}
+
+/// One member's live weights in a fleet reading: an instance and a service.
+public struct MemberWeights: Sendable, Hashable, Codable {
+    public var instance: String
+    public var service: String?
+    public var assignment: WeightAssignment
+    public init(instance: String, service: String?, assignment: WeightAssignment) {
+        self.instance = instance
+        self.service = service
+        self.assignment = assignment
+    }
+}
