@@ -331,7 +331,8 @@ public struct CutoverEngine: Sendable {
                                phase: t.state.phase, evidence: ["percentToTarget": "\(percentToTarget)"]))
                 t.actions.append(.notify("rolled back: all traffic on \(from)"))
             case .step, .promote:
-                t.record(.init(.stepVerified, "step \(pending.step) weights read back: \(percentToTarget)% to \(to)",
+                let share = schedule.hasWaves ? formatNumber(percentToTarget, decimals: 2) : "\(percentToTarget)"
+                t.record(.init(.stepVerified, "step \(pending.step) weights read back: \(share)% to \(to)",
                                phase: t.state.phase, step: pending.step,
                                evidence: ["percentToTarget": "\(percentToTarget)"]))
                 if t.state.phase == .shifting { beginBake(&t, now: now) }
@@ -496,7 +497,8 @@ public struct CutoverEngine: Sendable {
                 let percents = schedule.percents(atStep: step)
                 evidence["services"] = schedule.services.map { "\($0)=\(formatNumber(percents[$0] ?? 0))" }.joined(separator: " ")
             }
-            t.record(.init(.stepStarted, "step \(step) of \(lastStep): \(formatNumber(percent))% to \(to)\(wave)",
+            let share = schedule.hasWaves ? formatNumber(percent, decimals: 2) : "\(percent)"
+            t.record(.init(.stepStarted, "step \(step) of \(lastStep): \(share)% to \(to)\(wave)",
                            phase: t.state.phase, step: step, evidence: evidence))
         }
         t.actions.append(.setWeights(intent: pending.intent, percentToTarget: percent, step: step, purpose: purpose))

@@ -23,6 +23,19 @@ public struct StatusReport: Sendable {
     public var drain: DrainView?
     /// When the lease was last taken and by whom, for people.
     public var now: Instant
+    /// Several services: each one's journaled share and every instance's live weights.
+    public var services: [ServiceStatus] = []
+    /// Instances that did not answer the read, naming each.
+    public var unreachable: [String] = []
+
+    /// One service of several, in `status`.
+    public struct ServiceStatus: Sendable {
+        public var service: String
+        /// TO's percentage the journal puts this service at.
+        public var journaledPercent: Double
+        /// Per instance, in order: weight summed per cluster and TO's share.
+        public var instances: [(instance: String, weights: [String: Int], percentToTarget: Double)]
+    }
 
     /// Reads the journal at the context's `--state` and the live load balancer.
     public static func read(context: RuntimeContext) async throws -> StatusReport {
@@ -39,13 +52,15 @@ public struct StatusReport: Sendable {
                 report.live = total == 0 ? [run.from: 0, run.to: 0]
                     : [run.from: 100 - weights.effectivePercentToTarget, run.to: weights.effectivePercentToTarget]
                 report.liveServers = Dictionary(weights.assignment.all.map { ($0.server, $0.weight) }, uniquingKeysWith: { a, _ in a })
+                report.unreachable = weights.unreachable
+                report.services = Self.services(weights, policy: policy, state: state, run: run)
             } catch {
                 report.liveError = "\(error)"
             }
         } else {
             report.liveError = "run \(run.id)'s clusters or policy are not in --clusters/--policies; live weights unknown"
         }
-        report.steps = policy?.steps.count
+        report.steps = policy.map { StepSchedule(policy: $0).count }
         if let policy, let started = state.stepStartedAt, state.phase == .shifting {
             report.bakeRemaining = max(0, ((started + policy.bake) - now).secondsValue)
         }
@@ -55,6 +70,27 @@ public struct StatusReport: Sendable {
         // coordinator tracks it): open sessions, hold, ETA, DNS TTL wait.
         report.drain = policy.flatMap { DrainView(state: state, policy: $0, now: now) }
         return report
+    }
+
+    /// Each service's journaled percentage (from the step its verified weights belong to) and
+    /// every instance's live weights for it.
+    static func services(_ live: LiveWeights, policy: Policy, state: CutoverState, run: RunRecord) -> [ServiceStatus] {
+        guard let members = live.members, let names = policy.loadBalancer.services else { return [] }
+        let schedule = StepSchedule(policy: policy)
+        let step = state.appliedStep ?? state.step
+        let planned = schedule.percents(atStep: step)
+        return names.map { service in
+            let journaled: Double = switch state.phase {
+            case .promoted, .draining, .drained, .decommissioned: 100
+            case .rolledBack where state.rollbackVerified: 0
+            default: state.appliedPercent == nil && state.appliedStep == nil ? 0 : planned[service] ?? 0
+            }
+            let instances = members.filter { $0.service == service }.map { member in
+                (member.instance, [run.from: member.assignment.fromTotal, run.to: member.assignment.toTotal],
+                 member.assignment.effectivePercentToTarget)
+            }
+            return ServiceStatus(service: service, journaledPercent: journaled, instances: instances)
+        }
     }
 
     /// `status --output json` (DESIGN.md section 2: at least phase, step, weights, liveWeights).
@@ -92,6 +128,22 @@ public struct StatusReport: Sendable {
             "rollbackVerified": cutover.rollbackVerified,
         ]
         if let steps { object["steps"] = steps }
+        if !services.isEmpty {
+            // DESIGN.md section 3: "services": {"<svc>": {"weights": {...}, "instances":
+            // {"<lb>": {"liveWeights": {...}}}}}, percentages by cluster like the top level.
+            object["services"] = Dictionary(uniqueKeysWithValues: services.map { service in
+                (service.service, [
+                    "weights": [run.from: JSONNumber.of(100 - service.journaledPercent), run.to: JSONNumber.of(service.journaledPercent)],
+                    "instances": Dictionary(uniqueKeysWithValues: service.instances.map { instance in
+                        (instance.instance, [
+                            "liveWeights": [run.from: JSONNumber.of(100 - instance.percentToTarget), run.to: JSONNumber.of(instance.percentToTarget)],
+                            "liveWeightTotals": instance.weights,
+                        ] as [String: Any])
+                    }),
+                ] as [String: Any])
+            })
+        }
+        if !unreachable.isEmpty { object["unreachable"] = unreachable }
         object["drain"] = drain.map { $0.json as Any } ?? NSNull()
         if let decommissionedAt = cutover.decommissionedAt { object["decommissionedAt"] = decommissionedAt.iso8601 }
         if let liveError { object["liveError"] = liveError }
@@ -118,6 +170,11 @@ public struct StatusReport: Sendable {
         } else if let liveError {
             lines.append("live weights: unknown (\(liveError))")
         }
+        for service in services {
+            lines.append("service \(service.service): journaled \(format(service.journaledPercent))% \(run.to); live "
+                         + service.instances.map { "\($0.instance) \(format($0.percentToTarget))%" }.joined(separator: ", "))
+        }
+        for instance in unreachable { lines.append("not answering: \(instance)") }
         if let drift = cutover.drift {
             lines.append("live weights differ from the journal since \(drift.since.iso8601): " + drift.differences.joined(separator: "; "))
         }

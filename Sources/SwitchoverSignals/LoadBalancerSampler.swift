@@ -33,7 +33,14 @@ public struct LoadBalancerSampler: Sendable {
         async let liveRead = router.currentWeights()
         let (stats, live) = try await (statsRead, liveRead)
         let from = router.fromCluster.cluster, to = router.toCluster.cluster
-        let weights = [from: live.assignment.fromTotal, to: live.assignment.toTotal]
+        var weights = [from: live.assignment.fromTotal, to: live.assignment.toTotal]
+        if let members = live.members {
+            // Several instances: FROM's weight is the most any instance gives it (one instance
+            // still sending to FROM keeps it from being drained), TO's the least.
+            let perInstance = Dictionary(grouping: members, by: \.instance).values
+            weights[from] = perInstance.map { $0.reduce(0) { $0 + $1.assignment.fromTotal } }.max() ?? 0
+            weights[to] = perInstance.map { $0.reduce(0) { $0 + $1.assignment.toTotal } }.min() ?? 0
+        }
         var sample = Self.sample(stats, weights: weights, at: now)
         if let services = stats.services {
             // Per service, with the weights its servers hold (as the first instance that
