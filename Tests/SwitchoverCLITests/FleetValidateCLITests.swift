@@ -1,0 +1,221 @@
+import Foundation
+import SwitchoverTestKit
+import Testing
+
+/// The fleet form of the configuration (DESIGN.md section 3, "Many services, several
+/// load-balancer instances"; issue 14) through the built binary: `validate` accepts it, `plan`
+/// prints every service's weights per instance, and each kind of bad input is refused with exit 2
+/// and a `FILE:LINE:COL: message` line where the mistake is. No server runs: a socket is only a
+/// name to `validate` and `plan`.
+enum FleetFiles {
+    static let blue = """
+        apiVersion: switchover.dev/v1alpha1
+        kind: Cluster
+        metadata:
+          name: blue
+        spec:
+          istio:
+            version: "1.27.4"
+            revision: "1-27"
+          trust:
+            trustDomain: cluster.local
+            rootCerts: ../pki/blue/root-cert.pem
+            certChain: ../pki/blue/cert-chain.pem
+          loadBalancer:
+            services:
+              cart: [blue-cart-1]
+              checkout: [blue-checkout-1, blue-checkout-2]
+              search: [blue-search-1]
+
+        """
+
+    static let green = """
+        apiVersion: switchover.dev/v1alpha1
+        kind: Cluster
+        metadata:
+          name: green
+        spec:
+          istio:
+            version: "1.28.0"
+            revision: "1-28"
+          trust:
+            trustDomain: cluster.local
+            rootCerts: ../pki/green/root-cert.pem
+            certChain: ../pki/green/cert-chain.pem
+          loadBalancer:
+            services:
+              cart: [green-cart-1]
+              checkout: [green-checkout-1, green-checkout-2]
+              search: [green-search-1]
+
+        """
+
+    static let policy = """
+        apiVersion: switchover.dev/v1alpha1
+        kind: Policy
+        metadata:
+          name: fleet
+        spec:
+          loadBalancer:
+            driver: haproxy
+            haproxy:
+              instances:
+                - {name: lb-a, socket: tcp://127.0.0.1:9901}
+                - {name: lb-b, socket: /run/haproxy-b/admin.sock}
+              services:
+                cart: be_cart
+                checkout: be_checkout
+                search: be_search
+          waves:
+            - [cart]
+            - [checkout, search]
+          steps: [10, 50, 100]
+          bake: 5s
+          interval: 1s
+          failureThreshold: 2
+          gates:
+            - name: green-errors
+              loadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: 10}
+          rollback:
+            automatic: true
+            hardSignal: {max5xxRatio: 0.5, minRequests: 10}
+          drain:
+            maxActiveSessions: 0
+            holdFor: 5s
+            dnsTTL: 0s
+            timeout: 2m
+
+        """
+
+    /// A folder with `clusters/blue.yaml`, `clusters/green.yaml`, `policies/fleet.yaml` (the
+    /// texts given) and the example `pki/` the clusters point at.
+    static func folder(blue: String = blue, green: String = green, policy: String = policy) throws -> URL {
+        let folder = try TemporaryDirectory.make("cli-fleet")
+        try FileManager.default.copyItem(at: checkout.appendingPathComponent("pki"), to: folder.appendingPathComponent("pki"))
+        for sub in ["clusters", "policies"] {
+            try FileManager.default.createDirectory(at: folder.appendingPathComponent(sub), withIntermediateDirectories: true)
+        }
+        try Data(blue.utf8).write(to: folder.appendingPathComponent("clusters/blue.yaml"))
+        try Data(green.utf8).write(to: folder.appendingPathComponent("clusters/green.yaml"))
+        try Data(policy.utf8).write(to: folder.appendingPathComponent("policies/fleet.yaml"))
+        return folder
+    }
+
+    /// 1-based line numbers of every line of `text` that contains `marker`.
+    static func lines(of marker: String, in text: String) -> [Int] {
+        text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
+            .filter { $0.element.contains(marker) }.map { $0.offset + 1 }
+    }
+}
+
+/// One kind of bad input: an edit of one file, and where a diagnostic may rightly point.
+struct FleetMistake: Sendable, CustomTestStringConvertible {
+    enum File: String, Sendable { case blue = "clusters/blue.yaml", green = "clusters/green.yaml", policy = "policies/fleet.yaml" }
+    var label: String
+    /// The edits, applied to the fleet files in order: file, text replaced, replacement.
+    var edits: [(File, String, String)]
+    /// A located line must mention this (a service, server, instance or socket name).
+    var mentions: String
+    /// Where it may point: a file and a line marker; any line containing the marker in the
+    /// EDITED file, any column.
+    var at: [(File, String)]
+
+    var testDescription: String { label }
+
+    static let all: [FleetMistake] = [
+        FleetMistake(label: "a service in the policy that no cluster lists",
+                     edits: [(.policy, "        search: be_search\n", "        search: be_search\n        payments: be_payments\n"),
+                             (.policy, "    - [checkout, search]", "    - [checkout, search, payments]")],
+                     mentions: "payments",
+                     at: [(.policy, "payments: be_payments"), (.blue, "    services:"), (.green, "    services:")]),
+        FleetMistake(label: "a service the clusters list that the policy does not map",
+                     edits: [(.blue, "      search: [blue-search-1]\n", "      search: [blue-search-1]\n      payments: [blue-payments-1]\n"),
+                             (.green, "      search: [green-search-1]\n", "      search: [green-search-1]\n      payments: [green-payments-1]\n")],
+                     mentions: "payments",
+                     at: [(.blue, "payments:"), (.green, "payments:"), (.policy, "      services:")]),
+        FleetMistake(label: "a server in two services",
+                     edits: [(.blue, "search: [blue-search-1]", "search: [blue-search-1, blue-cart-1]")],
+                     mentions: "blue-cart-1",
+                     at: [(.blue, "blue-cart-1")]),
+        FleetMistake(label: "two instances with one name",
+                     edits: [(.policy, "{name: lb-b, socket: /run/haproxy-b/admin.sock}", "{name: lb-a, socket: /run/haproxy-b/admin.sock}")],
+                     mentions: "lb-a",
+                     at: [(.policy, "/run/haproxy-b/admin.sock")]),
+        FleetMistake(label: "two instances with one socket",
+                     edits: [(.policy, "{name: lb-b, socket: /run/haproxy-b/admin.sock}", "{name: lb-b, socket: tcp://127.0.0.1:9901}")],
+                     mentions: "127.0.0.1:9901",
+                     at: [(.policy, "{name: lb-b,")]),
+        FleetMistake(label: "a wave that names an unknown service",
+                     edits: [(.policy, "    - [checkout, search]", "    - [checkout, search, payments]")],
+                     mentions: "payments",
+                     at: [(.policy, "[checkout, search, payments]")]),
+        FleetMistake(label: "waves that name a service twice",
+                     edits: [(.policy, "    - [cart]\n", "    - [cart, search]\n")],
+                     mentions: "search",
+                     at: [(.policy, "- [cart, search]"), (.policy, "- [checkout, search]")]),
+        FleetMistake(label: "waves that leave a service out",
+                     edits: [(.policy, "    - [checkout, search]", "    - [checkout]")],
+                     mentions: "search",
+                     at: [(.policy, "  waves:"), (.policy, "- [cart]"), (.policy, "- [checkout]")]),
+    ]
+}
+
+@Suite struct FleetValidateCLITests {
+    @Test("the fleet configuration validates")
+    func fleetIsValid() async throws {
+        let folder = try FleetFiles.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try await runSwitchover(["validate"], cwd: folder)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        #expect(result.stderr.isEmpty, "\(result.stderr)")
+        // Without waves it is valid too (every service in one wave).
+        let noWaves = FleetFiles.policy.replacingOccurrences(of: "  waves:\n    - [cart]\n    - [checkout, search]\n", with: "")
+        let folder2 = try FleetFiles.folder(policy: noWaves)
+        defer { try? FileManager.default.removeItem(at: folder2) }
+        let second = try await runSwitchover(["validate"], cwd: folder2)
+        #expect(second.exitCode == 0, "\(second.stderr)")
+    }
+
+    @Test("plan prints every service's weights per instance")
+    func planNamesEveryServiceAndInstance() async throws {
+        let folder = try FleetFiles.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let text = try await runSwitchover(["plan", "blue", "green", "--policy", "fleet"], cwd: folder)
+        #expect(text.exitCode == 0, "\(text.stderr)")
+        for name in ["cart", "checkout", "search", "lb-a", "lb-b",
+                     "blue-cart-1", "green-cart-1", "blue-checkout-2", "green-checkout-2", "blue-search-1", "green-search-1"] {
+            #expect(text.stdout.contains(name), "plan does not print \(name):\n\(text.stdout)")
+        }
+        let json = try await runSwitchover(["plan", "blue", "green", "--policy", "fleet", "--output", "json"], cwd: folder)
+        #expect(json.exitCode == 0, "\(json.stderr)")
+        _ = try parseJSON(json.stdout)
+        for name in ["cart", "checkout", "search", "lb-a", "lb-b"] {
+            #expect(json.stdout.contains("\"\(name)\""), "plan --output json does not name \(name):\n\(json.stdout)")
+        }
+    }
+
+    @Test("bad fleet input: exit 2, a FILE:LINE:COL line where the mistake is, naming it", arguments: FleetMistake.all)
+    func badInput(_ mistake: FleetMistake) async throws {
+        var texts: [FleetMistake.File: String] = [.blue: FleetFiles.blue, .green: FleetFiles.green, .policy: FleetFiles.policy]
+        for (file, old, new) in mistake.edits {
+            let text = try #require(texts[file])
+            try #require(text.contains(old), "\(file.rawValue) has no \(old)")
+            texts[file] = text.replacingOccurrences(of: old, with: new)
+        }
+        let folder = try FleetFiles.folder(blue: texts[.blue]!, green: texts[.green]!, policy: texts[.policy]!)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let allowed = Set(mistake.at.flatMap { file, marker in
+            FleetFiles.lines(of: marker, in: texts[file]!).map { "./\(file.rawValue):\($0):" }
+        })
+        try #require(!allowed.isEmpty, "the test's markers match no line")
+
+        for args in [["validate"], ["plan", "blue", "green", "--policy", "fleet"]] {
+            let result = try await runSwitchover(args, cwd: folder)
+            #expect(result.exitCode == 2, "\(mistake.label): \(args): \(result.stdout) \(result.stderr)")
+            #expect(result.stdout.isEmpty, "diagnostics go to stderr: \(result.stdout)")
+            let located = locatedLines(result.stderr)
+            let matching = located.filter { line in allowed.contains { line.hasPrefix($0) } && line.contains(mistake.mentions) }
+            #expect(!matching.isEmpty, "\(mistake.label): \(args): no located line at \(allowed.sorted()) naming '\(mistake.mentions)':\n\(result.stderr)")
+        }
+    }
+}

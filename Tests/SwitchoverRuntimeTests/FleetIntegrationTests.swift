@@ -1,0 +1,354 @@
+import Foundation
+import SwitchoverStore
+import SwitchoverTestKit
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A whole-cluster switchover (issue 14) through the BUILT binary: two real HAProxy instances
+/// (`lb-a`, `lb-b`) in front of the same nginx backends, three services (`cart`, `checkout`,
+/// `search`), `hey` load through both instances for every service (`FleetLab`). What the load
+/// balancers held is read from their runtime APIs (`show servers state`), phases from `status
+/// --output json`; Switchover's own drivers are never used to check Switchover.
+///
+/// Steps [50, 100] and 1 s bakes keep each test in the tens of seconds; timeouts leave room for a
+/// busy 2-core machine.
+@Suite
+struct FleetIntegrationTests {
+    // MARK: - Helpers
+
+    static func number(_ value: Any?) -> Double? { (value as? NSNumber)?.doubleValue }
+
+    /// Every service on every instance holds all its traffic on green: blue weight 0, green above
+    /// 0. `drained`: blue also in drain state, green not.
+    static func expectAllGreen(_ lab: FleetLab, drained: Bool = false, _ context: String = "") async throws {
+        for instance in FleetLab.instanceNames {
+            for service in FleetLab.services {
+                let (blue, green) = try await lab.servers(instance, service)
+                #expect(blue.weight == 0 && green.weight > 0,
+                        "\(instance) \(service): blue \(blue.weight), green \(green.weight) \(context)")
+                if drained {
+                    #expect(blue.inDrain, "\(instance) \(service): \(blue.name) not in drain (admin state \(blue.adminState)) \(context)")
+                }
+                #expect(!green.inDrain, "\(instance) \(service): \(green.name) in drain (admin state \(green.adminState)) \(context)")
+            }
+        }
+    }
+
+    /// Every service on every instance back on blue: blue weight above 0 and ready, green 0.
+    static func expectAllBlue(_ lab: FleetLab, _ context: String = "") async throws {
+        for instance in FleetLab.instanceNames {
+            for service in FleetLab.services {
+                let (blue, green) = try await lab.servers(instance, service)
+                #expect(blue.weight > 0 && green.weight == 0,
+                        "\(instance) \(service): blue \(blue.weight), green \(green.weight) \(context)")
+                #expect(!blue.inDrain, "\(instance) \(service): \(blue.name) in drain \(context)")
+            }
+        }
+    }
+
+    /// A verified step is baking: `status` says shifting with a bake under way.
+    static func baking(_ status: [String: Any]) -> Bool {
+        status["phase"] as? String == "shifting" && number(status["bakeRemainingSeconds"]) != nil
+    }
+
+    /// The contract's `"services": {"<svc>": {"weights": {...}, "instances": {"<lb>":
+    /// {"liveWeights": {...}}}}}` in `status --output json`, for every service and instance;
+    /// returns it by service.
+    static func servicesSection(_ status: [String: Any]) throws -> [String: [String: Any]] {
+        let services = try #require(status["services"] as? [String: Any], "no \"services\" in status: \(status)")
+        var bySerivce: [String: [String: Any]] = [:]
+        for service in FleetLab.services {
+            let entry = try #require(services[service] as? [String: Any], "no services.\(service): \(services)")
+            #expect(entry["weights"] is [String: Any], "services.\(service).weights: \(entry)")
+            let instances = try #require(entry["instances"] as? [String: Any], "services.\(service).instances: \(entry)")
+            for instance in FleetLab.instanceNames {
+                let live = (instances[instance] as? [String: Any])?["liveWeights"]
+                #expect(live is [String: Any], "services.\(service).instances.\(instance).liveWeights: \(instances)")
+            }
+            bySerivce[service] = entry
+        }
+        return bySerivce
+    }
+
+
+    /// What is wrong with the order the readings show, for waves `[first, then]`; empty when:
+    /// each instance was read often (> 50 times); on each reading no service of `then` has weight
+    /// on green unless every service of `first` is all green on that instance; every service of
+    /// `first` was all green on BOTH instances before any of `then` had weight on EITHER; the
+    /// first wave's intermediate step was read (it stepped, it did not jump); and once the second
+    /// wave moved, the first stayed at 100%.
+    static func waveOrderProblems(_ readings: [FleetWatch.Reading], first: [String], then second: [String]) -> [String] {
+        var problems: [String] = []
+        for instance in FleetLab.instanceNames where readings.filter({ $0.instance == instance }).count <= 50 {
+            problems.append("\(instance) was read \(readings.filter { $0.instance == instance }.count) times, not more than 50")
+        }
+        func describe(_ r: FleetWatch.Reading) -> String {
+            "\(r.instance): " + (first + second).map { "\($0) \(r.weights($0).map { "\($0.blue)/\($0.green)" } ?? "?")" }.joined(separator: ", ")
+        }
+        let firstDone = { (r: FleetWatch.Reading) in first.allSatisfy { r.allGreen($0) } }
+        let secondMoving = { (r: FleetWatch.Reading) in second.contains { r.anyGreen($0) } }
+        let early = readings.filter { secondMoving($0) && !firstDone($0) }
+        if !early.isEmpty {
+            problems.append("the second wave had weight before the first was at 100% on the same instance: \(early.prefix(3).map(describe))")
+        }
+        let done = FleetLab.instanceNames.map { instance in readings.first { $0.instance == instance && firstDone($0) }?.at }
+        guard let moved = readings.first(where: secondMoving)?.at else {
+            return problems + ["the second wave was never read with weight on green"]
+        }
+        if done.contains(where: { $0 == nil }) {
+            problems.append("the first wave was never read at 100% on both instances")
+        } else if let doneOnBoth = done.compactMap({ $0 }).max(), !(doneOnBoth < moved) {
+            problems.append("the first wave reached 100% on both instances at \(doneOnBoth), after the second moved at \(moved)")
+        }
+        if !readings.contains(where: { r in first.contains { r.anyGreen($0) && !r.allGreen($0) } }) {
+            problems.append("the first wave's intermediate step was never read")
+        }
+        let slipped = readings.filter { $0.at >= moved && !firstDone($0) }
+        if !slipped.isEmpty {
+            problems.append("the first wave left 100% during the second: \(slipped.prefix(3).map(describe))")
+        }
+        return problems
+    }
+
+    // MARK: - a. healthy
+
+    @Test("a healthy run promotes every service on both instances, each read back from its runtime API; status shows services and instances; 0 failed requests")
+    func healthyRunPromotesEverything() async throws {
+        let lab = try await FleetLab("fleet-healthy")
+        defer { lab.stopAll() }
+        print("fleet lab up in \(lab.startup)")
+        try lab.startLoad(seconds: 60)
+        try await Task.sleep(for: .milliseconds(500))
+        let coordinator = try lab.startCoordinator(until: "promoted")
+        defer { coordinator.stopInBackground() }
+
+        // While it runs: the contract's per-service, per-instance section.
+        let running = try await lab.waitForStatus("a step baking", process: coordinator, Self.baking)
+        _ = try Self.servicesSection(running)
+
+        let exit = try await lab.waitForExit(coordinator)
+        try #require(exit == 0, "\(coordinator.logTail(lines: 40))")
+        try await Self.expectAllGreen(lab)
+
+        let status = try await lab.statusJSON()
+        #expect(status["phase"] as? String == "promoted", "\(status)")
+        for (service, entry) in try Self.servicesSection(status) {
+            let weights = entry["weights"] as? [String: Any]
+            #expect(Self.number(weights?["green"]) == 100 && Self.number(weights?["blue"]) == 0, "\(service): \(entry)")
+            for instance in FleetLab.instanceNames {
+                let live = ((entry["instances"] as? [String: Any])?[instance] as? [String: Any])?["liveWeights"] as? [String: Any]
+                #expect(Self.number(live?["green"]) == 100 && Self.number(live?["blue"]) == 0, "\(service) at \(instance): \(entry)")
+            }
+        }
+        // The progress lines name the services.
+        let log = coordinator.logTail(lines: 400)
+        for service in FleetLab.services {
+            #expect(log.contains(service), "the run's output does not name \(service):\n\(log)")
+        }
+
+        let reports = try await lab.loadReports()
+        for (instance, byService) in reports {
+            for (service, report) in byService {
+                #expect(report.responses > 20, "\(instance) \(service): \(report)")
+                #expect(report.failed == 0, "\(instance) \(service): \(report)")
+            }
+        }
+        // Green served every service.
+        for service in FleetLab.services {
+            #expect(try lab.green[service]!.requestCount() > 0, "green-\(service)-1 got no request")
+        }
+    }
+
+    // MARK: - b. waves
+
+    @Test("waves [[cart], [checkout, search]]: cart is at 100% on both instances before checkout or search gets any weight; journal and report show it")
+    func wavesMoveInOrder() async throws {
+        let lab = try await FleetLab("fleet-waves", options: .init(waves: [["cart"], ["checkout", "search"]]))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 90)
+        try await Task.sleep(for: .milliseconds(500))
+        let watch = FleetWatch(lab, every: .milliseconds(20))
+        let coordinator = try lab.startCoordinator(until: "promoted")
+        defer { coordinator.stopInBackground() }
+        let exit = try await lab.waitForExit(coordinator)
+        let (readings, _) = await watch.stop()
+        try #require(exit == 0, "\(coordinator.logTail(lines: 40))")
+        try await Self.expectAllGreen(lab)
+
+        let problems = Self.waveOrderProblems(readings, first: ["cart"], then: ["checkout", "search"])
+        #expect(problems.isEmpty, "\(problems)")
+
+        // The journal: a step event naming cart alone comes before the first naming checkout.
+        let steps = try lab.events().filter { $0.kind == "stepStarted" }
+        let cartOnly = steps.firstIndex { $0.detail.contains("cart") && !$0.detail.contains("checkout") && !$0.detail.contains("search") }
+        let checkoutFirst = steps.firstIndex { $0.detail.contains("checkout") }
+        let i = try #require(cartOnly, "no stepStarted names cart alone: \(steps.map(\.detail))")
+        let j = try #require(checkoutFirst, "no stepStarted names checkout: \(steps.map(\.detail))")
+        #expect(i < j, "\(steps.map(\.detail))")
+        #expect(steps.contains { $0.detail.contains("search") }, "no stepStarted names search: \(steps.map(\.detail))")
+
+        // The report names every service and instance.
+        let out = lab.folder.appendingPathComponent("report.html")
+        let report = try await lab.cli(["report", "--out", out.path])
+        #expect(report.exitCode == 0, "\(report.stdout) \(report.stderr)")
+        let html = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+        for name in FleetLab.services + FleetLab.instanceNames {
+            #expect(html.contains(name), "the report does not name \(name)")
+        }
+        let load = try await lab.loadReports()
+        #expect(load.values.flatMap(\.values).allSatisfy { $0.failed == 0 }, "\(load)")
+    }
+
+    // MARK: - c. an instance SIGKILLed mid-step
+
+    @Test("lb-b SIGKILLed mid-step pauses the run naming it, no rollback; started again with all-blue weights, the coordinator re-asserts the step on it by itself and promotes; 0 failed through lb-a")
+    func instanceKilledMidStep() async throws {
+        let lab = try await FleetLab("fleet-kill", options: .init(bake: "4s"))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 120)
+        try await Task.sleep(for: .milliseconds(500))
+        let coordinator = try lab.startCoordinator(until: "promoted")
+        defer { coordinator.stopInBackground() }
+
+        let baking = try await lab.waitForStatus("step 1 baking", process: coordinator) {
+            Self.baking($0) && ($0["step"] as? Int) == 1
+        }
+        try await Task.sleep(for: .seconds(1))
+        await lab.lbB.kill()
+        let eventsAtKill = try lab.events().count
+
+        let paused = try await lab.waitForStatus("paused", timeout: 30, process: coordinator) { $0["phase"] as? String == "paused" }
+        let reason = paused["reason"] as? String ?? ""
+        #expect(reason.contains("lb-b"), "the pause names the instance: \(paused)")
+        #expect(paused["step"] as? Int == baking["step"] as? Int, "\(paused)")
+        // Paused, not rolled back: lb-a keeps the step's weights.
+        for service in FleetLab.services {
+            let (blue, green) = try await lab.servers("lb-a", service)
+            #expect(blue.weight > 0 && green.weight > 0, "lb-a \(service) while paused: blue \(blue.weight), green \(green.weight)")
+        }
+        // Still paused a while later (it keeps retrying, never rolls back).
+        try await Task.sleep(for: .seconds(2))
+        let still = try await lab.statusJSON()
+        #expect(still["phase"] as? String == "paused", "\(still)")
+        #expect(try !lab.events().contains { $0.kind == "rollbackStarted" })
+
+        // Started again from its config: blue 1, green 0 everywhere. No `resume` is sent.
+        try await lab.lbB.startAgain()
+        let exit = try await lab.waitForExit(coordinator, timeout: 120)
+        try #require(exit == 0, "\(coordinator.logTail(lines: 40))")
+        try await Self.expectAllGreen(lab)
+        let status = try await lab.statusJSON()
+        #expect(status["phase"] as? String == "promoted", "\(status)")
+        let events = try lab.events()
+        #expect(!events.contains { $0.kind == "rollbackStarted" }, "no rollback at any point")
+        #expect(events.dropFirst(eventsAtKill).contains { $0.detail.contains("lb-b") },
+                "the journal names lb-b after the kill: \(events.dropFirst(eventsAtKill).map { "\($0.kind) \($0.detail.prefix(200))" })")
+
+        let reports = try await lab.loadReports()
+        for (service, report) in reports["lb-a"] ?? [:] {
+            #expect(report.responses > 50, "lb-a \(service): \(report)")
+            #expect(report.failed == 0, "lb-a \(service): \(report)")
+        }
+        #expect(reports["lb-a"]?.count == 3)
+    }
+
+    // MARK: - d. an instance reloaded while draining
+
+    @Test("lb-b reloaded after promotion, during the drain: 100% to green and blue's drain state re-asserted on it, drained, decommission accepted, 0 failed requests")
+    func instanceReloadedWhileDraining() async throws {
+        let lab = try await FleetLab("fleet-reload", options: .init(holdFor: "3s", drainTimeout: "90s"))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 120)
+        try await Task.sleep(for: .milliseconds(500))
+        let coordinator = try lab.startCoordinator(until: nil)  // the policy has a drain section: goal drained
+        defer { coordinator.stopInBackground() }
+
+        try await lab.waitForStatus("draining", process: coordinator) { $0["phase"] as? String == "draining" }
+        // The drain state is on every blue server of both instances before the reload wipes lb-b's.
+        let inDrain = try await Wait.until(timeout: 30, every: .milliseconds(100)) {
+            var all = true
+            for instance in FleetLab.instanceNames {
+                for service in FleetLab.services {
+                    let (blue, green) = try await lab.servers(instance, service)
+                    all = all && blue.inDrain && blue.weight == 0 && green.weight > 0
+                }
+            }
+            return all
+        }
+        try #require(inDrain, "blue never read in drain at weight 0 on both instances")
+        let pidBefore = lab.lbB.pid
+        try await lab.lbB.reload()
+        #expect(lab.lbB.pid != pidBefore)
+        let eventsAtReload = try lab.events().count
+        let during = try await lab.statusJSON()
+        #expect(during["phase"] as? String == "draining", "the reload landed during the drain: \(during)")
+
+        let exit = try await lab.waitForExit(coordinator, timeout: 120)
+        try #require(exit == 0, "\(coordinator.logTail(lines: 40))")
+        let drained = try await lab.statusJSON()
+        #expect(drained["phase"] as? String == "drained", "\(drained)")
+        try await Self.expectAllGreen(lab, drained: true, "(drained)")
+        #expect(try lab.events().dropFirst(eventsAtReload).contains { $0.detail.contains("lb-b") }, "the journal names lb-b after the reload")
+
+        let decommission = try await lab.cli(["decommission", "blue"])
+        #expect(decommission.exitCode == 0, "\(decommission.stdout) \(decommission.stderr)")
+        #expect(decommission.stdout.contains("accepted"), "\(decommission.stdout)")
+        #expect(try await lab.statusJSON()["phase"] as? String == "decommissioned")
+
+        let reports = try await lab.loadReports()
+        for (instance, byService) in reports {
+            for (service, report) in byService {
+                #expect(report.responses > 20, "\(instance) \(service): \(report)")
+                #expect(report.failed == 0, "\(instance) \(service): \(report)")
+            }
+        }
+    }
+
+    // MARK: - e. green failing in one service
+
+    @Test("green failing (503) in checkout only rolls the whole switchover back: every service on both instances back on blue, verified")
+    func oneFailingServiceRollsBackAll() async throws {
+        let lab = try await FleetLab("fleet-rollback", options: .init(bake: "3s"))
+        defer { lab.stopAll() }
+        try lab.startLoad(seconds: 90)
+        try await Task.sleep(for: .milliseconds(500))
+        let coordinator = try lab.startCoordinator(until: "promoted")
+        defer { coordinator.stopInBackground() }
+
+        try await lab.waitForStatus("step 1 baking", process: coordinator) { Self.baking($0) && ($0["step"] as? Int) == 1 }
+        try lab.green["checkout"]!.fail(true)
+
+        let exit = try await lab.waitForExit(coordinator)
+        try #require(exit == 1, "rolled back: \(coordinator.logTail(lines: 40))")
+        try await Self.expectAllBlue(lab, "(after the rollback)")
+        let status = try await lab.statusJSON()
+        #expect(status["phase"] as? String == "rolledBack", "\(status)")
+        #expect(status["rollbackVerified"] as? Bool == true, "\(status)")
+        let events = try lab.events()
+        let started = try #require(events.first { $0.kind == "rollbackStarted" }, "\(events.map(\.kind))")
+        #expect(started.detail.contains("checkout") || (status["reason"] as? String ?? "").contains("checkout"),
+                "the rollback names the failing service: \(started.detail) / \(status["reason"] ?? "")")
+        #expect(events.contains { $0.kind == "rollbackVerified" })
+    }
+
+    // MARK: - a backend missing on one instance
+
+    @Test("a backend that does not exist on lb-b: run refuses in preflight (exit 2) naming lb-b and the backend; nothing changes on either instance")
+    func backendMissingOnOneInstance() async throws {
+        let lab = try await FleetLab("fleet-missing-backend", options: .init(missingOnLbB: ["be_search"]))
+        defer { lab.stopAll() }
+        let run = try await lab.cli(["run", "blue", "green", "--policy", "fleet"])
+        #expect(run.exitCode == 2, "\(run.stdout) \(run.stderr)")
+        #expect(run.stderr.contains("lb-b") && run.stderr.contains("be_search"), "\(run.stderr)")
+        for service in FleetLab.services {
+            let (blue, green) = try await lab.servers("lb-a", service)
+            #expect(blue.weight == 1 && green.weight == 0, "lb-a \(service) unchanged: blue \(blue.weight), green \(green.weight)")
+        }
+        for service in ["cart", "checkout"] {
+            let (blue, green) = try await lab.servers("lb-b", service)
+            #expect(blue.weight == 1 && green.weight == 0, "lb-b \(service) unchanged: blue \(blue.weight), green \(green.weight)")
+        }
+    }
+}
