@@ -311,7 +311,7 @@ public enum ConfigLoader {
         var diagnostics: [Diagnostic] = []
         let names = listed.map(\.service)
         for service in services where !names.contains(service) {
-            diagnostics.append(Diagnostic(location: policy.loadBalancer.settingsLocation ?? policy.location,
+            diagnostics.append(Diagnostic(location: policy.loadBalancer.serviceLocations[service] ?? policy.loadBalancer.settingsLocation ?? policy.location,
                 message: "policy '\(policy.name)' maps service \(quoted(service)), which cluster '\(cluster.name)' does not list (\(cluster.location)); list its servers under spec.loadBalancer.services.\(service)"))
         }
         for entry in listed where !services.contains(entry.service) {

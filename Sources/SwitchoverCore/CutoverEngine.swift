@@ -242,6 +242,9 @@ public struct CutoverEngine: Sendable {
 
     private func loadBalancerSample(_ t: inout Transition, _ sample: LoadBalancerSample, now: Instant) {
         let previous = t.state.lastSample
+        // Several instances: summed per instance onto the previous sample (a restarted or
+        // silent instance is neither a drop nor new traffic).
+        let sample = sample.rebased(onto: previous)
         t.state.lastSample = sample
         // A step whose bake began before any sample arrived takes its gates' window from the first.
         if t.state.stepStartedAt != nil {

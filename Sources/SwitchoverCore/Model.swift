@@ -172,6 +172,8 @@ public struct LoadBalancerSpec: Sendable, Hashable {
     public let settings: any DriverSpec
     /// Where its section is written (nil for a policy built in code); not part of equality.
     public var settingsLocation: SourceLocation?
+    /// Where each service of its `services` is written; not part of equality.
+    public var serviceLocations: [String: SourceLocation] = [:]
 
     public init(driver: any DriverDescription, settings: any DriverSpec) {
         self.driver = driver

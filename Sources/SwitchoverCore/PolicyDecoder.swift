@@ -138,6 +138,13 @@ struct PolicyDecoder {
         }
         var spec = LoadBalancerSpec(driver: driver, settings: settings)
         spec.settingsLocation = reader.location(section)
+        // Where each service is written (the contract's `services` key of every driver), for
+        // problems found across files.
+        if case .mapping(let services)? = section.mapping?["services"] {
+            for (key, _) in services {
+                if let name = key.scalar?.string { spec.serviceLocations[name] = reader.location(key) }
+            }
+        }
         return spec
     }
 

@@ -85,6 +85,11 @@ public struct LoadBalancerSample: Sendable, Hashable, Codable {
     /// Load-balancer instances that did not answer for this sample (their counters are left
     /// out); nil or empty when every one did. A drain never ends on such a sample.
     public var missing: [String]?
+    /// Several instances: each one's own counters, as it counted them. The engine sums them
+    /// onto the previous sample (`rebased(onto:)`), per instance, so that one instance that
+    /// restarted (its counters back at 0) or did not answer is neither a drop nor new traffic
+    /// for the whole, whichever coordinator process took the previous sample.
+    public var instances: [String: InstanceCounters]?
 
     public init(at: Instant, clusters: [String: ClusterCounters],
                 services: [String: [String: ClusterCounters]]? = nil, missing: [String]? = nil) {
@@ -94,10 +99,80 @@ public struct LoadBalancerSample: Sendable, Hashable, Codable {
         self.missing = missing
     }
 
+    /// The whole's counters as the previous sample's plus what each instance counted since
+    /// (all of its counters when they went down or its process changed: it restarted and
+    /// counted from 0; nothing for an instance that did not answer, whose last counters are
+    /// carried forward). Open sessions are what the answering instances hold now, plus the last
+    /// known of those that did not answer. Without per-instance counters, or without a previous
+    /// sample, the sample as it is.
+    public func rebased(onto previous: LoadBalancerSample?) -> LoadBalancerSample {
+        guard let instances, let previous, let before = previous.instances else { return self }
+        var result = self
+        var carried = instances
+        for (name, counters) in before where instances[name] == nil { carried[name] = counters }
+        result.instances = carried
+        func advance(_ old: ClusterCounters?, key: (InstanceCounters) -> ClusterCounters?) -> ClusterCounters? {
+            var total = old ?? ClusterCounters()
+            total.activeSessions = 0
+            var seen = false
+            for (name, now) in carried {
+                guard let current = key(now) else { continue }
+                seen = true
+                total.activeSessions += current.activeSessions
+                guard instances[name] != nil else { continue }
+                let last = before[name].flatMap(key)
+                let restarted = last == nil || before[name]?.process != now.process
+                    || current.responses < last!.responses || current.responses2xx < last!.responses2xx
+                    || current.responses5xx < last!.responses5xx || current.sessionsTotal < last!.sessionsTotal
+                let base = restarted ? ClusterCounters() : last!
+                total.responses += current.responses - base.responses
+                total.responses2xx += current.responses2xx - base.responses2xx
+                total.responses5xx += current.responses5xx - base.responses5xx
+                total.sessionsTotal += current.sessionsTotal - base.sessionsTotal
+                if let t = current.responseTimeTotalMilliseconds {
+                    total.responseTimeTotalMilliseconds = (total.responseTimeTotalMilliseconds ?? 0) + t - (base.responseTimeTotalMilliseconds ?? 0)
+                }
+            }
+            return seen ? total : old
+        }
+        for cluster in Set(clusters.keys).union(previous.clusters.keys) {
+            guard var total = advance(previous.clusters[cluster], key: { $0.clusters[cluster] }) else { continue }
+            total.weight = clusters[cluster]?.weight ?? total.weight
+            total.responseTimeAverageMilliseconds = clusters[cluster]?.responseTimeAverageMilliseconds
+            result.clusters[cluster] = total
+        }
+        if let services {
+            var rebased = services
+            for (service, perCluster) in services {
+                for cluster in perCluster.keys {
+                    guard var total = advance(previous.services?[service]?[cluster], key: { $0.services?[service]?[cluster] }) else { continue }
+                    total.weight = perCluster[cluster]?.weight ?? total.weight
+                    total.responseTimeAverageMilliseconds = perCluster[cluster]?.responseTimeAverageMilliseconds
+                    rebased[service]?[cluster] = total
+                }
+            }
+            result.services = rebased
+        }
+        return result
+    }
+
     /// `cluster`'s counters in `service` (all services when nil).
     public func counters(_ cluster: String, service: String?) -> ClusterCounters? {
         guard let service else { return clusters[cluster] }
         return services?[service]?[cluster]
+    }
+}
+
+/// One load-balancer instance's own counters in a sample of several (`LoadBalancerSample.instances`).
+public struct InstanceCounters: Sendable, Hashable, Codable {
+    /// The process that counted them (HAProxy's pid): another one started from 0.
+    public var process: String
+    public var clusters: [String: ClusterCounters]
+    public var services: [String: [String: ClusterCounters]]?
+    public init(process: String, clusters: [String: ClusterCounters], services: [String: [String: ClusterCounters]]? = nil) {
+        self.process = process
+        self.clusters = clusters
+        self.services = services
     }
 }
 

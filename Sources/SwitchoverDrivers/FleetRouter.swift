@@ -40,9 +40,10 @@ public struct FleetMember: Sendable {
 /// and `stats` answer with the instances that answered and name the others (`unreachable`,
 /// `missing`); they throw only when none answered. Writes are strict.
 ///
-/// Counters are summed over instances as running totals kept here, per instance: a restarted
-/// instance's counters start again from 0, and that is counted as new traffic from 0 rather
-/// than as a drop (which would read as a restart of the whole, and blind the gates' window).
+/// Counters are summed over instances, and each instance's own are kept beside the sum: the
+/// engine adds them up per instance onto its previous sample, so a restarted instance's
+/// counters start again from 0 without reading as a drop (which would blind the gates' window
+/// and restart the drain's hold).
 ///
 /// Server names are unique across services (the loader refuses a server in two services), so
 /// an assignment over every server says which service each weight belongs to.
@@ -74,14 +75,6 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
         /// Per instance, when its process started, as last seen: an instance that does not
         /// answer keeps its last identity, so that the whole does not look restarted.
         var started: [String: (id: String, at: Date)] = [:]
-        /// Per member index and cluster: the raw counters last seen and the running totals.
-        var counters: [Int: [String: Running]] = [:]
-        var memberIdentity: [Int: LoadBalancerInstance] = [:]
-    }
-
-    struct Running {
-        var lastRaw: ClusterStats
-        var total: ClusterStats
     }
 
     init(driver: String, members: [Member], from: String, to: String, schedule: StepSchedule) {
@@ -342,60 +335,40 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
                                     message: "no load-balancer instance answered: "
                                         + instances.flatMap { failed[$0] ?? [] }.joined(separator: "; "))
         }
+        // Each instance's own counters, as it counted them: the engine sums them onto the
+        // previous sample per instance (`LoadBalancerSample.rebased`), so a restarted instance
+        // counts from 0 without looking like a drop, whichever coordinator process looks.
         let now = Date()
-        var totals: [String?: [String: ClusterStats]] = [:]
-        var identities: [String: LoadBalancerIdentity] = [:]
-        memory.withLock { memory in
-            for (index, (member, result)) in zip(members, results).enumerated() {
-                guard failed[member.instance] == nil, case .success(let stats) = result else { continue }
-                identities[member.instance] = identities[member.instance] ?? stats.identity
-                let process = LoadBalancerInstance(id: stats.identity.instance,
-                                                   startedAt: Instant(millisecondsSinceEpoch: Int64(now.timeIntervalSince1970 * 1000)) - stats.identity.uptime)
-                let restarted = memory.memberIdentity[index].map { process.isRestart(of: $0) } ?? false
-                memory.memberIdentity[index] = process
-                for (cluster, raw) in stats.clusters {
-                    var running = memory.counters[index]?[cluster]
-                    if let previous = running {
-                        let wentDown = raw.totalSessions < previous.lastRaw.totalSessions || raw.totalRequests < previous.lastRaw.totalRequests
-                            || raw.responses2xx < previous.lastRaw.responses2xx || raw.responses5xx < previous.lastRaw.responses5xx
-                            || raw.responsesOther < previous.lastRaw.responsesOther
-                        let base = restarted || wentDown ? nil : previous.lastRaw
-                        running = Running(lastRaw: raw, total: Self.add(previous.total, raw, minus: base))
-                    } else {
-                        running = Running(lastRaw: raw, total: raw)
-                    }
-                    memory.counters[index, default: [:]][cluster] = running
-                    // Open sessions are a level, not a counter: what the instance holds now.
-                    var total = running!.total
-                    total.activeSessions = raw.activeSessions
-                    total.meanResponseTime = raw.meanResponseTime
-                    total.servers = raw.servers
-                    totals[member.service, default: [:]][cluster] = totals[member.service]?[cluster].map { Self.sum($0, total) } ?? total
+        var perInstance: [String: LoadBalancerStats] = [:]
+        for (member, result) in zip(members, results) {
+            guard failed[member.instance] == nil, case .success(let stats) = result else { continue }
+            var instance = perInstance[member.instance]
+                ?? LoadBalancerStats(clusters: [:], identity: stats.identity, takenAt: stats.takenAt)
+            for (cluster, counters) in stats.clusters {
+                instance.clusters[cluster] = instance.clusters[cluster].map { Self.sum($0, counters) } ?? counters
+                if let service = member.service {
+                    var services = instance.services ?? [:]
+                    services[service, default: [:]][cluster] = counters
+                    instance.services = services
+                }
+            }
+            perInstance[member.instance] = instance
+        }
+        var all: [String: ClusterStats] = [:]
+        var services: [String: [String: ClusterStats]] = [:]
+        for instance in perInstance.values {
+            for (cluster, stats) in instance.clusters { all[cluster] = all[cluster].map { Self.sum($0, stats) } ?? stats }
+            for (service, clusters) in instance.services ?? [:] {
+                for (cluster, stats) in clusters {
+                    services[service, default: [:]][cluster] = services[service]?[cluster].map { Self.sum($0, stats) } ?? stats
                 }
             }
         }
-        var all: [String: ClusterStats] = [:]
-        for service in services {
-            for (cluster, stats) in totals[service] ?? [:] { all[cluster] = all[cluster].map { Self.sum($0, stats) } ?? stats }
-        }
-        var result = LoadBalancerStats(clusters: all, identity: composite(identities, at: now), takenAt: now)
-        let named = services.compactMap { $0 }
-        if !named.isEmpty {
-            result.services = Dictionary(uniqueKeysWithValues: named.map { ($0, totals[$0] ?? [:]) })
-        }
+        var result = LoadBalancerStats(clusters: all, identity: composite(perInstance.mapValues(\.identity), at: now), takenAt: now)
+        result.services = services.isEmpty ? nil : services
+        result.instances = perInstance
         let missing = instances.filter { failed[$0] != nil }
         result.missing = missing.isEmpty ? nil : missing.map { "\($0): " + (failed[$0] ?? []).joined(separator: "; ") }
-        return result
-    }
-
-    /// `total` plus what `raw` counted since `base` (all of `raw` when nil: counted from 0).
-    static func add(_ total: ClusterStats, _ raw: ClusterStats, minus base: ClusterStats?) -> ClusterStats {
-        var result = total
-        result.totalSessions += raw.totalSessions - (base?.totalSessions ?? 0)
-        result.totalRequests += raw.totalRequests - (base?.totalRequests ?? 0)
-        result.responses2xx += raw.responses2xx - (base?.responses2xx ?? 0)
-        result.responses5xx += raw.responses5xx - (base?.responses5xx ?? 0)
-        result.responsesOther += raw.responsesOther - (base?.responsesOther ?? 0)
         return result
     }
 

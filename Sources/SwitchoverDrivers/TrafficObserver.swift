@@ -78,6 +78,9 @@ public struct LoadBalancerStats: Sendable, Hashable, Codable {
     /// Instances that did not answer (their counters are left out), naming each and why; nil
     /// when every one answered.
     public var missing: [String]?
+    /// Several instances: each one's own counters (per cluster and per service), by instance
+    /// name; nil otherwise.
+    public var instances: [String: LoadBalancerStats]?
     public init(clusters: [String: ClusterStats], identity: LoadBalancerIdentity, takenAt: Date) {
         self.clusters = clusters
         self.identity = identity

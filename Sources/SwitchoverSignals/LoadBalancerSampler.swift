@@ -56,6 +56,16 @@ public struct LoadBalancerSampler: Sendable {
             sample.services = perService
         }
         sample.missing = stats.missing
+        if let instances = stats.instances {
+            sample.instances = instances.mapValues { instance in
+                InstanceCounters(process: instance.identity.instance,
+                                 clusters: Self.sample(instance, weights: [:], at: now).clusters,
+                                 services: instance.services?.mapValues { clusters in
+                                     Self.sample(LoadBalancerStats(clusters: clusters, identity: instance.identity, takenAt: instance.takenAt),
+                                                 weights: [:], at: now).clusters
+                                 })
+            }
+        }
         return (sample, live)
     }
 

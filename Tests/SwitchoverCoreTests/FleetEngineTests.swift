@@ -163,3 +163,46 @@ struct FleetEngineTests {
         #expect(h.state.phase == .shifting)
     }
 }
+
+@Suite("Counters of several instances, summed per instance")
+struct RebasedSampleTests {
+    static func green(_ responses: Int64, fivexx: Int64 = 0, active: Int = 0) -> [String: ClusterCounters] {
+        ["green": ClusterCounters(responses: responses, responses2xx: responses - fivexx, responses5xx: fivexx,
+                                  sessionsTotal: responses, activeSessions: active)]
+    }
+
+    static func sample(_ at: Int64, _ instances: [String: (process: String, responses: Int64)], previousTotal: Int64? = nil) -> LoadBalancerSample {
+        var sample = LoadBalancerSample(at: .seconds(Double(at)), clusters: green(instances.values.reduce(0) { $0 + $1.responses }))
+        sample.instances = instances.mapValues { InstanceCounters(process: $0.process, clusters: green($0.responses, active: 1)) }
+        return sample
+    }
+
+    @Test("a restarted instance counts from 0: no drop, and what it counted since is new traffic")
+    func restartIsNotADrop() {
+        let first = Self.sample(1, ["lb-a": ("pid 1", 1000), "lb-b": ("pid 2", 800)])
+        let second = Self.sample(2, ["lb-a": ("pid 1", 1100), "lb-b": ("pid 9", 30)]).rebased(onto: first)
+        #expect(second.clusters["green"]?.responses == Int64(1800 + 100 + 30))
+        let window = TrafficWindow(from: first.clusters["green"]!, at: first.at, to: second.clusters["green"]!, at: second.at)
+        #expect(window?.responses == 130)
+        #expect(second.clusters["green"]?.activeSessions == 2)
+    }
+
+    @Test("an instance that did not answer adds nothing and keeps its last counters for the next sample")
+    func silentInstance() {
+        let first = Self.sample(1, ["lb-a": ("pid 1", 1000), "lb-b": ("pid 2", 800)])
+        let second = Self.sample(2, ["lb-a": ("pid 1", 1100)]).rebased(onto: first)
+        #expect(second.clusters["green"]?.responses == 1900)
+        let third = Self.sample(3, ["lb-a": ("pid 1", 1150), "lb-b": ("pid 2", 850)]).rebased(onto: second)
+        #expect(third.clusters["green"]?.responses == 2000)
+    }
+
+    @Test("a new coordinator process continues from the journaled sample: no activity when nothing was counted")
+    func acrossCoordinatorProcesses() {
+        // The journaled sample's totals include a restart the old process saw (1,800 + 130).
+        let first = Self.sample(1, ["lb-a": ("pid 1", 1000), "lb-b": ("pid 2", 800)])
+        let journaled = Self.sample(2, ["lb-a": ("pid 1", 1100), "lb-b": ("pid 9", 30)]).rebased(onto: first)
+        let fresh = Self.sample(3, ["lb-a": ("pid 1", 1100), "lb-b": ("pid 9", 30)]).rebased(onto: journaled)
+        #expect(fresh.clusters["green"]?.responses == journaled.clusters["green"]?.responses)
+        #expect(fresh.clusters["green"]?.sessionsTotal == journaled.clusters["green"]?.sessionsTotal)
+    }
+}

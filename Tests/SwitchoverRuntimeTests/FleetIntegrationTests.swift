@@ -180,14 +180,16 @@ struct FleetIntegrationTests {
         let problems = Self.waveOrderProblems(readings, first: ["cart"], then: ["checkout", "search"])
         #expect(problems.isEmpty, "\(problems)")
 
-        // The journal: a step event naming cart alone comes before the first naming checkout.
-        let steps = try lab.events().filter { $0.kind == "stepStarted" }
-        let cartOnly = steps.firstIndex { $0.detail.contains("cart") && !$0.detail.contains("checkout") && !$0.detail.contains("search") }
-        let checkoutFirst = steps.firstIndex { $0.detail.contains("checkout") }
-        let i = try #require(cartOnly, "no stepStarted names cart alone: \(steps.map(\.detail))")
-        let j = try #require(checkoutFirst, "no stepStarted names checkout: \(steps.map(\.detail))")
-        #expect(i < j, "\(steps.map(\.detail))")
-        #expect(steps.contains { $0.detail.contains("search") }, "no stepStarted names search: \(steps.map(\.detail))")
+        // The journal: each step names its wave and every service's percentage; cart's wave
+        // ends at 100% (checkout and search still at 0) before the second wave's first step.
+        let details = try lab.events().filter { $0.kind == "stepStarted" }.map(\.detail)
+        let cartDone = try #require(details.firstIndex { $0.contains("wave 1 of 2 (cart) at 100%") && $0.contains("cart=100 checkout=0 search=0") },
+                                    "no stepStarted puts cart alone at 100%: \(details)")
+        let secondWave = try #require(details.firstIndex { $0.contains("wave 2 of 2 (checkout, search)") },
+                                      "no stepStarted starts the second wave: \(details)")
+        #expect(cartDone < secondWave, "\(details)")
+        #expect(details[secondWave].contains("cart=100"), "\(details[secondWave])")
+        #expect(!details[..<cartDone].contains { $0.contains("wave 2") }, "\(details)")
 
         // The report names every service and instance.
         let out = lab.folder.appendingPathComponent("report.html")
