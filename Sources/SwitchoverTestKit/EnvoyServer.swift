@@ -23,6 +23,10 @@ public final class EnvoyServer: @unchecked Sendable {
     /// The RDS file Envoy watches (replace it by rename, never in place).
     public let routeFile: URL
     public let routeName: String
+    /// Several routes (`start(routes:...)`): each route's RDS file and listener port, by route
+    /// name (the first is `routeFile` and `port`).
+    public let routeFiles: [String: URL]
+    public let ports: [String: Int]
     /// The HTTP connection manager's `stat_prefix`: stats are `http.<prefix>.rds.<route>.*`.
     public let statPrefix: String
     private let executable: String
@@ -35,7 +39,16 @@ public final class EnvoyServer: @unchecked Sendable {
     /// the admin and the listener accept connections.
     public static func start(clusters: [(name: String, endpoints: [String])], initialWeights: [(cluster: String, weight: Int)],
                              routeName: String = "switch_route", in parent: URL? = nil) async throws -> EnvoyServer {
-        let server = try EnvoyServer(launching: clusters, initialWeights: initialWeights, routeName: routeName, in: parent)
+        try await start(clusters: clusters, routes: [(routeName, initialWeights)], in: parent)
+    }
+
+    /// Several routes, one listener each (`ports[route]`), each from its own RDS file
+    /// (`routeFiles[route]`, `rds/<route>.yaml`), for an Envoy carrying several services.
+    /// `name` names the folder (`envoy-<name>`), so that several Envoys share a parent.
+    public static func start(clusters: [(name: String, endpoints: [String])],
+                             routes: [(name: String, weights: [(cluster: String, weight: Int)])],
+                             name: String = "envoy", in parent: URL? = nil) async throws -> EnvoyServer {
+        let server = try EnvoyServer(launching: clusters, routes: routes, folder: name, in: parent)
         do {
             try await server.ready(server.current)
         } catch {
@@ -46,21 +59,26 @@ public final class EnvoyServer: @unchecked Sendable {
     }
 
     /// Writes the bootstrap and the first route file and starts Envoy, without waiting for it.
-    private init(launching clusters: [(name: String, endpoints: [String])], initialWeights: [(cluster: String, weight: Int)],
-                 routeName: String, in parent: URL?) throws {
+    private init(launching clusters: [(name: String, endpoints: [String])],
+                 routes: [(name: String, weights: [(cluster: String, weight: Int)])], folder: String, in parent: URL?) throws {
+        precondition(!routes.isEmpty, "an Envoy has a route")
         let envoy = try Tools.envoy()
         let directory = try parent.map { p -> URL in
-            let d = p.appendingPathComponent("envoy")
+            let d = p.appendingPathComponent(folder)
             try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
             return d
         } ?? TemporaryDirectory.make("envoy")
         let rdsDirectory = directory.appendingPathComponent("rds")
         try FileManager.default.createDirectory(at: rdsDirectory, withIntermediateDirectories: true)
-        let routeFile = rdsDirectory.appendingPathComponent("route.yaml")
-        try Self.routeYAML(name: routeName, version: "initial", weights: initialWeights)
-            .write(to: routeFile, atomically: true, encoding: .utf8)
-
-        let port = try Loopback.freePort()
+        var routeFiles: [String: URL] = [:]
+        var ports: [String: Int] = [:]
+        for (index, route) in routes.enumerated() {
+            let file = rdsDirectory.appendingPathComponent(index == 0 && routes.count == 1 ? "route.yaml" : "\(route.name).yaml")
+            try Self.routeYAML(name: route.name, version: "initial", weights: route.weights)
+                .write(to: file, atomically: true, encoding: .utf8)
+            routeFiles[route.name] = file
+            ports[route.name] = try Loopback.freePort()
+        }
         let adminPort = try Loopback.freePort()
         let statPrefix = "ingress"
         var yaml = """
@@ -73,29 +91,34 @@ public final class EnvoyServer: @unchecked Sendable {
                 socket_address: {address: 127.0.0.1, port_value: \(adminPort)}
             static_resources:
               listeners:
-              - name: traffic
-                address:
-                  socket_address: {address: 127.0.0.1, port_value: \(port)}
-                filter_chains:
-                - filters:
-                  - name: envoy.filters.network.http_connection_manager
-                    typed_config:
-                      "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-                      stat_prefix: \(statPrefix)
-                      rds:
-                        route_config_name: \(routeName)
-                        config_source:
-                          resource_api_version: V3
-                          path_config_source:
-                            path: \(routeFile.path)
-                            watched_directory: {path: \(rdsDirectory.path)}
-                      http_filters:
-                      - name: envoy.filters.http.router
-                        typed_config:
-                          "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-              clusters:
 
             """
+        for (index, route) in routes.enumerated() {
+            yaml += """
+                  - name: traffic\(index == 0 ? "" : "-\(route.name)")
+                    address:
+                      socket_address: {address: 127.0.0.1, port_value: \(ports[route.name]!)}
+                    filter_chains:
+                    - filters:
+                      - name: envoy.filters.network.http_connection_manager
+                        typed_config:
+                          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                          stat_prefix: \(index == 0 ? statPrefix : "\(statPrefix)_\(route.name)")
+                          rds:
+                            route_config_name: \(route.name)
+                            config_source:
+                              resource_api_version: V3
+                              path_config_source:
+                                path: \(routeFiles[route.name]!.path)
+                                watched_directory: {path: \(rdsDirectory.path)}
+                          http_filters:
+                          - name: envoy.filters.http.router
+                            typed_config:
+                              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+
+                """
+        }
+        yaml += "  clusters:\n"
         for cluster in clusters {
             yaml += "  - name: \(cluster.name)\n"
             yaml += "    type: STATIC\n"
@@ -115,10 +138,12 @@ public final class EnvoyServer: @unchecked Sendable {
         self.executable = envoy
         self.bootstrap = bootstrap
         self.directory = directory
-        self.port = port
+        self.port = ports[routes[0].name]!
         self.adminPort = adminPort
-        self.routeFile = routeFile
-        self.routeName = routeName
+        self.routeFile = routeFiles[routes[0].name]!
+        self.routeName = routes[0].name
+        self.routeFiles = routeFiles
+        self.ports = ports
         self.statPrefix = statPrefix
         self.process = process
     }
@@ -132,7 +157,7 @@ public final class EnvoyServer: @unchecked Sendable {
 
     /// Waits until `process` accepts connections on the admin port and the listener.
     private func ready(_ process: ManagedProcess) async throws {
-        for port in [adminPort, port] { try await Loopback.waitForPort(port, of: process, timeout: 30) }
+        for port in [adminPort] + ports.values.sorted() { try await Loopback.waitForPort(port, of: process, timeout: 30) }
     }
 
     private var current: ManagedProcess { lock.withLock { process } }

@@ -12,6 +12,11 @@ import SwitchoverCore
 ///     routeFile: /etc/envoy/rds/route.yaml   # replaced by atomic rename; relative to the file
 ///     routeName: switch_route
 ///     admin: http://127.0.0.1:9901
+/// # or several Envoys and services (each service a route of its own, each Envoy its own files):
+/// #   services: {cart: cart_route, checkout: checkout_route}
+/// #   instances:
+/// #     - {name: edge-a, admin: http://127.0.0.1:9901, routeFiles: {cart: rds-a/cart.yaml, checkout: rds-a/checkout.yaml}}
+/// #     - {name: edge-b, admin: http://127.0.0.1:9902, routeFiles: {cart: rds-b/cart.yaml, checkout: rds-b/checkout.yaml}}
 /// ```
 public struct EnvoyDriver: LoadBalancerDriver {
     public init() {}
@@ -30,14 +35,144 @@ public struct EnvoyDriver: LoadBalancerDriver {
     }
 
     public func decodeSection(_ section: ConfigValue) -> (any DriverSpec)? {
-        guard let envoy = section.mapping(context: "spec.loadBalancer.envoy", known: ["routeFile", "routeName", "admin"]) else {
+        guard let envoy = section.mapping(context: "spec.loadBalancer.envoy",
+                                          known: ["routeFile", "routeFiles", "routeName", "admin", "instances", "services"]) else {
             return nil
         }
-        let routeFile = envoy.required("routeFile").flatMap { $0.path() }
-        let routeName = envoy.required("routeName").flatMap { $0.nonEmptyString() }
-        let admin = envoy.required("admin").flatMap { $0.httpURL() }
-        guard let routeFile, let routeName, let admin else { return nil }
-        return EnvoySpec(routeFile: routeFile, routeName: routeName, admin: admin)
+        var ok = true
+        for (one, many) in [("routeName", "services"), ("admin", "instances"), ("routeFile", "instances"), ("routeFiles", "instances"),
+                            ("routeFile", "routeFiles")]
+        where envoy.mentions(one) && envoy.mentions(many) {
+            envoy.optional(many)?.error("'\(one)' and '\(many)' are both set; "
+                + (many == "instances" ? "each instance names its own admin and route files" : many == "services" ? "'services' names each service's route" : "'routeFiles' is for 'services', 'routeFile' for one route"))
+            ok = false
+        }
+        guard ok else { return nil }
+        var routes: [ServiceBackend]?
+        if let value = envoy.optional("services") {
+            routes = decodeServices(value)
+        } else if let name = envoy.required("routeName")?.nonEmptyString() {
+            routes = [ServiceBackend(service: nil, backend: name)]
+        }
+        guard let routes else { return nil }
+        let services = routes.compactMap(\.service)
+        var instances: [EnvoyInstance]?
+        if let value = envoy.optional("instances") {
+            instances = decodeInstances(value, services: services)
+        } else if let admin = envoy.required("admin")?.httpURL(), let files = decodeRouteFiles(envoy, services: services) {
+            instances = [EnvoyInstance(name: name, admin: admin, routeFiles: files)]
+        }
+        guard let instances else { return nil }
+        return EnvoySpec(instances: instances, routes: routes)
+    }
+
+    /// `services: {cart: cart_route, ...}`: service -> RDS route name.
+    private func decodeServices(_ value: ConfigValue) -> [ServiceBackend]? {
+        guard let entries = value.entries(atMost: ConfigurationLimits.services,
+                                          because: "each is read and written at every step on every instance") else { return nil }
+        if entries.isEmpty {
+            value.error("'services' is empty; map each service to its Envoy route name")
+            return nil
+        }
+        var routes: [ServiceBackend] = []
+        var seen: [String: SourceLocation] = [:]
+        var ok = true
+        for entry in entries {
+            guard let service = entry.name.nonEmptyString(), let route = entry.value.nonEmptyString() else { ok = false; continue }
+            guard LoadBalancerName.isValid(service) else {
+                entry.name.error("service name \(ConfigValue.quoted(service)) is not a name: \(LoadBalancerName.rule)")
+                ok = false
+                continue
+            }
+            if let first = seen[route] {
+                entry.value.error("route \(ConfigValue.quoted(route)) is mapped to two services (first at \(first)); each service has its own route")
+                ok = false
+                continue
+            }
+            seen[route] = entry.value.location
+            routes.append(ServiceBackend(service: service, backend: route))
+        }
+        return ok ? routes : nil
+    }
+
+    /// `routeFile` (one route) or `routeFiles: {service: file}` (every service, no other).
+    private func decodeRouteFiles(_ mapping: ConfigMapping, services: [String]) -> [EnvoyRouteFile]? {
+        guard !services.isEmpty else {
+            return mapping.required("routeFile")?.path().map { [EnvoyRouteFile(service: nil, path: $0)] }
+        }
+        if mapping.mentions("routeFile") {
+            mapping.optional("routeFile")?.error("with 'services', each service's route file goes in 'routeFiles' (service: file)")
+            return nil
+        }
+        guard let value = mapping.required("routeFiles"),
+              let entries = value.entries(atMost: ConfigurationLimits.services, because: "one route file per service") else { return nil }
+        var files: [EnvoyRouteFile] = []
+        var ok = true
+        for entry in entries {
+            guard let service = entry.name.nonEmptyString(), let path = entry.value.path() else { ok = false; continue }
+            if !services.contains(service) {
+                entry.name.error("'routeFiles' names service \(ConfigValue.quoted(service)), which 'services' does not map to a route")
+                ok = false
+                continue
+            }
+            files.append(EnvoyRouteFile(service: service, path: path))
+        }
+        let missing = services.filter { service in !files.contains { $0.service == service } }
+        if ok, !missing.isEmpty {
+            value.error("'routeFiles' has no file for \(missing.map { ConfigValue.quoted($0) }.joined(separator: ", ")); every service needs its route file")
+            ok = false
+        }
+        return ok ? files : nil
+    }
+
+    /// `instances: [{name, admin, routeFile | routeFiles}]`: names, admins and files unique.
+    private func decodeInstances(_ value: ConfigValue, services: [String]) -> [EnvoyInstance]? {
+        guard let items = value.list(atMost: ConfigurationLimits.instances,
+                                     because: "every weight is written to each instance and read back from each") else { return nil }
+        if items.isEmpty {
+            value.error("'instances' is empty; list every Envoy in front of the clusters")
+            return nil
+        }
+        var instances: [EnvoyInstance] = []
+        var names: [String: SourceLocation] = [:]
+        var admins: [String: SourceLocation] = [:]
+        var files: [String: SourceLocation] = [:]
+        var ok = true
+        for item in items {
+            guard let fields = item.mapping(context: "spec.loadBalancer.envoy.\(item.key)",
+                                            known: ["name", "admin", "routeFile", "routeFiles"]) else { ok = false; continue }
+            let nameValue = fields.required("name")
+            let name = nameValue?.nonEmptyString()
+            let adminValue = fields.required("admin")
+            let admin = adminValue?.httpURL()
+            let routeFiles = decodeRouteFiles(fields, services: services)
+            guard let name, let admin, let routeFiles, let nameValue, let adminValue else { ok = false; continue }
+            guard LoadBalancerName.isValid(name) else {
+                nameValue.error("instance name \(ConfigValue.quoted(name)) is not a name: \(LoadBalancerName.rule)")
+                ok = false
+                continue
+            }
+            if let first = names[name] {
+                nameValue.error("two instances are named \(ConfigValue.quoted(name)) (first at \(first)); each instance needs its own name")
+                ok = false
+                continue
+            }
+            if let first = admins[admin.absoluteString] {
+                adminValue.error("two instances have the admin \(ConfigValue.quoted(admin.absoluteString)) (first at \(first)); that is one Envoy written twice")
+                ok = false
+                continue
+            }
+            if let shared = routeFiles.first(where: { files[$0.path] != nil }) {
+                item.error("route file \(ConfigValue.quoted(shared.path)) is written by two instances or services (first at \(files[shared.path]!)); each needs its own")
+                ok = false
+                continue
+            }
+            names[name] = nameValue.location
+            admins[admin.absoluteString] = adminValue.location
+            for file in routeFiles { files[file.path] = item.location }
+            instances.append(EnvoyInstance(name: name, admin: admin, routeFiles: routeFiles))
+        }
+        return ok ? instances : nil
     }
 
     public func make(_ settings: any DriverSpec, from: ClusterServers, to: ClusterServers, logger: Logger) throws
@@ -48,20 +183,80 @@ public struct EnvoyDriver: LoadBalancerDriver {
     }
 }
 
-/// A policy's `spec.loadBalancer.envoy`.
-public struct EnvoySpec: DriverSpec {
-    /// The file-based RDS route file Envoy watches; replaced by atomic rename.
-    public var routeFile: String
-    public var routeName: String
-    /// Envoy's admin endpoint, such as `http://127.0.0.1:9901`.
-    public var admin: URL
+/// A policy's `spec.loadBalancer.envoy`: one Envoy and one route (`routeFile`, `routeName`,
+/// `admin`), or several of either (`instances`, `services`; DESIGN.md, "Many services, several
+/// load-balancer instances"): each service is an RDS route of its own, and each instance has
+/// its own admin and its own route file per service.
+public struct EnvoySpec: DriverSpec, FleetSpec {
+    public var instanceList: [EnvoyInstance]
+    /// Service -> route name; one entry without a service in the single form.
+    public var routes: [ServiceBackend]
+
     public init(routeFile: String, routeName: String, admin: URL) {
-        self.routeFile = routeFile
-        self.routeName = routeName
-        self.admin = admin
+        self.init(instances: [EnvoyInstance(name: EnvoyDriver().name, admin: admin,
+                                            routeFiles: [EnvoyRouteFile(service: nil, path: routeFile)])],
+                  routes: [ServiceBackend(service: nil, backend: routeName)])
     }
 
-    public var fingerprint: String { "routeFile=\(routeFile) routeName=\(routeName) admin=\(admin.absoluteString)" }
+    public init(instances: [EnvoyInstance], routes: [ServiceBackend]) {
+        precondition(!instances.isEmpty && !routes.isEmpty, "an Envoy spec has an instance and a route")
+        self.instanceList = instances
+        self.routes = routes
+    }
+
+    /// The (first) instance's (first) route file, route name and admin.
+    public var routeFile: String { instanceList[0].routeFiles[0].path }
+    public var routeName: String { routes[0].backend }
+    public var admin: URL { instanceList[0].admin }
+
+    public var services: [String]? {
+        let named = routes.compactMap(\.service)
+        return named.isEmpty ? nil : named
+    }
+
+    public var instances: [String] { instanceList.map(\.name) }
+
+    public var fingerprint: String {
+        if instanceList.count == 1, routes.count == 1, routes[0].service == nil {
+            return "routeFile=\(routeFile) routeName=\(routeName) admin=\(admin.absoluteString)"
+        }
+        return "instances=" + instanceList.map { instance in
+            "\(instance.name)@\(instance.admin.absoluteString)[" + instance.routeFiles.map { "\($0.service ?? "-"):\($0.path)" }.joined(separator: ",") + "]"
+        }.joined(separator: ",") + " services=" + routes.map { "\($0.service ?? "-"):\($0.backend)" }.joined(separator: ",")
+    }
+
+    public var members: [FleetMember] {
+        instanceList.flatMap { instance in
+            routes.map { route in
+                let file = instance.routeFiles.first { $0.service == route.service }?.path ?? instance.routeFiles[0].path
+                return FleetMember(instance: instance.name, service: route.service,
+                                   spec: EnvoySpec(routeFile: file, routeName: route.backend, admin: instance.admin),
+                                   target: "route \(route.backend)")
+            }
+        }
+    }
+}
+
+/// One Envoy of several (`instances`): its admin and its route file per service.
+public struct EnvoyInstance: Sendable, Hashable {
+    public var name: String
+    public var admin: URL
+    public var routeFiles: [EnvoyRouteFile]
+    public init(name: String, admin: URL, routeFiles: [EnvoyRouteFile]) {
+        self.name = name
+        self.admin = admin
+        self.routeFiles = routeFiles
+    }
+}
+
+/// The file-based RDS file of one service's route (no service in the single form).
+public struct EnvoyRouteFile: Sendable, Hashable {
+    public var service: String?
+    public var path: String
+    public init(service: String?, path: String) {
+        self.service = service
+        self.path = path
+    }
 }
 
 extension LoadBalancerSpec {

@@ -113,11 +113,16 @@ public final class EnvoyLoadBalancer: WeightRouter, TrafficObserver {
             memory.sequence += 1
             return "switchover-\(Int(Date().timeIntervalSince1970 * 1000))-\(memory.sequence)"
         }
+        // Envoy keeps a route whose content is unchanged (it compares hashes, not versions), so
+        // a new version of the same weights never goes live: weights already live are written
+        // to the file (for a restarted Envoy) and verified as they are, without waiting for it.
+        let current = try await readRoute()
+        let alreadyLive = assignment.all.allSatisfy { current.weights[$0.server, default: 0] == $0.weight }
         try writeRoute(routeConfiguration(assignment, version: version))
 
         let start = ContinuousClock.now
-        var live: LiveRoute?
-        while true {
+        var live: LiveRoute? = alreadyLive ? current : nil
+        while live == nil {
             let route = try await readRoute()
             if route.version == version {
                 live = route
