@@ -316,9 +316,9 @@ public struct CutoverEngine: Sendable {
                 t.state.phase = t.state.pausedFrom ?? .shifting
                 t.state.pausedFrom = nil
                 t.state.reason = nil
-                t.record(.init(.resumed, "every load-balancer instance reads back step \(pending.step)'s weights again "
-                               + "(after \(format(now - retry.since)) of: \(retry.detail)); the bake restarts",
-                               phase: t.state.phase, step: t.state.step))
+                t.record(.init(.resumed, "every load-balancer instance reads back step \(pending.step)'s weights again, "
+                               + "\(format(now - retry.since)) after the load balancer failed; the bake restarts",
+                               phase: t.state.phase, step: t.state.step, evidence: ["lastFailure": retry.detail]))
                 t.record(.init(.phaseChanged, "paused → \(t.state.phase.rawValue)", phase: t.state.phase))
                 t.actions.append(.notify("resumed: every load-balancer instance reads back step \(pending.step)'s weights"))
             }

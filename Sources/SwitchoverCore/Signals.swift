@@ -156,6 +156,20 @@ public struct LoadBalancerSample: Sendable, Hashable, Codable {
         return result
     }
 
+    /// What the journal keeps of a sample, one series per key: each cluster, and with several
+    /// services each service's clusters as `service/cluster` (names hold no `/`), so that the
+    /// report can draw every service's weights.
+    public var journaledSeries: [(key: String, counters: ClusterCounters)] {
+        var series = clusters.sorted { $0.key < $1.key }.map { (key: $0.key, counters: $0.value) }
+        for (service, perCluster) in (services ?? [:]).sorted(by: { $0.key < $1.key }) {
+            series += perCluster.sorted { $0.key < $1.key }.map { (key: Self.seriesKey(service: service, cluster: $0.key), counters: $0.value) }
+        }
+        return series
+    }
+
+    /// `cart/green`: the journal's series of one service's cluster.
+    public static func seriesKey(service: String, cluster: String) -> String { "\(service)/\(cluster)" }
+
     /// `cluster`'s counters in `service` (all services when nil).
     public func counters(_ cluster: String, service: String?) -> ClusterCounters? {
         guard let service else { return clusters[cluster] }

@@ -117,29 +117,46 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
         }
     }
 
-    /// Every member's value, or one error naming each member that failed.
+    /// Every member's value, or one error naming each instance that failed, once.
     private func strict<T: Sendable>(_ results: [Result<T, any Error>], doing what: String) throws -> [T] {
         var values: [T] = []
-        var failures: [String] = []
-        var code: LoadBalancerError.Code?
-        for (member, result) in zip(members, results) {
-            switch result {
-            case .success(let value): values.append(value)
-            case .failure(let error):
-                failures.append("\(member.label): \(Self.describe(error))")
-                if code == nil { code = (error as? LoadBalancerError)?.code }
-            }
-        }
-        guard failures.isEmpty else {
-            throw LoadBalancerError(code ?? .unreachable, driver: driver, address: address,
-                                    message: "\(what) failed on \(failures.joined(separator: "; "))")
+        for result in results { if case .success(let value) = result { values.append(value) } }
+        let failed = failures(results)
+        guard failed.isEmpty else {
+            let code = results.lazy.compactMap { result -> LoadBalancerError.Code? in
+                if case .failure(let error) = result { return (error as? LoadBalancerError)?.code ?? .unreachable }
+                return nil
+            }.first
+            let names = instances.filter { failed[$0] != nil }
+            throw LoadBalancerError(code ?? .unreachable, driver: driver,
+                                    address: names.map { name in "\(name) \(members.first { $0.instance == name }!.router.address)" }
+                                        .joined(separator: ", "),
+                                    message: "\(what) failed on " + names.compactMap { failed[$0] }.joined(separator: "; "))
         }
         return values
     }
 
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? LoadBalancerError { return "\(error.address): \(error.message)" }
-        return String(describing: error)
+    /// Per instance that failed, one sentence: its name and address once, and what went wrong
+    /// (once when every service failed the same way, as a dead instance does).
+    private func failures<T>(_ results: [Result<T, any Error>]) -> [String: String] {
+        var byInstance: [String: [(Member, String)]] = [:]
+        for (member, result) in zip(members, results) {
+            guard case .failure(let error) = result else { continue }
+            let address = member.router.address
+            let message = (error as? LoadBalancerError).map { $0.message.replacingOccurrences(of: "\(address): ", with: "") }
+                ?? String(describing: error)
+            byInstance[member.instance, default: []].append((member, message))
+        }
+        return byInstance.mapValues { failed in
+            let (first, message) = failed[0]
+            let head = "\(first.instance) (\(first.router.address))"
+            if Set(failed.map(\.1)).count == 1 {
+                let which = failed.count == 1 ? (first.service.map { "service \($0), \(first.target)" } ?? first.target)
+                    : "\(failed.count) services: " + failed.compactMap { $0.0.service }.joined(separator: ", ")
+                return "\(head): \(message) (\(which))"
+            }
+            return "\(head): " + failed.map { "\($0.0.service.map { "service \($0)" } ?? $0.0.target): \($0.1)" }.joined(separator: "; ")
+        }
     }
 
     // MARK: - WeightRouter
@@ -216,25 +233,18 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
 
     public func currentWeights() async throws -> LiveWeights {
         let results = await everyMember { try await $0.router.currentWeights() }
-        var answered: [LiveWeights?] = []
-        var failedInstances: [String: [String]] = [:]
-        for (member, result) in zip(members, results) {
-            switch result {
-            case .success(let live): answered.append(live)
-            case .failure(let error):
-                answered.append(nil)
-                failedInstances[member.instance, default: []].append("\(member.label): \(Self.describe(error))")
-            }
-        }
-        if failedInstances.count == instances.count {
+        let failed = failures(results)
+        if failed.count == instances.count {
             throw LoadBalancerError(.unreachable, driver: driver, address: address,
-                                    message: "no load-balancer instance answered: "
-                                        + instances.flatMap { failedInstances[$0] ?? [] }.joined(separator: "; "))
+                                    message: "no load-balancer instance answered: " + instances.compactMap { failed[$0] }.joined(separator: "; "))
         }
         // An instance answers whole or not at all: a member that failed makes its instance's
         // reading incomplete, so none of it is used.
-        let usable = zip(members, answered).map { member, live in failedInstances[member.instance] == nil ? live : nil }
-        let unreachable = instances.compactMap { failedInstances[$0]?.joined(separator: "; ") }
+        let usable = zip(members, results).map { member, result -> LiveWeights? in
+            guard failed[member.instance] == nil, case .success(let live) = result else { return nil }
+            return live
+        }
+        let unreachable = instances.compactMap { failed[$0] }
         return combine(usable, unreachable: unreachable, at: Date())
     }
 
@@ -324,16 +334,10 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
 
     public func stats() async throws -> LoadBalancerStats {
         let results = await everyMember { try await $0.observer.stats() }
-        var failed: [String: [String]] = [:]
-        for (member, result) in zip(members, results) {
-            if case .failure(let error) = result {
-                failed[member.instance, default: []].append("\(member.label): \(Self.describe(error))")
-            }
-        }
+        let failed = failures(results)
         if failed.count == instances.count {
             throw LoadBalancerError(.unreachable, driver: driver, address: address,
-                                    message: "no load-balancer instance answered: "
-                                        + instances.flatMap { failed[$0] ?? [] }.joined(separator: "; "))
+                                    message: "no load-balancer instance answered: " + instances.compactMap { failed[$0] }.joined(separator: "; "))
         }
         // Each instance's own counters, as it counted them: the engine sums them onto the
         // previous sample per instance (`LoadBalancerSample.rebased`), so a restarted instance
@@ -368,7 +372,7 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
         result.services = services.isEmpty ? nil : services
         result.instances = perInstance
         let missing = instances.filter { failed[$0] != nil }
-        result.missing = missing.isEmpty ? nil : missing.map { "\($0): " + (failed[$0] ?? []).joined(separator: "; ") }
+        result.missing = missing.isEmpty ? nil : missing.compactMap { failed[$0] }
         return result
     }
 

@@ -193,6 +193,19 @@ struct Analysis {
         return points.enumerated().sorted { ($0.element.t, $0.offset) < ($1.element.t, $1.offset) }.map(\.element)
     }
 
+    /// `service`'s share to TO (0–100) at each sample where its weights sum above 0.
+    func serviceWeightSeries(_ service: String) -> [Point] {
+        let to = data.samples[LoadBalancerSample.seriesKey(service: service, cluster: data.run.to)] ?? []
+        let from = data.samples[LoadBalancerSample.seriesKey(service: service, cluster: data.run.from)] ?? []
+        var fromByTime: [Int64: Int] = [:]
+        for sample in from { fromByTime[sample.at.millisecondsSinceEpoch] = sample.counters.weight }
+        return to.compactMap { sample in
+            let total = sample.counters.weight + (fromByTime[sample.at.millisecondsSinceEpoch] ?? 0)
+            guard total > 0 else { return nil }
+            return Point(t: rel(sample.at), v: 100 * Double(sample.counters.weight) / Double(total))
+        }
+    }
+
     /// The share to TO of every successful weights read-back (`result` rows with a
     /// `percentToTarget`), oldest first.
     var readBacks: [(at: Instant, percentToTarget: Double)] {

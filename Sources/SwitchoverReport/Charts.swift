@@ -8,6 +8,9 @@ import SwitchoverStore
 enum Palette {
     static let from = "#2563eb"
     static let to = "#059669"
+    /// One per service (several services: each one's share to TO, dashed).
+    static let services = ["#9333ea", "#ea580c", "#0891b2", "#be123c", "#65a30d", "#a16207", "#4f46e5", "#db2777"]
+    static func service(_ index: Int) -> String { services[index % services.count] }
     static func verdict(_ verdict: String?) -> String {
         switch verdict {
         case "pass": "#16a34a"
@@ -170,6 +173,14 @@ func timelineChart(_ a: Analysis) -> String {
                                      segments: rates(samples, start: a.start) { $0.responses }), limit: maxPointsPerSeries))
         errors.append(downsample(Series(name: "5xx:\(cluster)", label: "\(cluster) 5xx/s", color: color,
                                         segments: rates(samples, start: a.start) { $0.responses5xx }), limit: maxPointsPerSeries))
+    }
+    // Several services: each one's share to TO, so that waves show one after the other.
+    for (index, service) in (a.data.policy?.services ?? []).enumerated() {
+        let points = a.serviceWeightSeries(service)
+        guard !points.isEmpty else { continue }
+        weight.append(downsample(Series(name: "weight:service:\(service)", label: "\(service): \(to) weight %",
+                                        color: Palette.service(index), dashed: true, step: true, segments: [points]),
+                                 limit: maxPointsPerSeries))
     }
 
     // Event marks are labelled on up to three staggered rows above the charts; only the rows

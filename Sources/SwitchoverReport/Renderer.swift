@@ -55,12 +55,14 @@ public func renderReport(_ data: ReportData) -> String {
 
     // Timeline.
     html += "<section><h2>Timeline</h2>\n"
-    html += legend(run)
+    html += legend(run, services: data.policy?.services ?? [])
     if data.samples.values.allSatisfy({ $0.count < 2 }) {
         html += "<p class=\"note\">No load-balancer samples were journaled for this run: the traffic panels are empty.</p>\n"
     }
     html += timelineChart(a)
     html += "</section>\n"
+
+    html += servicesSection(a)
 
     // Drain.
     html += "<section><h2>Drain of \(esc(run.from))</h2>\n"
@@ -85,7 +87,25 @@ public func renderReport(_ data: ReportData) -> String {
     return html
 }
 
-private func legend(_ run: RunRecord) -> String {
+/// Several services: each one's share to TO as the journal's samples last read it, and when it
+/// first and last moved; nothing for one service.
+private func servicesSection(_ a: Analysis) -> String {
+    let services = a.data.policy?.services ?? []
+    guard !services.isEmpty else { return "" }
+    let run = a.data.run
+    var html = "<section><h2>Services</h2>\n<table class=\"services\"><thead><tr><th>Service</th><th>First weight to \(esc(run.to))</th>"
+        + "<th>100% to \(esc(run.to))</th><th>Last read: % to \(esc(run.to))</th></tr></thead><tbody>\n"
+    for service in services {
+        let points = a.serviceWeightSeries(service)
+        let first = points.first { $0.v > 0 }.map { clock($0.t) } ?? "—"
+        let full = points.first { $0.v >= 100 }.map { clock($0.t) } ?? "—"
+        let last = points.last.map { formatNumber($0.v, decimals: 2) + "%" } ?? "no sample"
+        html += "<tr data-service=\"\(esc(service))\"><td>\(esc(service))</td><td>\(first)</td><td>\(full)</td><td>\(esc(last))</td></tr>\n"
+    }
+    return html + "</tbody></table>\n<p class=\"note\">Shares from the load balancer's live weights at each sample (every instance is written the same weights; a step is verified only when each reads them back).</p></section>\n"
+}
+
+private func legend(_ run: RunRecord, services: [String]) -> String {
     func swatch(_ color: String, _ label: String, dashed: Bool = false) -> String {
         "<li><svg width=\"22\" height=\"10\" aria-hidden=\"true\"><line x1=\"1\" y1=\"5\" x2=\"21\" y2=\"5\" stroke=\"\(color)\" stroke-width=\"\(dashed ? 1.5 : 3)\"\(dashed ? " stroke-dasharray=\"3 3\"" : "")/></svg>\(esc(label))</li>"
     }
@@ -93,6 +113,7 @@ private func legend(_ run: RunRecord) -> String {
         "<li><svg width=\"12\" height=\"12\" aria-hidden=\"true\"><circle cx=\"6\" cy=\"6\" r=\"5\" fill=\"\(color)\"/></svg>\(esc(label))</li>"
     }
     var items = [swatch(Palette.from, "\(run.from) (FROM)"), swatch(Palette.to, "\(run.to) (TO)")]
+    items += services.enumerated().map { swatch(Palette.service($0.offset), "\($0.element): \(run.to) %", dashed: true) }
     items += GateVerdict.allCases.map { dot(Palette.verdict($0.rawValue), "gate \($0.rawValue)") }
     items += [swatch(Palette.marker(.pause), "pause / resume", dashed: true), swatch(Palette.marker(.rollback), "rollback"),
               swatch(Palette.marker(.promoted), "promoted"), swatch(Palette.marker(.drain), "drain")]

@@ -19,15 +19,20 @@ public struct ReportPolicy: Sendable, Hashable {
     public var stepCount: Int?
     public var holdFor: Duration?
     public var dnsTTL: Duration?
+    /// Several services: their names, in order (each gets its weight line); empty otherwise.
+    public var services: [String] = []
 
-    public init(stepCount: Int? = nil, holdFor: Duration? = nil, dnsTTL: Duration? = nil) {
+    public init(stepCount: Int? = nil, holdFor: Duration? = nil, dnsTTL: Duration? = nil, services: [String] = []) {
         self.stepCount = stepCount
         self.holdFor = holdFor
         self.dnsTTL = dnsTTL
+        self.services = services
     }
 
+    /// Steps across waves (`StepSchedule`): what "3 of 6" counts.
     public init(_ policy: Policy) {
-        self.init(stepCount: policy.steps.count, holdFor: policy.drain.holdFor, dnsTTL: policy.drain.dnsTTL)
+        self.init(stepCount: StepSchedule(policy: policy).count, holdFor: policy.drain.holdFor, dnsTTL: policy.drain.dnsTTL,
+                  services: policy.loadBalancer.services ?? [])
     }
 }
 
@@ -90,7 +95,10 @@ public struct ReportData: Sendable {
         }
         let evaluations = try journal.gateEvaluations(run: record.id, limit: Int(Int32.max))
         var samples: [String: [ClusterSample]] = [:]
-        for cluster in [record.from, record.to] {
+        let serviceKeys = (policy?.services ?? []).flatMap { service in
+            [record.from, record.to].map { LoadBalancerSample.seriesKey(service: service, cluster: $0) }
+        }
+        for cluster in [record.from, record.to] + serviceKeys {
             samples[cluster] = try journal.samples(run: record.id, cluster: cluster,
                                                    since: Instant(millisecondsSinceEpoch: 0))
                 .map { ClusterSample(at: $0.at, counters: $0.counters) }

@@ -142,7 +142,7 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
 
     public func recordSample(run: Int64, _ sample: LoadBalancerSample) throws {
         locked { tables in
-            for (cluster, counters) in sample.clusters.sorted(by: { $0.key < $1.key }) {
+            for (cluster, counters) in sample.journaledSeries {
                 tables.samples.append((run, sample.at, cluster, counters))
             }
         }

@@ -418,7 +418,7 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
             active_sessions, weight, rtime_total, rtime_average) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """
         try with(sql) { statement in
-            for (cluster, c) in sample.clusters.sorted(by: { $0.key < $1.key }) {
+            for (cluster, c) in sample.journaledSeries {
                 try statement.run([.int(run), .int(sample.at.millisecondsSinceEpoch), .text(cluster), .int(c.responses),
                                    .int(c.responses2xx), .int(c.responses5xx), .int(c.sessionsTotal),
                                    .int(Int64(c.activeSessions)), .int(Int64(c.weight)),

@@ -199,6 +199,13 @@ struct FleetIntegrationTests {
         for name in FleetLab.services + FleetLab.instanceNames {
             #expect(html.contains(name), "the report does not name \(name)")
         }
+        // Per-service weights: a line per service on the timeline and a row per service, with
+        // the step counted across waves.
+        for service in FleetLab.services {
+            #expect(html.contains("data-series=\"weight:service:\(service)\""), "no weight line for \(service)")
+            #expect(html.contains("<tr data-service=\"\(service)\"><td>\(service)</td>"), "no row for \(service)")
+        }
+        #expect(html.contains("<dd>4 of 4</dd>"), "steps reached should count across waves")
         let load = try await lab.loadReports()
         #expect(load.values.flatMap(\.values).allSatisfy { $0.failed == 0 }, "\(load)")
     }
@@ -207,7 +214,9 @@ struct FleetIntegrationTests {
 
     @Test("lb-b SIGKILLed mid-step pauses the run naming it, no rollback; started again with all-blue weights, the coordinator re-asserts the step on it by itself and promotes; 0 failed through lb-a")
     func instanceKilledMidStep() async throws {
-        let lab = try await FleetLab("fleet-kill", options: .init(bake: "4s"))
+        // Four steps, so that the step the kill lands in (step 1, or step 2 on a loaded machine
+        // where step 1's bake ended first) sends traffic to both sides.
+        let lab = try await FleetLab("fleet-kill", options: .init(steps: [20, 40, 60, 100], bake: "4s"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 120)
         try await Task.sleep(for: .milliseconds(500))
@@ -224,7 +233,8 @@ struct FleetIntegrationTests {
         let paused = try await lab.waitForStatus("paused", timeout: 30, process: coordinator) { $0["phase"] as? String == "paused" }
         let reason = paused["reason"] as? String ?? ""
         #expect(reason.contains("lb-b"), "the pause names the instance: \(paused)")
-        #expect(paused["step"] as? Int == baking["step"] as? Int, "\(paused)")
+        let pausedStep = paused["step"] as? Int ?? 0, bakingStep = baking["step"] as? Int ?? 0
+        #expect(pausedStep == bakingStep || pausedStep == bakingStep + 1, "\(paused)")
         // Paused, not rolled back: lb-a keeps the step's weights.
         for service in FleetLab.services {
             let (blue, green) = try await lab.servers("lb-a", service)
@@ -260,7 +270,8 @@ struct FleetIntegrationTests {
 
     @Test("lb-b reloaded after promotion, during the drain: 100% to green and blue's drain state re-asserted on it, drained, decommission accepted, 0 failed requests")
     func instanceReloadedWhileDraining() async throws {
-        let lab = try await FleetLab("fleet-reload", options: .init(holdFor: "3s", drainTimeout: "90s"))
+        // A hold long enough that the reload lands in the drain even on a loaded machine.
+        let lab = try await FleetLab("fleet-reload", options: .init(holdFor: "10s", drainTimeout: "90s"))
         defer { lab.stopAll() }
         try lab.startLoad(seconds: 120)
         try await Task.sleep(for: .milliseconds(500))
