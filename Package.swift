@@ -71,7 +71,7 @@ let package = Package(
         // Benchmarks, one subcommand each (`trust`, `fleet`, `suite`), printing markdown tables;
         // built in release by bench/*.sh and bench/run.
         .executableTarget(name: "SwitchoverBench",
-                          dependencies: ["SwitchoverTrust", "SwitchoverDrivers", "SwitchoverNet", "SwitchoverTestKit",
+                          dependencies: ["SwitchoverTrust", "SwitchoverDrivers", "SwitchoverSignals", "SwitchoverNet", "SwitchoverTestKit",
                                          "SwitchoverCore", "COpenSSL", .product(name: "Logging", package: "swift-log")],
                           swiftSettings: swiftSettings),
 

@@ -91,6 +91,7 @@ enum Suite {
         if wanted("cutover") { rows += try CutoverFigure.measure(trials: quick ? 1 : 3, switchover: switchover, quick: quick) }
         if wanted("split") { rows += try SplitFigure.measure(switchover: switchover, quick: quick) }
         if wanted("fleet") { rows += try await fleetRows(trials: quick ? 5 : 10) }
+        if wanted("instances") { rows += try await InstancesFigure.measure(trials: quick ? 5 : 10, switchover: switchover, quick: quick) }
         if wanted("trust") { rows += try await trustRows(iterations: quick ? 500 : 2_000) }
         if wanted("resume") { rows += try ResumeFigure.measure(trials: quick ? 5 : 10, switchover: switchover) }
 

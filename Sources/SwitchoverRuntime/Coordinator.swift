@@ -53,6 +53,12 @@ public actor Coordinator {
     /// Samples this process took successfully: `drained` is only believed after a fresh sample,
     /// never from a journaled state alone.
     var samplesTaken = 0
+    /// The sampling period in force: the policy's, stretched (never past `interval`) when one
+    /// sample takes more than half of it (several instances of thousands of servers), so that
+    /// samples do not pile up and the loop keeps time. Said once per change, and journaled.
+    var samplingPeriod: Duration?
+    /// Consecutive samples that took more than half the period.
+    var slowSamples = 0
     /// When the last `drainProgress` event was journaled.
     var lastDrainProgress: Instant?
     /// How often a draining run journals its progress (sessions, hold, ETA).
@@ -182,7 +188,6 @@ public actor Coordinator {
                 }
             }
 
-            let period = engine.policy.sampling
             var deadline = ContinuousClock.now
             while true {
                 if let outcome = outcome() {
@@ -199,7 +204,7 @@ public actor Coordinator {
                 }
                 try lease?.renew()
                 try await turn(group: &group)
-                deadline = deadline.advanced(by: period)
+                deadline = deadline.advanced(by: samplingPeriod ?? engine.policy.sampling)
                 let now = ContinuousClock.now
                 if deadline < now { deadline = now }
                 do {
@@ -247,14 +252,41 @@ public actor Coordinator {
         resumeCheckResult = outcome
     }
 
+    /// Stretches the sampling period when three samples in a row took more than half of it:
+    /// to twice what the last one took (in 50 ms), at most `interval` (gates are evaluated on
+    /// sampling ticks) and half the engine's freshness. The hard signal's reaction time grows with it, and the person is told why.
+    func keepTime(sampleTook took: Duration) throws {
+        let period = samplingPeriod ?? engine.policy.sampling
+        guard took * 2 > period else { slowSamples = 0; return }
+        slowSamples += 1
+        // At most the interval (gates are judged on sampling ticks) and half the freshness a
+        // guard asks of a reading (a drain is declared, a decommission decided, on a sample
+        // at most `freshness` old).
+        let ceiling = min(engine.policy.interval, engine.freshness / 2)
+        guard slowSamples >= 3, period < ceiling else { return }
+        let wanted = Duration.milliseconds(((took * 2).milliseconds + 49) / 50 * 50)
+        let stretched = min(max(wanted, period), ceiling)
+        guard stretched > period else { return }
+        samplingPeriod = stretched
+        slowSamples = 0
+        let why = "sampling stretched from \(formatDuration(period)) to \(formatDuration(stretched)): one sample of the load balancer "
+            + "(\(router.address)) took \(formatDuration(took)), more than half the period, three times in a row"
+            + (stretched == ceiling ? " (at most \(formatDuration(ceiling)): the gates' interval, and half the freshness a drain is decided on)" : "")
+            + "; the hard signal reacts within \(formatDuration(stretched)) now"
+        reporter.notify(why)
+        try journalAppend("samplingStretched", why)
+    }
+
     /// One loop turn: sample and live weights, commands, gate results, tick.
     func turn(group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
         let now = clock()
         var sample: LoadBalancerSample?
         var live: LiveWeights?
         do {
+            let started = ContinuousClock.now
             let read = try await sampler.sampleWithWeights(at: now)
             (sample, live) = (read.sample, read.live)
+            try keepTime(sampleTook: ContinuousClock.now - started)
         } catch is CancellationError {
             return
         } catch {

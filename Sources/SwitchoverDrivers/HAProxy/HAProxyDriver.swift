@@ -151,7 +151,7 @@ public struct HAProxyDriver: LoadBalancerDriver {
     public func make(_ settings: any DriverSpec, from: ClusterServers, to: ClusterServers, logger: Logger) throws
         -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         let spec = try driverSettings(settings, as: HAProxySpec.self, driver: name)
-        let haproxy = try HAProxyLoadBalancer(spec: spec, from: from, to: to, logger: logger)
+        let haproxy = try HAProxyLoadBalancer(spec: spec, from: from, to: to, logger: logger, shared: spec.sharedReads)
         return (haproxy, haproxy)
     }
 }
@@ -163,6 +163,18 @@ public struct HAProxySpec: DriverSpec, FleetSpec {
     public var instanceList: [HAProxyInstance]
     /// Service -> backend; one entry without a service in the single form.
     public var backends: [ServiceBackend]
+    /// A member of a fleet with several services on its instance: the instance's sampling
+    /// reads, shared with the other services' members (not a setting: not part of equality).
+    var sharedReads: HAProxySharedReads?
+
+    public static func == (lhs: HAProxySpec, rhs: HAProxySpec) -> Bool {
+        lhs.instanceList == rhs.instanceList && lhs.backends == rhs.backends
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(instanceList)
+        hasher.combine(backends)
+    }
 
     public init(socket: String, backend: String) {
         self.init(instances: [HAProxyInstance(name: HAProxyDriver().name, socket: socket)],
@@ -195,11 +207,16 @@ public struct HAProxySpec: DriverSpec, FleetSpec {
             + " services=" + backends.map { "\($0.service ?? "-"):\($0.backend)" }.joined(separator: ",")
     }
 
+    /// One member per instance and service; the services of one instance share its sampling
+    /// reads (one `show servers state` and one `show stat` per instance and sampling period).
     public var members: [FleetMember] {
         instanceList.flatMap { instance in
-            backends.map { FleetMember(instance: instance.name, service: $0.service,
-                                       spec: HAProxySpec(socket: instance.socket, backend: $0.backend),
-                                       target: $0.backend) }
+            let shared = backends.count > 1 ? HAProxySharedReads(address: instance.socket) : nil
+            return backends.map { backend in
+                var spec = HAProxySpec(socket: instance.socket, backend: backend.backend)
+                spec.sharedReads = shared
+                return FleetMember(instance: instance.name, service: backend.service, spec: spec, target: backend.backend)
+            }
         }
     }
 }

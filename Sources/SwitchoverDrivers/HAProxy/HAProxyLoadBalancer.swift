@@ -46,6 +46,10 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
     private let client: LineClient
     private let logger: Logger
     private let memory = Locked(Memory())
+    /// Set for one of several services on one instance (a fleet): the sampling reads of every
+    /// backend, shared by the services' drivers (`HAProxySharedReads`). Writes and their
+    /// read-backs never go through it.
+    let shared: HAProxySharedReads?
 
     /// What the driver saw last: to tell a restart and drift from a value it set itself.
     private struct Memory {
@@ -54,7 +58,8 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
 
     public init(spec: HAProxySpec, from: ClusterServers, to: ClusterServers, logger: Logger,
                 connectTimeout: Duration = .seconds(2), readTimeout: Duration = .seconds(5),
-                maxLineBytes: Int = 64 * 1024) throws {
+                maxLineBytes: Int = 64 * 1024, shared: HAProxySharedReads? = nil) throws {
+        self.shared = shared
         self.address = spec.socket
         self.backend = spec.backend
         self.fromCluster = from
@@ -73,8 +78,13 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
     // MARK: - WeightRouter
 
     public func currentWeights() async throws -> LiveWeights {
-        let state = try await readState()
-        return try observe(state)
+        guard let shared else { return try observe(try await readState()) }
+        // One of several services on this instance: one read of every backend serves them all.
+        let all = try await shared.states()
+        guard let servers = all.backends[backend] else {
+            throw LoadBalancerError(.unknownServer, driver: driver, address: address, message: "HAProxy has no backend '\(backend)'")
+        }
+        return try observe(State(identity: all.identity, servers: servers))
     }
 
     @discardableResult
@@ -123,9 +133,15 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
     // MARK: - TrafficObserver
 
     public func stats() async throws -> LoadBalancerStats {
-        let answer = try await send("show info;show stat \(backend) 4 -1")
-        let identity = try Self.parseIdentity(answer, driver: driver, address: address)
-        let table = try CSVTable(showStat: answer, driver: driver, address: address)
+        let identity: LoadBalancerIdentity, table: CSVTable
+        if let shared {
+            // One of several services on this instance: one `show stat` of every proxy serves all.
+            (identity, table) = try await shared.stat()
+        } else {
+            let answer = try await send("show info;show stat \(backend) 4 -1")
+            identity = try Self.parseIdentity(answer, driver: driver, address: address)
+            table = try CSVTable(showStat: answer, driver: driver, address: address)
+        }
         var clusters: [String: ClusterStats] = [:]
         for cluster in [fromCluster, toCluster] {
             var stats = ClusterStats(cluster: cluster.cluster, activeSessions: 0, totalSessions: 0, totalRequests: 0,
@@ -247,15 +263,22 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
     /// Reads `show info;show servers state B` in one pass over the UTF-8 bytes: at 1,000
     /// servers, splitting into `Substring`s cost ten times the round trip itself.
     static func parseState(_ answer: String, backend: String, driver: String, address: String) throws -> State {
+        let all = try parseStates(answer, backend: backend, driver: driver, address: address)
+        return State(identity: all.identity, servers: all.backends[backend] ?? [:])
+    }
+
+    /// Every backend's servers (or only `backend`'s), by backend and server name.
+    static func parseStates(_ answer: String, backend: String?, driver: String, address: String) throws
+        -> (identity: LoadBalancerIdentity, backends: [String: [String: ServerState]]) {
         let bytes = Array(answer.utf8)
-        let backendBytes = Array(backend.utf8)
+        let backendBytes = backend.map { Array($0.utf8) }
         let pidPrefix = Array("Pid: ".utf8), uptimePrefix = Array("Uptime_sec: ".utf8)
         let headerPrefix = Array("# be_id".utf8)
         var pid: String?
         var uptime: Int64?
         var columnCount = 0
         var be = -1, name = -1, uweight = -1, iweight = -1, admin = -1
-        var servers: [String: ServerState] = [:]
+        var backends: [String: [String: ServerState]] = [:]
         var fields: [Range<Int>] = []
         fields.reserveCapacity(32)
 
@@ -304,13 +327,14 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
                 fields.append(fieldStart..<at)
                 fieldStart = at + 1
             }
-            guard fields.count == columnCount, bytes[fields[be]].elementsEqual(backendBytes) else { continue }
+            guard fields.count == columnCount, backendBytes.map({ bytes[fields[be]].elementsEqual($0) }) ?? true else { continue }
             guard let u = int(fields[uweight]), let i = int(fields[iweight]), let a = int(fields[admin]) else {
                 throw LoadBalancerError(.badResponse, driver: driver, address: address,
                                         answer: String(decoding: bytes[line], as: UTF8.self),
                                         message: "unreadable line in show servers state")
             }
-            servers[String(decoding: bytes[fields[name]], as: UTF8.self)] = ServerState(weight: u, configured: i, adminState: a)
+            backends[backend ?? String(decoding: bytes[fields[be]], as: UTF8.self), default: [:]][String(decoding: bytes[fields[name]], as: UTF8.self)]
+                = ServerState(weight: u, configured: i, adminState: a)
         }
         guard let pid, let uptime else {
             throw LoadBalancerError(.badResponse, driver: driver, address: address, answer: String(answer.prefix(500)),
@@ -320,13 +344,12 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
             if let line = answer.split(separator: "\n").first(where: { $0.contains("Can't find backend") }) {
                 // Only HAProxy's own words about the backend: the `show info` before them says nothing.
                 throw LoadBalancerError(.unknownServer, driver: driver, address: address, answer: String(line),
-                                        message: "HAProxy has no backend '\(backend)'")
+                                        message: "HAProxy has no backend '\(backend ?? "")'")
             }
             throw LoadBalancerError(.badResponse, driver: driver, address: address, answer: String(answer.prefix(500)),
-                                    message: "show servers state \(backend) gave no '# be_id ...' header")
+                                    message: "show servers state \(backend ?? "") gave no '# be_id ...' header")
         }
-        return State(identity: LoadBalancerIdentity(instance: "pid \(pid)", uptime: .seconds(uptime), generation: nil),
-                     servers: servers)
+        return (LoadBalancerIdentity(instance: "pid \(pid)", uptime: .seconds(uptime), generation: nil), backends)
     }
 
     /// Turns a read into `LiveWeights`, comparing with what the driver saw and applied before.
@@ -507,5 +530,66 @@ struct CSVTable {
     /// The row of server `server` in proxy `proxy`.
     func row(proxy: String, server: String) -> Row? {
         rows["\(proxy)/\(server)"].map(Row.init)
+    }
+}
+
+/// The sampling reads of one HAProxy instance carrying several services (a fleet's members on
+/// one socket): `show info;show servers state` and `show info;show stat -1 4 -1` of every
+/// backend, each sent once and parsed once for all the services that ask at the same moment
+/// (the fleet router asks them all at once every sampling period), instead of one round trip
+/// and one parse per service. Only reads for sampling go through here: a write's read before
+/// and read-back after are the driver's own, so a read-back is never older than its write.
+public final class HAProxySharedReads: Sendable {
+    let address: String
+    private let client: LineClient
+    private let inflight = Locked<[String: Task<Answer, any Error>]>([:])
+
+    enum Answer: Sendable {
+        case states(LoadBalancerIdentity, [String: [String: HAProxyLoadBalancer.ServerState]])
+        case stat(LoadBalancerIdentity, CSVTable)
+    }
+
+    public init(address: String) {
+        self.address = address
+        client = LineClient(address: address, connectTimeout: .seconds(2), readTimeout: .seconds(5))
+    }
+
+    func states() async throws -> (identity: LoadBalancerIdentity, backends: [String: [String: HAProxyLoadBalancer.ServerState]]) {
+        guard case .states(let identity, let backends) = try await shared("show info;show servers state") else { fatalError("answer kind") }
+        return (identity, backends)
+    }
+
+    func stat() async throws -> (LoadBalancerIdentity, CSVTable) {
+        guard case .stat(let identity, let table) = try await shared("show info;show stat -1 4 -1") else { fatalError("answer kind") }
+        return (identity, table)
+    }
+
+    /// The answer to `command`: the one in flight if there is one, else a new read.
+    private func shared(_ command: String) async throws -> Answer {
+        let (task, started) = inflight.withLock { map -> (Task<Answer, any Error>, Bool) in
+            if let running = map[command] { return (running, false) }
+            let task = Task { try await self.read(command) }
+            map[command] = task
+            return (task, true)
+        }
+        defer { if started { inflight.withLock { _ = $0.removeValue(forKey: command) } } }
+        return try await task.value
+    }
+
+    private func read(_ command: String) async throws -> Answer {
+        let driver = HAProxyDriver().name
+        let answer: String
+        do {
+            answer = try await client.send(command)
+        } catch let error as LineClientError {
+            let code: LoadBalancerError.Code = (error.code == .readTimeout || error.code == .connectTimeout) ? .timeout : .unreachable
+            throw LoadBalancerError(code, driver: driver, address: address, message: "runtime API: \(error.description)")
+        }
+        if command.contains("show stat") {
+            return .stat(try HAProxyLoadBalancer.parseIdentity(answer, driver: driver, address: address),
+                         try CSVTable(showStat: answer, driver: driver, address: address))
+        }
+        let parsed = try HAProxyLoadBalancer.parseStates(answer, backend: nil, driver: driver, address: address)
+        return .states(parsed.identity, parsed.backends)
     }
 }
