@@ -75,6 +75,50 @@ public struct ClusterCounters: Sendable, Hashable, Codable {
     }
 }
 
+/// Journaled as a list, `[responses, 2xx, 5xx, sessionsTotal, activeSessions, weight,
+/// rtimeTotal, rtimeAverage]`: the state snapshot is written every sampling period and holds
+/// several samples (the latest, each gate's window start), each with every cluster, service and
+/// instance, so the key names were most of its bytes (and of the coordinator's CPU with several
+/// instances). A keyed object, as journals before it hold, still reads.
+extension ClusterCounters {
+    private enum Keys: String, CodingKey {
+        case responses, responses2xx, responses5xx, sessionsTotal, activeSessions, weight
+        case responseTimeTotalMilliseconds, responseTimeAverageMilliseconds
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var list = encoder.unkeyedContainer()
+        try list.encode(responses)
+        try list.encode(responses2xx)
+        try list.encode(responses5xx)
+        try list.encode(sessionsTotal)
+        try list.encode(activeSessions)
+        try list.encode(weight)
+        try list.encode(responseTimeTotalMilliseconds)
+        try list.encode(responseTimeAverageMilliseconds)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        if var list = try? decoder.unkeyedContainer() {
+            self.init(responses: try list.decode(Int64.self), responses2xx: try list.decode(Int64.self),
+                      responses5xx: try list.decode(Int64.self), sessionsTotal: try list.decode(Int64.self),
+                      activeSessions: try list.decode(Int.self), weight: try list.decode(Int.self),
+                      responseTimeTotalMilliseconds: try list.decode(Double?.self),
+                      responseTimeAverageMilliseconds: try list.decode(Double?.self))
+            return
+        }
+        let keyed = try decoder.container(keyedBy: Keys.self)
+        self.init(responses: try keyed.decode(Int64.self, forKey: .responses),
+                  responses2xx: try keyed.decode(Int64.self, forKey: .responses2xx),
+                  responses5xx: try keyed.decode(Int64.self, forKey: .responses5xx),
+                  sessionsTotal: try keyed.decode(Int64.self, forKey: .sessionsTotal),
+                  activeSessions: try keyed.decode(Int.self, forKey: .activeSessions),
+                  weight: try keyed.decode(Int.self, forKey: .weight),
+                  responseTimeTotalMilliseconds: try keyed.decodeIfPresent(Double.self, forKey: .responseTimeTotalMilliseconds),
+                  responseTimeAverageMilliseconds: try keyed.decodeIfPresent(Double.self, forKey: .responseTimeAverageMilliseconds))
+    }
+}
+
 /// Every cluster's counters at one sampling of the load balancer (every `policy.sampling`).
 public struct LoadBalancerSample: Sendable, Hashable, Codable {
     public var at: Instant

@@ -376,12 +376,17 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
     }
 
     static func parseIdentity(_ answer: String, driver: String, address: String) throws -> LoadBalancerIdentity {
+        // `show info` comes first: read its lines only, not the (large) answers after it.
         var pid: String?
         var uptime: Int64?
-        for line in answer.split(separator: "\n") {
+        var rest = answer[...]
+        while !rest.isEmpty, pid == nil || uptime == nil {
+            let end = rest.firstIndex(of: "\n") ?? rest.endIndex
+            let line = rest[..<end]
             if line.hasPrefix("Pid: ") { pid = String(line.dropFirst(5)) }
             if line.hasPrefix("Uptime_sec: ") { uptime = Int64(line.dropFirst(12)) }
-            if pid != nil && uptime != nil { break }
+            if line.isEmpty { break }   // the end of `show info`'s block
+            rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
         }
         guard let pid, let uptime else {
             throw LoadBalancerError(.badResponse, driver: driver, address: address, answer: String(answer.prefix(500)),
