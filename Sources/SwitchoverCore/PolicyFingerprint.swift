@@ -95,15 +95,17 @@ extension CutoverState {
         var state = self
         switch phase {
         case .shifting, .paused:
+            // Steps across waves: the schedule's one number per step grows with every step.
+            let schedule = StepSchedule(policy: policy)
             let current = appliedPercent ?? percentToTarget
-            let index = policy.steps.firstIndex { $0 >= current - 1e-9 } ?? (policy.steps.count - 1)
-            state.step = index + 1
+            state.step = (1...schedule.count).first { schedule.percent(atStep: $0) >= current - 1e-9 } ?? schedule.count
+            state.appliedStep = nil
             state.stepStartedAt = nil
             state.gates = [:]
             state.heldReported = []
-            if state.manuallyPromoted { state.step = policy.steps.count }
+            if state.manuallyPromoted { state.step = schedule.count }
         case .promoted, .draining, .drained:
-            state.step = policy.steps.count
+            state.step = StepSchedule(policy: policy).count
         default:
             break
         }

@@ -73,7 +73,7 @@ public enum PolicyRecord {
         return .adopt(changes: changes, preview: preview, apply: { current in
             let adopted = try current.adopting(policy)
             try record(policy, run: runID, in: journal, at: at,
-                       note: "adopted by --adopt-policy at step \(adopted.step) of \(policy.steps.count): " + changes.joined(separator: "; "))
+                       note: "adopted by --adopt-policy at step \(adopted.step) of \(StepSchedule(policy: policy).count): " + changes.joined(separator: "; "))
             return adopted
         })
     }

@@ -34,11 +34,15 @@ public struct ProgressSnapshot: Sendable, Hashable {
     public var reason: String?
     /// FROM's drain while `draining` or `drained`: open sessions, hold, ETA, DNS TTL wait.
     public var drain: DrainView?
+    /// With waves: which wave and services the step moves, `wave 2 of 2 (checkout, search) at 10%`.
+    public var wave: String?
 
     public init(state: CutoverState, policy: Policy, to: String, now: Instant) {
         phase = state.phase
         step = state.step
-        steps = policy.steps.count
+        let schedule = StepSchedule(policy: policy)
+        steps = schedule.count
+        wave = schedule.describe(step: state.step)
         percentToTarget = state.percentToTarget
         self.to = to
         if let started = state.stepStartedAt, state.phase == .shifting {
@@ -56,6 +60,7 @@ public struct ProgressSnapshot: Sendable, Hashable {
     /// `step 3 of 5 · 25% to green · bake 12s left · gates: errors=pass latency=inconclusive · held by inconclusive gates latency`
     public var line: String {
         var parts = ["\(phase.rawValue)", "step \(step) of \(steps)", "\(format(percentToTarget))% to \(to)"]
+        if let wave { parts.append(wave) }
         if let bakeRemaining { parts.append("bake \(format((bakeRemaining.secondsValue * 10).rounded() / 10))s left") }
         if !lastOutcomes.isEmpty {
             parts.append("gates: " + lastOutcomes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.rawValue)" }

@@ -81,7 +81,7 @@ extension RunSetup {
     public static func drainOnlyState(policy: Policy, percentToTarget: Double, now: Instant) -> CutoverState {
         var state = CutoverState.initial
         state.phase = .promoted
-        state.step = policy.steps.count
+        state.step = StepSchedule(policy: policy).count
         state.percentToTarget = percentToTarget
         state.promotedAt = now
         return state
