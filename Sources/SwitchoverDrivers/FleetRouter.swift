@@ -16,6 +16,37 @@ extension FleetSpec {
     public var isFleet: Bool { members.count > 1 || services != nil }
 }
 
+/// A driver section's `services: {service: target}`, in the order written: each service a
+/// load-balancer name, each target (`what`: a backend, a route) read by `target` and mapped to
+/// one service only. Every driver with services reads them this way.
+func decodeServiceTargets(_ value: ConfigValue, what: String, target: (ConfigValue) -> String?) -> [ServiceBackend]? {
+    guard let entries = value.entries(atMost: ConfigurationLimits.services,
+                                      because: "each is read and written at every step on every instance") else { return nil }
+    if entries.isEmpty {
+        value.error("'services' is empty; map each service to its \(what)")
+        return nil
+    }
+    var services: [ServiceBackend] = []
+    var seen: [String: SourceLocation] = [:]
+    var ok = true
+    for entry in entries {
+        guard let service = entry.name.nonEmptyString(), let name = target(entry.value) else { ok = false; continue }
+        guard LoadBalancerName.isValid(service) else {
+            entry.name.error("service name \(ConfigValue.quoted(service)) is not a name: \(LoadBalancerName.rule)")
+            ok = false
+            continue
+        }
+        if let first = seen[name] {
+            entry.value.error("\(what) \(ConfigValue.quoted(name)) is mapped to two services (first at \(first)); each service has its own \(what)")
+            ok = false
+            continue
+        }
+        seen[name] = entry.value.location
+        services.append(ServiceBackend(service: service, backend: name))
+    }
+    return ok ? services : nil
+}
+
 /// One instance and one service of a fleet, with the single-form settings that drive it.
 public struct FleetMember: Sendable {
     public var instance: String

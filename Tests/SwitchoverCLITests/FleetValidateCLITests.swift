@@ -87,6 +87,30 @@ enum FleetFiles {
 
         """
 
+    /// The policy's HAProxy section, and an Envoy one for the same services (two Envoys, one
+    /// route per service, each Envoy its own files).
+    static let haproxySection = """
+            driver: haproxy
+            haproxy:
+              instances:
+                - {name: lb-a, socket: tcp://127.0.0.1:9901}
+                - {name: lb-b, socket: /run/haproxy-b/admin.sock}
+              services:
+                cart: be_cart
+                checkout: be_checkout
+                search: be_search
+
+        """
+    static let envoySection = """
+            driver: envoy
+            envoy:
+              services: {cart: cart_route, checkout: checkout_route, search: search_route}
+              instances:
+                - {name: edge-a, admin: http://127.0.0.1:9901, routeFiles: {cart: a/cart.yaml, checkout: a/checkout.yaml, search: a/search.yaml}}
+                - {name: edge-b, admin: http://127.0.0.1:9902, routeFiles: {cart: b/cart.yaml, checkout: b/checkout.yaml, search: b/search.yaml}}
+
+        """
+
     /// A folder with `clusters/blue.yaml`, `clusters/green.yaml`, `policies/fleet.yaml` (the
     /// texts given) and the example `pki/` the clusters point at.
     static func folder(blue: String = blue, green: String = green, policy: String = policy) throws -> URL {
@@ -153,6 +177,17 @@ struct FleetMistake: Sendable, CustomTestStringConvertible {
                      edits: [(.policy, "    - [cart]\n", "    - [cart, search]\n")],
                      mentions: "search",
                      at: [(.policy, "- [cart, search]"), (.policy, "- [checkout, search]")]),
+        FleetMistake(label: "an Envoy without a route file for one service",
+                     edits: [(.policy, FleetFiles.haproxySection, FleetFiles.envoySection),
+                             (.policy, "routeFiles: {cart: b/cart.yaml, checkout: b/checkout.yaml, search: b/search.yaml}",
+                              "routeFiles: {cart: b/cart.yaml, checkout: b/checkout.yaml}")],
+                     mentions: "search",
+                     at: [(.policy, "routeFiles: {cart: b/cart.yaml, checkout: b/checkout.yaml}")]),
+        FleetMistake(label: "two Envoys with one admin",
+                     edits: [(.policy, FleetFiles.haproxySection, FleetFiles.envoySection),
+                             (.policy, "admin: http://127.0.0.1:9902", "admin: http://127.0.0.1:9901")],
+                     mentions: "127.0.0.1:9901",
+                     at: [(.policy, "name: edge-b")]),
         FleetMistake(label: "waves that leave a service out",
                      edits: [(.policy, "    - [checkout, search]", "    - [checkout]")],
                      mentions: "search",
@@ -174,6 +209,14 @@ struct FleetMistake: Sendable, CustomTestStringConvertible {
         defer { try? FileManager.default.removeItem(at: folder2) }
         let second = try await runSwitchover(["validate"], cwd: folder2)
         #expect(second.exitCode == 0, "\(second.stderr)")
+        // The same services through two Envoys.
+        #expect(FleetFiles.policy.contains(FleetFiles.haproxySection))
+        let envoy = FleetFiles.policy.replacingOccurrences(of: FleetFiles.haproxySection, with: FleetFiles.envoySection)
+        let folder3 = try FleetFiles.folder(policy: envoy)
+        defer { try? FileManager.default.removeItem(at: folder3) }
+        let third = try await runSwitchover(["plan", "blue", "green", "--policy", "fleet"], cwd: folder3)
+        #expect(third.exitCode == 0, "\(third.stderr)")
+        #expect(third.stdout.contains("edge-a, edge-b"), "\(third.stdout)")
     }
 
     @Test("plan prints every service's weights per instance")

@@ -50,7 +50,7 @@ public struct EnvoyDriver: LoadBalancerDriver {
         guard ok else { return nil }
         var routes: [ServiceBackend]?
         if let value = envoy.optional("services") {
-            routes = decodeServices(value)
+            routes = decodeServiceTargets(value, what: "route", target: { $0.nonEmptyString() })
         } else if let name = envoy.required("routeName")?.nonEmptyString() {
             routes = [ServiceBackend(service: nil, backend: name)]
         }
@@ -64,35 +64,6 @@ public struct EnvoyDriver: LoadBalancerDriver {
         }
         guard let instances else { return nil }
         return EnvoySpec(instances: instances, routes: routes)
-    }
-
-    /// `services: {cart: cart_route, ...}`: service -> RDS route name.
-    private func decodeServices(_ value: ConfigValue) -> [ServiceBackend]? {
-        guard let entries = value.entries(atMost: ConfigurationLimits.services,
-                                          because: "each is read and written at every step on every instance") else { return nil }
-        if entries.isEmpty {
-            value.error("'services' is empty; map each service to its Envoy route name")
-            return nil
-        }
-        var routes: [ServiceBackend] = []
-        var seen: [String: SourceLocation] = [:]
-        var ok = true
-        for entry in entries {
-            guard let service = entry.name.nonEmptyString(), let route = entry.value.nonEmptyString() else { ok = false; continue }
-            guard LoadBalancerName.isValid(service) else {
-                entry.name.error("service name \(ConfigValue.quoted(service)) is not a name: \(LoadBalancerName.rule)")
-                ok = false
-                continue
-            }
-            if let first = seen[route] {
-                entry.value.error("route \(ConfigValue.quoted(route)) is mapped to two services (first at \(first)); each service has its own route")
-                ok = false
-                continue
-            }
-            seen[route] = entry.value.location
-            routes.append(ServiceBackend(service: service, backend: route))
-        }
-        return ok ? routes : nil
     }
 
     /// `routeFile` (one route) or `routeFiles: {service: file}` (every service, no other).

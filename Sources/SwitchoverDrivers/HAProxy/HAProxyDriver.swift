@@ -44,7 +44,7 @@ public struct HAProxyDriver: LoadBalancerDriver {
         }
         var backends: [ServiceBackend]?
         if let value = haproxy.optional("services") {
-            backends = decodeServices(value)
+            backends = decodeServiceTargets(value, what: "HAProxy backend", target: decodeBackend)
         } else if let value = haproxy.required("backend") {
             backends = decodeBackend(value).map { [ServiceBackend(service: nil, backend: $0)] }
         }
@@ -117,35 +117,6 @@ public struct HAProxyDriver: LoadBalancerDriver {
             }
         }
         return ok ? instances : nil
-    }
-
-    /// `services: {checkout: be_checkout, ...}`: service -> backend, both names.
-    private func decodeServices(_ value: ConfigValue) -> [ServiceBackend]? {
-        guard let entries = value.entries(atMost: ConfigurationLimits.services,
-                                          because: "each is read and written at every step on every instance") else { return nil }
-        if entries.isEmpty {
-            value.error("'services' is empty; map each service to its HAProxy backend")
-            return nil
-        }
-        var services: [ServiceBackend] = []
-        var backends: [String: SourceLocation] = [:]
-        var ok = true
-        for entry in entries {
-            guard let service = entry.name.nonEmptyString(), let backend = decodeBackend(entry.value) else { ok = false; continue }
-            guard LoadBalancerName.isValid(service) else {
-                entry.name.error("service name \(ConfigValue.quoted(service)) is not a name: \(LoadBalancerName.rule)")
-                ok = false
-                continue
-            }
-            if let first = backends[backend] {
-                entry.value.error("backend \(ConfigValue.quoted(backend)) is mapped to two services (first at \(first)); each service has its own backend")
-                ok = false
-                continue
-            }
-            backends[backend] = entry.value.location
-            services.append(ServiceBackend(service: service, backend: backend))
-        }
-        return ok ? services : nil
     }
 
     public func make(_ settings: any DriverSpec, from: ClusterServers, to: ClusterServers, logger: Logger) throws
