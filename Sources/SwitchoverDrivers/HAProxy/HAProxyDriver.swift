@@ -179,10 +179,10 @@ public struct HAProxySpec: DriverSpec, FleetSpec {
     }
 
     /// One member per instance and service; the services of one instance share its sampling
-    /// reads (one `show servers state` and one `show stat` per instance and sampling period).
+    /// read (one round trip per instance and sampling period for weights and counters of all).
     public var members: [FleetMember] {
         instanceList.flatMap { instance in
-            let shared = backends.count > 1 ? HAProxySharedReads(address: instance.socket) : nil
+            let shared = HAProxySharedReads(address: instance.socket)
             return backends.map { backend in
                 var spec = HAProxySpec(socket: instance.socket, backend: backend.backend)
                 spec.sharedReads = shared

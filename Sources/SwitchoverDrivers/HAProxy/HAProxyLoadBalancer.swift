@@ -539,19 +539,22 @@ struct CSVTable {
 }
 
 /// The sampling reads of one HAProxy instance carrying several services (a fleet's members on
-/// one socket): `show info;show servers state` and `show info;show stat -1 4 -1` of every
-/// backend, each sent once and parsed once for all the services that ask at the same moment
-/// (the fleet router asks them all at once every sampling period), instead of one round trip
-/// and one parse per service. Only reads for sampling go through here: a write's read before
-/// and read-back after are the driver's own, so a read-back is never older than its write.
+/// one socket): one round trip, `show info;show servers state;show stat -1 4 -1`, answers
+/// every service's weights and counters at once, parsed once, for all the services that ask at
+/// the same moment (the sampler asks weights and counters of every member together, every
+/// sampling period): one round trip per instance instead of two per service. Only reads for
+/// sampling go through here: a write's read before and read-back after are the driver's own,
+/// so a read-back is never older than its write.
 public final class HAProxySharedReads: Sendable {
     let address: String
     private let client: LineClient
-    private let inflight = Locked<[String: Task<Answer, any Error>]>([:])
+    private let inflight = Locked<Task<Answer, any Error>?>(nil)
+    static let command = "show info;show servers state;show stat -1 4 -1"
 
-    enum Answer: Sendable {
-        case states(LoadBalancerIdentity, [String: [String: HAProxyLoadBalancer.ServerState]])
-        case stat(LoadBalancerIdentity, CSVTable)
+    struct Answer: Sendable {
+        var identity: LoadBalancerIdentity
+        var backends: [String: [String: HAProxyLoadBalancer.ServerState]]
+        var table: CSVTable
     }
 
     public init(address: String) {
@@ -560,41 +563,54 @@ public final class HAProxySharedReads: Sendable {
     }
 
     func states() async throws -> (identity: LoadBalancerIdentity, backends: [String: [String: HAProxyLoadBalancer.ServerState]]) {
-        guard case .states(let identity, let backends) = try await shared("show info;show servers state") else { fatalError("answer kind") }
-        return (identity, backends)
+        let answer = try await shared()
+        return (answer.identity, answer.backends)
     }
 
     func stat() async throws -> (LoadBalancerIdentity, CSVTable) {
-        guard case .stat(let identity, let table) = try await shared("show info;show stat -1 4 -1") else { fatalError("answer kind") }
-        return (identity, table)
+        let answer = try await shared()
+        return (answer.identity, answer.table)
     }
 
-    /// The answer to `command`: the one in flight if there is one, else a new read.
-    private func shared(_ command: String) async throws -> Answer {
-        let (task, started) = inflight.withLock { map -> (Task<Answer, any Error>, Bool) in
-            if let running = map[command] { return (running, false) }
-            let task = Task { try await self.read(command) }
-            map[command] = task
+    /// The read in flight if there is one, else a new one.
+    private func shared() async throws -> Answer {
+        let (task, started) = inflight.withLock { running -> (Task<Answer, any Error>, Bool) in
+            if let running { return (running, false) }
+            let task = Task { try await self.read() }
+            running = task
             return (task, true)
         }
-        defer { if started { inflight.withLock { _ = $0.removeValue(forKey: command) } } }
+        defer { if started { inflight.withLock { $0 = nil } } }
         return try await task.value
     }
 
-    private func read(_ command: String) async throws -> Answer {
+    private func read() async throws -> Answer {
         let driver = HAProxyDriver().name
         let answer: String
         do {
-            answer = try await client.send(command)
+            answer = try await client.send(Self.command)
         } catch let error as LineClientError {
             let code: LoadBalancerError.Code = (error.code == .readTimeout || error.code == .connectTimeout) ? .timeout : .unreachable
             throw LoadBalancerError(code, driver: driver, address: address, message: "runtime API: \(error.description)")
         }
-        if command.contains("show stat") {
-            return .stat(try HAProxyLoadBalancer.parseIdentity(answer, driver: driver, address: address),
-                         try CSVTable(showStat: answer, driver: driver, address: address))
+        // One block per command, each ended by an empty line: cut at the first two, without
+        // splitting the (large) answer into lines.
+        let utf8 = answer.utf8
+        var cuts: [String.Index] = []
+        var index = utf8.startIndex
+        var afterNewline = false
+        while index != utf8.endIndex && cuts.count < 2 {
+            let isNewline = utf8[index] == 10
+            if isNewline && afterNewline { cuts.append(index) }
+            afterNewline = isNewline && !(afterNewline && isNewline)
+            index = utf8.index(after: index)
         }
-        let parsed = try HAProxyLoadBalancer.parseStates(answer, backend: nil, driver: driver, address: address)
-        return .states(parsed.identity, parsed.backends)
+        guard cuts.count == 2 else {
+            throw LoadBalancerError(.badResponse, driver: driver, address: address, answer: String(answer.prefix(500)),
+                                    message: "'\(Self.command)' did not answer three blocks")
+        }
+        let states = try HAProxyLoadBalancer.parseStates(String(answer[..<cuts[1]]), backend: nil, driver: driver, address: address)
+        return Answer(identity: states.identity, backends: states.backends,
+                      table: try CSVTable(showStat: String(answer[utf8.index(after: cuts[1])...]), driver: driver, address: address))
     }
 }
