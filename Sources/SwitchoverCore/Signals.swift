@@ -180,7 +180,7 @@ public struct LoadBalancerSample: Sendable, Hashable, Codable {
             return seen ? total : old
         }
         for cluster in Set(clusters.keys).union(previous.clusters.keys) {
-            guard var total = advance(previous.clusters[cluster], key: { $0.clusters[cluster] }) else { continue }
+            guard var total = advance(previous.clusters[cluster], key: { $0.counters(cluster) }) else { continue }
             total.weight = clusters[cluster]?.weight ?? total.weight
             total.responseTimeAverageMilliseconds = clusters[cluster]?.responseTimeAverageMilliseconds
             result.clusters[cluster] = total
@@ -231,6 +231,26 @@ public struct InstanceCounters: Sendable, Hashable, Codable {
         self.process = process
         self.clusters = clusters
         self.services = services
+    }
+
+    /// `cluster`'s counters on this instance: as kept, or the sum of its services' (a sample of
+    /// several services keeps only those: the state snapshot holding it is written every period).
+    public func counters(_ cluster: String) -> ClusterCounters? {
+        if let kept = clusters[cluster] { return kept }
+        let parts = (services ?? [:]).values.compactMap { $0[cluster] }
+        guard var total = parts.first else { return nil }
+        for part in parts.dropFirst() {
+            total.responses += part.responses
+            total.responses2xx += part.responses2xx
+            total.responses5xx += part.responses5xx
+            total.sessionsTotal += part.sessionsTotal
+            total.activeSessions += part.activeSessions
+            total.weight += part.weight
+            if let t = part.responseTimeTotalMilliseconds {
+                total.responseTimeTotalMilliseconds = (total.responseTimeTotalMilliseconds ?? 0) + t
+            }
+        }
+        return total
     }
 }
 

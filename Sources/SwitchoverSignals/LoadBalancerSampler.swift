@@ -58,8 +58,10 @@ public struct LoadBalancerSampler: Sendable {
         sample.missing = stats.missing
         if let instances = stats.instances {
             sample.instances = instances.mapValues { instance in
+                // With services, an instance's cluster totals are the sum of its services'
+                // (`InstanceCounters.counters`): not kept twice in every state snapshot.
                 InstanceCounters(process: instance.identity.instance,
-                                 clusters: Self.sample(instance, weights: [:], at: now).clusters,
+                                 clusters: instance.services == nil ? Self.sample(instance, weights: [:], at: now).clusters : [:],
                                  services: instance.services?.mapValues { clusters in
                                      Self.sample(LoadBalancerStats(clusters: clusters, identity: instance.identity, takenAt: instance.takenAt),
                                                  weights: [:], at: now).clusters
