@@ -37,13 +37,29 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         sqlite3_busy_timeout(connection.handle, Self.busyTimeoutMilliseconds)
         var mode = ""
         let pragma = try connection.prepare("PRAGMA journal_mode=WAL")
-        try pragma.run([]) { mode = $0.text(0) }
+        // A new journal opened by two processes at once (`run` creating it while `status` looks)
+        // can answer "database is locked" at once, without SQLite's busy handler (it would
+        // deadlock otherwise): retried within the same busy timeout.
+        try Self.retryingWhileLocked { try pragma.run([]) { mode = $0.text(0) } }
         guard mode.lowercased() == "wal" else {
             throw StoreError(.open, "\(path): SQLite refused WAL mode (got \(mode)); is the file on a network filesystem?")
         }
         try connection.execute("PRAGMA synchronous=FULL")
         try connection.execute("PRAGMA foreign_keys=ON")
-        try connection.execute(Self.schema)
+        try Self.retryingWhileLocked { try connection.execute(Self.schema) }
+    }
+
+    /// `body` again every 10 ms while it fails with "database is locked", for at most the busy
+    /// timeout; any other error, or the last one, is thrown.
+    static func retryingWhileLocked(_ body: () throws -> Void) throws {
+        let deadline = Date().addingTimeInterval(Double(busyTimeoutMilliseconds) / 1000)
+        while true {
+            do {
+                return try body()
+            } catch where "\(error)".contains("database is locked") && Date() < deadline {
+                usleep(10_000)
+            }
+        }
     }
 
     /// Opens an existing journal for reading only (`report`): nothing is created or changed, and
