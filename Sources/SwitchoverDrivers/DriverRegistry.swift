@@ -93,11 +93,9 @@ extension DriverRegistry {
             for cluster in [from, to] {
                 guard let listed = cluster.loadBalancer.servers(of: member.service) else {
                     throw LoadBalancerError(.invalidConfiguration, driver: driver.name, address: "-",
-                                            message: "cluster '\(cluster.name)' lists no servers for service '\(member.service ?? "")'")
-                }
-                if member.service != nil, cluster.loadBalancer.services == nil {
-                    throw LoadBalancerError(.invalidConfiguration, driver: driver.name, address: "-",
-                                            message: "cluster '\(cluster.name)' lists its servers without services, and the policy names services")
+                                            message: cluster.loadBalancer.services == nil
+                                                ? "cluster '\(cluster.name)' lists its servers without services, and the policy names services"
+                                                : "cluster '\(cluster.name)' lists no servers for service '\(member.service ?? "")'")
                 }
                 servers.append(ClusterServers(cluster: cluster.name, servers: listed))
             }

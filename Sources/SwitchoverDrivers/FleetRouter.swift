@@ -8,9 +8,18 @@ import SwitchoverCore
 public protocol FleetSpec: DriverSpec {
     /// Every (instance, service) pair, instance by instance, services in the order written.
     var members: [FleetMember] { get }
+    /// Service -> backend or route, in the order written; one entry without a service in the
+    /// single form.
+    var serviceTargets: [ServiceBackend] { get }
 }
 
 extension FleetSpec {
+    /// The named services of `serviceTargets`, nil in the single form.
+    public var services: [String]? {
+        let named = serviceTargets.compactMap(\.service)
+        return named.isEmpty ? nil : named
+    }
+
     /// True when there is more than one member, or the services are named: the fleet router
     /// drives it (one unnamed member is the single form, driven by the driver directly).
     public var isFleet: Bool { members.count > 1 || services != nil }
@@ -225,14 +234,18 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
     }
 
     public func plannedPercent(percentToTarget: Double, step: Int?) -> Double {
-        let assignments = planned(step.map { step in Dictionary(uniqueKeysWithValues: services.map { ($0, $0.flatMap { schedule.percents(atStep: step)[$0] } ?? percentToTarget) }) }
-                                  ?? percents(percentToTarget: percentToTarget, step: nil))
-        if schedule.hasWaves {
-            let shares = services.compactMap { assignments[$0]?.effectivePercentToTarget }
-            return shares.isEmpty ? 0 : shares.reduce(0, +) / Double(shares.count)
-        }
-        return WeightAssignment(from: services.flatMap { assignments[$0]?.from ?? [] },
-                                to: services.flatMap { assignments[$0]?.to ?? [] }).effectivePercentToTarget
+        let assignments = planned(percents(percentToTarget: percentToTarget, step: step))
+        return share(assignments) ?? WeightAssignment(from: services.flatMap { assignments[$0]?.from ?? [] },
+                                                      to: services.flatMap { assignments[$0]?.to ?? [] }).effectivePercentToTarget
+    }
+
+    /// With waves, TO's share as the mean over services, each counting once, as the schedule
+    /// counts it (a service at 100% and two at 0% is a third of the way); nil without waves,
+    /// where it is the share of all the weights together.
+    private func share(_ perService: [String?: WeightAssignment]) -> Double? {
+        guard schedule.hasWaves else { return nil }
+        let shares = services.compactMap { perService[$0]?.effectivePercentToTarget }
+        return shares.isEmpty ? 0 : shares.reduce(0, +) / Double(shares.count)
     }
 
     public func apply(percentToTarget: Double, step: Int?) async throws -> LiveWeights {
@@ -329,15 +342,11 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
         }
         let assignment = WeightAssignment(from: services.flatMap { perService[$0]?.from ?? [] },
                                           to: services.flatMap { perService[$0]?.to ?? [] })
-        // Each service counts once in the share, as the schedule counts it (with waves, a
-        // service at 100% and two at 0% is a third of the way).
-        let shares = services.compactMap { perService[$0]?.effectivePercentToTarget }
-        let share = schedule.hasWaves && !shares.isEmpty ? shares.reduce(0, +) / Double(shares.count) : nil
         let identity = composite(identities, at: now)
         var live = LiveWeights(assignment: assignment, configured: configured.isEmpty ? nil : configured,
                                shares: [:], identity: identity, drift: drift, readAt: now,
                                inDrain: hasDrainState ? inDrainByService.values.reduce(into: Set<String>()) { $0.formUnion($1) } : nil)
-        live.serviceShare = share
+        live.serviceShare = perService.isEmpty ? nil : share(perService)
         live.shares = [fromCluster.cluster: assignment.fromTotal + assignment.toTotal == 0 ? 0 : 100 - live.effectivePercentToTarget,
                        toCluster.cluster: live.effectivePercentToTarget]
         live.members = breakdown

@@ -180,10 +180,7 @@ public struct EnvoySpec: DriverSpec, FleetSpec {
     public var routeName: String { routes[0].backend }
     public var admin: URL { instanceList[0].admin }
 
-    public var services: [String]? {
-        let named = routes.compactMap(\.service)
-        return named.isEmpty ? nil : named
-    }
+    public var serviceTargets: [ServiceBackend] { routes }
 
     public var instances: [String] { instanceList.map(\.name) }
 

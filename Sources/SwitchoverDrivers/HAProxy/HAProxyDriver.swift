@@ -163,10 +163,7 @@ public struct HAProxySpec: DriverSpec, FleetSpec {
     /// The (first) backend.
     public var backend: String { backends[0].backend }
 
-    public var services: [String]? {
-        let named = backends.compactMap(\.service)
-        return named.isEmpty ? nil : named
-    }
+    public var serviceTargets: [ServiceBackend] { backends }
 
     public var instances: [String] { instanceList.map(\.name) }
 
