@@ -53,6 +53,12 @@ public actor Coordinator {
     /// Samples this process took successfully: `drained` is only believed after a fresh sample,
     /// never from a journaled state alone.
     var samplesTaken = 0
+    /// What the loop observed and has not journaled yet: this turn's sample, and whether the
+    /// state moved since its last save by inputs that decided nothing (no action, same phase and
+    /// step). Both go in one write at observation durability at the end of the turn
+    /// (`journalObservations`); any decision saves the state at once, with full durability.
+    var unjournaledSample: LoadBalancerSample?
+    var stateUnjournaled = false
     /// The sampling period in force: the policy's, stretched (never past `interval`) when one
     /// sample takes more than half of it (several instances of thousands of servers), so that
     /// samples do not pile up and the loop keeps time. Said once per change, and journaled.
@@ -237,11 +243,12 @@ public actor Coordinator {
             try lease?.renew()
             if let sample = try? await sampler.sample(at: clock()) {
                 samplesTaken += 1
-                try journal.recordSample(run: runID, sample)
+                unjournaledSample = sample
                 try await feed(.loadBalancerSample(sample), group: &group)
             }
             try await feedJournaledCommands(only: { if case .rollback = $0 { true } else if case .abort = $0 { true } else { false } },
                                             group: &group)
+            try journalObservations()
             if resumeCheckResult != nil { break }
             try? await Task.sleep(for: period)
         }
@@ -304,7 +311,7 @@ public actor Coordinator {
                 sampleFailureLogged = false
             }
             samplesTaken += 1
-            try journal.recordSample(run: runID, sample)
+            unjournaledSample = sample
             try await feed(.loadBalancerSample(sample), group: &group)
         }
         if let live {
@@ -315,6 +322,7 @@ public actor Coordinator {
         inbox = []
         for input in results { try await feed(input, group: &group) }
         try await feed(.tick, group: &group)
+        try journalObservations()
         let at = clock()
         if at - lastPrune >= .seconds(60) {
             lastPrune = at
@@ -351,12 +359,34 @@ public actor Coordinator {
 
     // MARK: - Inputs and actions
 
-    /// One input to the engine: journal the new state, then perform the actions.
+    /// One input to the engine: journal the new state, then perform the actions. A state that
+    /// only observed (no action, same phase, step and intent) is journaled with the turn's
+    /// sample instead, once per turn (`journalObservations`): at 250 ms sampling that is one
+    /// write without an fsync per turn, where every input saved it with one before.
     func feed(_ input: EngineInput, group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
         let now = clock()
         let (next, actions) = engine.next(state, input, now: now)
+        if actions.isEmpty, next.phase == state.phase, next.step == state.step, next.lastIntent == state.lastIntent {
+            if next != state {
+                state = next
+                stateUnjournaled = true
+            }
+            reporter.progress(ProgressSnapshot(state: state, policy: engine.policy, to: engine.to, now: now))
+            try journalDrainProgress(now: now)
+            return
+        }
         try saveAndPerform(next, actions, now: now, group: &group)
         try await performPending(actions, group: &group)
+    }
+
+    /// Journals what the turn observed and did not save yet (see `unjournaledSample`), in one
+    /// write at observation durability.
+    func journalObservations() throws {
+        guard unjournaledSample != nil || stateUnjournaled else { return }
+        try journal.recordObservation(run: runID, at: clock(), sample: unjournaledSample,
+                                      state: stateUnjournaled ? state : nil, fence: fence)
+        unjournaledSample = nil
+        stateUnjournaled = false
     }
 
     /// Adopts `next`, saves it, and performs every action that needs no awaiting (records,
@@ -365,7 +395,13 @@ public actor Coordinator {
     func saveAndPerform(_ next: CutoverState, _ actions: [Action], now: Instant,
                         group: inout ThrowingDiscardingTaskGroup<any Error>) throws {
         state = next
+        if let sample = unjournaledSample {
+            // The sample a decision may rest on lands before it, and the decision's fsync covers it.
+            try journal.recordObservation(run: runID, at: now, sample: sample, state: nil, fence: fence)
+            unjournaledSample = nil
+        }
         try journal.saveState(run: runID, at: now, state, fence: fence)
+        stateUnjournaled = false
         for action in actions {
             switch action {
             case .record(let event):

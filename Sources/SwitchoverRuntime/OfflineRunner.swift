@@ -56,6 +56,7 @@ extension Coordinator {
                 try await Task.sleep(for: .milliseconds(200))
                 try await feed(.tick, group: &group)
             }
+            try journalObservations()
             group.cancelAll()
             return state
         }

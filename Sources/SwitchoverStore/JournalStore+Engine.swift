@@ -32,6 +32,13 @@ extension JournalStore {
         try saveState(run: run, at: at, json: JournalJSON.encode(state), fence: fence)
     }
 
+    /// One sampling turn's observation, at observation durability (see
+    /// `recordObservation(run:at:sample:state:fence:)`).
+    public func recordObservation(run: Int64, at: Instant, sample: LoadBalancerSample?, state: CutoverState?,
+                                  fence: Int64? = nil) throws {
+        try recordObservation(run: run, at: at, sample: sample, state: state.map(JournalJSON.encode), fence: fence)
+    }
+
     public func loadCutoverState(run: Int64) throws -> CutoverState? {
         guard let (_, json) = try loadState(run: run) else { return nil }
         do {

@@ -66,6 +66,15 @@ public protocol JournalStore: AnyObject, Sendable {
 
     /// Stores one sampling of the load balancer (one row per cluster).
     func recordSample(run: Int64, _ sample: LoadBalancerSample) throws
+    /// Stores what one sampling turn observed, in one atomic write: the sample (when given) and
+    /// the state snapshot it moved (JSON of `CutoverState`, when given), fenced like `saveState`.
+    ///
+    /// At observation durability: the write survives a crash of the coordinator (SIGKILL), and
+    /// reaches stable storage with the next ordinary write after it (every intent, event,
+    /// command and decision is one, and they stay in order), but a power cut may lose the last
+    /// observations before it. Nothing is decided on an observation alone: an engine that
+    /// resumes from the snapshot before is one sample behind, and samples again.
+    func recordObservation(run: Int64, at: Instant, sample: LoadBalancerSample?, state: String?, fence: Int64?) throws
     /// Stores several samplings at once, all or none.
     func recordSamples(run: Int64, _ samples: [LoadBalancerSample]) throws
     /// Samples of one cluster since `since`, oldest first.

@@ -152,6 +152,16 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
         for sample in samples { try recordSample(run: run, sample) }
     }
 
+    public func recordObservation(run: Int64, at: Instant, sample: LoadBalancerSample?, state: String?, fence: Int64?) throws {
+        try locked { tables in
+            try Self.check(fence, tables)
+            if let sample {
+                for (cluster, counters) in sample.journaledSeries { tables.samples.append((run, sample.at, cluster, counters)) }
+            }
+            if let state { tables.states[run] = (at, state) }
+        }
+    }
+
     public func takeLease(holder: String, at: Instant) throws -> Int64 {
         locked { tables in
             tables.leaseToken += 1

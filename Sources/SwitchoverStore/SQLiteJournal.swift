@@ -429,25 +429,47 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
     // MARK: - Samples
 
     public func recordSample(run: Int64, _ sample: LoadBalancerSample) throws {
-        let sql = """
-            INSERT INTO samples(run_id, time, cluster, responses, responses_2xx, responses_5xx, sessions_total,
-            active_sessions, weight, rtime_total, rtime_average) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """
-        let insert = {
-            try self.with(sql) { statement in
-                for (cluster, c) in sample.journaledSeries {
-                    try statement.run([.int(run), .int(sample.at.millisecondsSinceEpoch), .text(cluster), .int(c.responses),
-                                       .int(c.responses2xx), .int(c.responses5xx), .int(c.sessionsTotal),
-                                       .int(Int64(c.activeSessions)), .int(Int64(c.weight)),
-                                       .optional(c.responseTimeTotalMilliseconds), .optional(c.responseTimeAverageMilliseconds)])
-                }
-            }
-        }
         // One sample's rows (every cluster, and every service's with several services) in one
         // transaction: one commit and one fsync per sample, not one per row (8 with 3 services).
         lock.lock()
         defer { lock.unlock() }
-        if transactionDepth > 0 { try insert() } else { try inTransaction(insert) }
+        if transactionDepth > 0 { try insertSample(run: run, sample) } else { try inTransaction { try insertSample(run: run, sample) } }
+    }
+
+    private func insertSample(run: Int64, _ sample: LoadBalancerSample) throws {
+        let sql = """
+            INSERT INTO samples(run_id, time, cluster, responses, responses_2xx, responses_5xx, sessions_total,
+            active_sessions, weight, rtime_total, rtime_average) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """
+        try with(sql) { statement in
+            for (cluster, c) in sample.journaledSeries {
+                try statement.run([.int(run), .int(sample.at.millisecondsSinceEpoch), .text(cluster), .int(c.responses),
+                                   .int(c.responses2xx), .int(c.responses5xx), .int(c.sessionsTotal),
+                                   .int(Int64(c.activeSessions)), .int(Int64(c.weight)),
+                                   .optional(c.responseTimeTotalMilliseconds), .optional(c.responseTimeAverageMilliseconds)])
+            }
+        }
+    }
+
+    /// One transaction at `synchronous=NORMAL`: in WAL mode its commit appends to the log without
+    /// an fsync (the operating system has it, so a killed coordinator loses nothing); the next
+    /// commit at `FULL` (every other write) syncs the log and with it every observation before.
+    /// The connection is back at `FULL` before this returns, or the error says it could not be.
+    public func recordObservation(run: Int64, at: Instant, sample: LoadBalancerSample?, state: String?, fence: Int64?) throws {
+        guard sample != nil || state != nil else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        precondition(transactionDepth == 0, "SQLiteJournal.recordObservation inside a transaction")
+        try connection.execute("PRAGMA synchronous=NORMAL")
+        let written = Result {
+            try inTransaction {
+                if let fence { try checkFence(fence) }
+                if let sample { try insertSample(run: run, sample) }
+                if let state { try upsertState(run: run, at: at, json: state) }
+            }
+        }
+        try connection.execute("PRAGMA synchronous=FULL")
+        try written.get()
     }
 
     public func recordSamples(run: Int64, _ samples: [LoadBalancerSample]) throws {
@@ -493,10 +515,12 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
     // MARK: - Engine state
 
     public func saveState(run: Int64, at: Instant, json: String, fence: Int64?) throws {
-        try fenced(fence) {
-            try with("INSERT INTO engine_state(run_id, time, json) VALUES (?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET time = excluded.time, json = excluded.json") {
-                try $0.run([.int(run), .int(at.millisecondsSinceEpoch), .text(json)])
-            }
+        try fenced(fence) { try upsertState(run: run, at: at, json: json) }
+    }
+
+    private func upsertState(run: Int64, at: Instant, json: String) throws {
+        try with("INSERT INTO engine_state(run_id, time, json) VALUES (?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET time = excluded.time, json = excluded.json") {
+            try $0.run([.int(run), .int(at.millisecondsSinceEpoch), .text(json)])
         }
     }
 

@@ -186,6 +186,46 @@ struct JournalBehaviourTests {
         }
     }
 
+    @Test("an observation writes its sample and its state together; a fenced one writes neither", arguments: JournalKind.allCases)
+    func observations(kind: JournalKind) throws {
+        let (journal, dir) = try kind.make()
+        defer { dir.map { try? FileManager.default.removeItem(at: $0) } }
+        let run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "p", startedAt: t0, pid: 1))
+        let token = try journal.takeLease(holder: "pid 1", at: t0)
+        let counters = ClusterCounters(responses: 10, responses2xx: 10, responses5xx: 0, sessionsTotal: 4,
+                                       activeSessions: 1, weight: 128, responseTimeTotalMilliseconds: nil,
+                                       responseTimeAverageMilliseconds: nil)
+        var state = CutoverState.initial
+        state.phase = .shifting
+        state.lastSample = LoadBalancerSample(at: t0, clusters: ["blue": counters, "green": counters])
+        try journal.recordObservation(run: run, at: t0, sample: state.lastSample, state: state, fence: token)
+        #expect(try journal.samples(run: run, cluster: "green", since: t0).map(\.counters) == [counters])
+        #expect(try journal.loadCutoverState(run: run) == state)
+        #expect(try journal.loadState(run: run)?.at == t0)
+
+        // A sample alone leaves the state as it was; a state alone adds no sample.
+        let later = LoadBalancerSample(at: t0 + .seconds(1), clusters: ["blue": counters, "green": counters])
+        try journal.recordObservation(run: run, at: t0 + .seconds(1), sample: later, state: nil as CutoverState?, fence: token)
+        #expect(try journal.samples(run: run, cluster: "blue", since: t0).count == 2)
+        #expect(try journal.loadState(run: run)?.at == t0)
+        state.lastSample = later
+        try journal.recordObservation(run: run, at: t0 + .seconds(2), sample: nil, state: state, fence: token)
+        #expect(try journal.samples(run: run, cluster: "blue", since: t0).count == 2)
+        #expect(try journal.loadCutoverState(run: run) == state)
+
+        _ = try journal.takeLease(holder: "pid 2", at: t0 + .seconds(3))
+        var deposed = state
+        deposed.phase = .paused
+        do {
+            try journal.recordObservation(run: run, at: t0 + .seconds(3), sample: later, state: deposed, fence: token)
+            Issue.record("a deposed holder's observation was written")
+        } catch let error as StoreError {
+            #expect(error.code == .fenced, "\(error)")
+        }
+        #expect(try journal.samples(run: run, cluster: "blue", since: t0).count == 2, "no sample written")
+        #expect(try journal.loadCutoverState(run: run) == state, "nor its state")
+    }
+
     @Test("samples round-trip, and pruning keeps the last hour whole and one per minute before it",
           arguments: JournalKind.allCases)
     func samplesAndPruning(kind: JournalKind) throws {
@@ -241,6 +281,32 @@ struct SQLiteJournalFileTests {
         #expect(try reopened.latestRun()?.id == run)
         #expect(try reopened.unfinishedIntents(run: run).count == 1)
         #expect(try reopened.loadCutoverState(run: run) == CutoverState.initial)
+    }
+
+    @Test("observations are committed at synchronous NORMAL, seen by another process, and leave the connection at FULL")
+    func observationDurability() async throws {
+        let sqlite3 = try Tools.require("sqlite3")
+        let dir = try TemporaryDirectory.make("observation")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("state.db").path
+        let journal = try SQLiteJournal(path: path)
+        let run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "p", startedAt: t0, pid: 7))
+        let token = try journal.takeLease(holder: "pid 7", at: t0)
+        let counters = ClusterCounters(responses: 1, responses2xx: 1, responses5xx: 0, sessionsTotal: 1, activeSessions: 0,
+                                       weight: 1, responseTimeTotalMilliseconds: nil, responseTimeAverageMilliseconds: nil)
+        for i in 0..<20 {
+            let sample = LoadBalancerSample(at: t0 + .milliseconds(250 * i), clusters: ["blue": counters, "green": counters])
+            try journal.recordObservation(run: run, at: sample.at, sample: sample, state: CutoverState.initial, fence: token)
+        }
+        #expect(try journal.connectionSettings()["synchronous"] == "2", "back at FULL after observations")
+        _ = try journal.takeLease(holder: "another", at: t0)
+        #expect(throws: StoreError.self) {
+            try journal.recordObservation(run: run, at: t0, sample: nil, state: CutoverState.initial, fence: token)
+        }
+        #expect(try journal.connectionSettings()["synchronous"] == "2", "back at FULL after a refused observation")
+        // Committed to the write-ahead log, not only buffered in this process: another process reads them.
+        let count = try await runTool(sqlite3, [path, "SELECT COUNT(*) FROM samples WHERE cluster = 'green';"])
+        #expect(count.output.trimmingCharacters(in: .whitespacesAndNewlines) == "20")
     }
 
     @Test("another process reads while the coordinator writes, and its commands reach the coordinator")
