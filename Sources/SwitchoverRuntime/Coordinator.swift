@@ -59,6 +59,11 @@ public actor Coordinator {
     /// (`journalObservations`); any decision saves the state at once, with full durability.
     var unjournaledSample: LoadBalancerSample?
     var stateUnjournaled = false
+    /// When the state was last journaled. A state that only observed is journaled at most once
+    /// per `observedStateEvery` (its samples every turn): encoding the whole state is most of a
+    /// turn's cost, more so with many services and instances, and a resumed engine samples again.
+    var stateJournaledAt: Instant?
+    let observedStateEvery: Duration = .seconds(1)
     /// The sampling period in force: the policy's, stretched (never past `interval`) when one
     /// sample takes more than half of it (several instances of thousands of servers), so that
     /// samples do not pile up and the loop keeps time. Said once per change, and journaled.
@@ -197,11 +202,13 @@ public actor Coordinator {
             var deadline = ContinuousClock.now
             while true {
                 if let outcome = outcome() {
+                    try journalObservations(all: true)
                     reporter.finish(nil)
                     group.cancelAll()
                     return outcome
                 }
                 if Task.isShuttingDownGracefully || Task.isCancelled {
+                    try journalObservations(all: true)
                     try journalAppend("coordinatorStopped",
                                       "coordinator stopped by signal at phase \(state.phase.rawValue), step \(state.step), \(format(state.percentToTarget))% to \(engine.to); weights left as they are; `switchover run` resumes")
                     reporter.finish(nil)
@@ -360,9 +367,9 @@ public actor Coordinator {
     // MARK: - Inputs and actions
 
     /// One input to the engine: journal the new state, then perform the actions. A state that
-    /// only observed (no action, same phase, step and intent) is journaled with the turn's
-    /// sample instead, once per turn (`journalObservations`): at 250 ms sampling that is one
-    /// write without an fsync per turn, where every input saved it with one before.
+    /// only observed (no action, same phase, step and intent) is journaled with a turn's sample
+    /// instead, at most once a second (`journalObservations`): at 250 ms sampling every input
+    /// saved the whole state with an fsync before, three per turn.
     func feed(_ input: EngineInput, group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
         let now = clock()
         let (next, actions) = engine.next(state, input, now: now)
@@ -380,13 +387,18 @@ public actor Coordinator {
     }
 
     /// Journals what the turn observed and did not save yet (see `unjournaledSample`), in one
-    /// write at observation durability.
-    func journalObservations() throws {
-        guard unjournaledSample != nil || stateUnjournaled else { return }
-        try journal.recordObservation(run: runID, at: clock(), sample: unjournaledSample,
-                                      state: stateUnjournaled ? state : nil, fence: fence)
+    /// write at observation durability: the sample always, the state once `observedStateEvery`
+    /// has passed since it was last journaled (or `all`, when the loop ends).
+    func journalObservations(all: Bool = false) throws {
+        let now = clock()
+        let stateDue = stateUnjournaled && (all || stateJournaledAt.map { now - $0 >= observedStateEvery } ?? true)
+        guard unjournaledSample != nil || stateDue else { return }
+        try journal.recordObservation(run: runID, at: now, sample: unjournaledSample, state: stateDue ? state : nil, fence: fence)
         unjournaledSample = nil
-        stateUnjournaled = false
+        if stateDue {
+            stateUnjournaled = false
+            stateJournaledAt = now
+        }
     }
 
     /// Adopts `next`, saves it, and performs every action that needs no awaiting (records,
@@ -402,6 +414,7 @@ public actor Coordinator {
         }
         try journal.saveState(run: runID, at: now, state, fence: fence)
         stateUnjournaled = false
+        stateJournaledAt = now
         for action in actions {
             switch action {
             case .record(let event):

@@ -56,7 +56,7 @@ extension Coordinator {
                 try await Task.sleep(for: .milliseconds(200))
                 try await feed(.tick, group: &group)
             }
-            try journalObservations()
+            try journalObservations(all: true)
             group.cancelAll()
             return state
         }
