@@ -80,6 +80,19 @@ import Testing
         }
     }
 
+    @Test("a search done once is remembered by share and cluster sizes: other servers of the same counts get the same weights, under their own names")
+    func rememberedSearchKeepsEachCallsServers() {
+        let translation = WeightTranslation(maxWeight: 256)
+        let first = translation.weights(percentToTarget: 37, from: servers("blue", 3), to: servers("green", 2))
+        let second = translation.weights(percentToTarget: 37, from: servers("east", 3), to: servers("west", 2))
+        #expect(first.from.map(\.weight) == second.from.map(\.weight) && first.to.map(\.weight) == second.to.map(\.weight))
+        #expect(second.from.map(\.server) == servers("east", 3) && second.to.map(\.server) == servers("west", 2))
+        // Another maximum weight is another search, not the remembered one.
+        let small = WeightTranslation(maxWeight: 16).weights(percentToTarget: 37, from: servers("blue", 3), to: servers("green", 2))
+        #expect(small.all.allSatisfy { $0.weight <= 16 })
+        #expect(first.all.contains { $0.weight > 16 })
+    }
+
     @Test("0% and 100% send nothing to the other side", arguments: 1...4, 1...4)
     func endsAreClean(nFrom: Int, nTo: Int) {
         let from = servers("blue", nFrom), to = servers("green", nTo)
