@@ -480,7 +480,7 @@ struct CSVTable {
 
     init(showStat answer: String, driver: String, address: String) throws {
         let bytes = Array(answer.utf8)
-        var positions: [Int: String]?   // column index -> wanted name
+        var positions: [String?]?   // column index -> wanted name (an array: looked up for every field)
         var pxAt = -1, svAt = -1
         var rows: [String: [String: Substring]] = [:]
         var lineStart = 0
@@ -499,7 +499,9 @@ struct CSVTable {
                     throw LoadBalancerError(.badResponse, driver: driver, address: address,
                                             message: "show stat has no column '\(needed)'")
                 }
-                positions = found
+                var byColumn = [String?](repeating: nil, count: names.count)
+                for (at, name) in found { byColumn[at] = name }
+                positions = byColumn
                 pxAt = found.first { $0.value == "pxname" }!.key
                 svAt = found.first { $0.value == "svname" }!.key
                 continue
@@ -509,7 +511,7 @@ struct CSVTable {
             var column = 0
             var fieldStart = line.lowerBound
             for at in line.lowerBound...line.upperBound where at == line.upperBound || bytes[at] == 44 {
-                if let name = positions[column] {
+                if column < positions.count, let name = positions[column] {
                     values[name] = Substring(String(decoding: bytes[fieldStart..<at], as: UTF8.self))
                 }
                 column += 1
