@@ -18,7 +18,7 @@ enum FleetBenchmark {
 
         var label: String {
             switch self {
-            case .translate: "WeightTranslation.weights (CPU only)"
+            case .translate: "WeightTranslation.weights, a step already searched (CPU only)"
             case .driverRead: "driver currentWeights (show info;show servers state)"
             case .rawRead, .rawStats: "same line, raw LineClient"
             case .driverStats: "driver stats (show info;show stat)"

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SwitchoverCore
 import SwitchoverDrivers
+import SwitchoverNet
 import SwitchoverSignals
 import SwitchoverTestKit
 
@@ -24,6 +25,14 @@ enum InstancesFigure {
         rows += try await stepAndSample(trials: trials)
         rows += try await cpu(trials: quick ? 1 : 2, switchover: switchover)
         return rows
+    }
+
+    /// User and system CPU of this process so far, in ms.
+    static func ownCPUMilliseconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
     }
 
     static func servers(_ size: Int) -> (blue: [String], green: [String]) {
@@ -78,6 +87,7 @@ enum InstancesFigure {
             let steps: [Double] = [1, 5, 10, 25, 50, 75, 99]
             _ = try await router.apply(percentToTarget: steps[0])
             var fleetTimes: [Double] = [], singleTimes: [Double] = []
+            var fleetCPU = 0.0, singleCPU = 0.0   // this process's CPU (the coordinator's side), ms
             for trial in 0..<trials {
                 // Every call moves lb-a to another step than it holds (the HAProxy driver writes
                 // only what differs), alternating single, fleet, single, ...
@@ -85,19 +95,49 @@ enum InstancesFigure {
                 // One instance alone first (the fleet's other instance keeps its weights), then
                 // both: each trial writes a change on every instance it touches.
                 var start = ContinuousClock.now
+                var cpu = ownCPUMilliseconds()
                 _ = try await single.apply(percentToTarget: percent)
                 singleTimes.append(FleetBenchmark.milliseconds(ContinuousClock.now - start))
+                singleCPU += ownCPUMilliseconds() - cpu
                 start = ContinuousClock.now
+                cpu = ownCPUMilliseconds()
                 let live = try await router.apply(percentToTarget: steps[(2 * trial + 2) % steps.count])
                 fleetTimes.append(FleetBenchmark.milliseconds(ContinuousClock.now - start))
+                fleetCPU += ownCPUMilliseconds() - cpu
                 guard live.unreachable.isEmpty else { throw TestKitError("an instance did not answer: \(live.unreachable)") }
             }
+            // The floor the machine sets: the same lines (read, writes, read back) sent raw to
+            // lb-a alone, then to both at once, no parsing: two HAProxy processes recounting
+            // their backends at once on these cores.
+            let clients = haproxies.map { LineClient(address: $0.socketPath, connectTimeout: .seconds(2), readTimeout: .seconds(10)) }
+            var rawOne: [Double] = [], rawBoth: [Double] = []
+            for trial in 0..<trials {
+                func lines(_ step: Int) -> [String] {
+                    single.commandLines(for: single.translation.weights(percentToTarget: steps[step % steps.count], from: blue, to: green))
+                }
+                let first = lines(2 * trial + 1), second = lines(2 * trial + 2)
+                var start = ContinuousClock.now
+                for line in first { _ = try await clients[0].send(line) }
+                rawOne.append(FleetBenchmark.milliseconds(ContinuousClock.now - start))
+                start = ContinuousClock.now
+                async let a: Void = { for line in second { _ = try await clients[0].send(line) } }()
+                async let b: Void = { for line in second { _ = try await clients[1].send(line) } }()
+                _ = try await (a, b)
+                rawBoth.append(FleetBenchmark.milliseconds(ContinuousClock.now - start))
+            }
+            let rawReference = Stats(rawOne)
+            rows.append(Stats(rawBoth).row(
+                "the same lines raw, to 2 instances at once (no parsing)", unit: "ms", reference: rawReference.median,
+                referenceLabel: String(format: "to one instance: %.2f ms (%.2f–%.2f)", rawReference.median, rawReference.min, rawReference.max),
+                note: "LineClient, the step's read, write and read-back lines; the machine's floor for the ratio above"))
             let reference = Stats(singleTimes)
             rows.append(Stats(fleetTimes).row(
                 "one step, 2 instances × 1,000 servers (write both at once, read back each)", unit: "ms",
                 reference: reference.median,
                 referenceLabel: String(format: "one instance alone, same step: %.2f ms (%.2f–%.2f)", reference.median, reference.min, reference.max),
-                note: "fleet router as `run` builds it (`instances: [lb-a, lb-b]`), against the HAProxy driver on lb-a alone; trials interleaved; bar: at most 1.3×"))
+                note: "fleet router as `run` builds it (`instances: [lb-a, lb-b]`), against the HAProxy driver on lb-a alone; trials interleaved; "
+                    + String(format: "coordinator CPU per step %.1f ms (one instance %.1f ms); ", fleetCPU / Double(trials), singleCPU / Double(trials))
+                    + "bar: at most 1.3×"))
         }
 
         progress("instances: one sample of 2 instances × 10,000 servers vs raw show stat over socat, \(trials) trials")
@@ -132,7 +172,7 @@ enum InstancesFigure {
         return rows
     }
 
-    /// The coordinator's CPU, utime+stime over wall time from 2 s after start (preflight done)
+    /// The coordinator's CPU, every thread's time on a CPU over wall time from 2 s after start (preflight done)
     /// to the end of `run --until promoted`: 3 services × 2 instances, and 1 × 1, alternately.
     static func cpu(trials: Int, switchover: String) async throws -> [FigureRow] {
         progress("instances: coordinator CPU, 3 services × 2 instances vs 1 × 1 at 250 ms sampling, \(trials) trial(s) each")
@@ -145,7 +185,7 @@ enum InstancesFigure {
         return [Stats(fleetCPU).row(
             "coordinator CPU, 3 services × 2 instances", unit: "m", reference: reference.median,
             referenceLabel: String(format: "one service on one instance, same run: %.1f m (%.1f–%.1f)", reference.median, reference.min, reference.max),
-            note: "utime+stime from /proc/<pid>/stat, shifting at 250 ms sampling (steps 50/100, bake 6 s, no gates, no traffic), from 2 s after start; bar: at most 1.5×")]
+            note: "CPU time of every thread (/proc/<pid>/task/*/schedstat, ns), shifting at 250 ms sampling (steps 50/100, bake 6 s, no gates, no traffic), from 2 s after start; bar: at most 1.5×")]
     }
 
     static func cpuOfRun(services: [String], instances count: Int, switchover: String) async throws -> Double {
@@ -189,20 +229,20 @@ enum InstancesFigure {
                                      logFile: folder.appendingPathComponent("run.log"))
         defer { run.stopInBackground() }
         let start = ContinuousClock.now
-        var first: (reading: ProcReading, at: Double)?
-        var last: (reading: ProcReading, at: Double)?
+        var threads = ThreadCPU()
+        var first: (reading: ThreadCPU, at: Double)?
+        var lastAt = 0.0
         while run.isRunning {
-            if let reading = ProcReading.read(run.pid) {
-                let at = seconds(since: start)
-                if first == nil && at >= 2 { first = (reading, at) }
-                last = (reading, at)
-            }
+            threads.read(run.pid)
+            let at = seconds(since: start)
+            if first == nil && at >= 2 { first = (threads, at) }
+            lastAt = at
             try await Task.sleep(for: .milliseconds(100))
             guard seconds(since: start) < 60 else { throw TestKitError("cpu run: no end within 60 s:\n\(run.logTail())") }
         }
-        guard run.exitStatus == 0, let first, let last, last.at > first.at else {
+        guard run.exitStatus == 0, let first, lastAt > first.at else {
             throw TestKitError("cpu run exited \(run.exitStatus.map(String.init) ?? "?"):\n\(run.logTail())")
         }
-        return 1000 * (last.reading.cpuSeconds - first.reading.cpuSeconds) / (last.at - first.at)
+        return threads.milliseconds(since: first.reading) / (lastAt - first.at)
     }
 }
