@@ -12,8 +12,9 @@ public protocol Reporter: Sendable {
     func notify(_ message: String)
     /// The coordinator's own journaled events (started, stopped, intent re-applied, ...).
     func note(kind: String, _ message: String)
-    /// The state after an input; a terminal redraws its progress line from it.
-    func progress(_ progress: ProgressSnapshot)
+    /// The state after an input; a terminal redraws its progress line from it. Built only by a
+    /// reporter that shows it (several times per sampling turn: not for a log).
+    func progress(_ progress: @autoclosure () -> ProgressSnapshot)
     /// The coordinator is done: a terminal's progress line is cleared; `line`, when given, is
     /// the last thing said (the CLI prints the verdict itself, on stdout).
     func finish(_ line: String?)
@@ -90,7 +91,7 @@ public struct LogReporter: Reporter {
 
     public func notify(_ message: String) { logger.notice("\(message)") }
     public func note(kind: String, _ message: String) { logger.info("\(message)", metadata: ["kind": "\(kind)"]) }
-    public func progress(_ progress: ProgressSnapshot) {}
+    public func progress(_ progress: @autoclosure () -> ProgressSnapshot) {}
     public func finish(_ line: String?) { if let line { logger.notice("\(line)") } }
 }
 
@@ -120,9 +121,10 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
     public func notify(_ message: String) { printAbove(message) }
     public func note(kind: String, _ message: String) { printAbove(message) }
 
-    public func progress(_ progress: ProgressSnapshot) {
+    public func progress(_ progress: @autoclosure () -> ProgressSnapshot) {
+        let line = progress().line
         lock.withLock {
-            current = progress.line
+            current = line
             write("\r\u{1B}[2K" + current)
         }
     }
