@@ -23,7 +23,7 @@ enum InstancesFigure {
     static func measure(trials: Int, switchover: String, quick: Bool) async throws -> [FigureRow] {
         var rows: [FigureRow] = []
         rows += try await stepAndSample(trials: trials)
-        rows += try await cpu(trials: quick ? 1 : 2, switchover: switchover)
+        rows += try await cpu(trials: quick ? 1 : 4, switchover: switchover)
         return rows
     }
 
