@@ -205,15 +205,6 @@ public struct LiveWeights: Sendable, Hashable, Codable {
     /// The share of traffic, in percent, the live weights send to TO.
     public var effectivePercentToTarget: Double { serviceShare ?? assignment.effectivePercentToTarget }
 
-    /// Throws unless every instance answered: for checks that must see the whole load balancer
-    /// (preflight, resume, a drain about to start).
-    public func requireEveryInstance(driver: String, address: String) throws {
-        guard unreachable.isEmpty else {
-            throw LoadBalancerError(.unreachable, driver: driver, address: address,
-                                    message: "not every load-balancer instance answered: \(unreachable.joined(separator: "; "))")
-        }
-    }
-
     /// The process that answered, as the engine compares it with the journaled one
     /// (`LoadBalancerInstance.isRestart`, the one rule for "the load balancer restarted"): its
     /// start time is the read's time minus its uptime.

@@ -170,8 +170,8 @@ public final class WriteAheadInterpreter: Sendable {
         return result
     }
 
-    /// Puts `cluster` (FROM) in drain: refused unless its live weight, read right now, is 0 and
-    /// TO's is not; journaled as a failed intent when refused, so the journal shows the guard.
+    /// Puts `cluster` (FROM) in drain: refused unless its live weight, read right now on every
+    /// instance, is 0 and TO's is not; journaled as a failed intent when refused, so the journal shows the guard.
     public func drain(_ cluster: String) async throws -> Outcome {
         guard router.capabilities.contains(.drain) else {
             return .unsupported("\(router.driver) has no drain state")
@@ -208,6 +208,14 @@ public final class WriteAheadInterpreter: Sendable {
             return "could not read the live weights first: \(error)"
         }
         guard cluster == router.fromCluster.cluster else { return nil }
+        // Several instances: the weights read are the first answering instance's per service,
+        // so every instance must have answered and agree with it before any is drained.
+        if !live.unreachable.isEmpty {
+            return "not every load-balancer instance answered: \(live.unreachable.joined(separator: "; "))"
+        }
+        if !live.disagreements.isEmpty {
+            return "the load-balancer instances disagree: \(live.disagreements.joined(separator: "; "))"
+        }
         guard live.assignment.fromTotal == 0, live.assignment.toTotal > 0 else {
             let servers = live.assignment.all.map { "\($0.server)=\($0.weight)" }.joined(separator: " ")
             return "it still carries traffic: live weights \(servers) send \(format(100 - live.effectivePercentToTarget))% to \(cluster)"

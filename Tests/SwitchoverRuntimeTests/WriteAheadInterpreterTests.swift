@@ -23,6 +23,10 @@ final class MemoryLoadBalancer: WeightRouter, TrafficObserver, Sendable {
         var inDrain: Set<String> = []
         var calls: [String] = []
         var failApply = false
+        /// What a fleet router reports beside the weights: instances that did not answer, and
+        /// instances that read back other weights than the first one.
+        var unreachable: [String] = []
+        var disagreements: [String] = []
         /// Journal intents seen unfinished when a write arrived (write-ahead holds when > 0).
         var intentsAtWrite: [Int] = []
     }
@@ -39,9 +43,12 @@ final class MemoryLoadBalancer: WeightRouter, TrafficObserver, Sendable {
         world.withLock { world in
             let assignment = WeightAssignment(from: [ServerWeight(server: "blue-1", weight: world.weights["blue-1"]!)],
                                               to: [ServerWeight(server: "green-1", weight: world.weights["green-1"]!)])
-            return LiveWeights(assignment: assignment, configured: nil, shares: [:],
-                               identity: LoadBalancerIdentity(instance: "memory", uptime: .seconds(1), generation: nil),
-                               drift: [], readAt: Date(), inDrain: world.inDrain)
+            var live = LiveWeights(assignment: assignment, configured: nil, shares: [:],
+                                   identity: LoadBalancerIdentity(instance: "memory", uptime: .seconds(1), generation: nil),
+                                   drift: [], readAt: Date(), inDrain: world.inDrain)
+            live.unreachable = world.unreachable
+            live.disagreements = world.disagreements
+            return live
         }
     }
 
@@ -177,6 +184,30 @@ final class MemoryLoadBalancer: WeightRouter, TrafficObserver, Sendable {
         router.world.withLock { $0.weights = ["blue-1": 0, "green-1": 256] }
         #expect(try await interpreter.drain("blue") == .done)
         #expect(router.world.withLock { $0.calls }.contains("setDrain blue"))
+    }
+
+    @Test("the drain guard with several instances: FROM at 0 on the one read is not enough while another did not answer or holds other weights")
+    func drainGuardEveryInstance() async throws {
+        let (_, router, interpreter, _, _) = try Self.rig()
+        router.world.withLock {
+            $0.weights = ["blue-1": 0, "green-1": 256]
+            $0.unreachable = ["lb-b (/run/b.sock): connection refused"]
+        }
+        let silent = try await interpreter.drain("blue")
+        guard case .refused(let why) = silent else { Issue.record("not refused: \(silent)"); return }
+        #expect(why.contains("not every load-balancer instance answered") && why.contains("lb-b"), "\(why)")
+
+        router.world.withLock {
+            $0.unreachable = []
+            $0.disagreements = ["lb-b holds blue-1 256, lb-a holds 0"]
+        }
+        let disagreeing = try await interpreter.drain("blue")
+        guard case .refused(let other) = disagreeing else { Issue.record("not refused: \(disagreeing)"); return }
+        #expect(other.contains("disagree") && other.contains("lb-b holds blue-1 256"), "\(other)")
+        #expect(!router.world.withLock { $0.calls }.contains("setDrain blue"), "nothing drained")
+
+        router.world.withLock { $0.disagreements = [] }
+        #expect(try await interpreter.drain("blue") == .done)
     }
 
     @Test("a load balancer that fails the write gives a mismatch, and the intent is finished as failed")
