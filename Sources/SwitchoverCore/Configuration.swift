@@ -55,38 +55,38 @@ public extension Configuration {
                     message: "gate \(quoted(gate.name)) judges cluster '\(lb.cluster)', which is neither FROM ('\(from)') nor TO ('\(to)') of this switchover"))
             }
         }
-        if let fromCluster = cluster(named: from), let toCluster = cluster(named: to), from != to,
-           let services = chosen.loadBalancer.services {
+        if let fromCluster = cluster(named: from), let toCluster = cluster(named: to), from != to {
+            // A policy's services and a cluster's must be the same ones: the loader compares every
+            // policy with every cluster that lists services; the pair adds the forms that cannot mix.
+            let services = chosen.loadBalancer.services
             for cluster in [fromCluster, toCluster] {
-                if let listed = cluster.loadBalancer.services {
-                    diagnostics += ConfigLoader.serviceMismatch(policy: chosen, services: services, cluster: cluster, listed: listed)
-                } else {
+                if let services, cluster.loadBalancer.services == nil {
                     diagnostics.append(Diagnostic(location: cluster.location,
                         message: "policy '\(policy)' moves services \(services.joined(separator: ", ")), and cluster '\(cluster.name)' lists its servers without services; list them under spec.loadBalancer.services"))
+                } else if services == nil, cluster.loadBalancer.services != nil {
+                    diagnostics.append(Diagnostic(location: cluster.location,
+                        message: "cluster '\(cluster.name)' lists its servers by service, and policy '\(policy)' maps no services; add 'services' to the policy's spec.loadBalancer.\(chosen.loadBalancer.driverName)"))
                 }
             }
-            if diagnostics.isEmpty {
-                // Each service's backend is a pair of its own: a step must be expressible in each.
+            // Every service's servers together, in either form.
+            let shared = sharedServers(fromCluster.loadBalancer.servers, toCluster.loadBalancer.servers)
+            if !shared.isEmpty {
+                diagnostics.append(Diagnostic(location: toCluster.location,
+                    message: "clusters '\(from)' and '\(to)' share load-balancer servers \(list(shared)); their weights cannot be set apart"))
+            }
+            if let services {
+                // Each service's backend is a pair of its own: a step must be expressible in each
+                // (a service a cluster does not list is the loader's problem).
                 let translation = chosen.loadBalancer.weightTranslation
                 for service in services {
-                    let f = fromCluster.loadBalancer.servers(of: service) ?? [], t = toCluster.loadBalancer.servers(of: service) ?? []
+                    guard let f = fromCluster.loadBalancer.servers(of: service), let t = toCluster.loadBalancer.servers(of: service),
+                          !f.isEmpty, !t.isEmpty else { continue }
                     for step in translation.stepsWithNoShare(chosen.steps, from: f, to: t) {
                         diagnostics.append(Diagnostic(location: chosen.stepLocation(step.index),
                             message: "step \(formatNumber(step.percent)) sends no traffic to '\(to)' in service '\(service)' with its servers (\(f.count) on '\(from)', \(t.count) on '\(to)'), so no gate on it could pass; make the step larger"))
                     }
                 }
-            }
-            return diagnostics.sorted()
-        }
-        if let fromCluster = cluster(named: from), let toCluster = cluster(named: to), from != to {
-            for cluster in [fromCluster, toCluster] where cluster.loadBalancer.services != nil {
-                diagnostics.append(Diagnostic(location: cluster.location,
-                    message: "cluster '\(cluster.name)' lists its servers by service, and policy '\(policy)' maps no services; add 'services' to the policy's spec.loadBalancer.\(chosen.loadBalancer.driverName)"))
-            }
-            let shared = sharedServers(fromCluster.loadBalancer.servers, toCluster.loadBalancer.servers)
-            if !shared.isEmpty {
-                diagnostics.append(Diagnostic(location: toCluster.location,
-                    message: "clusters '\(from)' and '\(to)' share load-balancer servers \(list(shared)); their weights cannot be set apart"))
+                return diagnostics.sorted()
             }
             let translation = chosen.loadBalancer.weightTranslation
             let smallest = translation.smallestShare(from: fromCluster.loadBalancer.servers, to: toCluster.loadBalancer.servers)

@@ -8,47 +8,32 @@ import Testing
 /// and a `FILE:LINE:COL: message` line where the mistake is. No server runs: a socket is only a
 /// name to `validate` and `plan`.
 enum FleetFiles {
-    static let blue = """
+    static let blue = cluster("blue", version: "1.27.4", revision: "1-27")
+    static let green = cluster("green", version: "1.28.0", revision: "1-28")
+
+    /// A cluster of the fleet: three services, checkout on two servers.
+    static func cluster(_ side: String, version: String, revision: String) -> String {
+        """
         apiVersion: switchover.dev/v1alpha1
         kind: Cluster
         metadata:
-          name: blue
+          name: \(side)
         spec:
           istio:
-            version: "1.27.4"
-            revision: "1-27"
+            version: "\(version)"
+            revision: "\(revision)"
           trust:
             trustDomain: cluster.local
-            rootCerts: ../pki/blue/root-cert.pem
-            certChain: ../pki/blue/cert-chain.pem
+            rootCerts: ../pki/\(side)/root-cert.pem
+            certChain: ../pki/\(side)/cert-chain.pem
           loadBalancer:
             services:
-              cart: [blue-cart-1]
-              checkout: [blue-checkout-1, blue-checkout-2]
-              search: [blue-search-1]
+              cart: [\(side)-cart-1]
+              checkout: [\(side)-checkout-1, \(side)-checkout-2]
+              search: [\(side)-search-1]
 
         """
-
-    static let green = """
-        apiVersion: switchover.dev/v1alpha1
-        kind: Cluster
-        metadata:
-          name: green
-        spec:
-          istio:
-            version: "1.28.0"
-            revision: "1-28"
-          trust:
-            trustDomain: cluster.local
-            rootCerts: ../pki/green/root-cert.pem
-            certChain: ../pki/green/cert-chain.pem
-          loadBalancer:
-            services:
-              cart: [green-cart-1]
-              checkout: [green-checkout-1, green-checkout-2]
-              search: [green-search-1]
-
-        """
+    }
 
     static let policy = """
         apiVersion: switchover.dev/v1alpha1
@@ -210,7 +195,7 @@ struct FleetMistake: Sendable, CustomTestStringConvertible {
         let second = try await runSwitchover(["validate"], cwd: folder2)
         #expect(second.exitCode == 0, "\(second.stderr)")
         // The same services through two Envoys.
-        #expect(FleetFiles.policy.contains(FleetFiles.haproxySection))
+        try #require(FleetFiles.policy.contains(FleetFiles.haproxySection))
         let envoy = FleetFiles.policy.replacingOccurrences(of: FleetFiles.haproxySection, with: FleetFiles.envoySection)
         let folder3 = try FleetFiles.folder(policy: envoy)
         defer { try? FileManager.default.removeItem(at: folder3) }
@@ -235,6 +220,26 @@ struct FleetMistake: Sendable, CustomTestStringConvertible {
         for name in ["cart", "checkout", "search", "lb-a", "lb-b"] {
             #expect(json.stdout.contains("\"\(name)\""), "plan --output json does not name \(name):\n\(json.stdout)")
         }
+    }
+
+    @Test("a pair whose clusters share a server in one service: plan refuses it (validate has no pair), and a service mismatch is said once, not once per check")
+    func pairProblems() async throws {
+        let shared = FleetFiles.green.replacingOccurrences(of: "search: [green-search-1]", with: "search: [blue-search-1]")
+        let folder = try FleetFiles.folder(green: shared)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let plan = try await runSwitchover(["plan", "blue", "green", "--policy", "fleet"], cwd: folder)
+        #expect(plan.exitCode == 2, "\(plan.stdout) \(plan.stderr)")
+        #expect(plan.stderr.contains("share load-balancer servers") && plan.stderr.contains("blue-search-1"), "\(plan.stderr)")
+
+        let unmapped = FleetFiles.policy.replacingOccurrences(of: "        search: be_search\n", with: "")
+            .replacingOccurrences(of: "    - [checkout, search]", with: "    - [checkout]")
+        let folder2 = try FleetFiles.folder(policy: unmapped)
+        defer { try? FileManager.default.removeItem(at: folder2) }
+        let second = try await runSwitchover(["plan", "blue", "green", "--policy", "fleet"], cwd: folder2)
+        #expect(second.exitCode == 2, "\(second.stdout) \(second.stderr)")
+        let located = locatedLines(second.stderr).filter { $0.contains("search") }
+        #expect(!located.isEmpty, "\(second.stderr)")
+        #expect(Set(located).count == located.count, "a diagnostic said twice:\n\(second.stderr)")
     }
 
     @Test("bad fleet input: exit 2, a FILE:LINE:COL line where the mistake is, naming it", arguments: FleetMistake.all)
