@@ -53,12 +53,14 @@ public actor Coordinator {
     /// Samples this process took successfully: `drained` is only believed after a fresh sample,
     /// never from a journaled state alone.
     var samplesTaken = 0
-    /// What the loop observed and has not journaled yet: this turn's sample, and whether the
-    /// state moved since its last save by inputs that decided nothing (no action, same phase and
-    /// step). Both go in one write at observation durability at the end of the turn
-    /// (`journalObservations`); any decision saves the state at once, with full durability.
-    var unjournaledSample: LoadBalancerSample?
+    /// What the loop observed and has not journaled yet: the engine's latest sample (see
+    /// `unjournaledSample`), and whether the state moved since its last save by inputs that
+    /// decided nothing (no action, same phase, step and intent). Both go in one write at
+    /// observation durability at the end of the turn (`journalObservations`); any decision saves
+    /// the state at once, with full durability.
     var stateUnjournaled = false
+    /// The time of the last sample journaled (the journal's already, for a resumed run).
+    var sampleJournaledAt: Instant?
     /// When the state was last journaled. A state that only observed is journaled at most once
     /// per `observedStateEvery` (its samples every turn): encoding the whole state is most of a
     /// turn's cost, more so with many services and instances, and a resumed engine samples again.
@@ -102,6 +104,7 @@ public actor Coordinator {
         self.goal = goal
         self.clock = clock
         self.state = state
+        self.sampleJournaledAt = state.lastSample?.at
         let now = clock()
         // Commands journaled once this process took the lease (now, without one) are its own.
         self.commandsValidSince = min(lease.map { Instant($0.acquiredAt) } ?? now, now)
@@ -139,11 +142,17 @@ public actor Coordinator {
                     resumeCheck: (@Sendable () async -> PreflightOutcome)? = nil,
                     adopt: (@Sendable (CutoverState) throws -> CutoverState)? = nil) async throws -> RunOutcome {
         do {
-            return try await loop(preflight: preflight, resumeCheck: resumeCheck, adopt: adopt)
+            let outcome = try await loop(preflight: preflight, resumeCheck: resumeCheck, adopt: adopt)
+            // Whichever way the loop ended, what it observed last is journaled.
+            try journalObservations(all: true)
+            return outcome
         } catch let error as StoreError where error.code == .fenced {
             // Another coordinator took the journal: nothing more is journaled or moved by this one.
             reporter.finish(nil)
             return .leaseLost(reason: error.context)
+        } catch {
+            try? journalObservations(all: true)
+            throw error
         }
     }
 
@@ -202,13 +211,11 @@ public actor Coordinator {
             var deadline = ContinuousClock.now
             while true {
                 if let outcome = outcome() {
-                    try journalObservations(all: true)
                     reporter.finish(nil)
                     group.cancelAll()
                     return outcome
                 }
                 if Task.isShuttingDownGracefully || Task.isCancelled {
-                    try journalObservations(all: true)
                     try journalAppend("coordinatorStopped",
                                       "coordinator stopped by signal at phase \(state.phase.rawValue), step \(state.step), \(format(state.percentToTarget))% to \(engine.to); weights left as they are; `switchover run` resumes")
                     reporter.finish(nil)
@@ -250,7 +257,6 @@ public actor Coordinator {
             try lease?.renew()
             if let sample = try? await sampler.sample(at: clock()) {
                 samplesTaken += 1
-                unjournaledSample = sample
                 try await feed(.loadBalancerSample(sample), group: &group)
             }
             try await feedJournaledCommands(only: { if case .rollback = $0 { true } else if case .abort = $0 { true } else { false } },
@@ -296,11 +302,12 @@ public actor Coordinator {
         let now = clock()
         var sample: LoadBalancerSample?
         var live: LiveWeights?
+        var took: Duration?
         do {
             let started = ContinuousClock.now
             let read = try await sampler.sampleWithWeights(at: now)
             (sample, live) = (read.sample, read.live)
-            try keepTime(sampleTook: ContinuousClock.now - started)
+            took = ContinuousClock.now - started
         } catch is CancellationError {
             return
         } catch {
@@ -312,13 +319,14 @@ public actor Coordinator {
                 sampleFailureLogged = true
             }
         }
+        // After the catch: a journal error while saying so is not a failed sample.
+        if let took { try keepTime(sampleTook: took) }
         if let sample {
             if sampleFailureLogged {
                 reporter.notify("load balancer answering again")
                 sampleFailureLogged = false
             }
             samplesTaken += 1
-            unjournaledSample = sample
             try await feed(.loadBalancerSample(sample), group: &group)
         }
         if let live {
@@ -386,15 +394,24 @@ public actor Coordinator {
         try await performPending(actions, group: &group)
     }
 
+    /// The engine's latest sample when it is not journaled yet: the one it judged, summed per
+    /// instance onto the previous one (`LoadBalancerSample.rebased`), so the journal's series do
+    /// not dip when an instance restarts or does not answer.
+    var unjournaledSample: LoadBalancerSample? {
+        guard let sample = state.lastSample, sample.at != sampleJournaledAt else { return nil }
+        return sample
+    }
+
     /// Journals what the turn observed and did not save yet (see `unjournaledSample`), in one
     /// write at observation durability: the sample always, the state once `observedStateEvery`
     /// has passed since it was last journaled (or `all`, when the loop ends).
     func journalObservations(all: Bool = false) throws {
         let now = clock()
         let stateDue = stateUnjournaled && (all || stateJournaledAt.map { now - $0 >= observedStateEvery } ?? true)
-        guard unjournaledSample != nil || stateDue else { return }
-        try journal.recordObservation(run: runID, at: now, sample: unjournaledSample, state: stateDue ? state : nil, fence: fence)
-        unjournaledSample = nil
+        let sample = unjournaledSample
+        guard sample != nil || stateDue else { return }
+        try journal.recordObservation(run: runID, at: now, sample: sample, state: stateDue ? state : nil, fence: fence)
+        if let sample { sampleJournaledAt = sample.at }
         if stateDue {
             stateUnjournaled = false
             stateJournaledAt = now
@@ -410,7 +427,7 @@ public actor Coordinator {
         if let sample = unjournaledSample {
             // The sample a decision may rest on lands before it, and the decision's fsync covers it.
             try journal.recordObservation(run: runID, at: now, sample: sample, state: nil, fence: fence)
-            unjournaledSample = nil
+            sampleJournaledAt = sample.at
         }
         try journal.saveState(run: runID, at: now, state, fence: fence)
         stateUnjournaled = false

@@ -24,8 +24,8 @@ extension Coordinator {
         return try await withThrowingDiscardingTaskGroup(returning: CutoverState.self) { group in
             if case .decommission(let force, _) = command {
                 do {
+                    // Journaled from the engine's state, with the decision on it (`saveAndPerform`).
                     let sample = try await sampler.sample(at: clock())
-                    try journal.recordSample(run: runID, sample)
                     // The sample alone is the evidence (FROM's sessions, new sessions and live
                     // weight). The live weights are not fed: against the journal they would make
                     // the engine write weights and drain FROM again, which is `run`'s or

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchoverCore
 import SwitchoverStore
 import SwitchoverTestKit
 import Testing
@@ -142,10 +143,14 @@ struct FleetIntegrationTests {
                 #expect(Self.number(live?["green"]) == 100 && Self.number(live?["blue"]) == 0, "\(service) at \(instance): \(entry)")
             }
         }
-        // The progress lines name the services.
-        let log = coordinator.logTail(lines: 400)
-        for service in FleetLab.services {
-            #expect(log.contains(service), "the run's output does not name \(service):\n\(log)")
+        // Each step's event names every service at its percentage (what the log and the
+        // report show; a pipe gets no progress line).
+        let steps = try lab.events().filter { $0.kind == "stepStarted" }
+        #expect(!steps.isEmpty)
+        for step in steps {
+            let event = try JSONDecoder().decode(EngineEvent.self, from: Data(step.detail.utf8))
+            let named = event.evidence["services"] ?? ""
+            #expect(FleetLab.services.allSatisfy { named.contains("\($0)=") }, "step \(event.step ?? 0) names not every service: \(named)")
         }
 
         let reports = try await lab.loadReports()
@@ -264,6 +269,16 @@ struct FleetIntegrationTests {
             #expect(report.failed == 0, "lb-a \(service): \(report)")
         }
         #expect(reports["lb-a"]?.count == 3)
+
+        // The journal's series are the samples the engine judged, summed per instance: lb-b gone
+        // silent, then counting from 0 again, is no dip in either cluster's responses.
+        let journal = try SQLiteJournal(path: lab.statePath)
+        let run = try #require(try journal.latestRun())
+        for cluster in ["blue", "green"] {
+            let series = try journal.samples(run: run.id, cluster: cluster, since: Instant(millisecondsSinceEpoch: 0)).map(\.counters.responses)
+            #expect(series.count > 10 && zip(series, series.dropFirst()).allSatisfy { $0 <= $1 },
+                    "\(cluster)'s journaled responses dip: \(series)")
+        }
     }
 
     // MARK: - d. an instance reloaded while draining
