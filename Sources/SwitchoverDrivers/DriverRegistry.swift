@@ -68,15 +68,22 @@ public struct DriverRegistry: Sendable {
         if let fleet = policy.loadBalancer.settings as? any FleetSpec, fleet.isFleet {
             return try makeFleet(fleet, driver: driver, policy: policy, from: from, to: to, logger: logger)
         }
-        let fromServers = ClusterServers(cluster: from.name, servers: from.loadBalancer.servers)
-        let toServers = ClusterServers(cluster: to.name, servers: to.loadBalancer.servers)
-        try validateClusters(fromServers, toServers, driver: name)
-        let made = try driver.make(policy.loadBalancer.settings, from: fromServers, to: toServers, logger: logger)
+        return try makeOne(driver, settings: policy.loadBalancer.settings,
+                           from: ClusterServers(cluster: from.name, servers: from.loadBalancer.servers),
+                           to: ClusterServers(cluster: to.name, servers: to.loadBalancer.servers), logger: logger)
+    }
+
+    /// One router and observer of `driver` for one pair of server lists (the single form, or one
+    /// member of a fleet), the pair checked first.
+    func makeOne(_ driver: any LoadBalancerDriver, settings: any DriverSpec, from: ClusterServers, to: ClusterServers,
+                 logger: Logger) throws -> (router: any WeightRouter, observer: any TrafficObserver) {
+        try validateClusters(from, to, driver: driver.name)
+        let made = try driver.make(settings, from: from, to: to, logger: logger)
         // A policy's `traffic` section (DESIGN.md, "DNS and cloud load balancers") will name
         // the observer for a router that counts nothing; until it exists, such a driver cannot run.
         guard let observer = made.observer else {
-            throw LoadBalancerError(.unsupported, driver: name, address: made.router.address,
-                                    message: "\(name) counts no traffic, and this policy names no other source of per-cluster counters")
+            throw LoadBalancerError(.unsupported, driver: driver.name, address: made.router.address,
+                                    message: "\(driver.name) counts no traffic, and this policy names no other source of per-cluster counters")
         }
         return (made.router, observer)
     }
@@ -99,14 +106,9 @@ extension DriverRegistry {
                 }
                 servers.append(ClusterServers(cluster: cluster.name, servers: listed))
             }
-            try validateClusters(servers[0], servers[1], driver: driver.name)
-            let made = try driver.make(member.spec, from: servers[0], to: servers[1], logger: logger)
-            guard let observer = made.observer else {
-                throw LoadBalancerError(.unsupported, driver: driver.name, address: made.router.address,
-                                        message: "\(driver.name) counts no traffic, and this policy names no other source of per-cluster counters")
-            }
+            let made = try makeOne(driver, settings: member.spec, from: servers[0], to: servers[1], logger: logger)
             members.append(.init(instance: member.instance, service: member.service, target: member.target,
-                                 router: made.router, observer: observer))
+                                 router: made.router, observer: made.observer))
         }
         let fleetRouter = FleetRouter(driver: driver.name, members: members, from: from.name, to: to.name,
                                       schedule: StepSchedule(policy: policy))

@@ -11,6 +11,8 @@ public protocol FleetSpec: DriverSpec {
     /// Service -> backend or route, in the order written; one entry without a service in the
     /// single form.
     var serviceTargets: [ServiceBackend] { get }
+    /// The instances' names, in the order written (one in the single form).
+    var instances: [String] { get }
 }
 
 extension FleetSpec {
@@ -20,9 +22,9 @@ extension FleetSpec {
         return named.isEmpty ? nil : named
     }
 
-    /// True when there is more than one member, or the services are named: the fleet router
-    /// drives it (one unnamed member is the single form, driven by the driver directly).
-    public var isFleet: Bool { members.count > 1 || services != nil }
+    /// True with several instances, or named services: the fleet router drives it (one
+    /// instance and no service is the single form, driven by the driver directly).
+    public var isFleet: Bool { instances.count > 1 || services != nil }
 }
 
 /// A driver section's `services: {service: target}`, in the order written: each service a
