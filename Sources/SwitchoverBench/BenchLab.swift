@@ -132,7 +132,6 @@ final class BenchLab {
     }
 }
 
-/// `/proc/<pid>` of a running process: peak RSS and CPU ticks, read from outside it.
 /// CPU time of a process in nanoseconds, thread by thread (`/proc/PID/task/*/schedstat`, whose
 /// first field is the time on a CPU in ns): finer than `/proc/PID/stat`'s clock ticks (10 ms,
 /// which over a 12 s window is a 1 m step). Keeps each thread's last reading, so a thread that
@@ -156,6 +155,7 @@ struct ThreadCPU {
     }
 }
 
+/// `/proc/<pid>` of a running process: peak RSS and CPU ticks, read from outside it.
 struct ProcReading {
     var peakRSSKiB: Int
     var cpuSeconds: Double

@@ -27,14 +27,6 @@ enum InstancesFigure {
         return rows
     }
 
-    /// User and system CPU of this process so far, in ms.
-    static func ownCPUMilliseconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000
-            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
-    }
-
     static func servers(_ size: Int) -> (blue: [String], green: [String]) {
         ((0..<size / 2).map { "blue-\($0)" }, (0..<(size - size / 2)).map { "green-\($0)" })
     }
@@ -87,7 +79,7 @@ enum InstancesFigure {
             let steps: [Double] = [1, 5, 10, 25, 50, 75, 99]
             _ = try await router.apply(percentToTarget: steps[0])
             var fleetTimes: [Double] = [], singleTimes: [Double] = []
-            var fleetCPU = 0.0, singleCPU = 0.0   // this process's CPU (the coordinator's side), ms
+            var fleetCPU: UInt64 = 0, singleCPU: UInt64 = 0   // this process's CPU (the coordinator's side), ns
             for trial in 0..<trials {
                 // Every call moves lb-a to another step than it holds (the HAProxy driver writes
                 // only what differs), alternating single, fleet, single, ...
@@ -95,15 +87,15 @@ enum InstancesFigure {
                 // One instance alone first (the fleet's other instance keeps its weights), then
                 // both: each trial writes a change on every instance it touches.
                 var start = ContinuousClock.now
-                var cpu = ownCPUMilliseconds()
+                var cpu = cpuNanoseconds()
                 _ = try await single.apply(percentToTarget: percent)
                 singleTimes.append(FleetBenchmark.milliseconds(ContinuousClock.now - start))
-                singleCPU += ownCPUMilliseconds() - cpu
+                singleCPU += cpuNanoseconds() - cpu
                 start = ContinuousClock.now
-                cpu = ownCPUMilliseconds()
+                cpu = cpuNanoseconds()
                 let live = try await router.apply(percentToTarget: steps[(2 * trial + 2) % steps.count])
                 fleetTimes.append(FleetBenchmark.milliseconds(ContinuousClock.now - start))
-                fleetCPU += ownCPUMilliseconds() - cpu
+                fleetCPU += cpuNanoseconds() - cpu
                 guard live.unreachable.isEmpty else { throw TestKitError("an instance did not answer: \(live.unreachable)") }
             }
             // The floor the machine sets: the same lines (read, writes, read back) sent raw to
@@ -136,7 +128,7 @@ enum InstancesFigure {
                 reference: reference.median,
                 referenceLabel: String(format: "one instance alone, same step: %.2f ms (%.2f–%.2f)", reference.median, reference.min, reference.max),
                 note: "fleet router as `run` builds it (`instances: [lb-a, lb-b]`), against the HAProxy driver on lb-a alone; trials interleaved; "
-                    + String(format: "coordinator CPU per step %.1f ms (one instance %.1f ms); ", fleetCPU / Double(trials), singleCPU / Double(trials))
+                    + String(format: "coordinator CPU per step %.1f ms (one instance %.1f ms); ", Double(fleetCPU) / 1e6 / Double(trials), Double(singleCPU) / 1e6 / Double(trials))
                     + "bar: at most 1.3×"))
         }
 

@@ -42,12 +42,12 @@ public enum ConfigurationLimits {
     /// Steps of a policy: each is watched for a whole bake; 100 steps of 1% is already finer
     /// than any load balancer needs.
     public static let steps = 100
-    /// Servers of one cluster: the size the fleet benchmark measures (10,000 in one backend).
     /// Services of one load balancer, and waves: each is a backend read and written at every
     /// step on every instance.
     public static let services = 200
     /// Load-balancer instances: every weight is written to each and read back from each.
     public static let instances = 20
+    /// Servers of one cluster: the size the fleet benchmark measures (10,000 in one backend).
     public static let servers = 5_000
     /// Gates of a policy: all are evaluated every interval.
     public static let gates = 50

@@ -133,8 +133,6 @@ public struct Policy: Sendable, Hashable {
     /// `waves`: services moved together, wave after wave (each walks every step, then the next
     /// starts; earlier waves stay at 100%). Nil: every service in one wave.
     public var waves: [[String]]?
-    /// Where `waves` is written.
-    public var wavesLocation: SourceLocation?
     public var decommission: DecommissionSpec
     /// Roots and intermediates expiring within this horizon are a trust `warn`.
     public var trustHorizon: Duration

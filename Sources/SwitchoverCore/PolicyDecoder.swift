@@ -92,7 +92,6 @@ struct PolicyDecoder {
         policy.drainDeclared = fields.has("drain")
         policy.stepLocations = stepNodes?.map(reader.location) ?? []
         policy.waves = waves
-        policy.wavesLocation = fields.optional("waves").map(reader.location)
         return policy
     }
 

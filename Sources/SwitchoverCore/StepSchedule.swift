@@ -10,7 +10,7 @@
 public struct StepSchedule: Sendable, Hashable {
     /// The policy's steps, walked by each wave.
     public let steps: [Double]
-    /// Services moved together, in order; `[[]]`-free: nil services means the single form.
+    /// Services moved together, in order: `[services]` without waves, `[[]]` in the single form.
     public let waves: [[String]]
     /// Every service, in the load balancer's order; empty in the single form.
     public let services: [String]
