@@ -21,6 +21,8 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
     private var statements: [String: SQLiteStatement] = [:]
     private let lock = NSRecursiveLock()
     private var transactionDepth = 0
+    /// Set while the connection may still be at `synchronous=NORMAL` after an observation.
+    private var mustRestoreFull = false
 
     /// Milliseconds a statement waits for another connection's write lock before failing.
     public static let busyTimeoutMilliseconds: Int32 = 5_000
@@ -181,7 +183,13 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
     func inTransaction<T>(_ body: () throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
-        precondition(transactionDepth == 0, "SQLiteJournal.inTransaction is not reentrant")
+        // Inside another: part of it (its writes land with the outer ones, or none do).
+        if transactionDepth > 0 { return try body() }
+        if mustRestoreFull {
+            // An observation could not set the connection back to FULL: no write goes at less.
+            try connection.execute("PRAGMA synchronous=FULL")
+            mustRestoreFull = false
+        }
         // IMMEDIATE takes the write lock now, so the body never fails half-way on a busy database.
         try connection.execute("BEGIN IMMEDIATE")
         transactionDepth += 1
@@ -244,10 +252,10 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
 
     /// Runs `body` alone when `fence` is nil; otherwise in one transaction that first checks
     /// `fence` is still the lease's token (`StoreError.Code.fenced` when not, nothing written).
+    /// `body` in one transaction, only while `fence` (when given) is the lease's token.
     private func fenced<T>(_ fence: Int64?, _ body: () throws -> T) throws -> T {
-        guard let fence else { return try body() }
-        return try inTransaction {
-            try checkFence(fence)
+        try inTransaction {
+            if let fence { try checkFence(fence) }
             return try body()
         }
     }
@@ -431,9 +439,7 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
     public func recordSample(run: Int64, _ sample: LoadBalancerSample) throws {
         // One sample's rows (every cluster, and every service's with several services) in one
         // transaction: one commit and one fsync per sample, not one per row (8 with 3 services).
-        lock.lock()
-        defer { lock.unlock() }
-        if transactionDepth > 0 { try insertSample(run: run, sample) } else { try inTransaction { try insertSample(run: run, sample) } }
+        try inTransaction { try insertSample(run: run, sample) }
     }
 
     private func insertSample(run: Int64, _ sample: LoadBalancerSample) throws {
@@ -459,22 +465,27 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         guard sample != nil || state != nil else { return }
         lock.lock()
         defer { lock.unlock() }
+        // The setting applies to the transactions begun after it: never inside one.
         precondition(transactionDepth == 0, "SQLiteJournal.recordObservation inside a transaction")
         try connection.execute("PRAGMA synchronous=NORMAL")
         let written = Result {
-            try inTransaction {
-                if let fence { try checkFence(fence) }
+            try fenced(fence) {
                 if let sample { try insertSample(run: run, sample) }
                 if let state { try upsertState(run: run, at: at, json: state) }
             }
         }
-        try connection.execute("PRAGMA synchronous=FULL")
+        do {
+            try connection.execute("PRAGMA synchronous=FULL")
+        } catch {
+            mustRestoreFull = true  // the next write sets it first, or fails
+            throw error
+        }
         try written.get()
     }
 
     public func recordSamples(run: Int64, _ samples: [LoadBalancerSample]) throws {
         try inTransaction {
-            for sample in samples { try recordSample(run: run, sample) }
+            for sample in samples { try insertSample(run: run, sample) }
         }
     }
 

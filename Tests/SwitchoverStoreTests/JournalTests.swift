@@ -283,7 +283,7 @@ struct SQLiteJournalFileTests {
         #expect(try reopened.loadCutoverState(run: run) == CutoverState.initial)
     }
 
-    @Test("observations are committed at synchronous NORMAL, seen by another process, and leave the connection at FULL")
+    @Test("observations are committed to the write-ahead log (another process reads them) and leave the connection at FULL, also after a refused one")
     func observationDurability() async throws {
         let sqlite3 = try Tools.require("sqlite3")
         let dir = try TemporaryDirectory.make("observation")
