@@ -43,13 +43,12 @@ public struct LoadBalancerSampler: Sendable {
         }
         var sample = Self.sample(stats, weights: weights, at: now)
         if let services = stats.services {
-            // Per service, with the weights its servers hold (as the first instance that
-            // answered reads them).
+            // Per service, with the weights its members hold, by the same rule as the whole:
+            // FROM's the most any instance gives it, TO's the least.
             var perService: [String: [String: ClusterCounters]] = [:]
             for (service, clusters) in services {
-                let servers = Set(live.members?.first { $0.service == service }.map { $0.assignment.all.map(\.server) } ?? [])
-                let weightOf = { (side: [ServerWeight]) in side.filter { servers.contains($0.server) }.reduce(0) { $0 + $1.weight } }
-                let serviceWeights = [from: weightOf(live.assignment.from), to: weightOf(live.assignment.to)]
+                let held = (live.members ?? []).filter { $0.service == service }.map(\.assignment)
+                let serviceWeights = [from: held.map(\.fromTotal).max() ?? 0, to: held.map(\.toTotal).min() ?? 0]
                 perService[service] = Self.sample(LoadBalancerStats(clusters: clusters, identity: stats.identity, takenAt: stats.takenAt),
                                                   weights: serviceWeights, at: now).clusters
             }
