@@ -195,17 +195,10 @@ enum InstancesFigure {
         for index in 0..<count { haproxies.append(try await HAProxyServer.start(backends: backends, name: "lb-\(index)", in: folder)) }
         defer { for haproxy in haproxies { haproxy.stopInBackground() } }
         let trust = try await ConfigDocuments.sharedTrust(in: folder, clusters: ["blue", "green"])
-        let clusters = folder.appendingPathComponent("clusters"), policies = folder.appendingPathComponent("policies")
-        try FileManager.default.createDirectory(at: clusters, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
-        for (side, version) in [("blue", "1.27.4"), ("green", "1.28.0")] {
-            let loadBalancer = fleet ? ["  loadBalancer:", "    services:"] + services.map { "      \($0): [\(server(side, $0))]" }
-                : ["  loadBalancer:", "    servers: [\(server(side, "app"))]"]
-            try (["apiVersion: switchover.dev/v1alpha1", "kind: Cluster", "metadata:", "  name: \(side)", "spec:",
-                  "  istio:", "    version: \"\(version)\"", "  trust:", "    trustDomain: cluster.local",
-                  "    rootCerts: \(trust[side]!.roots.path)", "    certChain: \(trust[side]!.chain.path)"] + loadBalancer)
-                .joined(separator: "\n").appending("\n")
-                .write(to: clusters.appendingPathComponent("\(side).yaml"), atomically: true, encoding: .utf8)
+        let clusters = [("blue", "1.27.4"), ("green", "1.28.0")].map { side, version in
+            ClusterDocument(name: side, istioVersion: version, rootCerts: trust[side]!.roots.path, certChain: trust[side]!.chain.path,
+                            servers: fleet ? [] : [server(side, "app")],
+                            services: fleet ? services.map { ($0, [server(side, $0)]) } : nil)
         }
         let lines = fleet
             ? ["driver: haproxy", "haproxy:", "  instances:"]
@@ -213,10 +206,11 @@ enum InstancesFigure {
                 + ["  services: {\(services.map { "\($0): be_\($0)" }.joined(separator: ", "))}"]
             : PolicyDocument.haproxy(socket: haproxies[0].socketPath)
         let policy = PolicyDocument(name: "cpu", loadBalancer: lines, steps: [50, 100], bake: "6s", interval: "500ms", sampling: "250ms")
-        try policy.yaml.write(to: policies.appendingPathComponent("cpu.yaml"), atomically: true, encoding: .utf8)
+        try ConfigDocuments.write(clusters: clusters, policies: [policy], in: folder)
         let run = try ManagedProcess(name: "switchover run", executable: switchover,
                                      arguments: ["run", "blue", "green", "--policy", "cpu", "--until", "promoted",
-                                                 "--clusters", clusters.path, "--policies", policies.path,
+                                                 "--clusters", folder.appendingPathComponent("clusters").path,
+                                                 "--policies", folder.appendingPathComponent("policies").path,
                                                  "--state", folder.appendingPathComponent("state/state.db").path],
                                      logFile: folder.appendingPathComponent("run.log"))
         defer { run.stopInBackground() }

@@ -11,10 +11,14 @@ public struct ClusterDocument: Sendable {
     public var certChain: String?
     public var probe: String?
     public var servers: [String]
+    /// Servers service by service (`loadBalancer.services`), in order; when given, `servers` is
+    /// not written.
+    public var services: [(service: String, servers: [String])]?
     public var health: String?
 
     public init(name: String, istioVersion: String = "1.27.4", trustDomain: String = "cluster.local", rootCerts: String,
-                certChain: String? = nil, probe: String? = nil, servers: [String], health: String? = nil) {
+                certChain: String? = nil, probe: String? = nil, servers: [String] = [],
+                services: [(service: String, servers: [String])]? = nil, health: String? = nil) {
         self.name = name
         self.istioVersion = istioVersion
         self.trustDomain = trustDomain
@@ -22,6 +26,7 @@ public struct ClusterDocument: Sendable {
         self.certChain = certChain
         self.probe = probe
         self.servers = servers
+        self.services = services
         self.health = health
     }
 
@@ -40,7 +45,11 @@ public struct ClusterDocument: Sendable {
         ]
         if let certChain { lines.append("    certChain: \(certChain)") }
         if let probe { lines.append("    probe: \(probe)") }
-        lines += ["  loadBalancer:", "    servers: [\(servers.joined(separator: ", "))]"]
+        if let services {
+            lines += ["  loadBalancer:", "    services:"] + services.map { "      \($0.service): [\($0.servers.joined(separator: ", "))]" }
+        } else {
+            lines += ["  loadBalancer:", "    servers: [\(servers.joined(separator: ", "))]"]
+        }
         if let health { lines.append("  health: \(health)") }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -65,11 +74,13 @@ public struct PolicyDocument: Sendable {
     public var hardSignal: (max5xxRatio: Double, minRequests: Int)?
     /// The lines under `spec.drain:`, unindented; nil: no drain section.
     public var drain: [String]?
+    /// `spec.waves`, services moved together wave after wave; nil: not written.
+    public var waves: [[String]]?
 
     public init(name: String, loadBalancer: [String], steps: [Int], bake: String, interval: String? = nil,
                 sampling: String? = nil, failureThreshold: Int? = nil, pauseAfterErrors: Int? = nil, gates: [String] = [],
                 automaticRollback: Bool = true, hardSignal: (max5xxRatio: Double, minRequests: Int)? = nil,
-                drain: [String]? = nil) {
+                drain: [String]? = nil, waves: [[String]]? = nil) {
         self.name = name
         self.loadBalancer = loadBalancer
         self.steps = steps
@@ -82,6 +93,7 @@ public struct PolicyDocument: Sendable {
         self.automaticRollback = automaticRollback
         self.hardSignal = hardSignal
         self.drain = drain
+        self.waves = waves
     }
 
     /// The `spec.loadBalancer` lines of an HAProxy driver on `socket`, backend `backend`.
@@ -120,6 +132,7 @@ public struct PolicyDocument: Sendable {
             lines.append("    hardSignal: {max5xxRatio: \(hardSignal.max5xxRatio), minRequests: \(hardSignal.minRequests)}")
         }
         if let drain { lines += ["  drain:"] + indented(drain, by: 4) }
+        if let waves { lines.append("  waves: [\(waves.map { "[\($0.joined(separator: ", "))]" }.joined(separator: ", "))]") }
         return lines.joined(separator: "\n") + "\n"
     }
 }

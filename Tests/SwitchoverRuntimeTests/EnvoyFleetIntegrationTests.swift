@@ -17,7 +17,7 @@ struct EnvoyFleetIntegrationTests {
     static func route(_ service: String) -> String { "\(service)_route" }
     static func cluster(_ side: String, _ service: String) -> String { "\(side)-\(service)" }
 
-    final class EnvoyFleetLab: @unchecked Sendable {
+    final class EnvoyFleetLab: SwitchoverLab, @unchecked Sendable {
         let folder: URL
         let nginx: [String: NginxBackend]
         let envoys: [String: EnvoyServer]
@@ -55,21 +55,12 @@ struct EnvoyFleetIntegrationTests {
 
         func writeConfiguration(waves: [[String]]?, steps: [Int], holdFor: String) async throws {
             let trust = try await ConfigDocuments.sharedTrust(in: folder, clusters: ["blue", "green"])
-            let clusters = folder.appendingPathComponent("clusters")
-            try FileManager.default.createDirectory(at: clusters, withIntermediateDirectories: true)
-            for (side, version) in [("blue", "1.27.4"), ("green", "1.28.0")] {
-                let material = trust[side]!
-                let yaml = ([
-                    "apiVersion: switchover.dev/v1alpha1", "kind: Cluster", "metadata:", "  name: \(side)", "spec:",
-                    "  istio:", "    version: \"\(version)\"", "  trust:", "    trustDomain: cluster.local",
-                    "    rootCerts: \(material.roots.path)", "    certChain: \(material.chain.path)",
-                    "  loadBalancer:", "    services:",
-                ] + EnvoyFleetIntegrationTests.services.map { "      \($0): [\(EnvoyFleetIntegrationTests.cluster(side, $0))]" }
-                  + ["  health: http://\(nginx[EnvoyFleetIntegrationTests.cluster(side, "cart")]!.address)/healthz"])
-                    .joined(separator: "\n") + "\n"
-                try yaml.write(to: clusters.appendingPathComponent("\(side).yaml"), atomically: true, encoding: .utf8)
-            }
             let services = EnvoyFleetIntegrationTests.services
+            let clusters = [("blue", "1.27.4"), ("green", "1.28.0")].map { side, version in
+                ClusterDocument(name: side, istioVersion: version, rootCerts: trust[side]!.roots.path, certChain: trust[side]!.chain.path,
+                                services: services.map { ($0, [EnvoyFleetIntegrationTests.cluster(side, $0)]) },
+                                health: "http://\(nginx[EnvoyFleetIntegrationTests.cluster(side, "cart")]!.address)/healthz")
+            }
             let loadBalancer = ["driver: envoy", "envoy:",
                                 "  services: {\(services.map { "\($0): \(EnvoyFleetIntegrationTests.route($0))" }.joined(separator: ", "))}",
                                 "  instances:"]
@@ -78,31 +69,18 @@ struct EnvoyFleetIntegrationTests {
                     let files = services.map { "\($0): \(envoy.routeFiles[EnvoyFleetIntegrationTests.route($0)]!.path)" }
                     return "    - {name: \(name), admin: \(envoy.adminURL.absoluteString), routeFiles: {\(files.joined(separator: ", "))}}"
                 }
-            var yaml = PolicyDocument(
+            let policy = PolicyDocument(
                 name: "fleet", loadBalancer: loadBalancer, steps: steps, bake: "1s", interval: "500ms", sampling: "250ms",
                 failureThreshold: 2, pauseAfterErrors: 2,
                 gates: ["name: green-errors\nloadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: 5}"],
-                drain: PolicyDocument.drain(holdFor: holdFor, dnsTTL: "0s", timeout: "1m")).yaml
-            if let waves { yaml += "  waves: [\(waves.map { "[\($0.joined(separator: ", "))]" }.joined(separator: ", "))]\n" }
-            let policies = folder.appendingPathComponent("policies")
-            try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
-            try yaml.write(to: policies.appendingPathComponent("fleet.yaml"), atomically: true, encoding: .utf8)
-        }
-
-        var globalArguments: [String] {
-            ["--clusters", folder.appendingPathComponent("clusters").path,
-             "--policies", folder.appendingPathComponent("policies").path, "--state", statePath]
+                drain: PolicyDocument.drain(holdFor: holdFor, dnsTTL: "0s", timeout: "1m"), waves: waves)
+            try ConfigDocuments.write(clusters: clusters, policies: [policy], in: folder)
         }
 
         func run(until: String) throws -> ManagedProcess {
             try ManagedProcess(name: "switchover run", executable: try switchoverExecutable().path,
                                arguments: ["run", "blue", "green", "--policy", "fleet", "--until", until] + globalArguments,
                                logFile: folder.appendingPathComponent("run-\(UUID().uuidString.prefix(6)).log"))
-        }
-
-        func status() async throws -> [String: Any] {
-            let result = try await runSwitchover(["status", "--output", "json"] + globalArguments, cwd: folder)
-            return (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]) ?? [:]
         }
 
         /// The live weights of `service`'s route on `instance`, read from that Envoy's admin.
@@ -154,7 +132,7 @@ struct EnvoyFleetIntegrationTests {
                 #expect(live.blue == 0 && live.green > 0, "\(instance) \(service): \(live)")
             }
         }
-        let status = try await lab.status()
+        let status = try await lab.statusJSON()
         let services = status["services"] as? [String: Any]
         #expect(Set(services?.keys.map { $0 } ?? []) == Set(Self.services), "\(status)")
         for load in loads {
@@ -172,13 +150,13 @@ struct EnvoyFleetIntegrationTests {
         defer { run.stopInBackground() }
         // Step 1 baking: stop edge-b.
         let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline, (try await lab.status())["bakeRemainingSeconds"] as? Double == nil {
+        while ContinuousClock.now < deadline, (try await lab.statusJSON())["bakeRemainingSeconds"] as? Double == nil {
             await Wait.pause(.milliseconds(100))
         }
         await lab.envoys["edge-b"]!.stop()
         var paused: [String: Any] = [:]
         while ContinuousClock.now < deadline + .seconds(30) {
-            paused = try await lab.status()
+            paused = try await lab.statusJSON()
             if paused["phase"] as? String == "paused" { break }
             await Wait.pause(.milliseconds(100))
         }

@@ -23,7 +23,7 @@ import Glibc
 ///
 /// Every wait suspends (`Wait`, `OwnThread`), as `Lab`'s comment explains; `FleetWatch` polls
 /// on a thread of its own.
-final class FleetLab: @unchecked Sendable {
+final class FleetLab: SwitchoverLab, @unchecked Sendable {
     struct Options {
         var steps: [Int] = [50, 100]
         var bake = "1s"
@@ -132,43 +132,20 @@ final class FleetLab: @unchecked Sendable {
     /// section.
     func writeConfiguration() async throws {
         let trust = try await ConfigDocuments.sharedTrust(in: folder, clusters: ["blue", "green"])
-        let clusters = folder.appendingPathComponent("clusters")
-        try FileManager.default.createDirectory(at: clusters, withIntermediateDirectories: true)
+        var clusters: [ClusterDocument] = []
         for (name, servers, version) in [("blue", blue, "1.27.4"), ("green", green, "1.28.0")] {
             guard let material = trust[name], let health = servers["cart"] else { throw TestKitError("no trust for \(name)") }
-            let yaml = ([
-                "apiVersion: switchover.dev/v1alpha1",
-                "kind: Cluster",
-                "metadata:",
-                "  name: \(name)",
-                "spec:",
-                "  istio:",
-                "    version: \"\(version)\"",
-                "  trust:",
-                "    trustDomain: cluster.local",
-                "    rootCerts: \(material.roots.path)",
-                "    certChain: \(material.chain.path)",
-                "  loadBalancer:",
-                "    services:",
-            ] + Self.services.map { "      \($0): [\(Self.server(name, $0))]" } + [
-                "  health: http://\(health.address)/healthz",
-            ]).joined(separator: "\n") + "\n"
-            try yaml.write(to: clusters.appendingPathComponent("\(name).yaml"), atomically: true, encoding: .utf8)
+            clusters.append(ClusterDocument(name: name, istioVersion: version, rootCerts: material.roots.path, certChain: material.chain.path,
+                                            services: Self.services.map { ($0, [Self.server(name, $0)]) },
+                                            health: "http://\(health.address)/healthz"))
         }
         let policy = PolicyDocument(
             name: "fleet", loadBalancer: loadBalancerLines, steps: options.steps, bake: options.bake, interval: options.interval,
             sampling: "250ms", failureThreshold: options.failureThreshold, pauseAfterErrors: options.pauseAfterErrors,
             gates: ["name: green-errors\nloadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: \(options.minRequests)}"],
             hardSignal: options.hardSignal.map { ($0.ratio, $0.minRequests) },
-            drain: PolicyDocument.drain(holdFor: options.holdFor, dnsTTL: "0s", timeout: options.drainTimeout))
-        var yaml = policy.yaml
-        if let waves = options.waves {
-            // A key of `spec`, after the drain section (the document's last lines are under spec).
-            yaml += "  waves: [\(waves.map { "[\($0.joined(separator: ", "))]" }.joined(separator: ", "))]\n"
-        }
-        let policies = folder.appendingPathComponent("policies")
-        try FileManager.default.createDirectory(at: policies, withIntermediateDirectories: true)
-        try yaml.write(to: policyFile, atomically: true, encoding: .utf8)
+            drain: PolicyDocument.drain(holdFor: options.holdFor, dnsTTL: "0s", timeout: options.drainTimeout), waves: options.waves)
+        try ConfigDocuments.write(clusters: clusters, policies: [policy], in: folder)
     }
 
     /// Replaces `old` with `new` in the policy file, as a person editing it would.
@@ -176,12 +153,6 @@ final class FleetLab: @unchecked Sendable {
         let text = try String(contentsOf: policyFile, encoding: .utf8)
         guard text.contains(old) else { throw TestKitError("the policy has no '\(old)':\n\(text)") }
         try text.replacingOccurrences(of: old, with: new).write(to: policyFile, atomically: true, encoding: .utf8)
-    }
-
-    var globalArguments: [String] {
-        ["--clusters", folder.appendingPathComponent("clusters").path,
-         "--policies", folder.appendingPathComponent("policies").path,
-         "--state", statePath]
     }
 
     // MARK: - Load
@@ -220,19 +191,6 @@ final class FleetLab: @unchecked Sendable {
                            logFile: folder.appendingPathComponent("run-\(UUID().uuidString.prefix(6)).log"))
     }
 
-    func cli(_ arguments: [String]) async throws -> (exitCode: Int32, stdout: String, stderr: String) {
-        try await runSwitchover(arguments + globalArguments, cwd: folder)
-    }
-
-    func statusJSON() async throws -> [String: Any] {
-        let result = try await cli(["status", "--output", "json"])
-        guard result.exitCode == 0,
-              let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
-            throw TestKitError("status failed (\(result.exitCode)): \(result.stdout) \(result.stderr)")
-        }
-        return object
-    }
-
     /// Asks `status --output json` every 200 ms until `condition` holds; fails after `timeout`
     /// seconds, or when `process` (the coordinator) exits first. Returns the status that held.
     @discardableResult
@@ -253,13 +211,6 @@ final class FleetLab: @unchecked Sendable {
         throw TestKitError("timed out waiting for \(what); status \(last)\n\(process?.logTail(lines: 40) ?? "")")
     }
 
-    func waitForExit(_ process: ManagedProcess, timeout: TimeInterval = 90) async throws -> Int32 {
-        guard await process.waitForExit(timeout: timeout), let status = process.exitStatus else {
-            throw TestKitError("coordinator still running after \(timeout)s:\n\(process.logTail(lines: 40))")
-        }
-        return status
-    }
-
     // MARK: - Reading the load balancers and the journal
 
     /// Every server of every backend on `instance`, from its runtime API.
@@ -277,13 +228,6 @@ final class FleetLab: @unchecked Sendable {
         return (b, g)
     }
 
-    /// The latest run's journal events (kind and JSON detail as journaled).
-    func events() throws -> [JournalEvent] {
-        guard FileManager.default.fileExists(atPath: statePath) else { return [] }
-        let journal = try SQLiteJournal(path: statePath)
-        guard let run = try journal.latestRun() else { return [] }
-        return try journal.events(run: run.id, afterSequence: 0, limit: 100_000)
-    }
 }
 
 /// Reads `show servers state` from every instance of a `FleetLab` every `period` on a thread of

@@ -19,7 +19,7 @@ import Glibc
 /// Every wait here suspends (the test kit's `Wait` and `OwnThread`): suites run in parallel on the
 /// cooperative pool, and a lab that blocked a thread while it polled the journal or waited for a
 /// command would hold up every other test's coordinator and stopwatch.
-class Lab: @unchecked Sendable {
+class Lab: SwitchoverLab, @unchecked Sendable {
     struct PolicyOptions {
         var steps: [Int] = [10, 25, 50, 100]
         var bake = "1500ms"
@@ -108,12 +108,6 @@ class Lab: @unchecked Sendable {
         try ConfigDocuments.write(clusters: clusters, policies: [policy], in: folder)
     }
 
-    var globalArguments: [String] {
-        ["--clusters", folder.appendingPathComponent("clusters").path,
-         "--policies", folder.appendingPathComponent("policies").path,
-         "--state", statePath]
-    }
-
     // MARK: - Processes
 
     /// `hey` against the front: `rate` requests per second per worker, `workers` workers, for
@@ -143,19 +137,6 @@ class Lab: @unchecked Sendable {
                                   logFile: folder.appendingPathComponent("run-\(UUID().uuidString.prefix(6)).log"))
     }
 
-    func cli(_ arguments: [String]) async throws -> (exitCode: Int32, stdout: String, stderr: String) {
-        try await runSwitchover(arguments + globalArguments, cwd: folder)
-    }
-
-    func statusJSON() async throws -> [String: Any] {
-        let result = try await cli(["status", "--output", "json"])
-        guard result.exitCode == 0,
-              let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
-            throw TestKitError("status failed (\(result.exitCode)): \(result.stdout) \(result.stderr)")
-        }
-        return object
-    }
-
     // MARK: - Reading the journal
 
     func journal() throws -> SQLiteJournal { try SQLiteJournal(path: statePath) }
@@ -166,12 +147,6 @@ class Lab: @unchecked Sendable {
         let journal = try journal()
         guard let run = try journal.latestRun() else { return nil }
         return try journal.loadCutoverState(run: run.id)
-    }
-
-    func events() throws -> [JournalEvent] {
-        let journal = try journal()
-        guard let run = try journal.latestRun() else { return [] }
-        return try journal.events(run: run.id, afterSequence: 0, limit: 100_000)
     }
 
     /// The latest run's engine events of `kind`, with the time each was journaled.
@@ -197,11 +172,50 @@ class Lab: @unchecked Sendable {
         throw TestKitError("timed out waiting for \(what); state: \(String(describing: try? state()))\n\(process?.logTail(lines: 40) ?? "")")
     }
 
-    func waitForExit(_ process: ManagedProcess, timeout: TimeInterval = 60) async throws -> Int32 {
+}
+
+/// What every lab of these tests does the same way, from its folder and journal: the global
+/// options naming them, the CLI through them, `status --output json`, waiting for a coordinator
+/// to exit, and the latest run's journal events.
+protocol SwitchoverLab: AnyObject {
+    var folder: URL { get }
+    var statePath: String { get }
+}
+
+extension SwitchoverLab {
+    var globalArguments: [String] {
+        ["--clusters", folder.appendingPathComponent("clusters").path,
+         "--policies", folder.appendingPathComponent("policies").path,
+         "--state", statePath]
+    }
+
+    func cli(_ arguments: [String]) async throws -> (exitCode: Int32, stdout: String, stderr: String) {
+        try await runSwitchover(arguments + globalArguments, cwd: folder)
+    }
+
+    func statusJSON() async throws -> [String: Any] {
+        let result = try await cli(["status", "--output", "json"])
+        guard result.exitCode == 0,
+              let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+            throw TestKitError("status failed (\(result.exitCode)): \(result.stdout) \(result.stderr)")
+        }
+        return object
+    }
+
+    func waitForExit(_ process: ManagedProcess, timeout: TimeInterval = 90) async throws -> Int32 {
         guard await process.waitForExit(timeout: timeout), let status = process.exitStatus else {
             throw TestKitError("coordinator still running after \(timeout)s:\n\(process.logTail(lines: 40))")
         }
         return status
+    }
+
+    /// The latest run's journal events (kind and JSON detail as journaled); none before the
+    /// journal exists.
+    func events() throws -> [JournalEvent] {
+        guard FileManager.default.fileExists(atPath: statePath) else { return [] }
+        let journal = try SQLiteJournal(path: statePath)
+        guard let run = try journal.latestRun() else { return [] }
+        return try journal.events(run: run.id, afterSequence: 0, limit: 100_000)
     }
 }
 
