@@ -458,6 +458,12 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
     }
 
     private func send(_ command: String) async throws -> String {
+        try await Self.send(command, with: client, driver: driver, address: address)
+    }
+
+    /// One runtime-API round trip; a socket's failure as the driver's error (`.timeout` or
+    /// `.unreachable`, naming the address).
+    static func send(_ command: String, with client: LineClient, driver: String, address: String) async throws -> String {
         do {
             return try await client.send(command)
         } catch let error as LineClientError {
@@ -588,13 +594,7 @@ public final class HAProxySharedReads: Sendable {
 
     private func read() async throws -> Answer {
         let driver = HAProxyDriver().name
-        let answer: String
-        do {
-            answer = try await client.send(Self.command)
-        } catch let error as LineClientError {
-            let code: LoadBalancerError.Code = (error.code == .readTimeout || error.code == .connectTimeout) ? .timeout : .unreachable
-            throw LoadBalancerError(code, driver: driver, address: address, message: "runtime API: \(error.description)")
-        }
+        let answer = try await HAProxyLoadBalancer.send(Self.command, with: client, driver: driver, address: address)
         // One block per command, each ended by an empty line: cut at the first two, without
         // splitting the (large) answer into lines.
         let utf8 = answer.utf8
