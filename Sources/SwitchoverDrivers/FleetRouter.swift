@@ -58,6 +58,69 @@ func decodeServiceTargets(_ value: ConfigValue, what: String, target: (ConfigVal
     return ok ? services : nil
 }
 
+/// What no two instances of a driver's `instances` may share (a socket, an admin, a route
+/// file): the value (with its kind, `socket:/run/a.sock`), where it is written, and what to
+/// say when it was claimed before (given where).
+struct InstanceClaim {
+    var value: String
+    var at: ConfigValue
+    var twice: (SourceLocation) -> String
+}
+
+/// A driver section's `instances: [{name, ...}]`, in the order written: at most the limit, not
+/// empty, each a mapping of `known` keys with a load-balancer `name`, no name twice. `decode`
+/// reads the rest of one item (nil: it reported why): what it claims, and the instance for a
+/// name; a claim made before by another instance (or by the same one twice) is an error there. Every driver with
+/// instances reads them this way.
+func decodeInstanceList<Instance>(_ value: ConfigValue, section: String, what: String, known: [String],
+                                  decode: (ConfigMapping) -> (claims: [InstanceClaim], instance: (String) -> Instance)?) -> [Instance]? {
+    guard let items = value.list(atMost: ConfigurationLimits.instances,
+                                 because: "every weight is written to each instance and read back from each") else { return nil }
+    if items.isEmpty {
+        value.error("'instances' is empty; list every \(what) in front of the clusters")
+        return nil
+    }
+    var instances: [Instance] = []
+    var names: [String: SourceLocation] = [:]
+    var claimed: [String: SourceLocation] = [:]
+    var ok = true
+    for item in items {
+        guard let fields = item.mapping(context: "\(section).\(item.key)", known: known) else {
+            ok = false
+            continue
+        }
+        let nameValue = fields.required("name")
+        let name = nameValue?.nonEmptyString()
+        let decoded = decode(fields)
+        guard let name, let nameValue, let decoded else { ok = false; continue }
+        guard LoadBalancerName.isValid(name) else {
+            nameValue.error("instance name \(ConfigValue.quoted(name)) is not a name: \(LoadBalancerName.rule)")
+            ok = false
+            continue
+        }
+        if let first = names[name] {
+            nameValue.error("two instances are named \(ConfigValue.quoted(name)) (first at \(first)); each instance needs its own name")
+            ok = false
+            continue
+        }
+        var mine = claimed
+        var twice: (claim: InstanceClaim, first: SourceLocation)?
+        for claim in decoded.claims {
+            if let first = mine[claim.value] { twice = (claim, first); break }
+            mine[claim.value] = claim.at.location
+        }
+        if let twice {
+            twice.claim.at.error(twice.claim.twice(twice.first))
+            ok = false
+            continue
+        }
+        names[name] = nameValue.location
+        claimed = mine
+        instances.append(decoded.instance(name))
+    }
+    return ok ? instances : nil
+}
+
 /// One instance and one service of a fleet, with the single-form settings that drive it.
 public struct FleetMember: Sendable {
     public var instance: String

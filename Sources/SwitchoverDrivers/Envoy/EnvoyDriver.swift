@@ -98,52 +98,22 @@ public struct EnvoyDriver: LoadBalancerDriver {
 
     /// `instances: [{name, admin, routeFile | routeFiles}]`: names, admins and files unique.
     private func decodeInstances(_ value: ConfigValue, services: [String]) -> [EnvoyInstance]? {
-        guard let items = value.list(atMost: ConfigurationLimits.instances,
-                                     because: "every weight is written to each instance and read back from each") else { return nil }
-        if items.isEmpty {
-            value.error("'instances' is empty; list every Envoy in front of the clusters")
-            return nil
-        }
-        var instances: [EnvoyInstance] = []
-        var names: [String: SourceLocation] = [:]
-        var admins: [String: SourceLocation] = [:]
-        var files: [String: SourceLocation] = [:]
-        var ok = true
-        for item in items {
-            guard let fields = item.mapping(context: "spec.loadBalancer.envoy.\(item.key)",
-                                            known: ["name", "admin", "routeFile", "routeFiles"]) else { ok = false; continue }
-            let nameValue = fields.required("name")
-            let name = nameValue?.nonEmptyString()
+        decodeInstanceList(value, section: "spec.loadBalancer.envoy", what: "Envoy",
+                           known: ["name", "admin", "routeFile", "routeFiles"]) { fields in
             let adminValue = fields.required("admin")
             let admin = adminValue?.httpURL()
             let routeFiles = decodeRouteFiles(fields, services: services)
-            guard let name, let admin, let routeFiles, let nameValue, let adminValue else { ok = false; continue }
-            guard LoadBalancerName.isValid(name) else {
-                nameValue.error("instance name \(ConfigValue.quoted(name)) is not a name: \(LoadBalancerName.rule)")
-                ok = false
-                continue
-            }
-            if let first = names[name] {
-                nameValue.error("two instances are named \(ConfigValue.quoted(name)) (first at \(first)); each instance needs its own name")
-                ok = false
-                continue
-            }
-            if let first = admins[admin.absoluteString] {
-                adminValue.error("two instances have the admin \(ConfigValue.quoted(admin.absoluteString)) (first at \(first)); that is one Envoy written twice")
-                ok = false
-                continue
-            }
-            if let shared = routeFiles.first(where: { files[$0.path] != nil }) {
-                item.error("route file \(ConfigValue.quoted(shared.path)) is written by two instances or services (first at \(files[shared.path]!)); each needs its own")
-                ok = false
-                continue
-            }
-            names[name] = nameValue.location
-            admins[admin.absoluteString] = adminValue.location
-            for file in routeFiles { files[file.path] = item.location }
-            instances.append(EnvoyInstance(name: name, admin: admin, routeFiles: routeFiles))
+            guard let adminValue, let admin, let routeFiles,
+                  let filesValue = fields.optional("routeFiles") ?? fields.optional("routeFile") else { return nil }
+            return ([InstanceClaim(value: "admin:\(admin.absoluteString)", at: adminValue) {
+                        "two instances have the admin \(ConfigValue.quoted(admin.absoluteString)) (first at \($0)); that is one Envoy written twice"
+                    }] + routeFiles.map { file in
+                        InstanceClaim(value: "file:\(file.path)", at: filesValue) {
+                            "route file \(ConfigValue.quoted(file.path)) is written by two instances or services (first at \($0)); each needs its own"
+                        }
+                    },
+                    { EnvoyInstance(name: $0, admin: admin, routeFiles: routeFiles) })
         }
-        return ok ? instances : nil
     }
 
     public func make(_ settings: any DriverSpec, from: ClusterServers, to: ClusterServers, logger: Logger) throws

@@ -79,44 +79,13 @@ public struct HAProxyDriver: LoadBalancerDriver {
 
     /// `instances: [{name: lb-a, socket: ...}, ...]`: names and sockets unique.
     private func decodeInstances(_ value: ConfigValue) -> [HAProxyInstance]? {
-        guard let items = value.list(atMost: ConfigurationLimits.instances,
-                                     because: "every weight is written to each instance and read back from each") else { return nil }
-        if items.isEmpty {
-            value.error("'instances' is empty; list every HAProxy instance in front of the clusters")
-            return nil
+        decodeInstanceList(value, section: "spec.loadBalancer.haproxy", what: "HAProxy instance", known: ["name", "socket"]) { fields in
+            guard let socketValue = fields.required("socket"), let socket = decodeSocket(socketValue) else { return nil }
+            return ([InstanceClaim(value: "socket:\(socket)", at: socketValue) {
+                        "two instances have the socket \(ConfigValue.quoted(socket)) (first at \($0)); that is one instance written twice"
+                    }],
+                    { HAProxyInstance(name: $0, socket: socket) })
         }
-        var instances: [HAProxyInstance] = []
-        var names: [String: SourceLocation] = [:]
-        var sockets: [String: SourceLocation] = [:]
-        var ok = true
-        for item in items {
-            guard let fields = item.mapping(context: "spec.loadBalancer.haproxy.\(item.key)", known: ["name", "socket"]) else {
-                ok = false
-                continue
-            }
-            let nameValue = fields.required("name")
-            let name = nameValue?.nonEmptyString()
-            let socketValue = fields.required("socket")
-            let socket = socketValue.flatMap(decodeSocket)
-            guard let name, let socket, let nameValue, let socketValue else { ok = false; continue }
-            guard LoadBalancerName.isValid(name) else {
-                nameValue.error("instance name \(ConfigValue.quoted(name)) is not a name: \(LoadBalancerName.rule)")
-                ok = false
-                continue
-            }
-            if let first = names[name] {
-                nameValue.error("two instances are named \(ConfigValue.quoted(name)) (first at \(first)); each instance needs its own name")
-                ok = false
-            } else if let first = sockets[socket] {
-                socketValue.error("two instances have the socket \(ConfigValue.quoted(socket)) (first at \(first)); that is one instance written twice")
-                ok = false
-            } else {
-                names[name] = nameValue.location
-                sockets[socket] = socketValue.location
-                instances.append(HAProxyInstance(name: name, socket: socket))
-            }
-        }
-        return ok ? instances : nil
     }
 
     public func make(_ settings: any DriverSpec, from: ClusterServers, to: ClusterServers, logger: Logger) throws
