@@ -232,8 +232,8 @@ struct FleetIntegrationTests {
             Self.baking($0) && ($0["step"] as? Int) == 1
         }
         try await Task.sleep(for: .seconds(1))
+        let eventsAtKill = try lab.events().count  // before the kill: its pause can land before kill() returns
         await lab.lbB.kill()
-        let eventsAtKill = try lab.events().count
 
         let paused = try await lab.waitForStatus("paused", timeout: 30, process: coordinator) { $0["phase"] as? String == "paused" }
         let reason = paused["reason"] as? String ?? ""
@@ -307,9 +307,11 @@ struct FleetIntegrationTests {
         }
         try #require(inDrain, "blue never read in drain at weight 0 on both instances")
         let pidBefore = lab.lbB.pid
+        // Counted before the reload: the coordinator can notice the new lb-b and re-assert on it
+        // before `reload()` returns.
+        let eventsAtReload = try lab.events().count
         try await lab.lbB.reload()
         #expect(lab.lbB.pid != pidBefore)
-        let eventsAtReload = try lab.events().count
         let during = try await lab.statusJSON()
         #expect(during["phase"] as? String == "draining", "the reload landed during the drain: \(during)")
 
@@ -318,7 +320,9 @@ struct FleetIntegrationTests {
         let drained = try await lab.statusJSON()
         #expect(drained["phase"] as? String == "drained", "\(drained)")
         try await Self.expectAllGreen(lab, drained: true, "(drained)")
-        #expect(try lab.events().dropFirst(eventsAtReload).contains { $0.detail.contains("lb-b") }, "the journal names lb-b after the reload")
+        let afterReload = try lab.events().dropFirst(eventsAtReload)
+        #expect(afterReload.contains { $0.detail.contains("lb-b") },
+                "the journal names lb-b after the reload: \(afterReload.map { "\($0.kind) \($0.detail.prefix(200))" })")
 
         let decommission = try await lab.cli(["decommission", "blue"])
         #expect(decommission.exitCode == 0, "\(decommission.stdout) \(decommission.stderr)")
