@@ -174,6 +174,9 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
     public let services: [String?]
     let members: [Member]
     let schedule: StepSchedule
+    /// Per instance whose members answer from one read of it (HAProxy's `HAProxySharedReads`),
+    /// that reader and its members' indexes; nil unless every member does.
+    private let instanceReads: [(reads: HAProxySharedReads, members: [(index: Int, haproxy: HAProxyLoadBalancer)])]?
     private let memory = Locked(Memory())
 
     private struct Memory {
@@ -198,6 +201,17 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
         }
         self.instances = instances
         self.services = services
+        var groups: [(reads: HAProxySharedReads, members: [(index: Int, haproxy: HAProxyLoadBalancer)])] = []
+        for (index, member) in members.enumerated() {
+            guard let haproxy = member.router as? HAProxyLoadBalancer, let reads = haproxy.shared,
+                  member.observer as? HAProxyLoadBalancer === haproxy else { groups = []; break }
+            if let at = groups.firstIndex(where: { $0.reads === reads }) {
+                groups[at].members.append((index, haproxy))
+            } else {
+                groups.append((reads, [(index, haproxy)]))
+            }
+        }
+        instanceReads = groups.isEmpty ? nil : groups
         let ofFirstInstance = members.filter { $0.instance == instances[0] }
         fromCluster = ClusterServers(cluster: from, servers: ofFirstInstance.flatMap(\.router.fromCluster.servers))
         toCluster = ClusterServers(cluster: to, servers: ofFirstInstance.flatMap(\.router.toCluster.servers))
@@ -341,7 +355,10 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
     }
 
     public func currentWeights() async throws -> LiveWeights {
-        let results = await everyMember { try await $0.router.currentWeights() }
+        try currentWeights(from: await everyMember { try await $0.router.currentWeights() })
+    }
+
+    private func currentWeights(from results: [Result<LiveWeights, any Error>]) throws -> LiveWeights {
         let failed = failures(results)
         if failed.count == instances.count {
             throw LoadBalancerError(.unreachable, driver: driver, address: address,
@@ -438,7 +455,43 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
     // MARK: - TrafficObserver
 
     public func stats() async throws -> LoadBalancerStats {
-        let results = await everyMember { try await $0.observer.stats() }
+        try stats(from: await everyMember { try await $0.observer.stats() })
+    }
+
+    /// `stats()` and `currentWeights()` of one moment, as the sampler asks for them every
+    /// sampling period: one read per instance when its members share one (HAProxy: `show info;
+    /// show servers state;show stat`, one round trip and one parse for every service on it, no
+    /// task per member), each member's own two reads at once otherwise. Lenient and strict
+    /// exactly as the two calls are.
+    public func readWeightsAndStats() async throws -> (stats: LoadBalancerStats, live: LiveWeights) {
+        guard let instanceReads else {
+            async let counted = everyMember { try await $0.observer.stats() }
+            async let weighed = everyMember { try await $0.router.currentWeights() }
+            let (statsResults, liveResults) = await (counted, weighed)
+            return (try stats(from: statsResults), try currentWeights(from: liveResults))
+        }
+        typealias Read = (index: Int, stats: Result<LoadBalancerStats, any Error>, live: Result<LiveWeights, any Error>)
+        let reads = await withTaskGroup(of: [Read].self) { group in
+            for (reader, onIt) in instanceReads {
+                group.addTask {
+                    do {
+                        let answer = try await reader.read()
+                        return onIt.map { index, haproxy in
+                            (index, Result { try haproxy.stats(from: answer) }, Result { try haproxy.currentWeights(from: answer) })
+                        }
+                    } catch {
+                        return onIt.map { index, _ in (index, .failure(error), .failure(error)) }
+                    }
+                }
+            }
+            var all: [Read] = []
+            for await some in group { all += some }
+            return all.sorted { $0.index < $1.index }
+        }
+        return (try stats(from: reads.map(\.stats)), try currentWeights(from: reads.map(\.live)))
+    }
+
+    private func stats(from results: [Result<LoadBalancerStats, any Error>]) throws -> LoadBalancerStats {
         let failed = failures(results)
         if failed.count == instances.count {
             throw LoadBalancerError(.unreachable, driver: driver, address: address,

@@ -27,11 +27,17 @@ public struct LoadBalancerSampler: Sendable {
     /// The sample with the live weights, read in the same breath (with the driver's drift since
     /// its last write, which the engine compares with the journal). The two reads go out at
     /// once: they are independent round trips (HAProxy opens a connection per command), and
-    /// this runs every sampling period.
+    /// this runs every sampling period. A fleet that is its own observer reads both in one go
+    /// (`FleetRouter.readWeightsAndStats`: one read per HAProxy instance for all its services).
     public func sampleWithWeights(at now: Instant) async throws -> (sample: LoadBalancerSample, live: LiveWeights) {
-        async let statsRead = observer.stats()
-        async let liveRead = router.currentWeights()
-        let (stats, live) = try await (statsRead, liveRead)
+        let stats: LoadBalancerStats, live: LiveWeights
+        if let fleet = router as? FleetRouter, let same = observer as? FleetRouter, same === fleet {
+            (stats, live) = try await fleet.readWeightsAndStats()
+        } else {
+            async let statsRead = observer.stats()
+            async let liveRead = router.currentWeights()
+            (stats, live) = try await (statsRead, liveRead)
+        }
         let from = router.fromCluster.cluster, to = router.toCluster.cluster
         var weights = [from: live.assignment.fromTotal, to: live.assignment.toTotal]
         if let members = live.members {

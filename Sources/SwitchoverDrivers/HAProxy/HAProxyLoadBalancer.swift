@@ -80,7 +80,11 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
     public func currentWeights() async throws -> LiveWeights {
         guard let shared else { return try observe(try await readState()) }
         // One of several services on this instance: one read of every backend serves them all.
-        let all = try await shared.states()
+        return try currentWeights(from: try await shared.answer())
+    }
+
+    /// This backend's live weights in a read of the whole instance (`HAProxySharedReads`).
+    func currentWeights(from all: HAProxySharedReads.Answer) throws -> LiveWeights {
         guard let servers = all.backends[backend] else {
             throw LoadBalancerError(.unknownServer, driver: driver, address: address, message: "HAProxy has no backend '\(backend)'")
         }
@@ -133,15 +137,21 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
     // MARK: - TrafficObserver
 
     public func stats() async throws -> LoadBalancerStats {
-        let identity: LoadBalancerIdentity, table: CSVTable
         if let shared {
             // One of several services on this instance: one `show stat` of every proxy serves all.
-            (identity, table) = try await shared.stat()
-        } else {
-            let answer = try await send("show info;show stat \(backend) 4 -1")
-            identity = try Self.parseIdentity(answer, driver: driver, address: address)
-            table = try CSVTable(showStat: answer, driver: driver, address: address)
+            return try stats(from: try await shared.answer())
         }
+        let answer = try await send("show info;show stat \(backend) 4 -1")
+        return try stats(identity: try Self.parseIdentity(answer, driver: driver, address: address),
+                         table: try CSVTable(showStat: answer, driver: driver, address: address))
+    }
+
+    /// This backend's counters in a read of the whole instance (`HAProxySharedReads`).
+    func stats(from all: HAProxySharedReads.Answer) throws -> LoadBalancerStats {
+        try stats(identity: all.identity, table: all.table)
+    }
+
+    private func stats(identity: LoadBalancerIdentity, table: CSVTable) throws -> LoadBalancerStats {
         var clusters: [String: ClusterStats] = [:]
         for cluster in [fromCluster, toCluster] {
             var stats = ClusterStats(cluster: cluster.cluster, activeSessions: 0, totalSessions: 0, totalRequests: 0,
@@ -570,18 +580,8 @@ public final class HAProxySharedReads: Sendable {
         client = LineClient(address: address, connectTimeout: .seconds(2), readTimeout: .seconds(5))
     }
 
-    func states() async throws -> (identity: LoadBalancerIdentity, backends: [String: [String: HAProxyLoadBalancer.ServerState]]) {
-        let answer = try await shared()
-        return (answer.identity, answer.backends)
-    }
-
-    func stat() async throws -> (LoadBalancerIdentity, CSVTable) {
-        let answer = try await shared()
-        return (answer.identity, answer.table)
-    }
-
     /// The read in flight if there is one, else a new one.
-    private func shared() async throws -> Answer {
+    func answer() async throws -> Answer {
         let (task, started) = inflight.withLock { running -> (Task<Answer, any Error>, Bool) in
             if let running { return (running, false) }
             let task = Task { try await self.read() }
@@ -592,7 +592,9 @@ public final class HAProxySharedReads: Sendable {
         return try await task.value
     }
 
-    private func read() async throws -> Answer {
+    /// A read of its own, shared with nobody: for a caller that asks once for every member
+    /// (`FleetRouter.readWeightsAndStats`).
+    func read() async throws -> Answer {
         let driver = HAProxyDriver().name
         let answer = try await HAProxyLoadBalancer.send(Self.command, with: client, driver: driver, address: address)
         // One block per command, each ended by an empty line: cut at the first two, without
