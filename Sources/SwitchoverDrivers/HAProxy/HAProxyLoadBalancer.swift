@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import SwitchoverCore
 import SwitchoverNet
@@ -490,77 +491,104 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
 struct CSVTable {
     static let required = ["pxname", "svname", "scur", "stot", "hrsp_2xx", "hrsp_5xx", "rtime", "status"]
     static let wanted = required + ["hrsp_1xx", "hrsp_3xx", "hrsp_4xx", "hrsp_other"]
+    /// A wanted column's place in a row's values.
+    private static let slot = Dictionary(uniqueKeysWithValues: wanted.enumerated().map { ($0.element, $0.offset) })
 
-    /// Wanted column values of each row, by `pxname/svname`.
-    private let rows: [String: [String: Substring]]
+    /// Where the wanted columns are in one header line: per column, the wanted slot or -1.
+    private struct Header {
+        var slots: [Int]
+        var pxAt: Int
+        var svAt: Int
+    }
+
+    /// Headers already read, by their bytes: every sample reads the same header again (it
+    /// changes only with the HAProxy version), and naming its hundred-odd columns cost more than
+    /// the rows of a small table. A few versions at most in one fleet; cleared if ever full.
+    private static let headers = Mutex<[[UInt8]: Header]>([:])
+
+    private struct Key: Hashable {
+        var proxy: String
+        var server: String
+    }
+
+    /// Wanted column values of each row (in `wanted` order), by proxy and server.
+    private let rows: [Key: [String]]
 
     init(showStat answer: String, driver: String, address: String) throws {
         let bytes = Array(answer.utf8)
-        var positions: [String?]?   // column index -> wanted name (an array: looked up for every field)
-        var pxAt = -1, svAt = -1
-        var rows: [String: [String: Substring]] = [:]
+        var header: Header?
+        var rows: [Key: [String]] = [:]
         var lineStart = 0
         for index in 0...bytes.count where index == bytes.count || bytes[index] == 10 {
             let line = lineStart..<index
             lineStart = index + 1
             guard line.count > 2 else { continue }
             if bytes[line.lowerBound] == UInt8(ascii: "#") && bytes[line.lowerBound + 1] == 32 {
-                let names = String(decoding: bytes[(line.lowerBound + 2)..<line.upperBound], as: UTF8.self)
-                    .split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-                var found: [Int: String] = [:]
-                for (at, name) in names.enumerated() where Self.wanted.contains(name) && !found.values.contains(name) {
-                    found[at] = name
-                }
-                for needed in Self.required where !found.values.contains(needed) {
-                    throw LoadBalancerError(.badResponse, driver: driver, address: address,
-                                            message: "show stat has no column '\(needed)'")
-                }
-                var byColumn = [String?](repeating: nil, count: names.count)
-                for (at, name) in found { byColumn[at] = name }
-                positions = byColumn
-                pxAt = found.first { $0.value == "pxname" }!.key
-                svAt = found.first { $0.value == "svname" }!.key
+                header = try Self.header(Array(bytes[(line.lowerBound + 2)..<line.upperBound]), driver: driver, address: address)
                 continue
             }
-            guard let positions else { continue }
-            var values: [String: Substring] = [:]
+            guard let header else { continue }
+            var values = [String](repeating: "", count: Self.wanted.count)
             var column = 0
             var fieldStart = line.lowerBound
             for at in line.lowerBound...line.upperBound where at == line.upperBound || bytes[at] == 44 {
-                if column < positions.count, let name = positions[column] {
-                    values[name] = Substring(String(decoding: bytes[fieldStart..<at], as: UTF8.self))
+                if column < header.slots.count, header.slots[column] >= 0 {
+                    values[header.slots[column]] = String(decoding: bytes[fieldStart..<at], as: UTF8.self)
                 }
                 column += 1
                 fieldStart = at + 1
             }
-            if let px = values["pxname"], let sv = values["svname"], column > max(pxAt, svAt) {
-                rows["\(px)/\(sv)"] = values
+            if column > max(header.pxAt, header.svAt) {
+                rows[Key(proxy: values[0], server: values[1])] = values
             }
         }
-        guard positions != nil else {
+        guard header != nil else {
             throw LoadBalancerError(.badResponse, driver: driver, address: address, answer: String(answer.prefix(500)),
                                     message: "show stat gave no '# pxname,...' header")
         }
         self.rows = rows
     }
 
+    /// The wanted columns' places in a header line (the bytes after `# `).
+    private static func header(_ line: [UInt8], driver: String, address: String) throws -> Header {
+        if let known = headers.withLock({ $0[line] }) { return known }
+        let names = String(decoding: line, as: UTF8.self).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        var slots = [Int](repeating: -1, count: names.count)
+        var found = Set<String>()
+        for (at, name) in names.enumerated() {
+            guard let wanted = slot[name], found.insert(name).inserted else { continue }
+            slots[at] = wanted
+        }
+        for needed in required where !found.contains(needed) {
+            throw LoadBalancerError(.badResponse, driver: driver, address: address,
+                                    message: "show stat has no column '\(needed)'")
+        }
+        let header = Header(slots: slots, pxAt: slots.firstIndex(of: 0)!, svAt: slots.firstIndex(of: 1)!)
+        headers.withLock { known in
+            if known.count >= 16 { known.removeAll() }
+            known[line] = header
+        }
+        return header
+    }
+
     struct Row {
-        let values: [String: Substring]
-        func string(_ name: String) -> String { values[name].map(String.init) ?? "" }
-        func int(_ name: String) -> Int { values[name].flatMap { Int($0) } ?? 0 }
+        let values: [String]
+        func string(_ name: String) -> String { CSVTable.slot[name].map { values[$0] } ?? "" }
+        func int(_ name: String) -> Int { CSVTable.slot[name].flatMap { Int(values[$0]) } ?? 0 }
     }
 
     /// The row of server `server` in proxy `proxy`.
     func row(proxy: String, server: String) -> Row? {
-        rows["\(proxy)/\(server)"].map(Row.init)
+        rows[Key(proxy: proxy, server: server)].map(Row.init)
     }
 }
 
 /// The sampling reads of one HAProxy instance carrying several services (a fleet's members on
 /// one socket): one round trip, `show info;show servers state;show stat -1 4 -1`, answers
-/// every service's weights and counters at once, parsed once, for all the services that ask at
-/// the same moment (the sampler asks weights and counters of every member together, every
-/// sampling period): one round trip per instance instead of two per service. Only reads for
+/// every service's weights and counters at once, parsed once: one round trip per instance
+/// instead of two per service. The fleet's sampler asks once per instance (`read`, from
+/// `FleetRouter.readWeightsAndStats`); members asked one by one share a read in flight
+/// (`answer`), so only calls that overlap in time share one. Only reads for
 /// sampling go through here: a write's read before and read-back after are the driver's own,
 /// so a read-back is never older than its write.
 public final class HAProxySharedReads: Sendable {
