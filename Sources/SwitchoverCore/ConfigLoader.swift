@@ -119,8 +119,9 @@ public enum ConfigLoader {
         }
         var roots: [Node] = []
         do {
-            var documents = try Yams.compose_all(yaml: text)
-            while let node = documents.next() { roots.append(node) }
+            // No resolver rules: `PlainScalarTags` types the scalars without loading ICU.
+            var documents = try Yams.compose_all(yaml: text, .basic)
+            while let node = documents.next() { roots.append(PlainScalarTags.typed(node)) }
             if let error = documents.error { throw error }
         } catch {
             reader.error(at: yamlErrorLocation(error, file: file), "not YAML: \(yamlErrorMessage(error))")
