@@ -51,9 +51,7 @@ public struct Instant: Sendable, Hashable, Comparable, Codable, CustomStringConv
 
     /// `2026-12-02T10:39:12.250Z`: for messages people read.
     public var iso8601: String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: seconds))
+        UTCTimestamp.string(millisecondsSinceEpoch: millisecondsSinceEpoch, fractional: true)
     }
 
     /// Seconds since the epoch, for arithmetic in fits and ratios.

@@ -143,7 +143,6 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
     private func write(_ text: String) { handle.write(Data(text.utf8)) }
 
     static func clock(_ at: Instant) -> String {
-        let date = Date(timeIntervalSince1970: at.seconds)
-        return date.formatted(.iso8601.time(includingFractionalSeconds: false))
+        UTCTimestamp.timeOfDay(Date(timeIntervalSince1970: at.seconds))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchoverCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -71,8 +72,7 @@ public final class CoordinatorLock: @unchecked Sendable {
         // The holder is for messages only; the flock alone is the lock. On a full disk the
         // write may fail, and the lock must still be had: the emergency rollback needs it most
         // when the disk is full. The holder then reads as unknown.
-        let formatter = ISO8601DateFormatter()
-        let text = "pid=\(pid)\nstarted=\(formatter.string(from: startedAt))\n"
+        let text = "pid=\(pid)\nstarted=\(UTCTimestamp.string(startedAt))\n"
         _ = writable && text.withCString { pointer -> Bool in
             let length = strlen(pointer)
             guard pwrite(descriptor, pointer, length, 0) == length else {

@@ -327,11 +327,11 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
     }
 
     static func intentDetail(_ action: String, _ detail: String) -> String {
-        // {"action": ..., "detail": ...} with the detail kept verbatim when it is JSON already.
-        let object: [String: Any] = ["action": action,
-                                     "detail": (try? JSONSerialization.jsonObject(with: Data(detail.utf8), options: [.fragmentsAllowed])) ?? detail]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        // {"action": ..., "detail": ...} with the detail kept verbatim when it is JSON already
+        // (the engine's are, sorted by `JournalJSON`), written by hand: `JSONSerialization`'s
+        // sorted keys compare through a `Locale`, which loads ICU into the coordinator.
+        let isJSON = (try? JSONSerialization.jsonObject(with: Data(detail.utf8), options: [.fragmentsAllowed])) != nil
+        return "{\"action\":\(JSONText.string(action)),\"detail\":\(isJSON ? detail : JSONText.string(detail))}"
     }
 
     public func finishIntent(_ intent: Int64, at: Instant, ok: Bool, detail: String) throws {

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchoverCore
 
 /// The status of one trust check. `warn` does not break trust (exit 0); `fail` does.
 public enum TrustCheckStatus: String, Sendable, Codable, Hashable, Comparable {
@@ -55,8 +56,8 @@ public struct CertificateSummary: Sendable, Codable, Hashable {
         try container.encode(sha256, forKey: .sha256)
         try container.encode(subject, forKey: .subject)
         try container.encode(issuer, forKey: .issuer)
-        try container.encode(notBefore.formatted(.iso8601), forKey: .notBefore)
-        try container.encode(notAfter.formatted(.iso8601), forKey: .notAfter)
+        try container.encode(UTCTimestamp.string(notBefore), forKey: .notBefore)
+        try container.encode(UTCTimestamp.string(notAfter), forKey: .notAfter)
     }
 }
 
@@ -95,7 +96,7 @@ public struct TrustReport: Sendable, Codable, Hashable {
         self.trusted = !checks.contains { $0.status == .fail }
         self.checks = checks
         self.clusters = clusters
-        self.checkedAt = checkedAt.formatted(.iso8601)
+        self.checkedAt = UTCTimestamp.string(checkedAt)
     }
 
     /// The check named `name`, if it ran.

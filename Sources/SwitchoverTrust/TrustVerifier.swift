@@ -131,7 +131,7 @@ public enum TrustChecks {
     }
 
     static func describe(_ c: Certificate) -> String { "\(c.subject) [\(c.sha256.prefix(12))]" }
-    static func day(_ date: Date) -> String { date.formatted(.iso8601) }
+    static func day(_ date: Date) -> String { UTCTimestamp.string(date) }
 
     static func format(_ d: Duration) -> String {
         let s = Int(d.seconds)

@@ -53,5 +53,5 @@ struct ReasonOption: ParsableArguments {
 }
 
 func iso(_ instant: Instant) -> String {
-    ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: instant.seconds))
+    UTCTimestamp.string(millisecondsSinceEpoch: instant.millisecondsSinceEpoch)
 }
