@@ -24,7 +24,8 @@ let package = Package(
     targets: [
         // C bridges: found through pkg-config; shim.h wraps what Swift cannot import
         // (variadic functions, function-like macros).
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libcurl's header, and libcurl itself loaded on first use (dlopen), not linked.
+        .target(name: "CCurl"),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
 

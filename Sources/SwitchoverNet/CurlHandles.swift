@@ -1,9 +1,16 @@
 import CCurl
 import Foundation
 
-/// curl_global_init is not thread-safe and must run once before any other curl call. A global
-/// `let` is initialised exactly once, under a lock, by the Swift runtime.
-let curlGlobalInitResult: CURLcode = curl_global_init(switchover_curl_global_default())
+/// libcurl is loaded on the first HTTP request, not at start (`switchover_curl_load`, which also
+/// runs curl_global_init once): a command or a run that speaks no HTTP maps none of it.
+/// nil when it is ready, else why not.
+let curlLoadFailure: String? = {
+    var message = [UInt8](repeating: 0, count: 512)
+    let loaded = message.withUnsafeMutableBufferPointer { buffer in
+        buffer.withMemoryRebound(to: CChar.self) { switchover_curl_load($0.baseAddress, $0.count) }
+    }
+    return loaded == 0 ? nil : String(decoding: message.prefix { $0 != 0 }, as: UTF8.self)
+}()
 
 /// Owns one curl easy handle and its error buffer; cleans both up in `deinit`.
 ///
@@ -17,12 +24,11 @@ final class CurlEasy: @unchecked Sendable {
     private let errorBufferSize = Int(switchover_curl_error_size())
 
     init() throws {
-        guard curlGlobalInitResult == CURLE_OK else {
-            throw HTTPError(code: .other, curlCode: Int(curlGlobalInitResult.rawValue),
-                            message: "curl_global_init failed: " + String(cString: curl_easy_strerror(curlGlobalInitResult)),
+        if let curlLoadFailure {
+            throw HTTPError(code: .other, curlCode: Int(CURLE_FAILED_INIT.rawValue), message: curlLoadFailure,
                             url: "", method: "")
         }
-        guard let handle = curl_easy_init() else {
+        guard let handle = switchover_curl_easy_init() else {
             throw HTTPError(code: .other, curlCode: Int(CURLE_FAILED_INIT.rawValue), message: "curl_easy_init failed",
                             url: "", method: "")
         }
@@ -37,7 +43,7 @@ final class CurlEasy: @unchecked Sendable {
     func clearError() { errorBuffer[0] = 0 }
 
     deinit {
-        curl_easy_cleanup(pointer)
+        switchover_curl_easy_cleanup(pointer)
         errorBuffer.deallocate()
     }
 }
@@ -49,7 +55,7 @@ final class CurlHeaderList {
 
     init(lines: [String]) throws {
         for line in lines {
-            guard let appended = curl_slist_append(pointer, line) else {
+            guard let appended = switchover_curl_slist_append(pointer, line) else {
                 throw HTTPError(code: .other, curlCode: Int(CURLE_OUT_OF_MEMORY.rawValue),
                                 message: "curl_slist_append failed", url: "", method: "")
             }
@@ -58,7 +64,7 @@ final class CurlHeaderList {
     }
 
     deinit {
-        if let pointer { curl_slist_free_all(pointer) }
+        if let pointer { switchover_curl_slist_free_all(pointer) }
     }
 }
 

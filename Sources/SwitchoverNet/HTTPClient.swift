@@ -123,7 +123,7 @@ public final class HTTPClient: @unchecked Sendable {
         }
 
         let h = easy.pointer
-        curl_easy_reset(h)  // Clears options; keeps live connections, DNS and TLS session caches.
+        switchover_curl_easy_reset(h)  // Clears options; keeps live connections, DNS and TLS session caches.
         easy.clearError()
         let state = TransferState(maxBytes: configuration.maxResponseBytes, cancellation: cancellation)
         // "Expect:" turns off curl's 100-continue wait for bodies over 1 kB, a wasted round trip
@@ -212,14 +212,14 @@ public final class HTTPClient: @unchecked Sendable {
 
             guard setupError == CURLE_OK else { return setupError }
             if cancellation.isCancelled { return CURLE_ABORTED_BY_CALLBACK }
-            return curl_easy_perform(h)
+            return switchover_curl_easy_perform(h)
         }
 
         guard rc == CURLE_OK else {
             var osErrno = 0
             _ = switchover_curl_getinfo_long(h, CURLINFO_OS_ERRNO, &osErrno)
             let detail = easy.errorMessage
-            let message = detail.isEmpty ? String(cString: curl_easy_strerror(rc)) : detail
+            let message = detail.isEmpty ? String(cString: switchover_curl_easy_strerror(rc)) : detail
             let code: HTTPError.Code = state.tooLarge ? .responseTooLarge
                 : HTTPError.classify(rc, osErrno: osErrno == 0 ? nil : Int32(osErrno))
             let error = HTTPError(code: code, curlCode: Int(rc.rawValue),
