@@ -94,6 +94,7 @@ enum Suite {
         if wanted("instances") { rows += try await InstancesFigure.measure(trials: quick ? 5 : 10, switchover: switchover, quick: quick) }
         if wanted("trust") { rows += try await trustRows(iterations: quick ? 500 : 2_000) }
         if wanted("resume") { rows += try ResumeFigure.measure(trials: quick ? 5 : 10, switchover: switchover) }
+        if wanted("commands") { rows += try CommandsFigure.measure(runs: 20, switchover: switchover) }
 
         let report = SuiteReport(date: ISO8601DateFormatter().string(from: Date()), quick: quick,
                                  cores: ProcessInfo.processInfo.activeProcessorCount,
