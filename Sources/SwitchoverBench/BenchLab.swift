@@ -182,6 +182,43 @@ struct ProcReading {
     }
 }
 
+/// Resident memory of a running process per mapping (`/proc/<pid>/smaps`), in KiB: each file by
+/// its name (the binary, each shared library), anonymous memory (heap, stacks) as one.
+struct MappingRSS {
+    var kib: [String: Int]
+
+    static func read(_ pid: Int32) -> MappingRSS? {
+        // Read to the end: a procfs file has no size, and one read() returns a page of it.
+        guard let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/smaps"),
+              let data = try? handle.readToEnd() else { return nil }
+        try? handle.close()
+        let smaps = String(decoding: data, as: UTF8.self)
+        var kib: [String: Int] = [:]
+        var current = "anonymous"
+        for line in smaps.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard let first = fields.first else { continue }
+            if first.contains("-") && !first.hasSuffix(":") {
+                // A mapping's header: address range, perms, offset, device, inode, [path].
+                let path = fields.count > 5 ? String(fields[5]) : ""
+                current = path.hasPrefix("/") ? String(path.split(separator: "/").last!) : "anonymous"
+            } else if first == "Rss:", fields.count > 1, let value = Int(fields[1]) {
+                kib[current, default: 0] += value
+            }
+        }
+        return MappingRSS(kib: kib)
+    }
+
+    /// `switchover 18.3, libcrypto.so.3 4.0, ..., 9 others 2.1 MiB`: the largest `top` and the rest.
+    func summary(top: Int) -> String {
+        let sorted = kib.sorted { $0.value > $1.value }
+        var parts = sorted.prefix(top).map { String(format: "%@ %.1f", $0.key, Double($0.value) / 1024) }
+        let rest = sorted.dropFirst(top)
+        if !rest.isEmpty { parts.append(String(format: "%d others %.1f", rest.count, Double(rest.reduce(0) { $0 + $1.value }) / 1024)) }
+        return parts.joined(separator: ", ") + " MiB"
+    }
+}
+
 /// Seconds since `start`, as a Double.
 func seconds(since start: ContinuousClock.Instant) -> Double {
     let d = ContinuousClock.now - start

@@ -21,6 +21,7 @@ enum CutoverFigure {
         var failed: [Double] = [], totals: [Double] = [], rates: [Double] = []
         var anons: [Double] = [], files: [Double] = []
         var peaks: [Double] = [], cpus: [Double] = [], steadyCPUs: [Double] = [], runSeconds: [Double] = []
+        var mapping: MappingRSS?  // of the last trial
         for trial in 1...trials {
             let lab = try BenchLab("cutover", switchover: switchover)
             defer { lab.close() }
@@ -35,11 +36,18 @@ enum CutoverFigure {
             var last: ProcReading?
             var lastAt = 0.0
             var settled: (reading: ProcReading, at: Double)? // after start-up and preflight
+            var mappedAt = -1.0
             while coordinator.isRunning {
                 if let reading = ProcReading.read(coordinator.pid) {
                     last = reading
                     lastAt = seconds(since: start)
                     if settled == nil && lastAt >= 2 { settled = (reading, lastAt) }
+                    // Per mapping once a second (the file is large), when near the peak so far.
+                    if lastAt >= mappedAt + 1, reading.rssAnonKiB + reading.rssFileKiB + 256 >= reading.peakRSSKiB || mapping == nil,
+                       let read = MappingRSS.read(coordinator.pid) {
+                        mapping = read
+                        mappedAt = lastAt
+                    }
                 }
                 usleep(100_000)
                 guard seconds(since: start) < 180 else { throw TestKitError("cutover trial \(trial): no end within 180 s:\n\(coordinator.logTail())") }
@@ -76,8 +84,9 @@ enum CutoverFigure {
                                            rateStats.median, rateStats.min, rateStats.max, Stats(totals).median)),
             Stats(peaks).row("coordinator peak RSS (VmHWM)", unit: "MiB", reference: 32,
                              referenceLabel: "Flagger's chart request: 32 MiB",
-                             note: String(format: "/proc/<pid>/status during the cutover runs above (%.1f s each), 250 ms sampling; resident at the end: %.1f MiB anonymous (heap, stacks), %.1f MiB file-backed (the binary and shared libraries: Foundation, libcurl, OpenSSL, SQLite)",
-                                          Stats(runSeconds).median, Stats(anons).median, Stats(files).median)),
+                             note: String(format: "/proc/<pid>/status during the cutover runs above (%.1f s each), 250 ms sampling; resident at the end: %.1f MiB anonymous (heap, stacks), %.1f MiB file-backed (the binary and the shared libraries it maps)",
+                                          Stats(runSeconds).median, Stats(anons).median, Stats(files).median)
+                                 + (mapping.map { "; per mapping (/proc/<pid>/smaps, last trial, at its peak): " + $0.summary(top: 8) } ?? "")),
             Stats(cpus).row("coordinator mean CPU", unit: "m", reference: 10,
                             referenceLabel: "Flagger's chart request: 10m",
                             note: "utime+stime from /proc/<pid>/stat over the run's wall time, start-up and preflight included"
