@@ -82,6 +82,8 @@ let package = Package(
         .target(name: "SwitchoverTestKit", dependencies: ["SwitchoverCore", "COpenSSL"], swiftSettings: swiftSettings),
         // Benchmarks, one subcommand each (`trust`, `fleet`, `suite`), printing markdown tables;
         // built in release by bench/*.sh and bench/run.
+        // Runs one command and reports its own peak RSS (see its main.c for why a process).
+        .executableTarget(name: "BenchSpawn"),
         .executableTarget(name: "SwitchoverBench",
                           dependencies: ["SwitchoverTrust", "SwitchoverDrivers", "SwitchoverSignals", "SwitchoverNet", "SwitchoverTestKit",
                                          "SwitchoverCore", "COpenSSL", .product(name: "Logging", package: "swift-log")],

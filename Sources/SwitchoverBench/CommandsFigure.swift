@@ -6,10 +6,10 @@ import Glibc
 
 /// The short commands scripts call in loops: `switchover validate` on the repository's example
 /// configuration and `switchover status` on the journal of a finished run (a promoted switchover
-/// of the lab). Each is started `runs` times, alternately, with `posix_spawn`; per run the wall
-/// time from spawn to exit and the peak resident memory the kernel reports for the child
-/// (`wait4`'s `ru_maxrss`). Beside them, `/bin/true` measured the same way: what starting any
-/// process costs on this machine.
+/// of the lab). Each is started `runs` times, alternately, by the small `BenchSpawn` helper;
+/// per run the wall time from its fork to the command's exit and the peak resident memory the
+/// kernel reports for the command (`wait4`'s `ru_maxrss`). Beside them, `/bin/true` measured the
+/// same way: what starting any process costs on this machine.
 enum CommandsFigure {
     static func measure(runs: Int, switchover: String) throws -> [FigureRow] {
         progress("short commands: validate and status, \(runs) runs each")
@@ -42,33 +42,28 @@ enum CommandsFigure {
             rows.append(Stats(wall[name]!).row(
                 "\(what): wall time", unit: "ms", reference: floor.median,
                 referenceLabel: String(format: "starting `/bin/true`, same runs: %.2f ms (%.2f–%.2f)", floor.median, floor.min, floor.max),
-                note: "posix_spawn to wait4, output to /dev/null, \(runs) runs alternating with the others"))
+                note: "fork to wait4 in BenchSpawn, output to /dev/null, \(runs) runs alternating with the others"))
             rows.append(Stats(peak[name]!).row(
                 "\(what): peak RSS", unit: "MiB", reference: 32, referenceLabel: "Flagger's chart request: 32 MiB",
-                note: "wait4's ru_maxrss of the child, same runs"))
+                note: "wait4's ru_maxrss of the command, forked from BenchSpawn (about 1 MiB) so that it counts only its own, same runs"))
         }
         return rows
     }
 
-    /// Runs `arguments` to its end; wall time (ms), peak RSS (KiB) and exit status.
+    /// Runs `arguments` to its end through `BenchSpawn` (beside this binary): wall time (ms),
+    /// peak RSS (KiB) and exit status, as the helper measured them.
     static func spawn(_ arguments: [String]) throws -> (milliseconds: Double, kibibytes: Double, status: Int32) {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let start = ContinuousClock.now
-        let spawned = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)
-        guard spawned == 0 else { throw TestKitError("posix_spawn \(arguments[0]): \(String(cString: strerror(spawned)))") }
-        var status: Int32 = 0
-        var usage = rusage()
-        while wait4(pid, &status, 0, &usage) < 0 {
-            guard errno == EINTR else { throw TestKitError("wait4 \(arguments[0]): \(String(cString: strerror(errno)))") }
+        let helper = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("BenchSpawn").path
+        guard FileManager.default.isExecutableFile(atPath: helper) else {
+            throw TestKitError("commands: \(helper) is missing (swift build -c release builds it)")
         }
-        let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return (seconds(since: start) * 1000, Double(usage.ru_maxrss), exit)
+        let result = try Command.run(helper, arguments)
+        let fields = result.output.split(whereSeparator: \.isWhitespace)
+        guard result.status == 0, fields.count == 3, let micros = Double(fields[0]), let kib = Double(fields[1]),
+              let status = Int32(fields[2]) else {
+            throw TestKitError("commands: BenchSpawn \(arguments.joined(separator: " ")): \(result.output)")
+        }
+        return (micros / 1000, kib, status)
     }
 }
