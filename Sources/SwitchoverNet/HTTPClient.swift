@@ -54,6 +54,11 @@ public final class HTTPClient: @unchecked Sendable {
     private let lock = NSLock()
     private var idleHandles: [CurlEasy] = []
 
+    /// Why no request can be made (libcurl, loaded on the first request, could not be), or nil.
+    /// Asking loads it: a preflight asks when the run will need HTTP, so that a missing libcurl
+    /// refuses the run before any weight moves, not at its first Prometheus gate.
+    public static var unavailable: String? { curlLoadFailure }
+
     public init(configuration: Configuration = Configuration(), logger: Logger) {
         self.configuration = configuration
         self.logger = logger

@@ -25,10 +25,12 @@ public func switchoverExecutable(filePath: String = #filePath) throws -> URL {
 /// Output goes through files, not pipes, so a chatty command cannot block on a full pipe. The
 /// wait for its exit blocks, so it happens on a thread of its own (`OwnThread`): a command may
 /// take seconds (`pause` waits 5 s for an answer, `run` a whole cutover).
-public func runSwitchover(_ args: [String], cwd: URL?) async throws -> (exitCode: Int32, stdout: String, stderr: String) {
+/// `extraEnvironment` is added to this process's environment for the child.
+public func runSwitchover(_ args: [String], cwd: URL?,
+                          extraEnvironment: [String: String] = [:]) async throws -> (exitCode: Int32, stdout: String, stderr: String) {
     let executable = try switchoverExecutable()
     let result = try await OwnThread.run("switchover \(args.first ?? "")") {
-        try runToEnd(executable, args, cwd: cwd)
+        try runToEnd(executable, args, cwd: cwd, extraEnvironment: extraEnvironment)
     }
     return (result.exitCode, result.stdout, result.stderr)
 }
@@ -39,7 +41,7 @@ private struct Finished: Sendable {
     var stderr: String
 }
 
-private func runToEnd(_ executable: URL, _ args: [String], cwd: URL?) throws -> Finished {
+private func runToEnd(_ executable: URL, _ args: [String], cwd: URL?, extraEnvironment: [String: String]) throws -> Finished {
     let folder = try TemporaryDirectory.make("cli-out")
     defer { try? FileManager.default.removeItem(at: folder) }
     let outURL = folder.appendingPathComponent("stdout")
@@ -52,6 +54,9 @@ private func runToEnd(_ executable: URL, _ args: [String], cwd: URL?) throws -> 
     process.executableURL = executable
     process.arguments = args
     if let cwd { process.currentDirectoryURL = cwd }
+    if !extraEnvironment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(extraEnvironment) { _, new in new }
+    }
     process.standardOutput = out
     process.standardError = err
     process.standardInput = FileHandle.nullDevice

@@ -111,6 +111,25 @@ struct SafetyGuardTests {
         #expect(try await lab.blueInDrain() == false)
     }
 
+    @Test("no loadable libcurl: a run with a Prometheus gate and health URLs is refused in preflight naming it, nothing changed on HAProxy")
+    func noLibcurlRefusedInPreflight() async throws {
+        let lab = try await CutoverLab("guard-no-libcurl", policy: .init(prometheusGate: true))
+        defer { lab.stopAll() }
+        // libcurl is loaded on the first HTTP request: a file that is no library where the
+        // loader looks first makes that load fail, as a machine without libcurl4 would.
+        let bogus = lab.folder.appendingPathComponent("bogus-lib")
+        try FileManager.default.createDirectory(at: bogus, withIntermediateDirectories: true)
+        try Data("not a library".utf8).write(to: bogus.appendingPathComponent("libcurl.so.4"))
+        let before = try await lab.liveWeights()
+        let refused = try await runSwitchover(["run", "blue", "green", "--policy", "test", "--until", "promoted"] + lab.globalArguments,
+                                              cwd: lab.folder, extraEnvironment: ["LD_LIBRARY_PATH": bogus.path])
+        let said = refused.stdout + refused.stderr
+        #expect(refused.exitCode == 2, "\(said)")
+        #expect(said.contains("Prometheus gates: cannot load libcurl.so.4"), "\(said)")
+        #expect(said.contains("health") && said.contains("cannot load libcurl.so.4"), "the health checks name it too: \(said)")
+        #expect(try await lab.liveWeights() == before, "nothing was changed")
+    }
+
     @Test("green's server in HAProxy's drain state: run refuses in preflight, and a promoted run's blue is not drained onto it")
     func greenInDrainState() async throws {
         let lab = try await CutoverLab("guard-green-drain", policy: .init(holdFor: "1s"))
