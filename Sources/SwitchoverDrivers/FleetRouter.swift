@@ -176,7 +176,7 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
     let schedule: StepSchedule
     /// Per instance whose members answer from one read of it (HAProxy's `HAProxySharedReads`),
     /// that reader and its members' indexes; nil unless every member does.
-    private let instanceReads: [(reads: HAProxySharedReads, members: [(index: Int, haproxy: HAProxyLoadBalancer)])]?
+    let instanceReads: [(reads: HAProxySharedReads, members: [(index: Int, haproxy: HAProxyLoadBalancer)])]?
     private let memory = Locked(Memory())
 
     private struct Memory {

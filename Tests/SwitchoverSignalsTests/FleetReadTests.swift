@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import SwitchoverCore
-import SwitchoverDrivers
+@testable import SwitchoverDrivers
 import SwitchoverSignals
 import SwitchoverTestKit
 import Testing
@@ -50,6 +50,8 @@ struct FleetReadTests {
         let haproxies = try await Self.start(in: folder)
         defer { for haproxy in haproxies { haproxy.stopInBackground() } }
         let fleet = try Self.fleet(haproxies)
+        // One reader per instance, each answering both of its services: the path under test.
+        #expect(fleet.instanceReads?.map { $0.members.count } == [2, 2])
         _ = try await fleet.apply(percentToTarget: 50, step: nil)
 
         let both = try await fleet.readWeightsAndStats()
