@@ -8,6 +8,11 @@ import Yams
 /// (`Resolver.basic`) and `typed` gives every untagged scalar the tag those rules would have. A
 /// scalar with a tag of its own (`!!str 5`, or quoted: `"5"` is a string) keeps it.
 /// `PlainScalarTagsTests` holds it to Yams's resolver, case by case and on random text.
+///
+/// Mapping keys stay strings: Yams resolves each key's tag while composing (its duplicate-key
+/// check hashes them), before `typed` sees it. Switchover reads keys as text, so nothing reads
+/// them differently; but a `<<` key is not a merge (Switchover refuses it as an unknown field
+/// either way), and `5:` and `"5":` in one mapping are one key written twice.
 enum PlainScalarTags {
     /// The tag Yams's default rules give an untagged scalar of this text.
     static func tag(of text: String) -> Tag.Name {
@@ -153,7 +158,7 @@ enum PlainScalarTags {
     }
 
     /// `node` with every untagged scalar tagged (mappings and lists keep their tags, style,
-    /// place in the file and anchor).
+    /// place in the file and anchor; keys are already strings, see above).
     static func typed(_ node: Node) -> Node {
         switch node {
         case .scalar(var scalar):

@@ -4,7 +4,7 @@ import Yams
 @testable import SwitchoverCore
 import SwitchoverTestKit
 
-/// The config loader types plain scalars itself (`PlainScalarTags`, Swift regexes) instead of
+/// The config loader types plain scalars itself (`PlainScalarTags`, matched by hand) instead of
 /// through Yams's default resolver (NSRegularExpression, which loads ICU). Held here to give the
 /// tag Yams's own resolver gives, on the cases that matter and on random text built from the
 /// characters the rules look at.
@@ -43,6 +43,15 @@ import SwitchoverTestKit
             if PlainScalarTags.tag(of: text).rawValue != Self.yams(text) { differing.append(text) }
         }
         #expect(differing.isEmpty, "\(differing.count) differ, first: \(differing.prefix(10).map { "'\($0)'" })")
+    }
+
+    @Test("keys stay strings, as PlainScalarTags says: `5:` and `\"5\":` in one mapping are one key written twice")
+    func keysAreText() throws {
+        #expect(throws: (any Error).self) { _ = try Yams.compose(yaml: "5: a\n\"5\": b\n", .basic) }
+        let node = PlainScalarTags.typed(try #require(try Yams.compose(yaml: "5: a\n", .basic)))
+        let key = try #require(node.mapping?.keys.first)
+        #expect(key.tag.rawValue == Tag.Name.str.rawValue)
+        #expect(node.mapping?["5"]?.tag.rawValue == Tag.Name.str.rawValue, "the value 'a' is a string")
     }
 
     @Test("a document's untagged scalars are typed, quoted and explicitly tagged ones keep their tag, marks stay")
