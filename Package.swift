@@ -33,9 +33,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
-        // C bridges: found through pkg-config; shim.h wraps what Swift cannot import
-        // (variadic functions, function-like macros).
-        // libcurl's header, and libcurl itself loaded on first use (dlopen), not linked.
+        // C bridges. libcurl: its header, and the library loaded on first use (dlopen), not
+        // linked. OpenSSL and SQLite: found through pkg-config; shim.h wraps what Swift cannot
+        // import (function-like macros).
         .target(name: "CCurl"),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),

@@ -47,6 +47,7 @@ static void load(void) {
         if (*symbols[i].slot == NULL) {
             snprintf(failure, sizeof failure, "libcurl.so.4 has no %s", symbols[i].name);
             api.global_init = NULL;
+            dlclose(library);
             return;
         }
     }
@@ -55,6 +56,7 @@ static void load(void) {
     if (code != CURLE_OK) {
         snprintf(failure, sizeof failure, "curl_global_init failed: %s", api.easy_strerror(code));
         api.global_init = NULL;
+        dlclose(library);
     }
 }
 
