@@ -20,8 +20,8 @@ public enum UTCTimestamp {
     }
 
     /// `10:39:12`, the time of day in UTC.
-    public static func timeOfDay(_ date: Date) -> String {
-        time(floorDivision(milliseconds(date), 86_400_000).remainder)
+    public static func timeOfDay(millisecondsSinceEpoch milliseconds: Int64) -> String {
+        time(floorDivision(milliseconds, 86_400_000).remainder)
     }
 
     private static func milliseconds(_ date: Date) -> Int64 {

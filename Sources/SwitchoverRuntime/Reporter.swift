@@ -143,6 +143,6 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
     private func write(_ text: String) { handle.write(Data(text.utf8)) }
 
     static func clock(_ at: Instant) -> String {
-        UTCTimestamp.timeOfDay(Date(timeIntervalSince1970: at.seconds))
+        UTCTimestamp.timeOfDay(millisecondsSinceEpoch: at.millisecondsSinceEpoch)
     }
 }

@@ -69,7 +69,7 @@ public final class MemoryJournal: JournalStore, @unchecked Sendable {
             let sequence = tables.nextSequence
             tables.nextSequence += 1
             tables.events.append(JournalEvent(sequence: sequence, run: run, at: at, kind: "intent",
-                                              detail: SQLiteJournal.intentDetail(action, detail), intentID: sequence))
+                                              detail: try SQLiteJournal.intentDetail(action, detail), intentID: sequence))
             return sequence
         }
     }

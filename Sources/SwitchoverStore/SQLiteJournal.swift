@@ -299,7 +299,7 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
             if let fence { try checkFence(fence) }
             // The intent's id is its own sequence number, written into the row so that `result`
             // rows can point at it with the same column.
-            let seq = try append(JournalEvent(run: run, at: at, kind: "intent", detail: Self.intentDetail(action, detail)), fence: nil)
+            let seq = try append(JournalEvent(run: run, at: at, kind: "intent", detail: try Self.intentDetail(action, detail)), fence: nil)
             try with("UPDATE events SET intent_id = seq WHERE seq = ?") { try $0.run([.int(seq)]) }
             if let state { try saveState(run: run, at: at, json: state, fence: nil) }
             return seq
@@ -326,12 +326,12 @@ public final class SQLiteJournal: JournalStore, @unchecked Sendable {
         }
     }
 
-    static func intentDetail(_ action: String, _ detail: String) -> String {
+    static func intentDetail(_ action: String, _ detail: String) throws -> String {
         // {"action": ..., "detail": ...} with the detail kept verbatim when it is JSON already
-        // (the engine's are, sorted by `JournalJSON`), written by hand: `JSONSerialization`'s
-        // sorted keys compare through a `Locale`, which loads ICU into the coordinator.
+        // (the engine's are, from `JournalJSON`), the strings quoted by `JournalJSON` too:
+        // `JSONSerialization`'s sorted keys compare through a `Locale`, which loads ICU.
         let isJSON = (try? JSONSerialization.jsonObject(with: Data(detail.utf8), options: [.fragmentsAllowed])) != nil
-        return "{\"action\":\(JSONText.string(action)),\"detail\":\(isJSON ? detail : JSONText.string(detail))}"
+        return "{\"action\":\(try JournalJSON.encode(action)),\"detail\":\(isJSON ? detail : try JournalJSON.encode(detail))}"
     }
 
     public func finishIntent(_ intent: Int64, at: Instant, ok: Bool, detail: String) throws {

@@ -97,6 +97,23 @@ struct JournalBehaviourTests {
         #expect(results.map(\.ok) == [true, true])
     }
 
+    @Test("an intent's action and a detail that is not JSON are quoted so that they read back as the same text: quotes, backslashes, controls, non-ASCII",
+          arguments: JournalKind.allCases)
+    func intentTextQuoted(kind: JournalKind) throws {
+        let (journal, dir) = try kind.make()
+        defer { dir.map { try? FileManager.default.removeItem(at: $0) } }
+        let run = try journal.startRun(RunRecord(from: "blue", to: "green", policy: "p", startedAt: t0, pid: 1))
+        for text in ["", "plain", "say \"hi\"", "back\\slash", "line\nbreak\ttab\r", "\u{01}\u{1F}", "blåbær 🚦", "/path"] {
+            let sequence = try journal.beginIntent(run: run, at: t0, action: text, detail: text, state: nil, fence: nil)
+            let row = try #require(try journal.events(run: run, afterSequence: sequence - 1, limit: 1).first)
+            let read = try JSONSerialization.jsonObject(with: Data(row.detail.utf8)) as? [String: String]
+            #expect(read == ["action": text, "detail": text], "\(row.detail)")
+        }
+        // A detail that is JSON already is kept as it is, not quoted again.
+        let sequence = try journal.beginIntent(run: run, at: t0, action: "x", detail: "{\"b\":1,\"a\":[2]}", state: nil, fence: nil)
+        #expect(try journal.events(run: run, afterSequence: sequence - 1, limit: 1).first?.detail == "{\"action\":\"x\",\"detail\":{\"b\":1,\"a\":[2]}}")
+    }
+
     @Test("an intent lands with the state that expects it; a fenced one (its lease taken over) writes nothing", arguments: JournalKind.allCases)
     func fencedIntent(kind: JournalKind) throws {
         let (journal, dir) = try kind.make()
