@@ -355,7 +355,8 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
     }
 
     public func currentWeights() async throws -> LiveWeights {
-        try currentWeights(from: await everyMember { try await $0.router.currentWeights() })
+        if let reads = await readEachInstance() { return try currentWeights(from: reads.map(\.live)) }
+        return try currentWeights(from: await everyMember { try await $0.router.currentWeights() })
     }
 
     private func currentWeights(from results: [Result<LiveWeights, any Error>]) throws -> LiveWeights {
@@ -455,21 +456,29 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
     // MARK: - TrafficObserver
 
     public func stats() async throws -> LoadBalancerStats {
-        try stats(from: await everyMember { try await $0.observer.stats() })
+        if let reads = await readEachInstance() { return try stats(from: reads.map(\.stats)) }
+        return try stats(from: await everyMember { try await $0.observer.stats() })
     }
 
     /// `stats()` and `currentWeights()` of one moment, as the sampler asks for them every
-    /// sampling period: one read per instance when its members share one (HAProxy: `show info;
-    /// show servers state;show stat`, one round trip and one parse for every service on it, no
-    /// task per member), each member's own two reads at once otherwise. Lenient and strict
-    /// exactly as the two calls are.
+    /// sampling period: one read per instance when its members share one, each member's own two
+    /// reads at once otherwise. Lenient and strict exactly as the two calls are.
     public func readWeightsAndStats() async throws -> (stats: LoadBalancerStats, live: LiveWeights) {
-        guard let instanceReads else {
-            async let counted = everyMember { try await $0.observer.stats() }
-            async let weighed = everyMember { try await $0.router.currentWeights() }
-            let (statsResults, liveResults) = await (counted, weighed)
-            return (try stats(from: statsResults), try currentWeights(from: liveResults))
+        if let reads = await readEachInstance() {
+            return (try stats(from: reads.map(\.stats)), try currentWeights(from: reads.map(\.live)))
         }
+        async let counted = everyMember { try await $0.observer.stats() }
+        async let weighed = everyMember { try await $0.router.currentWeights() }
+        let (statsResults, liveResults) = await (counted, weighed)
+        return (try stats(from: statsResults), try currentWeights(from: liveResults))
+    }
+
+    /// Every member's counters and live weights, in member order, from one read of each
+    /// instance (HAProxy: `show info;show servers state;show stat`, one round trip and one parse
+    /// for every service on it, one task per instance); a failed read fails each member on that
+    /// instance with its error. nil when the members do not share their instance's read (Envoy).
+    private func readEachInstance() async -> [(stats: Result<LoadBalancerStats, any Error>, live: Result<LiveWeights, any Error>)]? {
+        guard let instanceReads else { return nil }
         typealias Read = (index: Int, stats: Result<LoadBalancerStats, any Error>, live: Result<LiveWeights, any Error>)
         let reads = await withTaskGroup(of: [Read].self) { group in
             for (reader, onIt) in instanceReads {
@@ -486,9 +495,9 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
             }
             var all: [Read] = []
             for await some in group { all += some }
-            return all.sorted { $0.index < $1.index }
+            return all
         }
-        return (try stats(from: reads.map(\.stats)), try currentWeights(from: reads.map(\.live)))
+        return reads.sorted { $0.index < $1.index }.map { ($0.stats, $0.live) }
     }
 
     private func stats(from results: [Result<LoadBalancerStats, any Error>]) throws -> LoadBalancerStats {

@@ -103,8 +103,8 @@ public struct HAProxySpec: DriverSpec, FleetSpec {
     public var instanceList: [HAProxyInstance]
     /// Service -> backend; one entry without a service in the single form.
     public var backends: [ServiceBackend]
-    /// A member of a fleet with several services on its instance: the instance's sampling
-    /// reads, shared with the other services' members (not a setting: not part of equality).
+    /// A member of a fleet: the read of its instance, shared with the instance's other members
+    /// (not a setting: not part of equality).
     var sharedReads: HAProxySharedReads?
 
     public static func == (lhs: HAProxySpec, rhs: HAProxySpec) -> Bool {
@@ -144,8 +144,8 @@ public struct HAProxySpec: DriverSpec, FleetSpec {
             + " services=" + backends.map { "\($0.service ?? "-"):\($0.backend)" }.joined(separator: ",")
     }
 
-    /// One member per instance and service; the services of one instance share its sampling
-    /// read (one round trip per instance and sampling period for weights and counters of all).
+    /// One member per instance and service; the services of one instance share its read (the
+    /// fleet reads weights and counters of all of them in one round trip per instance).
     public var members: [FleetMember] {
         instanceList.flatMap { instance in
             let shared = HAProxySharedReads(address: instance.socket)

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Logging
 import SwitchoverCore
 import SwitchoverNet
@@ -47,8 +46,8 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
     private let client: LineClient
     private let logger: Logger
     private let memory = Locked(Memory())
-    /// Set for one of several services on one instance (a fleet): the sampling reads of every
-    /// backend, shared by the services' drivers (`HAProxySharedReads`). Writes and their
+    /// Set for a member of a fleet: the read of its whole instance, which the fleet makes once
+    /// for all the instance's members (`HAProxySharedReads`). Writes and their
     /// read-backs never go through it.
     let shared: HAProxySharedReads?
 
@@ -80,8 +79,9 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
 
     public func currentWeights() async throws -> LiveWeights {
         guard let shared else { return try observe(try await readState()) }
-        // One of several services on this instance: one read of every backend serves them all.
-        return try currentWeights(from: try await shared.answer())
+        // A member of a fleet (which reads once per instance for all its members): alone, it
+        // reads the instance for itself.
+        return try currentWeights(from: try await shared.read())
     }
 
     /// This backend's live weights in a read of the whole instance (`HAProxySharedReads`).
@@ -139,8 +139,8 @@ public final class HAProxyLoadBalancer: WeightRouter, TrafficObserver {
 
     public func stats() async throws -> LoadBalancerStats {
         if let shared {
-            // One of several services on this instance: one `show stat` of every proxy serves all.
-            return try stats(from: try await shared.answer())
+            // A member of a fleet, asked alone (see `currentWeights`).
+            return try stats(from: try await shared.read())
         }
         let answer = try await send("show info;show stat \(backend) 4 -1")
         return try stats(identity: try Self.parseIdentity(answer, driver: driver, address: address),
@@ -504,7 +504,7 @@ struct CSVTable {
     /// Headers already read, by their bytes: every sample reads the same header again (it
     /// changes only with the HAProxy version), and naming its hundred-odd columns cost more than
     /// the rows of a small table. A few versions at most in one fleet; cleared if ever full.
-    private static let headers = Mutex<[[UInt8]: Header]>([:])
+    private static let headers = Locked<[[UInt8]: Header]>([:])
 
     private struct Key: Hashable {
         var proxy: String
@@ -583,18 +583,15 @@ struct CSVTable {
     }
 }
 
-/// The sampling reads of one HAProxy instance carrying several services (a fleet's members on
-/// one socket): one round trip, `show info;show servers state;show stat -1 4 -1`, answers
-/// every service's weights and counters at once, parsed once: one round trip per instance
-/// instead of two per service. The fleet's sampler asks once per instance (`read`, from
-/// `FleetRouter.readWeightsAndStats`); members asked one by one share a read in flight
-/// (`answer`), so only calls that overlap in time share one. Only reads for
-/// sampling go through here: a write's read before and read-back after are the driver's own,
-/// so a read-back is never older than its write.
+/// The reads of one HAProxy instance carrying a fleet's members (several services, or one
+/// service of several instances): one round trip, `show info;show servers state;show stat -1 4
+/// -1`, answers every member's weights and counters at once, parsed once:
+/// `FleetRouter.readEachInstance` reads each instance once for all its members. Only reads go
+/// through here: a write's read before and read-back after are the driver's own, so a
+/// read-back is never older than its write.
 public final class HAProxySharedReads: Sendable {
     let address: String
     private let client: LineClient
-    private let inflight = Locked<Task<Answer, any Error>?>(nil)
     static let command = "show info;show servers state;show stat -1 4 -1"
 
     struct Answer: Sendable {
@@ -608,20 +605,7 @@ public final class HAProxySharedReads: Sendable {
         client = LineClient(address: address, connectTimeout: .seconds(2), readTimeout: .seconds(5))
     }
 
-    /// The read in flight if there is one, else a new one.
-    func answer() async throws -> Answer {
-        let (task, started) = inflight.withLock { running -> (Task<Answer, any Error>, Bool) in
-            if let running { return (running, false) }
-            let task = Task { try await self.read() }
-            running = task
-            return (task, true)
-        }
-        defer { if started { inflight.withLock { $0 = nil } } }
-        return try await task.value
-    }
-
-    /// A read of its own, shared with nobody: for a caller that asks once for every member
-    /// (`FleetRouter.readWeightsAndStats`).
+    /// One read of the instance, parsed.
     func read() async throws -> Answer {
         let driver = HAProxyDriver().name
         let answer = try await HAProxyLoadBalancer.send(Self.command, with: client, driver: driver, address: address)
