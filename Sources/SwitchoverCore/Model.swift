@@ -221,6 +221,15 @@ public struct Gate: Sendable, Hashable {
 public enum GateSource: Sendable, Hashable {
     case loadBalancer(LoadBalancerGate)
     case prometheus(PrometheusGate)
+
+    /// Whether judging the gate takes HTTP requests (libcurl, loaded on the first of them:
+    /// preflight makes sure it can be loaded before any weight moves).
+    public var speaksHTTP: Bool {
+        switch self {
+        case .loadBalancer: false
+        case .prometheus: true
+        }
+    }
 }
 
 /// Judged from the load balancer's own counters over the window since the last evaluation.

@@ -46,10 +46,12 @@ public struct PreflightChecks: Sendable {
         async let healthFailures = health(of: pastPromotion ? [to] : [from, to])
         async let weightFailures = Self.weights(router, expected: expectedPercentToTarget, journaledInstance: journaledInstance,
                                                  restartSeen: restartSeen)
-        // Prometheus gates speak HTTP only once the first step bakes: a run that could not query
-        // them must not start moving weights.
-        let usesPrometheus = policy.gates.contains { if case .prometheus = $0.source { true } else { false } }
-        let httpFailures = usesPrometheus ? HTTPClient.unavailable.map { ["Prometheus gates: \($0)"] } ?? [] : []
+        // Gates over HTTP speak only once the first step bakes: a run that could not judge them
+        // must not start moving weights.
+        let overHTTP = policy.gates.filter(\.source.speaksHTTP).map(\.name)
+        let httpFailures = overHTTP.isEmpty ? [] : HTTPClient.unavailable.map {
+            ["gates over HTTP (\(overHTTP.joined(separator: ", "))): \($0)"]
+        } ?? []
         let verdict = await trustVerdict
         return PreflightOutcome(result: PreflightResult(failures: verdict.failures + httpFailures + (await healthFailures)
                                                             + (await weightFailures)),

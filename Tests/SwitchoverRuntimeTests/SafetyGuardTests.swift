@@ -125,7 +125,7 @@ struct SafetyGuardTests {
                                               cwd: lab.folder, extraEnvironment: ["LD_LIBRARY_PATH": bogus.path])
         let said = refused.stdout + refused.stderr
         #expect(refused.exitCode == 2, "\(said)")
-        #expect(said.contains("Prometheus gates: cannot load libcurl.so.4"), "\(said)")
+        #expect(said.contains("gates over HTTP (haproxy-up): cannot load libcurl.so.4"), "\(said)")
         #expect(said.contains("health") && said.contains("cannot load libcurl.so.4"), "the health checks name it too: \(said)")
         #expect(try await lab.liveWeights() == before, "nothing was changed")
     }
