@@ -36,17 +36,17 @@ enum CutoverFigure {
             var last: ProcReading?
             var lastAt = 0.0
             var settled: (reading: ProcReading, at: Double)? // after start-up and preflight
-            var mappedAt = -1.0
+            var mappedPeak = 0
             while coordinator.isRunning {
                 if let reading = ProcReading.read(coordinator.pid) {
                     last = reading
                     lastAt = seconds(since: start)
                     if settled == nil && lastAt >= 2 { settled = (reading, lastAt) }
-                    // Per mapping once a second (the file is large), when near the peak so far.
-                    if lastAt >= mappedAt + 1, reading.rssAnonKiB + reading.rssFileKiB + 256 >= reading.peakRSSKiB || mapping == nil,
-                       let read = MappingRSS.read(coordinator.pid) {
+                    // Per mapping whenever the peak grew: a few reads of the (large) smaps per run,
+                    // the last one at the peak.
+                    if reading.peakRSSKiB > mappedPeak, let read = MappingRSS.read(coordinator.pid) {
                         mapping = read
-                        mappedAt = lastAt
+                        mappedPeak = reading.peakRSSKiB
                     }
                 }
                 usleep(100_000)
