@@ -25,6 +25,8 @@ public enum ConfigurationLimits {
     public static let dnsTTL: Duration = .seconds(7 * 86_400)
     /// The drain's timeout (and `forceAfter`, which must come before it).
     public static let drainTimeout: Duration = .seconds(30 * 86_400)
+    /// A webhook's or a notification's timeout (an hour: a confirmation is asked again every interval anyway).
+    public static let hookTimeout: Duration = .seconds(3_600)
     /// How far ahead certificate expiry warns.
     public static let trustHorizon: Duration = .seconds(365 * 86_400)
 

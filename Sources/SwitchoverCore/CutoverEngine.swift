@@ -42,6 +42,14 @@ import Foundation
 ///   is refused unless forced.
 /// - A command that makes no sense in the current phase is acknowledged as refused, with why,
 ///   and changes nothing.
+/// - Webhooks (Flagger's types): before a step's weights are written, its confirmation hooks
+///   (`confirm-rollout` before the first, `confirm-traffic-increase` before every one,
+///   `confirm-promotion` before the last) are asked every `interval` until each answered 2xx;
+///   the step's gates go on being evaluated meanwhile (a failure still rolls back). Before the
+///   first step, after them, the `pre-rollout` hooks are asked once: any other answer aborts the
+///   run with no traffic moved. `rollback` hooks are asked every `interval` while shifting or
+///   paused: a 2xx answer rolls back at once. `rollout` hooks are gates. A person's `promote`
+///   skips a confirmation wait; `rollback` and `abort` end it.
 ///
 /// How the runtime drives it (one loop, one input at a time):
 /// 1. On start: a fresh run begins from `CutoverState.initial`; a resumed one loads the journaled
@@ -150,6 +158,10 @@ public struct CutoverEngine: Sendable {
     ///   `setDrain(FROM)` (the runtime checks FROM's live weight right before it drains).
     public func recover(_ state: CutoverState, live: LiveWeightsReading? = nil, now: Instant) -> (CutoverState, [Action]) {
         var t = Transition(state: state)
+        // Hook calls in flight died with the coordinator: asked again at the next tick.
+        t.state.hookWait?.evaluation = nil
+        t.state.hookWait?.askedAt = nil
+        t.state.rollbackPoll = nil
         if let pending = state.pendingWeights {
             if pending.purpose == .rollback, fromWasDrained(state) { t.actions.append(.setReady(cluster: from)) }
             t.actions.append(.setWeights(intent: pending.intent, percentToTarget: pending.percentToTarget,
@@ -162,6 +174,10 @@ public struct CutoverEngine: Sendable {
         case .pending, .preflight:
             t.state.phase = .pending
             tick(&t, now: now)
+        case .shifting where state.step == 0:
+            // Waiting for hooks before the first step: no weight was written, none is now.
+            t.record(.init(.resumed, "resumed before the first step; asking its hooks again", phase: .shifting, step: 0))
+            if t.state.hookWait == nil { startFirstStep(&t, now: now) }
         case .shifting:
             t.record(.init(.resumed, "resumed at step \(state.step); the bake restarts once its weights read back",
                            phase: .shifting, step: state.step))
@@ -193,7 +209,10 @@ public struct CutoverEngine: Sendable {
             t.changePhase(to: .preflight, reason: "preflight")
             t.actions.append(.runPreflight)
         case .shifting:
+            pollRollbackHooks(&t, now: now)
+            guard t.state.phase == .shifting else { return }
             evaluateIfDue(&t, now: now)
+            if t.state.phase == .shifting { askHooks(&t, now: now) }
             if t.state.phase == .shifting { advanceIfReady(&t, now: now) }
         case .promoted:
             // Weights being written again (the load balancer restarted): FROM is drained only
@@ -211,6 +230,8 @@ public struct CutoverEngine: Sendable {
                 resendRollback(&t, now: now)
             }
         case .paused:
+            pollRollbackHooks(&t, now: now)
+            guard t.state.phase == .paused else { return }
             // A load-balancer fault: its step's weights are written again until every instance
             // reads them back.
             guard let retry = t.state.weightsRetry, t.state.pendingWeights == nil,
@@ -230,8 +251,7 @@ public struct CutoverEngine: Sendable {
         }
         if result.passed {
             t.changePhase(to: .shifting, reason: "preflight passed")
-            t.state.step = 1
-            sendWeights(&t, percent: percent(atStep: 1), step: 1, purpose: .step, now: now)
+            startFirstStep(&t, now: now)
         } else {
             let why = "preflight failed: " + result.failures.joined(separator: "; ")
             t.state.reason = why
@@ -285,6 +305,12 @@ public struct CutoverEngine: Sendable {
     }
 
     private func gateResults(_ t: inout Transition, evaluation: Int, results: [GateResult], now: Instant) {
+        if let wait = t.state.hookWait, wait.evaluation == evaluation, t.state.phase == .shifting {
+            return hookResults(&t, results, now: now)
+        }
+        if t.state.rollbackPoll == evaluation {
+            return rollbackHookResults(&t, results, now: now)
+        }
         let current = t.state.phase == .shifting && t.state.stepStartedAt != nil
             && evaluation > t.state.staleEvaluationsUpTo
         guard current else {
@@ -401,13 +427,25 @@ public struct CutoverEngine: Sendable {
             t.record(.init(.resumed, "resumed at step \(t.state.step); the bake restarts once its weights read back",
                            phase: t.state.phase, step: t.state.step))
             t.record(.init(.phaseChanged, "paused → \(t.state.phase.rawValue)", phase: t.state.phase))
-            reapplyCurrentStep(&t, now: now)
+            if t.state.step == 0 && t.state.hookWait != nil {
+                // Paused while the first step waited for its hooks: no weight to write again.
+                t.state.hookWait?.askedAt = nil
+                askHooks(&t, now: now)
+            } else {
+                reapplyCurrentStep(&t, now: now)
+            }
 
         case .promote:
             guard phase == .shifting || phase == .paused else {
                 return refuse("only a shifting or paused run can be promoted (phase \(phase.rawValue))")
             }
-            accept("skipping to 100% to \(to); gates watched for one more bake")
+            let prePending = policy.webhooks(.preRollout).map(\.name)
+            if t.state.step == 0, !prePending.isEmpty, t.state.preRolloutPassed != true {
+                return refuse("the pre-rollout hooks (\(prePending.joined(separator: ", "))) have not passed yet; no traffic has moved")
+            }
+            let skipped = t.state.hookWait.map { "; skipping the wait for hooks \($0.waitingFor.joined(separator: ", "))" } ?? ""
+            t.state.hookWait = nil
+            accept("skipping to 100% to \(to); gates watched for one more bake" + skipped)
             if phase == .paused {
                 t.state.pausedFrom = nil
                 t.state.reason = nil
@@ -426,6 +464,7 @@ public struct CutoverEngine: Sendable {
             }
             let why = "aborted by command" + (reason.map { ": \($0)" } ?? "") + "; weights left as they are"
             accept(why, evidence: ["percentToTarget": "\(t.state.percentToTarget)"])
+            t.state.hookWait = nil
             t.state.pendingWeights = nil
             t.state.stepStartedAt = nil
             t.state.weightsRetry = nil
@@ -616,6 +655,7 @@ public struct CutoverEngine: Sendable {
         // Stricter than the threshold alone: a gate whose latest evaluation failed waits for the
         // next one (a pass lets the step go, another failure may roll back).
         if t.state.gates.values.contains(where: { $0.last?.verdict == .fail }) { return }
+        if t.state.step < lastStep, !hooksAllow(&t, step: t.state.step + 1, now: now) { return }
         t.record(.init(.stepCompleted, "step \(t.state.step) baked \(format(policy.bake)) with every gate passing",
                        phase: .shifting, step: t.state.step))
         if t.state.step >= lastStep {
@@ -639,6 +679,8 @@ public struct CutoverEngine: Sendable {
     }
 
     private func pause(_ t: inout Transition, reason: String) {
+        // A hook answer in flight belongs to the time before the pause: asked again on resume.
+        t.state.hookWait?.evaluation = nil
         t.state.pausedFrom = t.state.phase
         t.state.reason = reason
         t.state.stepStartedAt = nil
@@ -655,6 +697,7 @@ public struct CutoverEngine: Sendable {
         t.state.stepStartedAt = nil
         t.state.pausedFrom = nil
         t.state.weightsRetry = nil
+        t.state.hookWait = nil
         t.state.rollbackVerified = false
         t.changePhase(to: .rolledBack, reason: reason)
         if wasDraining { t.actions.append(.setReady(cluster: from)) }
@@ -674,6 +717,141 @@ public struct CutoverEngine: Sendable {
     /// and a rollback keeps it, so a rollback must also make FROM ready again.
     private func fromWasDrained(_ state: CutoverState) -> Bool {
         state.drain != nil
+    }
+
+    // MARK: - Webhooks
+
+    /// Step 1, once its hooks allow it.
+    private func startFirstStep(_ t: inout Transition, now: Instant) {
+        guard hooksAllow(&t, step: 1, now: now) else { return }
+        t.state.step = 1
+        sendWeights(&t, percent: percent(atStep: 1), step: 1, purpose: .step, now: now)
+    }
+
+    /// The confirmation hooks the weights of step `target` wait for, in the policy's order.
+    func confirmations(before target: Int) -> [String] {
+        policy.webhooks.filter { hook in
+            switch hook.type {
+            case .confirmTrafficIncrease: true
+            case .confirmRollout: target == 1
+            case .confirmPromotion: target == lastStep
+            default: false
+            }
+        }.map(\.name)
+    }
+
+    /// True when step `target`'s weights may be written now. Otherwise the step waits
+    /// (`hookWait`): its hooks are asked now and every `interval` after (`askHooks`).
+    private func hooksAllow(_ t: inout Transition, step target: Int, now: Instant) -> Bool {
+        if let wait = t.state.hookWait, wait.step == target {
+            guard wait.stage == .confirmed else { return false }
+            t.state.hookWait = nil
+            return true
+        }
+        let confirm = confirmations(before: target)
+        let pre = target == 1 && t.state.preRolloutPassed != true ? policy.webhooks(.preRollout).map(\.name) : []
+        if confirm.isEmpty && pre.isEmpty { return true }
+        let wait = HookWait(step: target, stage: confirm.isEmpty ? .preRollout : .confirm,
+                            waitingFor: confirm.isEmpty ? pre : confirm, since: now)
+        t.state.hookWait = wait
+        if wait.stage == .confirm {
+            t.record(.init(.hookWaiting, "step \(target) waits for \(wait.waitingFor.joined(separator: ", ")) to answer 2xx",
+                           phase: t.state.phase, step: t.state.step,
+                           evidence: ["hooks": wait.waitingFor.joined(separator: ","), "beforeStep": "\(target)"]))
+        }
+        askHooks(&t, now: now)
+        return false
+    }
+
+    /// Asks the waiting hooks when no answer is awaited and `interval` has passed since the last ask.
+    private func askHooks(_ t: inout Transition, now: Instant) {
+        guard var wait = t.state.hookWait, wait.evaluation == nil, wait.stage != .confirmed else { return }
+        if let last = wait.askedAt, now < last + policy.interval { return }
+        t.state.lastEvaluation += 1
+        wait.evaluation = t.state.lastEvaluation
+        wait.askedAt = now
+        t.state.hookWait = wait
+        t.actions.append(.evaluateGates(evaluation: t.state.lastEvaluation, gates: wait.waitingFor))
+    }
+
+    private func hookResults(_ t: inout Transition, _ results: [GateResult], now: Instant) {
+        guard var wait = t.state.hookWait else { return }
+        wait.evaluation = nil
+        switch wait.stage {
+        case .confirm:
+            var changed = false
+            for result in results {
+                let answer = "\(result.outcome.verdict.rawValue): \(result.outcome.detail)"
+                if wait.answers[result.gate] != answer { wait.answers[result.gate] = answer; changed = true }
+            }
+            let passed = Set(results.filter { $0.outcome.verdict == .pass }.map(\.gate))
+            wait.waitingFor.removeAll { passed.contains($0) }
+            let pre = policy.webhooks(.preRollout).map(\.name)
+            if !wait.waitingFor.isEmpty {
+                if changed {
+                    let answers = wait.waitingFor.map { "\($0): \(wait.answers[$0] ?? "no answer yet")" }.joined(separator: "; ")
+                    t.record(.init(.hookWaiting, "step \(wait.step) waits for \(wait.waitingFor.joined(separator: ", ")) (\(answers))",
+                                   phase: t.state.phase, step: t.state.step,
+                                   evidence: ["hooks": wait.waitingFor.joined(separator: ","), "beforeStep": "\(wait.step)"]))
+                }
+                t.state.hookWait = wait
+                return
+            }
+            t.record(.init(.hookConfirmed, "step \(wait.step) confirmed: every confirmation hook answered 2xx after \(format(now - wait.since))",
+                           phase: t.state.phase, step: t.state.step, evidence: ["beforeStep": "\(wait.step)"]))
+            if wait.step == 1, t.state.preRolloutPassed != true, !pre.isEmpty {
+                wait.stage = .preRollout
+                wait.waitingFor = pre
+                wait.askedAt = nil
+                t.state.hookWait = wait
+                askHooks(&t, now: now)
+                return
+            }
+            wait.stage = .confirmed
+        case .preRollout:
+            if let refused = results.first(where: { $0.outcome.verdict != .pass }) {
+                let why = "pre-rollout hook \(refused.gate) did not pass (\(refused.outcome.verdict.rawValue): \(refused.outcome.detail)); no traffic moved"
+                t.record(.init(.hookRefused, why, phase: .aborted, step: 0, gate: refused.gate, outcome: refused.outcome))
+                t.state.hookWait = nil
+                t.state.reason = why
+                t.changePhase(to: .aborted, reason: why)
+                t.actions.append(.notify("aborted: \(why)"))
+                return
+            }
+            t.state.preRolloutPassed = true
+            t.record(.init(.hookConfirmed, "pre-rollout hooks passed: \(wait.waitingFor.joined(separator: ", "))",
+                           phase: t.state.phase, step: 0, evidence: ["beforeStep": "1"]))
+            wait.stage = .confirmed
+        case .confirmed:
+            break
+        }
+        t.state.hookWait = wait
+        if t.state.step == 0 {
+            startFirstStep(&t, now: now)
+        } else {
+            advanceIfReady(&t, now: now)
+        }
+    }
+
+    /// Asks the `rollback` hooks every `interval` (one poll at a time).
+    private func pollRollbackHooks(_ t: inout Transition, now: Instant) {
+        let hooks = policy.webhooks(.rollback)
+        guard !hooks.isEmpty, t.state.step > 0, t.state.rollbackPoll == nil else { return }
+        if let last = t.state.rollbackPolledAt, now < last + policy.interval { return }
+        t.state.lastEvaluation += 1
+        t.state.rollbackPoll = t.state.lastEvaluation
+        t.state.rollbackPolledAt = now
+        t.actions.append(.evaluateGates(evaluation: t.state.lastEvaluation, gates: hooks.map(\.name)))
+    }
+
+    /// A rollback hook that answered 2xx asks for a rollback: done at once, like the command.
+    private func rollbackHookResults(_ t: inout Transition, _ results: [GateResult], now: Instant) {
+        t.state.rollbackPoll = nil
+        guard t.state.phase == .shifting || t.state.phase == .paused,
+              let asked = results.first(where: { $0.outcome.verdict == .pass }) else { return }
+        let why = "rollback hook \(asked.gate) asked for a rollback (\(asked.outcome.detail))"
+        t.record(.init(.hookRollback, why, phase: t.state.phase, step: t.state.step, gate: asked.gate, outcome: asked.outcome))
+        startRollback(&t, reason: why, gate: asked.gate, now: now)
     }
 
     // MARK: - Live weights against the journal

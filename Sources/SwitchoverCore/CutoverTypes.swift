@@ -214,12 +214,15 @@ public enum Action: Sendable, Hashable, Codable {
 /// What the engine records in the journal. `kind` is the journal's `kind` column; the rest is
 /// the JSON detail.
 public struct EngineEvent: Sendable, Hashable, Codable {
-    public enum Kind: String, Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Hashable, Codable, CaseIterable {
         case phaseChanged, stepStarted, stepVerified, stepCompleted, gateEvaluated, gateHeld
         case rollbackStarted, rollbackVerified, hardSignal, paused, resumed, weightsMismatch
         case commandAccepted, commandRefused, drainProgress, drained, drainTimedOut, drainActivity
         case forceClose, decommissioned, staleResult
         case weightsDrift, weightsReasserted, weightsAsJournaled
+        /// Webhooks: the run waits for confirmation hooks (and which answered what), they all
+        /// answered 2xx, a pre-rollout hook refused, a rollback hook asked for a rollback.
+        case hookWaiting, hookConfirmed, hookRefused, hookRollback
     }
 
     public var kind: Kind
@@ -251,6 +254,37 @@ public struct GateProgress: Sendable, Hashable, Codable {
     public var consecutiveErrors: Int = 0
     public var last: GateOutcome?
     public init() {}
+}
+
+/// The next step waiting for webhooks (see `CutoverEngine`, "Webhooks").
+public struct HookWait: Sendable, Hashable, Codable {
+    public enum Stage: String, Sendable, Hashable, Codable {
+        /// Asking the confirmation hooks every `interval` until each answered 2xx.
+        case confirm
+        /// Asking the pre-rollout hooks once: any other answer aborts the run.
+        case preRollout
+        /// Every hook answered 2xx: the step's weights go out at the next chance.
+        case confirmed
+    }
+    /// The step (1-based) whose weights wait.
+    public var step: Int
+    public var stage: Stage
+    /// Hooks that have not answered 2xx yet.
+    public var waitingFor: [String]
+    public var since: Instant
+    /// The evaluation in flight, if any, and when the hooks were last asked.
+    public var evaluation: Int?
+    public var askedAt: Instant?
+    /// Each hook's latest answer (`fail: HTTP 403`), for `status` and to journal changes only.
+    public var answers: [String: String]
+
+    public init(step: Int, stage: Stage, waitingFor: [String], since: Instant) {
+        self.step = step
+        self.stage = stage
+        self.waitingFor = waitingFor
+        self.since = since
+        self.answers = [:]
+    }
 }
 
 /// A `setWeights` action sent but not yet read back.
@@ -317,6 +351,14 @@ public struct CutoverState: Sendable, Hashable, Codable {
     /// answered with an error, or read back other weights): the coordinator keeps writing the
     /// step's weights again and resumes the step's bake once every instance reads them back.
     public var weightsRetry: WeightsRetry?
+    /// Set while the next step's weights wait for webhooks (confirmation hooks, then before the
+    /// first step the pre-rollout hooks); nil otherwise.
+    public var hookWait: HookWait?
+    /// True once every pre-rollout hook answered 2xx (they are called once per run).
+    public var preRolloutPassed: Bool?
+    /// The evaluation number of the rollback hooks' poll in flight, and when they were last asked.
+    public var rollbackPoll: Int?
+    public var rollbackPolledAt: Instant?
 
     /// A run that has not started.
     public static let initial = CutoverState(

@@ -137,6 +137,14 @@ public struct Policy: Sendable, Hashable {
     /// Roots and intermediates expiring within this horizon are a trust `warn`.
     public var trustHorizon: Duration
     public var location: SourceLocation
+    /// `webhooks`: Flagger's hook types (see `Webhook`). `rollout` hooks are gates too: each is
+    /// also in `gates`, with source `.webhook`.
+    public var webhooks: [Webhook] = []
+    /// `notifications`: who is told of which events, and how.
+    public var notifications: [NotificationTarget] = []
+
+    /// The hooks of one type, in the order the policy lists them.
+    public func webhooks(_ type: WebhookType) -> [Webhook] { webhooks.filter { $0.type == type } }
 
     public init(name: String, loadBalancer: LoadBalancerSpec, steps: [Double], bake: Duration, interval: Duration,
                 sampling: Duration = .milliseconds(250), failureThreshold: Int, pauseAfterErrors: Int = 3,
@@ -221,14 +229,114 @@ public struct Gate: Sendable, Hashable {
 public enum GateSource: Sendable, Hashable {
     case loadBalancer(LoadBalancerGate)
     case prometheus(PrometheusGate)
+    /// A `rollout` webhook: 2xx passes, any other status fails, no answer is an error.
+    case webhook(Webhook)
 
     /// Whether judging the gate takes HTTP requests (libcurl, loaded on the first of them:
     /// preflight makes sure it can be loaded before any weight moves).
     public var speaksHTTP: Bool {
         switch self {
         case .loadBalancer: false
-        case .prometheus: true
+        case .prometheus, .webhook: true
         }
+    }
+}
+
+/// Flagger's webhook types, with Flagger's meanings (README "Hooks").
+public enum WebhookType: String, Sendable, Hashable, Codable, CaseIterable {
+    /// Before the first step: the run waits until it answers 2xx (asked every `interval`).
+    case confirmRollout = "confirm-rollout"
+    /// Once before the first step, after the confirm hooks: non-2xx or no answer aborts the run
+    /// (exit 1) with no traffic moved.
+    case preRollout = "pre-rollout"
+    /// A gate, evaluated every `interval` while a step bakes: 2xx pass, other fail, no answer error.
+    case rollout
+    /// Before every step's weights are written: waits until 2xx.
+    case confirmTrafficIncrease = "confirm-traffic-increase"
+    /// Before the weights of the last step (100%) are written: waits until 2xx.
+    case confirmPromotion = "confirm-promotion"
+    /// Once the run is promoted or rolled back: told, its answer journaled, nothing waits on it.
+    case postRollout = "post-rollout"
+    /// Asked every `interval` while shifting or paused: a 2xx answer rolls back at once.
+    case rollback
+    /// Told of every event the progress line shows (as the `json` notification body).
+    case event
+
+    /// Hooks the run waits on until they answer 2xx.
+    public var isConfirmation: Bool { self == .confirmRollout || self == .confirmTrafficIncrease || self == .confirmPromotion }
+}
+
+/// One entry of the policy's `webhooks`: `{name, type, url, timeout, metadata, secretFile}`.
+public struct Webhook: Sendable, Hashable {
+    public var name: String
+    public var type: WebhookType
+    public var url: URL
+    /// The whole exchange, connection included; past it the call has no answer (an `error`).
+    public var timeout: Duration
+    /// Sent in the body as `metadata` (Flagger's field of the same name).
+    public var metadata: [String: String]
+    /// A file holding the HMAC key (see `NotificationTarget.secretFile`); nil: unsigned.
+    public var secretFile: String?
+    public var location: SourceLocation
+    public init(name: String, type: WebhookType, url: URL, timeout: Duration = .seconds(10),
+                metadata: [String: String] = [:], secretFile: String? = nil, location: SourceLocation) {
+        self.name = name
+        self.type = type
+        self.url = url
+        self.timeout = timeout
+        self.metadata = metadata
+        self.secretFile = secretFile
+        self.location = location
+    }
+}
+
+/// One entry of the policy's `notifications`: who is told of which events.
+public struct NotificationTarget: Sendable, Hashable {
+    public enum Format: String, Sendable, Hashable, Codable, CaseIterable {
+        /// Slack's incoming-webhook JSON: a short `text` and the facts as fields.
+        case slack
+        /// The contract's body: `{"run", "from", "to", "policy", "phase", "step", "percent",
+        /// "event", "message", "at", ...}`.
+        case json
+    }
+    public var name: String
+    public var url: URL
+    public var format: Format
+    /// Event names (`NotificationEvents.known`): a phase entered, or an engine event's kind.
+    public var events: [String]
+    /// A file holding the HMAC-SHA256 key; every POST then carries
+    /// `X-Switchover-Signature: sha256=<hex>`. Never world-readable (refused when loading).
+    public var secretFile: String?
+    public var timeout: Duration
+    public var location: SourceLocation
+    public init(name: String, url: URL, format: Format, events: [String], secretFile: String? = nil,
+                timeout: Duration = .seconds(5), location: SourceLocation) {
+        self.name = name
+        self.url = url
+        self.format = format
+        self.events = events
+        self.secretFile = secretFile
+        self.timeout = timeout
+        self.location = location
+    }
+}
+
+/// The names a notification may subscribe to: every phase (told when the run enters it) and
+/// every engine event kind, plus `hookWaiting`. Where a phase and an event share a name
+/// (`paused`, `drained`, `decommissioned`) one notification is sent, for the event.
+public enum NotificationEvents {
+    public static var known: [String] {
+        var names = Phase.allCases.map(\.rawValue)
+        for kind in EngineEvent.Kind.allCases where !names.contains(kind.rawValue) { names.append(kind.rawValue) }
+        return names
+    }
+
+    /// Whether `event` is one the name `name` asks for.
+    public static func matches(_ name: String, _ event: EngineEvent) -> Bool {
+        if event.kind.rawValue == name { return true }
+        guard event.kind == .phaseChanged, let phase = event.phase, phase.rawValue == name else { return false }
+        // A phase that is also an event kind is told by its event (one message, not two).
+        return EngineEvent.Kind(rawValue: name) == nil
     }
 }
 

@@ -20,7 +20,7 @@ struct PolicyDecoder {
     func decode(_ spec: Node, name: String, location: SourceLocation) -> Policy? {
         guard let fields = reader.fields(spec, context: "spec", known: [
             "loadBalancer", "steps", "bake", "interval", "sampling", "failureThreshold", "pauseAfterErrors",
-            "gates", "rollback", "drain", "decommission", "trust", "waves",
+            "gates", "rollback", "drain", "decommission", "trust", "waves", "webhooks", "notifications",
         ]) else { return nil }
         var ok = true
         func optional<T>(_ key: String, _ read: (Node, String) -> T?, default value: T) -> T {
@@ -63,6 +63,8 @@ struct PolicyDecoder {
         let decommission = optional("decommission", { node, _ in decodeDecommission(node) },
                                     default: DecommissionSpec(requireApproval: true))
         let horizon = optional("trust", { node, _ in decodeTrust(node) }, default: .seconds(30 * 86_400))
+        let webhooks = optional("webhooks", { node, _ in decodeWebhooks(node, gates: gates) }, default: [])
+        let notifications = optional("notifications", { node, _ in decodeNotifications(node) }, default: [])
 
         // Gates are evaluated every `interval` within a step that lasts `bake`. With an interval
         // longer than the bake a step would end before its first evaluation: either it advances
@@ -85,14 +87,177 @@ struct PolicyDecoder {
         }
 
         guard ok, let loadBalancer, let steps, let bake else { return nil }
+        // A `rollout` hook is a gate (Flagger: evaluated every interval like a metric check).
+        let hookGates = webhooks.filter { $0.type == .rollout }.map { Gate(name: $0.name, source: .webhook($0), location: $0.location) }
         var policy = Policy(name: name, loadBalancer: loadBalancer, steps: steps, bake: bake, interval: interval,
                       sampling: sampling, failureThreshold: failureThreshold, pauseAfterErrors: pauseAfterErrors,
-                      gates: gates, rollback: rollback, drain: drain, decommission: decommission,
+                      gates: gates + hookGates, rollback: rollback, drain: drain, decommission: decommission,
                       trustHorizon: horizon, location: location)
         policy.drainDeclared = fields.has("drain")
         policy.stepLocations = stepNodes?.map(reader.location) ?? []
         policy.waves = waves
+        policy.webhooks = webhooks
+        policy.notifications = notifications
         return policy
+    }
+
+    // MARK: Webhooks and notifications
+
+    /// `webhooks: [{name, type, url, timeout, metadata, secretFile}]`. Names are unique among
+    /// hooks and gates (a `rollout` hook is a gate, and every evaluation is journaled by name).
+    private func decodeWebhooks(_ node: Node, gates: [Gate]) -> [Webhook]? {
+        guard let items = reader.sequence(node, "webhooks", atMost: ConfigurationLimits.gates,
+                                          because: "hooks are called every interval") else { return nil }
+        var hooks: [Webhook] = []
+        var ok = true
+        var seen: [String: Node] = [:]
+        let types = WebhookType.allCases.map(\.rawValue)
+        for (index, item) in items.enumerated() {
+            guard let fields = reader.fields(item, context: "webhooks[\(index)]",
+                                             known: ["name", "type", "url", "timeout", "metadata", "secretFile"]) else {
+                ok = false
+                continue
+            }
+            var name: String?
+            if let node = fields.required("name"), let text = reader.nonEmptyString(node, "name") {
+                if let first = seen[text] {
+                    reader.error(node, "duplicate webhook name \(quoted(text)) (first at \(reader.location(first)))")
+                } else if let gate = gates.first(where: { $0.name == text }) {
+                    reader.error(node, "webhook name \(quoted(text)) is also a gate's (at \(gate.location)); hooks and gates are journaled by name, so give it another")
+                } else {
+                    seen[text] = node
+                    name = text
+                }
+            }
+            var type: WebhookType?
+            if let node = fields.required("type"), let text = reader.nonEmptyString(node, "type") {
+                type = WebhookType(rawValue: text)
+                if type == nil {
+                    let suggestion = nearest(text, in: types).map { "; did you mean '\($0)'?" } ?? ""
+                    reader.error(node, "unknown webhook type \(quoted(text)); known types: \(types.joined(separator: ", "))\(suggestion)")
+                }
+            }
+            let url = fields.required("url").flatMap { reader.httpURL($0, "url") }
+            var timeout: Duration? = .seconds(10)
+            if let node = fields.optional("timeout") {
+                timeout = reader.positiveDuration(node, "timeout", atMost: ConfigurationLimits.hookTimeout)
+            }
+            var metadata: [String: String]? = [:]
+            if let node = fields.optional("metadata") { metadata = decodeStringMap(node, "metadata") }
+            var secret: String?? = .some(nil)
+            if let node = fields.optional("secretFile") { secret = secretFile(node).map { .some($0) } }
+            guard let name, let type, let url, let timeout, let metadata, case .some(let secretFile) = secret else {
+                ok = false
+                continue
+            }
+            hooks.append(Webhook(name: name, type: type, url: url, timeout: timeout, metadata: metadata,
+                                 secretFile: secretFile, location: reader.location(item)))
+        }
+        return ok ? hooks : nil
+    }
+
+    /// `notifications: [{name, url, format, events, secretFile, timeout}]`.
+    private func decodeNotifications(_ node: Node) -> [NotificationTarget]? {
+        guard let items = reader.sequence(node, "notifications", atMost: ConfigurationLimits.gates,
+                                          because: "each is a queue of its own") else { return nil }
+        var targets: [NotificationTarget] = []
+        var ok = true
+        var seen: [String: Node] = [:]
+        let formats = NotificationTarget.Format.allCases.map(\.rawValue)
+        let known = NotificationEvents.known
+        for (index, item) in items.enumerated() {
+            guard let fields = reader.fields(item, context: "notifications[\(index)]",
+                                             known: ["name", "url", "format", "events", "secretFile", "timeout"]) else {
+                ok = false
+                continue
+            }
+            var name: String?
+            if let node = fields.required("name"), let text = reader.nonEmptyString(node, "name") {
+                if let first = seen[text] {
+                    reader.error(node, "duplicate notification name \(quoted(text)) (first at \(reader.location(first)))")
+                } else {
+                    seen[text] = node
+                    name = text
+                }
+            }
+            let url = fields.required("url").flatMap { reader.httpURL($0, "url") }
+            var format: NotificationTarget.Format?
+            if let node = fields.required("format"), let text = reader.nonEmptyString(node, "format") {
+                format = NotificationTarget.Format(rawValue: text)
+                if format == nil {
+                    reader.error(node, "unknown notification format \(quoted(text)); known formats: \(formats.joined(separator: ", "))")
+                }
+            }
+            var events: [String]?
+            if let node = fields.required("events"),
+               let names = reader.sequence(node, "events", atMost: known.count, because: "each event is named once") {
+                var chosen: [String] = []
+                var good = !names.isEmpty
+                if names.isEmpty { reader.error(node, "'events' is empty; name the events to be told of (\(known.joined(separator: ", ")))") }
+                for name in names {
+                    guard let text = reader.nonEmptyString(name, "events") else { good = false; continue }
+                    if !known.contains(text) {
+                        let suggestion = nearest(text, in: known).map { "; did you mean '\($0)'?" } ?? ""
+                        reader.error(name, "unknown event \(quoted(text))\(suggestion); known events: \(known.joined(separator: ", "))")
+                        good = false
+                    } else if chosen.contains(text) {
+                        reader.error(name, "event \(quoted(text)) is named twice")
+                        good = false
+                    } else {
+                        chosen.append(text)
+                    }
+                }
+                if good { events = chosen }
+            }
+            var timeout: Duration? = .seconds(5)
+            if let node = fields.optional("timeout") {
+                timeout = reader.positiveDuration(node, "timeout", atMost: ConfigurationLimits.hookTimeout)
+            }
+            var secret: String?? = .some(nil)
+            if let node = fields.optional("secretFile") { secret = secretFile(node).map { .some($0) } }
+            guard let name, let url, let format, let events, let timeout, case .some(let secretFile) = secret else {
+                ok = false
+                continue
+            }
+            targets.append(NotificationTarget(name: name, url: url, format: format, events: events, secretFile: secretFile,
+                                              timeout: timeout, location: reader.location(item)))
+        }
+        return ok ? targets : nil
+    }
+
+    /// A key file that exists, is not empty, and that other users cannot read: a signing key
+    /// readable by everyone on the machine signs nothing.
+    private func secretFile(_ node: Node) -> String? {
+        guard let path = reader.existingFile(node, "secretFile") else { return nil }
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue else {
+            reader.error(node, "'secretFile': cannot read the permissions of \(quoted(path, limit: 200))")
+            return nil
+        }
+        if mode & 0o004 != 0 {
+            reader.error(node, "'secretFile' \(quoted(path, limit: 200)) is readable by every user (mode \(String(mode & 0o777, radix: 8))); a signing key must not be: chmod o-r (600 is usual)")
+            return nil
+        }
+        if (attributes[.size] as? NSNumber)?.intValue ?? 0 == 0 {
+            reader.error(node, "'secretFile' \(quoted(path, limit: 200)) is empty; it holds the signing key")
+            return nil
+        }
+        return path
+    }
+
+    /// A mapping of names to single values (`metadata: {team: payments}`).
+    private func decodeStringMap(_ node: Node, _ key: String) -> [String: String]? {
+        guard case .mapping(let mapping) = node else {
+            reader.error(node, "'\(key)' must be a mapping of names to values")
+            return nil
+        }
+        var result: [String: String] = [:]
+        var ok = true
+        for (name, value) in mapping {
+            guard let k = reader.nonEmptyString(name, key), let v = reader.string(value, k) else { ok = false; continue }
+            result[k] = v
+        }
+        return ok ? result : nil
     }
 
     // MARK: Load balancer

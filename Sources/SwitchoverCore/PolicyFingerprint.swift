@@ -38,6 +38,18 @@ public struct PolicyFingerprint: Sendable, Hashable, Codable {
         fields["drainDeclared"] = "\(policy.drainDeclared)"
         fields["decommission"] = "requireApproval=\(policy.decommission.requireApproval)"
         fields["trust"] = "horizon=\(formatDuration(policy.trustHorizon))"
+        // Only when there are some: a run journaled before hooks existed has none, and an empty
+        // list is the same policy.
+        let hooks = policy.webhooks.filter { $0.type != .rollout }
+        if !hooks.isEmpty {
+            fields["webhooks"] = "[" + hooks.map { "\($0.name): \($0.type.rawValue) url=\(Self.shown($0.url)) timeout=\(formatDuration($0.timeout))" }
+                .joined(separator: "; ") + "]"
+        }
+        if !policy.notifications.isEmpty {
+            fields["notifications"] = "[" + policy.notifications.map {
+                "\($0.name): \($0.format.rawValue) url=\(Self.shown($0.url)) events=\($0.events.joined(separator: ","))"
+            }.joined(separator: "; ") + "]"
+        }
         self.name = policy.name
         self.fields = fields
         self.hash = Self.fnv1a(fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n"))
@@ -60,14 +72,22 @@ public struct PolicyFingerprint: Sendable, Hashable, Codable {
             return "\(gate.name): loadBalancer cluster=\(spec.cluster) max5xxRatio=\(spec.max5xxRatio.map { formatNumber($0) } ?? "none") "
                 + "minRequests=\(spec.minRequests) maxMeanResponseTime=\(spec.maxMeanResponseTime.map(formatDuration) ?? "none")"
         case .prometheus(let spec):
-            var shown = URLComponents(url: spec.url, resolvingAgainstBaseURL: false) ?? URLComponents()
-            shown.user = nil
-            shown.password = nil
-            shown.query = nil
-            shown.fragment = nil
-            return "\(gate.name): prometheus url=\(shown.string ?? "?")#\(fnv1a(spec.url.absoluteString).prefix(8)) "
+            return "\(gate.name): prometheus url=\(shown(spec.url)) "
                 + "query=\(spec.query) min=\(spec.min.map { formatNumber($0) } ?? "none") max=\(spec.max.map { formatNumber($0) } ?? "none")"
+        case .webhook(let hook):
+            return "\(gate.name): webhook rollout url=\(shown(hook.url)) timeout=\(formatDuration(hook.timeout))"
         }
+    }
+
+    /// Scheme, host, port and path, then a hash of the whole URL: a token in it never reaches
+    /// the journal, a change to it is still seen.
+    static func shown(_ url: URL) -> String {
+        var shown = URLComponents(url: url, resolvingAgainstBaseURL: false) ?? URLComponents()
+        shown.user = nil
+        shown.password = nil
+        shown.query = nil
+        shown.fragment = nil
+        return "\(shown.string ?? "?")#\(fnv1a(url.absoluteString).prefix(8))"
     }
 
     static func fnv1a(_ text: String) -> String {
