@@ -52,7 +52,7 @@ let package = Package(
                 dependencies: ["SwitchoverCore", "SwitchoverNet", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
         .target(name: "SwitchoverSignals",
-                dependencies: ["SwitchoverCore", "SwitchoverNet", "SwitchoverDrivers",
+                dependencies: ["SwitchoverCore", "SwitchoverNet", "SwitchoverDrivers", "SwitchoverTrust",
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
         .target(name: "SwitchoverStore", dependencies: ["CSQLite", "SwitchoverCore"],

@@ -383,6 +383,13 @@ public struct CutoverState: Sendable, Hashable, Codable {
         return "live weights last read back \(share) (\(from) \(f), \(to) \(t)) at \(sample.at.iso8601)"
     }
 
+    /// The hooks the next step's weights wait for (empty when nothing waits): `status` and the
+    /// progress line say "waiting for approve".
+    public var waitingForHooks: [String] {
+        guard let wait = hookWait, wait.stage != .confirmed else { return [] }
+        return wait.waitingFor
+    }
+
     /// Gates that have not passed since the step began (for any reason, including not yet evaluated).
     public var gatesWithoutPass: [String] {
         gates.filter { $0.value.passes == 0 }.map(\.key).sorted()

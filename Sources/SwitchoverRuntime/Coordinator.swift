@@ -38,6 +38,8 @@ public actor Coordinator {
     /// journal (see `EngineInput.journaledCommand`): when this process took the lease.
     let commandsValidSince: Instant
     let clock: @Sendable () -> Instant
+    /// The run's phase, step and share as hook calls and notifications say them; nil without hooks.
+    let facts: RunFactsBox?
 
     var state: CutoverState
     /// Gate results handed in by evaluation tasks, fed at the next loop turn.
@@ -88,7 +90,7 @@ public actor Coordinator {
                 router: any WeightRouter, observer: any TrafficObserver, sources: [String: any SignalSource], state: CutoverState,
                 unfinishedIntents: [JournalEvent], reporter: any Reporter, logger: Logger, goal: RunGoal = .promoted,
                 lease: (any CoordinatorLease)? = nil, crashAfterIntent: Int? = nil,
-                clock: @escaping @Sendable () -> Instant = Coordinator.wallClock) {
+                clock: @escaping @Sendable () -> Instant = Coordinator.wallClock, facts: RunFactsBox? = nil) {
         self.engine = engine
         self.runID = runID
         self.journal = journal
@@ -103,6 +105,7 @@ public actor Coordinator {
         self.logger = logger
         self.goal = goal
         self.clock = clock
+        self.facts = facts
         self.state = state
         self.sampleJournaledAt = state.lastSample?.at
         let now = clock()
@@ -424,6 +427,8 @@ public actor Coordinator {
     func saveAndPerform(_ next: CutoverState, _ actions: [Action], now: Instant,
                         group: inout ThrowingDiscardingTaskGroup<any Error>) throws {
         state = next
+        // Before the events are told: a notification of this decision carries its phase and share.
+        facts?.update(phase: next.phase, step: next.step, percent: next.percentToTarget)
         if let sample = unjournaledSample {
             // The sample a decision may rest on lands before it, and the decision's fsync covers it.
             try journal.recordObservation(run: runID, at: now, sample: sample, state: nil, fence: fence)

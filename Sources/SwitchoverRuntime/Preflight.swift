@@ -48,9 +48,13 @@ public struct PreflightChecks: Sendable {
                                                  restartSeen: restartSeen)
         // Gates over HTTP speak only once the first step bakes: a run that could not judge them
         // must not start moving weights.
+        // So do webhooks and notifications.
         let overHTTP = policy.gates.filter(\.source.speaksHTTP).map(\.name)
-        let httpFailures = overHTTP.isEmpty ? [] : HTTPClient.unavailable.map {
-            ["gates over HTTP (\(overHTTP.joined(separator: ", "))): \($0)"]
+        let hooks = policy.webhooks.filter { $0.type != .rollout }.map(\.name) + policy.notifications.map(\.name)
+        let what = [overHTTP.isEmpty ? nil : "gates over HTTP (\(overHTTP.joined(separator: ", ")))",
+                    hooks.isEmpty ? nil : "webhooks and notifications (\(hooks.joined(separator: ", ")))"].compactMap { $0 }
+        let httpFailures = what.isEmpty ? [] : HTTPClient.unavailable.map {
+            ["\(what.joined(separator: " and ")): \($0)"]
         } ?? []
         let verdict = await trustVerdict
         return PreflightOutcome(result: PreflightResult(failures: verdict.failures + httpFailures + (await healthFailures)

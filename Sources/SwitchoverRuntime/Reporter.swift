@@ -32,6 +32,8 @@ public struct ProgressSnapshot: Sendable, Hashable {
     /// Latest outcome per gate, by name.
     public var lastOutcomes: [String: GateVerdict]
     public var heldBy: [String]
+    /// Hooks the next step waits for.
+    public var waitingFor: [String]
     public var reason: String?
     /// FROM's drain while `draining` or `drained`: open sessions, hold, ETA, DNS TTL wait.
     public var drain: DrainView?
@@ -52,6 +54,7 @@ public struct ProgressSnapshot: Sendable, Hashable {
         }
         lastOutcomes = state.gates.compactMapValues { $0.last?.verdict }
         heldBy = state.heldByInconclusiveGates
+        waitingFor = state.waitingForHooks
         reason = state.reason
         if state.phase == .draining || state.phase == .drained {
             drain = DrainView(state: state, policy: policy, now: now)
@@ -68,6 +71,7 @@ public struct ProgressSnapshot: Sendable, Hashable {
                 .joined(separator: " "))
         }
         if !heldBy.isEmpty { parts.append("held by inconclusive gates \(heldBy.joined(separator: ", "))") }
+        if !waitingFor.isEmpty { parts.append("waiting for \(waitingFor.joined(separator: ", "))") }
         if phase == .paused, let reason { parts.append(reason) }
         if phase == .draining, let drain { parts.append(drain.summary) }
         return parts.joined(separator: " · ")
@@ -108,6 +112,7 @@ public final class TerminalReporter: Reporter, @unchecked Sendable {
         .phaseChanged, .stepStarted, .stepVerified, .stepCompleted, .rollbackStarted, .rollbackVerified,
         .paused, .resumed, .weightsMismatch, .commandAccepted, .commandRefused, .gateHeld,
         .drained, .drainActivity, .drainTimedOut, .forceClose, .decommissioned,
+        .hookWaiting, .hookConfirmed, .hookRefused, .hookRollback,
     ]
 
     public init() {}

@@ -106,6 +106,12 @@ public enum RunLauncher {
         } catch {
             return RunReport("refused", exitCode: 2, "\(error)", isVerdict: false)
         }
+        let signers: [String: BodySigner]
+        do {
+            signers = try HookWiring.signers(for: chosen)
+        } catch {
+            return RunReport("refused", exitCode: 2, "\(error); nothing was changed", isVerdict: false)
+        }
         let http = HTTPClient(logger: context.logger)
         let checks = PreflightChecks(trust: verifyTrustForPreflight, http: http)
         let plan: RunPlan
@@ -207,13 +213,19 @@ public enum RunLauncher {
             unfinished = try journal.unfinishedIntents(run: run.id)
         }
 
+        let hooks = HookWiring(policy: chosen, policyName: request.policy, runID: runID, from: from, to: to, state: state,
+                               signers: signers, http: http, journal: journal, fence: lease.token, reporter: reporter,
+                               logger: context.logger)
         let sources = makeSignalSources(policy: chosen, client: PrometheusQuerying(client: http))
+            .merging(hooks.sources) { prometheus, _ in prometheus }
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: to), runID: runID,
                                       journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: sources, state: state,
-                                      unfinishedIntents: unfinished, reporter: reporter, logger: context.logger, goal: goal,
-                                      lease: lease, crashAfterIntent: request.crashAfterIntent)
+                                      unfinishedIntents: unfinished, reporter: hooks.reporter(wrapping: reporter), logger: context.logger, goal: goal,
+                                      lease: lease, crashAfterIntent: request.crashAfterIntent, facts: hooks.facts)
+        hooks.notifier?.start()
         var report = await supervise(coordinator, preflight: preflight, resumeCheck: resumeCheck, adopt: adopt, from: from, to: to,
                                      runID: runID, policy: chosen, logger: context.logger, command: "run")
+        await hooks.notifier?.finish(grace: HookWiring.finishGrace)
         report.notes = notes + report.notes
         return report
     }
@@ -314,12 +326,25 @@ public enum RunLauncher {
             preflight = .passed
         }
 
+        // Notifications (`drained`, `drainTimedOut`, ...) and event hooks tell of a drain too;
+        // the engine asks no hook while draining.
+        let signers: [String: BodySigner]
+        do {
+            signers = try HookWiring.signers(for: chosen)
+        } catch {
+            return RunReport("refused", exitCode: 2, "\(error); nothing was changed", isVerdict: false)
+        }
+        let hooks = HookWiring(policy: chosen, policyName: policyName, runID: runID, from: from, to: toName,
+                               state: state, signers: signers, http: HTTPClient(logger: context.logger), journal: journal,
+                               fence: lease.token, reporter: reporter, logger: context.logger)
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: toName), runID: runID,
                                       journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: [:], state: state,
-                                      unfinishedIntents: try journal.unfinishedIntents(run: runID), reporter: reporter,
-                                      logger: context.logger, goal: .drained, lease: lease)
+                                      unfinishedIntents: try journal.unfinishedIntents(run: runID), reporter: hooks.reporter(wrapping: reporter),
+                                      logger: context.logger, goal: .drained, lease: lease, facts: hooks.facts)
+        hooks.notifier?.start()
         var report = await supervise(coordinator, preflight: preflight, resumeCheck: resumeCheck, adopt: adopt, from: from, to: toName,
                                      runID: runID, policy: chosen, logger: context.logger, command: "drain")
+        await hooks.notifier?.finish(grace: HookWiring.finishGrace)
         report.notes = notes + report.notes
         return report
     }

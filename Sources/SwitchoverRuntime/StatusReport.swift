@@ -154,6 +154,12 @@ public struct StatusReport: Sendable {
         if let drift = cutover.drift {
             object["drift"] = ["since": drift.since.iso8601, "restarted": drift.restarted, "differences": drift.differences]
         }
+        if let wait = cutover.hookWait, !cutover.waitingForHooks.isEmpty {
+            object["waitingFor"] = ["hooks": wait.waitingFor, "beforeStep": wait.step, "stage": wait.stage.rawValue,
+                                    "since": wait.since.iso8601, "answers": wait.answers] as [String: Any]
+        } else {
+            object["waitingFor"] = NSNull()
+        }
         return object
     }
 
@@ -185,6 +191,11 @@ public struct StatusReport: Sendable {
         }
         if !cutover.heldByInconclusiveGates.isEmpty {
             lines.append("held by inconclusive gates \(cutover.heldByInconclusiveGates.joined(separator: ", "))")
+        }
+        if let wait = cutover.hookWait, !cutover.waitingForHooks.isEmpty {
+            let answers = wait.waitingFor.map { "\($0): \(wait.answers[$0] ?? "no answer yet")" }.joined(separator: "; ")
+            lines.append("waiting for \(wait.waitingFor.joined(separator: ", ")) before step \(wait.step) since \(wait.since.iso8601) (\(answers)); "
+                         + "`switchover promote` skips the wait, `rollback` and `abort` end it")
         }
         if let drain {
             lines.append("drain of \(run.from): \(drain.status.rawValue); " + drain.summary)

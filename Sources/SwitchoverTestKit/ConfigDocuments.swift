@@ -76,6 +76,8 @@ public struct PolicyDocument: Sendable {
     public var drain: [String]?
     /// `spec.waves`, services moved together wave after wave; nil: not written.
     public var waves: [[String]]?
+    /// Lines appended to `spec` as written (indented by two), such as `webhooks:` and its items.
+    public var extraSpec: [String] = []
 
     public init(name: String, loadBalancer: [String], steps: [Int], bake: String, interval: String? = nil,
                 sampling: String? = nil, failureThreshold: Int? = nil, pauseAfterErrors: Int? = nil, gates: [String] = [],
@@ -133,6 +135,7 @@ public struct PolicyDocument: Sendable {
         }
         if let drain { lines += ["  drain:"] + indented(drain, by: 4) }
         if let waves { lines.append("  waves: [\(waves.map { "[\($0.joined(separator: ", "))]" }.joined(separator: ", "))]") }
+        lines += indented(extraSpec, by: 2)
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -38,6 +38,8 @@ class Lab: SwitchoverLab, @unchecked Sendable {
         var backendLines: [String] = []
         /// The path of blue's `health` URL (`/slowhealth` answers in about 2.5 s).
         var blueHealthPath = "/healthz"
+        /// Lines appended to the policy's `spec` (webhooks, notifications).
+        var extraSpec: [String] = []
     }
 
     let folder: URL
@@ -97,7 +99,7 @@ class Lab: SwitchoverLab, @unchecked Sendable {
                                             certChain: material.chain.path, servers: names,
                                             health: "http://\(backend.address)\(health)"))
         }
-        let policy = PolicyDocument(
+        var policy = PolicyDocument(
             name: "test", loadBalancer: loadBalancer, steps: options.steps, bake: options.bake, interval: options.interval,
             sampling: "250ms", failureThreshold: options.failureThreshold, pauseAfterErrors: options.pauseAfterErrors,
             gates: ["name: green-errors\nloadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: \(options.minRequests)}"]
@@ -105,6 +107,7 @@ class Lab: SwitchoverLab, @unchecked Sendable {
             hardSignal: options.hardSignal.map { ($0.ratio, $0.minRequests) },
             drain: PolicyDocument.drain(holdFor: options.holdFor, dnsTTL: options.dnsTTL, timeout: options.drainTimeout,
                                         forceAfter: options.forceAfter))
+        policy.extraSpec = options.extraSpec
         try ConfigDocuments.write(clusters: clusters, policies: [policy], in: folder)
     }
 
