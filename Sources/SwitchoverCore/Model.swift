@@ -264,6 +264,20 @@ public enum WebhookType: String, Sendable, Hashable, Codable, CaseIterable {
 
     /// Hooks the run waits on until they answer 2xx.
     public var isConfirmation: Bool { self == .confirmRollout || self == .confirmTrafficIncrease || self == .confirmPromotion }
+
+    /// When a hook of this type is called, for `plan`: `before step 4 (100%), until it answers 2xx`.
+    public func when(lastStep: Int) -> String {
+        switch self {
+        case .confirmRollout: "before step 1, asked every interval until it answers 2xx"
+        case .preRollout: "once before step 1 (after the confirm hooks); any other answer aborts the run with no traffic moved"
+        case .rollout: "every interval while a step bakes: a gate (2xx pass, other fail, no answer error)"
+        case .confirmTrafficIncrease: "before every step, asked every interval until it answers 2xx"
+        case .confirmPromotion: "before step \(lastStep) (100%), asked every interval until it answers 2xx"
+        case .postRollout: "once, when the run is promoted or its rollback verified"
+        case .rollback: "every interval while shifting or paused: a 2xx answer rolls back"
+        case .event: "told of every event the progress line shows"
+        }
+    }
 }
 
 /// One entry of the policy's `webhooks`: `{name, type, url, timeout, metadata, secretFile}`.

@@ -113,6 +113,10 @@ extension CutoverState {
                                       + "\(formatNumber(pending.percentToTarget))%); resume it under the policy it began with first")
         }
         var state = self
+        // Hooks are the new policy's: a wait for hooks it may no longer have is asked afresh
+        // (before the first step on resume, before the next one once the step's bake is done).
+        state.hookWait = nil
+        state.rollbackPoll = nil
         switch phase {
         case .shifting, .paused:
             // Steps across waves: the schedule's one number per step grows with every step.

@@ -17,8 +17,16 @@ struct Plan: AsyncParsableCommand {
         let (_, fromCluster, toCluster, chosen) = try global.requirePair(from: from, to: to, policy: policy)
         let plan = CutoverPlan(from: fromCluster, to: toCluster, policy: chosen)
         switch global.output {
-        case .json: printJSON(json(plan, bake: chosen.bake, maxWeight: chosen.loadBalancer.weightTranslation.maxWeight))
-        case .text: print(text(plan, policy: chosen), terminator: "")
+        case .json:
+            var object = json(plan, bake: chosen.bake, maxWeight: chosen.loadBalancer.weightTranslation.maxWeight)
+            object["webhooks"] = chosen.webhooks.map {
+                ["name": $0.name, "type": $0.type.rawValue, "when": $0.type.when(lastStep: plan.steps.count)]
+            }
+            object["notifications"] = chosen.notifications.map {
+                ["name": $0.name, "format": $0.format.rawValue, "events": $0.events] as [String: Any]
+            }
+            printJSON(object)
+        case .text: print(text(plan, policy: chosen) + hooks(chosen, lastStep: plan.steps.count), terminator: "")
         }
     }
 
@@ -54,6 +62,23 @@ struct Plan: AsyncParsableCommand {
                 return row
             },
         ]
+    }
+
+    /// Who is asked or told what, and when (nothing without hooks or notifications).
+    private func hooks(_ policy: Policy, lastStep: Int) -> String {
+        guard !policy.webhooks.isEmpty || !policy.notifications.isEmpty else { return "" }
+        var out = "\n"
+        for hook in policy.webhooks {
+            out += "webhook \(hook.name) (\(hook.type.rawValue)): \(hook.type.when(lastStep: lastStep))\n"
+        }
+        for target in policy.notifications {
+            out += "notification \(target.name) (\(target.format.rawValue)): \(target.events.joined(separator: ", "))"
+                + (target.secretFile == nil ? "" : ", signed") + "\n"
+        }
+        if policy.webhooks.contains(where: \.type.isConfirmation) {
+            out += "the expected duration does not count the time confirmation hooks keep a step waiting\n"
+        }
+        return out
     }
 
     /// An aligned table: one row per step, one column per load-balancer server.

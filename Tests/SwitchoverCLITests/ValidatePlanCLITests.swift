@@ -390,3 +390,40 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         ], "\(result.stderr)")
     }
 }
+
+@Suite struct HookCLITests {
+    @Test("plan says when each webhook is called and who is told what; validate refuses a world-readable secretFile at its line")
+    func planAndValidateHooks() async throws {
+        let folder = try copyOfExamples()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let key = folder.appendingPathComponent("pki/hook.key")
+        try Data("secret\n".utf8).write(to: key)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: key.path)
+        let policy = folder.appendingPathComponent("policies/gradual.yaml")
+        let text = try String(contentsOf: policy, encoding: .utf8) + """
+              webhooks:
+                - {name: approve, type: confirm-promotion, url: https://ops.example/approve}
+                - {name: smoke, type: pre-rollout, url: http://127.0.0.1:9/smoke, timeout: 30s}
+              notifications:
+                - {name: ops, url: https://hooks.example/services/T/B/X, format: slack, events: [rolledBack, promoted], secretFile: ../pki/hook.key}
+
+            """
+        try Data(text.utf8).write(to: policy)
+        let plan = try await runSwitchover(["plan", "blue", "green", "--policy", "gradual"], cwd: folder)
+        #expect(plan.exitCode == 0, "\(plan.stderr)")
+        #expect(plan.stdout.contains("webhook approve (confirm-promotion): before step 7 (100%), asked every interval until it answers 2xx"),
+                "\(plan.stdout)")
+        #expect(plan.stdout.contains("webhook smoke (pre-rollout): once before step 1"))
+        #expect(plan.stdout.contains("notification ops (slack): rolledBack, promoted, signed"))
+        let json = try parseJSON(try await runSwitchover(["plan", "blue", "green", "--policy", "gradual", "--output", "json"], cwd: folder).stdout)
+        #expect((json["webhooks"] as? [[String: Any]])?.map { $0["type"] as? String } == ["confirm-promotion", "pre-rollout"])
+
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: key.path)
+        let validate = try await runSwitchover(["validate"], cwd: folder)
+        #expect(validate.exitCode == 2)
+        let lines = locatedLines(validate.stderr)
+        #expect(lines.count == 1, "\(validate.stderr)")
+        #expect(lines.first?.contains("policies/gradual.yaml:") == true)
+        #expect(lines.first?.contains("is readable by every user (mode 644)") == true, "\(validate.stderr)")
+    }
+}
