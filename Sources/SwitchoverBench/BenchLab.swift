@@ -55,12 +55,13 @@ final class BenchLab {
     /// Writes policy `name`. `gate`: a load-balancer gate on green's 5xx (needs traffic to pass);
     /// `hardSignal`: rollback on one sample of green's 5xx ratio.
     func writePolicy(_ name: String, steps: [Int], bake: String, interval: String = "500ms", gate: Bool,
-                     hardSignal: Bool, holdFor: String = "1s") throws {
-        let policy = PolicyDocument(
+                     hardSignal: Bool, holdFor: String = "1s", extraSpec: [String] = []) throws {
+        var policy = PolicyDocument(
             name: name, loadBalancer: PolicyDocument.haproxy(socket: haproxy.socketPath), steps: steps, bake: bake,
             interval: interval, sampling: "250ms", failureThreshold: 2,
             gates: gate ? ["name: green-errors\nloadBalancer: {cluster: green, max5xxRatio: 0.05, minRequests: 10}"] : [],
             hardSignal: hardSignal ? (0.2, 10) : nil, drain: PolicyDocument.drain(holdFor: holdFor, timeout: "2m"))
+        policy.extraSpec = extraSpec
         try ConfigDocuments.write(clusters: [], policies: [policy], in: folder)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SwitchoverCore
 import SwitchoverNet
 import SwitchoverTestKit
 
@@ -8,6 +9,10 @@ import SwitchoverTestKit
 /// sits at 25% to green under `hey` load; then green's nginx starts answering 503 (its fail
 /// file, at a random point of the sampling period) and the benchmark polls HAProxy's runtime API every 10 ms until the weights read 100/0.
 /// The coordinator's hard signal (green's 5xx ratio in one 250 ms sample) is what rolls back.
+///
+/// Then half as many trials (at least 4) with every event of the run told to a notification
+/// receiver that answers after 30 s: their median against the plain trials' (same run) shows
+/// whether a slow receiver delays a rollback.
 ///
 /// Failed requests are hey's non-2xx (and transport errors) over the trial; their reference is
 /// what reached green between the fault and the observed rollback, from HAProxy's per-server
@@ -32,12 +37,48 @@ enum RollbackFigure {
         let roundTrip = Stats(roundTrips)
         let limit = 250 + roundTrip.median
 
+        let plain = try runTrials(trials, policy: "rollback", lab: lab)
+        // The same trials with every event of the run told to a receiver that takes 30 s per
+        // request (issue 17: a slow receiver must not delay a rollback).
+        let receiver = try HookReceiver(blockingIn: lab.folder)
+        defer { receiver.stopInBackground() }
+        try receiver.answer("slow", status: 200, delay: 30)
+        try lab.writePolicy("rollback-notify", steps: [25, 100], bake: "10m", gate: false, hardSignal: true, extraSpec: [
+            "notifications:",
+            "  - {name: pager, url: \(receiver.url("slow")), format: json, timeout: 60s, events: [\(NotificationEvents.known.joined(separator: ", "))]}",
+        ])
+        let slow = try runTrials(max(4, trials / 2), policy: "rollback-notify", lab: lab)
+        let (reactions, failed, reached, atRate) = (plain.reactions, plain.failed, plain.reached, plain.atRate)
+        let reaction = Stats(reactions)
+        let reachedStats = Stats(reached)
+        let rtt = String(format: "%.2f ms (p10–p90 %.2f–%.2f, 200 round trips)", roundTrip.median, roundTrip.percentile(0.1), roundTrip.percentile(0.9))
+        return [
+            reaction.row("rollback reaction vs Flagger", unit: "ms", reference: 10_000,
+                         referenceLabel: "Flagger's floor: one analysis interval, 10 s",
+                         note: "fault (nginx 503) → HAProxy reads 100/0, polled every 10 ms; \(rate * workers) req/s, 25% to green"),
+            reaction.row("rollback reaction vs physical limit", unit: "ms", reference: limit,
+                         referenceLabel: "one sampling period 250 ms + one runtime-API round trip \(rtt) = " + String(format: "%.1f ms", limit),
+                         note: "same trials; the limit is the worst case (a fault just after a sample waits one whole period), so a median under it is expected; "
+                             + String(format: "slowest trial %.0f ms = %.2f× the limit (journal fsync, apply and read-back on top)", reaction.max, reaction.max / limit)),
+            Stats(failed).row("failed requests during a rollback", unit: "requests", reference: reachedStats.median,
+                              referenceLabel: String(format: "requests that reached green between fault and rollback (HAProxy counters): median %.0f (%.0f–%.0f); rate × 25%% × reaction: median %.0f",
+                                                     reachedStats.median, reachedStats.min, reachedStats.max, Stats(atRate).median),
+                              note: "hey's non-2xx + errors in the same trials"),
+            Stats(slow.reactions).row("rollback reaction, notifications to a receiver taking 30 s", unit: "ms", reference: reaction.median,
+                                      referenceLabel: "the rollback reaction above, same run, no notifications",
+                                      note: "\(slow.reactions.count) trials; every event told (json) to a receiver that answers after 30 s; the run ends 2 s after its rollback at most"),
+        ]
+    }
+
+    /// `count` trials of policy `policy`: fault, then HAProxy polled until it reads 100/0.
+    static func runTrials(_ count: Int, policy: String, lab: BenchLab) throws
+        -> (reactions: [Double], failed: [Double], reached: [Double], atRate: [Double]) {
         var reactions: [Double] = [], failed: [Double] = [], reached: [Double] = [], atRate: [Double] = []
-        for trial in 1...trials {
+        for trial in 1...count {
             lab.freshJournal()
             try lab.green[0].fail(false)
-            let hey = try lab.startLoad(rate: rate, workers: workers, seconds: 60, log: "hey-\(trial).log")
-            let coordinator = try lab.startCoordinator(policy: "rollback", log: "run-\(trial).log")
+            let hey = try lab.startLoad(rate: rate, workers: workers, seconds: 60, log: "hey-\(policy)-\(trial).log")
+            let coordinator = try lab.startCoordinator(policy: policy, log: "run-\(policy)-\(trial).log")
             defer { coordinator.stop(); hey.stop() }
             guard try waitUntil(timeout: 30, { try lab.weights()["green-1"] != 0 }) else {
                 throw TestKitError("rollback trial \(trial): green never got traffic:\n\(coordinator.logTail())")
@@ -62,23 +103,8 @@ enum RollbackFigure {
             failed.append(Double(report.failed))
             reached.append(Double(after - before))
             atRate.append(Double(rate * workers) * 0.25 * reaction / 1000)
-            progress("  trial \(trial): \(Int(reaction)) ms, \(report.failed) failed, \(after - before) reached green (coordinator exit \(coordinator.exitStatus.map(String.init) ?? "?"))")
+            progress("  \(policy) trial \(trial): \(Int(reaction)) ms, \(report.failed) failed, \(after - before) reached green (coordinator exit \(coordinator.exitStatus.map(String.init) ?? "?"))")
         }
-        let reaction = Stats(reactions)
-        let reachedStats = Stats(reached)
-        let rtt = String(format: "%.2f ms (p10–p90 %.2f–%.2f, 200 round trips)", roundTrip.median, roundTrip.percentile(0.1), roundTrip.percentile(0.9))
-        return [
-            reaction.row("rollback reaction vs Flagger", unit: "ms", reference: 10_000,
-                         referenceLabel: "Flagger's floor: one analysis interval, 10 s",
-                         note: "fault (nginx 503) → HAProxy reads 100/0, polled every 10 ms; \(rate * workers) req/s, 25% to green"),
-            reaction.row("rollback reaction vs physical limit", unit: "ms", reference: limit,
-                         referenceLabel: "one sampling period 250 ms + one runtime-API round trip \(rtt) = " + String(format: "%.1f ms", limit),
-                         note: "same trials; the limit is the worst case (a fault just after a sample waits one whole period), so a median under it is expected; "
-                             + String(format: "slowest trial %.0f ms = %.2f× the limit (journal fsync, apply and read-back on top)", reaction.max, reaction.max / limit)),
-            Stats(failed).row("failed requests during a rollback", unit: "requests", reference: reachedStats.median,
-                              referenceLabel: String(format: "requests that reached green between fault and rollback (HAProxy counters): median %.0f (%.0f–%.0f); rate × 25%% × reaction: median %.0f",
-                                                     reachedStats.median, reachedStats.min, reachedStats.max, Stats(atRate).median),
-                              note: "hey's non-2xx + errors in the same trials"),
-        ]
+        return (reactions, failed, reached, atRate)
     }
 }

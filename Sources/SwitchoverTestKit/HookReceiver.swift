@@ -24,6 +24,18 @@ public final class HookReceiver: Sendable {
         return receiver
     }
 
+    /// `start` on the calling thread, which it blocks until the receiver listens (the benchmark's labs).
+    @available(*, noasync, message: "blocks its thread: `try await HookReceiver.start(...)`")
+    public convenience init(blockingIn parent: URL?) throws {
+        try self.init(parent: parent)
+        do {
+            try Loopback.waitForPort(port, of: process, timeout: 15)
+        } catch {
+            process.stopInBackground()
+            throw error
+        }
+    }
+
     private init(parent: URL?) throws {
         let base = try parent ?? TemporaryDirectory.make("hooks")
         directory = base.appendingPathComponent("hook-receiver-\(UUID().uuidString.prefix(6))")
