@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SwitchoverCore
 import SwitchoverDrivers
+import SwitchoverSignals
 import SwitchoverStore
 
 /// What a control command (`pause`, `resume`, `promote`, `abort`, `rollback`, `decommission`)
@@ -140,11 +141,22 @@ public enum Control {
         do {
             let (name, arguments) = CommandCodec.encode(command)
             id = try journal.submitCommand(name, arguments: arguments, at: Coordinator.wallClock())
+            let reporter = LogReporter(logger: context.logger)
+            let hooks = HookWiring.offline(policy: pair.policy, run: run, state: state, journal: journal, fence: lease.token,
+                                           reporter: reporter, logger: context.logger)
+            hooks?.notifier?.start()
             let coordinator = Coordinator(engine: CutoverEngine(policy: pair.policy, from: run.from, to: run.to), runID: run.id,
                                           journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: [:], state: state,
                                           unfinishedIntents: try journal.unfinishedIntents(run: run.id),
-                                          reporter: LogReporter(logger: context.logger), logger: context.logger, lease: lease)
-            final = try await coordinator.runOffline(command, id: id)
+                                          reporter: hooks?.reporter(wrapping: reporter) ?? reporter, logger: context.logger, lease: lease,
+                                          facts: hooks?.facts)
+            do {
+                final = try await coordinator.runOffline(command, id: id)
+            } catch {
+                await hooks?.notifier?.finish(grace: HookWiring.finishGrace)
+                throw error
+            }
+            await hooks?.notifier?.finish(grace: HookWiring.finishGrace)
         } catch let error as StoreError where error.code != .fenced {
             return await rollBackWithoutJournal(command, journalError: error, run: run, state: state, loadBalancer: loadBalancer,
                                                 policy: pair.policy, context: context)
@@ -284,11 +296,23 @@ public enum Control {
         guard let (_, state) = try StateLocation.latestRun(in: journal) else {
             return ControlAnswer(command: command.name, accepted: false, detail: "no run journaled", id: id)
         }
+        let reporter = LogReporter(logger: context.logger)
+        let hooks = HookWiring.offline(policy: pair.policy, run: run, state: state, journal: journal, fence: lease.token,
+                                       reporter: reporter, logger: context.logger)
+        hooks?.notifier?.start()
         let coordinator = Coordinator(engine: CutoverEngine(policy: pair.policy, from: run.from, to: run.to), runID: run.id,
                                       journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: [:], state: state,
                                       unfinishedIntents: try journal.unfinishedIntents(run: run.id),
-                                      reporter: LogReporter(logger: context.logger), logger: context.logger, lease: lease)
-        let final = try await coordinator.runOffline(command, id: id)
+                                      reporter: hooks?.reporter(wrapping: reporter) ?? reporter, logger: context.logger, lease: lease,
+                                      facts: hooks?.facts)
+        let final: CutoverState
+        do {
+            final = try await coordinator.runOffline(command, id: id)
+        } catch {
+            await hooks?.notifier?.finish(grace: HookWiring.finishGrace)
+            throw error
+        }
+        await hooks?.notifier?.finish(grace: HookWiring.finishGrace)
         guard let record = try journal.command(id) else {
             return ControlAnswer(command: command.name, accepted: false, detail: "the command was not journaled", id: id)
         }

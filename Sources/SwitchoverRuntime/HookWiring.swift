@@ -55,6 +55,24 @@ struct HookWiring: Sendable {
         }
     }
 
+    /// For a command carried out with no coordinator running (`rollback`, `decommission`): the
+    /// same notifications, but never a refusal: a signing key that cannot be read leaves the run's
+    /// notifications out, saying so, rather than stopping the emergency exit.
+    static func offline(policy: Policy, run: RunRecord, state: CutoverState, journal: any JournalStore, fence: Int64?,
+                        reporter: any Reporter, logger: Logger) -> HookWiring? {
+        guard !policy.notifications.isEmpty || policy.webhooks.contains(where: { $0.type == .event || $0.type == .postRollout }) else {
+            return nil
+        }
+        do {
+            return HookWiring(policy: policy, policyName: run.policy, runID: run.id, from: run.from, to: run.to, state: state,
+                              signers: try signers(for: policy), http: HTTPClient(logger: logger), journal: journal, fence: fence,
+                              reporter: reporter, logger: logger)
+        } catch {
+            logger.warning("notifications not sent: \(error)")
+            return nil
+        }
+    }
+
     /// The reporter the coordinator is given: the CLI's, and the notifier told of every event.
     func reporter(wrapping inner: any Reporter) -> any Reporter {
         guard let notifier else { return inner }

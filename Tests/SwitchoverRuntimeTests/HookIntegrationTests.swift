@@ -224,4 +224,25 @@ import Testing
         // Retried before giving up (or cut short by the run's end).
         #expect(receiver.requests("moved").count >= 2)
     }
+
+    @Test("a rollback carried out with no coordinator running tells the receivers too")
+    func offlineRollbackNotifies() async throws {
+        let receiver = try await HookReceiver.start()
+        defer { receiver.stopInBackground() }
+        let lab = try await CutoverLab("hooks-offline", policy: .init(bake: "30s"))
+        defer { lab.stopAll() }
+        try await lab.writeConfiguration(.init(bake: "30s", extraSpec: [
+            "notifications:",
+            "  - {name: ops, url: \(receiver.url("ops")), format: json, events: [rolledBack, rollbackVerified]}",
+        ]))
+        let coordinator = try lab.startCoordinator()
+        defer { coordinator.stopInBackground() }
+        try await lab.waitFor("step 1 verified", process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        coordinator.signal(SIGTERM)
+        #expect(try await lab.waitForExit(coordinator) == 130)
+        let rollback = try await lab.cli(["rollback", "--reason", "offline test"])
+        #expect(rollback.exitCode == 0, "\(rollback.stderr)")
+        #expect(receiver.requests("ops").map { $0.string("event") } == ["rolledBack", "rollbackVerified"])
+        #expect(receiver.requests("ops").last?.json?["percent"] as? Double == 0)
+    }
 }
