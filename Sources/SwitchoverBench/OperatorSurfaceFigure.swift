@@ -10,8 +10,9 @@ import Glibc
 ///
 /// Per trial, one lab and two runs, alternating which goes first: `switchover run --until
 /// promoted` through steps 10/25/50/100 (bake 2 s, a gate on green's errors, the hard signal,
-/// 250 ms sampling) under `hey` at 400 requests per second, reading `/proc/<pid>` every 100 ms as
-/// the cutover figure does. "On" adds every argument list of `features` (today `/metrics`, with a
+/// 250 ms sampling) under `hey` at 400 requests per second, reading `/proc/<pid>` every 100 ms:
+/// VmHWM as the cutover figure does, and CPU as every thread's `schedstat` (ns; `/proc/<pid>/stat`'s
+/// 10 ms ticks are a 1 m step over a 9 s run, coarser than the difference measured). "On" adds every argument list of `features` (today `/metrics`, with a
 /// GET /metrics every second from a thread of the benchmark, as a Prometheus would); a feature
 /// that needs a receiver or a scraper starts it in its `start`. A run whose feature was not
 /// exercised (no scrape answered) fails the figure rather than report a cost it did not measure.
@@ -73,10 +74,12 @@ enum OperatorSurfaceFigure {
                 if on { companions = features.map { $0.start() } }
                 let start = ContinuousClock.now
                 var last: ProcReading?
+                var threads = ThreadCPU()
                 var lastAt = 0.0
                 while coordinator.isRunning {
                     if let reading = ProcReading.read(coordinator.pid) {
                         last = reading
+                        threads.read(coordinator.pid)
                         lastAt = seconds(since: start)
                     }
                     usleep(100_000)
@@ -87,11 +90,12 @@ enum OperatorSurfaceFigure {
                     throw TestKitError("operator surface trial \(trial) (\(on ? "on" : "off")): switchover run exited "
                                        + "\(coordinator.exitStatus.map(String.init) ?? "?"):\n\(coordinator.logTail())")
                 }
-                cpu[on]!.append(last.cpuSeconds / lastAt * 1000)
+                let millicores = threads.milliseconds(since: ThreadCPU()) / lastAt
+                cpu[on]!.append(millicores)
                 peak[on]!.append(Double(last.peakRSSKiB) / 1024)
                 if on { seen = saw }
                 progress(String(format: "  trial %d %@: %.1f s, peak RSS %.2f MiB, mean CPU %.2f m%@", trial, on ? "on " : "off", lastAt,
-                                Double(last.peakRSSKiB) / 1024, last.cpuSeconds / lastAt * 1000,
+                                Double(last.peakRSSKiB) / 1024, millicores,
                                 saw.isEmpty ? "" : "; " + saw.joined(separator: "; ")))
             }
         }
@@ -101,7 +105,7 @@ enum OperatorSurfaceFigure {
         return [
             Stats(cpu[true]!).row("coordinator mean CPU, \(names) on vs off", unit: "m", reference: off.cpu.median,
                                   referenceLabel: String(format: "off, same trials: %.2f m (%.2f–%.2f)", off.cpu.median, off.cpu.min, off.cpu.max),
-                                  note: "utime+stime from /proc/<pid>/stat over the run's wall time; " + how),
+                                  note: "CPU time of every thread (/proc/<pid>/task/*/schedstat, ns) over the run's wall time, start-up included; " + how),
             Stats(peak[true]!).row("coordinator peak RSS, \(names) on vs off", unit: "MiB", reference: off.peak.median,
                                    referenceLabel: String(format: "off, same trials: %.2f MiB (%.2f–%.2f)", off.peak.median, off.peak.min, off.peak.max),
                                    note: "VmHWM from /proc/<pid>/status; " + how),
