@@ -154,6 +154,24 @@ public final class MetricsReporter: Reporter, Sendable {
             }
         case .rollbackStarted:
             state.withLock { $0.run?.rollbacks }?.increment()
+        case .stepVerified, .rollbackVerified, .weightsReasserted:
+            // A read-back of weights just written: newer than the last sample, and the last
+            // word when the run ends on it (a rollback, the promotion) before another sample.
+            guard let text = event.evidence["percentToTarget"], let percent = Double(text) else { return }
+            state.withLock { series in
+                guard let run = series.run else { return }
+                let toShare: Double
+                if run.services.count == 1 {
+                    toShare = percent
+                } else if event.kind == .rollbackVerified || percent == 100 {
+                    // Every service at once (a rollback is verified whole; 100 is every service's).
+                    toShare = event.kind == .rollbackVerified ? 0 : 100
+                } else {
+                    return // several services mid-way: each one's share comes with the next sample
+                }
+                let split = [run.from: 100 - toShare, run.to: toShare]
+                setWeights(Dictionary(uniqueKeysWithValues: run.services.map { ($0, split) }), in: &series)
+            }
         default:
             break
         }
@@ -175,25 +193,33 @@ public final class MetricsReporter: Reporter, Sendable {
                 series.current = snapshot.phase
             }
             run.step.set(Double(snapshot.step))
-            guard let sample = snapshot.sample else { return }
-            series.lastSampleAt = sample.at
-            if series.sampleAge == nil {
-                series.sampleAge = self.gauge(.lastSampleAgeSeconds)
-            }
-            for (service, clusters) in Self.shares(sample, run: run) {
-                for (cluster, percent) in clusters {
-                    let gauge = series.weights[cluster]?[service] ?? {
-                        let made = self.gauge(.weightPercent, [("cluster", cluster), ("service", service)])
-                        series.weights[cluster, default: [:]][service] = made
-                        return made
-                    }()
-                    gauge.set(percent)
+            // A sample's weights once, when it is new: a write's read-back after it (see `event`)
+            // is newer, and the snapshots that follow still carry the older sample.
+            if let sample = snapshot.sample, sample.at != series.lastSampleAt {
+                series.lastSampleAt = sample.at
+                if series.sampleAge == nil {
+                    series.sampleAge = self.gauge(.lastSampleAgeSeconds)
                 }
+                setWeights(Self.shares(sample, run: run), in: &series)
             }
             if let sessions = snapshot.drain?.activeSessions {
                 let gauge = series.drainSessions ?? self.gauge(.drainActiveSessions, [("cluster", run.from)])
                 series.drainSessions = gauge
                 gauge.set(Double(sessions))
+            }
+        }
+    }
+
+    /// Sets `switchover_weight_percent` per service and cluster, making the series seen first.
+    private func setWeights(_ shares: [String: [String: Double]], in series: inout Series) {
+        for (service, clusters) in shares {
+            for (cluster, percent) in clusters {
+                let gauge = series.weights[cluster]?[service] ?? {
+                    let made = self.gauge(.weightPercent, [("cluster", cluster), ("service", service)])
+                    series.weights[cluster, default: [:]][service] = made
+                    return made
+                }()
+                gauge.set(percent)
             }
         }
     }

@@ -142,6 +142,33 @@ struct MetricsTests {
         #expect(byKey == ["cart/green": 100, "cart/blue": 0, "checkout/green": 0, "checkout/blue": 100], "\(weights)")
     }
 
+    @Test("a rollback's read-back sets the weights at once: the run may end on it before another sample")
+    func rollbackReadBackIsTheLastWord() throws {
+        let policy = try Self.policy()
+        let metrics = MetricsReporter()
+        metrics.begin(run: 3, from: "blue", to: "green", policy: policy)
+        var state = CutoverState.initial
+        state.phase = .shifting
+        let at = Coordinator.wallClock()
+        state.lastSample = LoadBalancerSample(at: at, clusters: ["blue": ClusterCounters(weight: 1), "green": ClusterCounters(weight: 1)])
+        metrics.progress(ProgressSnapshot(state: state, policy: policy, to: "green", now: at))
+        func green() -> Double? {
+            Self.parse(String(decoding: metrics.render(), as: UTF8.self))
+                .first { $0.name == "switchover_weight_percent" && $0.labels["cluster"] == "green" }?.value
+        }
+        #expect(green() == 50)
+        metrics.event(EngineEvent(.rollbackVerified, "all traffic back on blue", phase: .rolledBack,
+                                  evidence: ["percentToTarget": "0.0"]), at: at)
+        #expect(green() == 0)
+        // The snapshots that follow still carry the sample from before the rollback.
+        state.phase = .rolledBack
+        metrics.progress(ProgressSnapshot(state: state, policy: policy, to: "green", now: at))
+        #expect(green() == 0)
+        let blue = Self.parse(String(decoding: metrics.render(), as: UTF8.self))
+            .first { $0.name == "switchover_weight_percent" && $0.labels["cluster"] == "blue" }?.value
+        #expect(blue == 100)
+    }
+
     @Test("--metrics-address takes HOST:PORT with IPv6 in brackets, and names what is wrong with anything else")
     func addressParsing() throws {
         let v4 = try MetricsAddress(parsing: "127.0.0.1:9464")
