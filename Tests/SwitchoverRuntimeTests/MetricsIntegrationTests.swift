@@ -34,6 +34,16 @@ struct MetricsIntegrationTests {
         return Double(text)
     }
 
+    /// Prometheus scrapes once it is ready, some seconds after it listens (answering 503 until then):
+    /// until it has tried the target once (`up` 0, nothing listens yet), a run of a few seconds
+    /// could pass unseen.
+    static func waitForFirstScrape(_ prometheus: PrometheusServer, port: Int) async throws {
+        let scraping = await Wait.until(timeout: 30, every: .milliseconds(200)) {
+            ((try? await Self.instant(prometheus, "up{job=\"switchover\"}")) ?? nil) != nil
+        }
+        try #require(scraping, "Prometheus never tried to scrape 127.0.0.1:\(port)")
+    }
+
     @Test("a healthy run scraped by Prometheus every second: green's weight rises step by step to 100 and the last phase scraped is promoted")
     func prometheusFollowsTheSteps() async throws {
         let lab = try await CutoverLab("metrics")
@@ -41,12 +51,7 @@ struct MetricsIntegrationTests {
         let port = try Loopback.freePort()
         let prometheus = try await PrometheusServer.start(target: "127.0.0.1:\(port)", interval: "1s", job: "switchover", in: lab.folder)
         defer { prometheus.stopInBackground() }
-        // Prometheus scrapes once it is ready, some seconds after it listens: until it has tried the
-        // target once (`up` 0, nothing listens yet), a run of a few seconds could pass unseen.
-        let scraping = try await Wait.until(timeout: 30, every: .milliseconds(200)) {
-            try await Self.instant(prometheus, "up{job=\"switchover\"}") != nil
-        }
-        try #require(scraping, "Prometheus never tried to scrape 127.0.0.1:\(port)")
+        try await Self.waitForFirstScrape(prometheus, port: port)
         try lab.startLoad(seconds: 30)
         let started = Date()
         // The linger keeps /metrics up after promotion until Prometheus has scraped it once more.
@@ -88,6 +93,39 @@ struct MetricsIntegrationTests {
         #expect(seen.count >= 3 && seen.contains(100), "steps seen \(seen.sorted()) in \(values)")
         // Blue is the rest.
         #expect(try await Self.instant(prometheus, "last_over_time(switchover_weight_percent{cluster=\"blue\"}[5m])") == 0)
+    }
+
+    @Test("a run that rolls back: the last scrape shows rolledBack, green at 0 as read back, and one rollback counted")
+    func prometheusSeesTheRollback() async throws {
+        let lab = try await CutoverLab("metrics-rollback", policy: .init(bake: "2s"))
+        defer { lab.stopAll() }
+        let port = try Loopback.freePort()
+        let prometheus = try await PrometheusServer.start(target: "127.0.0.1:\(port)", interval: "1s", job: "switchover", in: lab.folder)
+        defer { prometheus.stopInBackground() }
+        try await Self.waitForFirstScrape(prometheus, port: port)
+        try lab.startLoad(seconds: 30)
+        let coordinator = try Self.startRun(lab, ["--metrics-address", "127.0.0.1:\(port)", "--metrics-linger", "10s"])
+        defer { coordinator.stopInBackground() }
+        try await lab.waitFor("step 2 verified", process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
+        // Prometheus has seen green with weight before it fails.
+        let sawWeight = try await Wait.until(timeout: 10, every: .milliseconds(200)) {
+            try await Self.instant(prometheus, "max_over_time(switchover_weight_percent{cluster=\"green\"}[5m])") ?? 0 > 0
+        }
+        try #require(sawWeight)
+        try lab.green.fail(true)
+        #expect(try await lab.waitForExit(coordinator) == 1, "\(coordinator.logTail(lines: 30))")
+
+        var phase: Double?
+        try await Wait.until(timeout: 10, every: .milliseconds(200)) {
+            phase = try await Self.instant(prometheus, "last_over_time(switchover_phase{phase=\"rolledBack\"}[5m])")
+            return phase == 1
+        }
+        #expect(phase == 1, "the last scrape did not see rolledBack:\n\(coordinator.logTail(lines: 20))")
+        #expect(try await Self.instant(prometheus, "last_over_time(switchover_weight_percent{cluster=\"green\"}[5m])") == 0)
+        #expect(try await Self.instant(prometheus, "last_over_time(switchover_weight_percent{cluster=\"blue\"}[5m])") == 100)
+        #expect(try await Self.instant(prometheus, "last_over_time(switchover_rollbacks_total[5m])") == 1)
+        let (blue, green) = try await lab.liveWeights()
+        #expect(blue > 0 && green == 0, "HAProxy agrees")
     }
 
     @Test("--metrics-address on a port in use, or not HOST:PORT, exits 2 before the load balancer is touched")
