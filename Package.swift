@@ -31,6 +31,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         // The coordinator's loop as a Service: graceful shutdown on SIGTERM/SIGINT.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // The coordinator's /metrics (DESIGN.md section 6): swift-prometheus for the registry and
+        // the text format, SwiftNIO for the HTTP endpoint (README "Metrics" says why not Hummingbird).
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
     ],
     targets: [
         // C bridges. libcurl: its header, and the library loaded on first use (dlopen), not
@@ -62,7 +66,11 @@ let package = Package(
                                "SwitchoverSignals", "SwitchoverStore",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                               .product(name: "UnixSignals", package: "swift-service-lifecycle")],
+                               .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                               .product(name: "Prometheus", package: "swift-prometheus"),
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOPosix", package: "swift-nio"),
+                               .product(name: "NIOHTTP1", package: "swift-nio")],
                 swiftSettings: swiftSettings),
         // The HTML report of a run: a pure renderer over what the journal holds.
         .target(name: "SwitchoverReport", dependencies: ["SwitchoverCore", "SwitchoverStore"],

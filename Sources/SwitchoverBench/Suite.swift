@@ -95,6 +95,7 @@ enum Suite {
         if wanted("trust") { rows += try await trustRows(iterations: quick ? 500 : 2_000) }
         if wanted("resume") { rows += try ResumeFigure.measure(trials: quick ? 5 : 10, switchover: switchover) }
         if wanted("commands") { rows += try CommandsFigure.measure(runs: 20, switchover: switchover) }
+        if wanted("surface") { rows += try OperatorSurfaceFigure.measure(trials: quick ? 2 : 3, switchover: switchover) }
 
         let report = SuiteReport(date: ISO8601DateFormatter().string(from: Date()), quick: quick,
                                  cores: ProcessInfo.processInfo.activeProcessorCount,

@@ -39,6 +39,9 @@ public struct ProgressSnapshot: Sendable, Hashable {
     public var drain: DrainView?
     /// With waves: which wave and services the step moves, `wave 2 of 2 (checkout, search) at 10%`.
     public var wave: String?
+    /// The state's latest load-balancer sample: the weights read back with it and when it was
+    /// taken (what `/metrics` shows; see `MetricsReporter`).
+    public var sample: LoadBalancerSample?
 
     public init(state: CutoverState, policy: Policy, to: String, now: Instant) {
         phase = state.phase
@@ -56,6 +59,7 @@ public struct ProgressSnapshot: Sendable, Hashable {
         heldBy = state.heldByInconclusiveGates
         waitingFor = state.waitingForHooks
         reason = state.reason
+        sample = state.lastSample
         if state.phase == .draining || state.phase == .drained {
             drain = DrainView(state: state, policy: policy, now: now)
         }

@@ -63,6 +63,8 @@ public enum RunLauncher {
         public var adoptPolicy: Bool
         /// TEST ONLY: `SWITCHOVER_TEST_CRASH_AFTER_INTENT`, see `WriteAheadInterpreter`.
         public var crashAfterIntent: Int?
+        /// `--metrics-address` (and its linger): nil, no `/metrics`.
+        public var metrics: MetricsOptions?
         public init(from: String, to: String, policy: String, goal: RunGoal?, adoptPolicy: Bool, crashAfterIntent: Int? = nil) {
             self.from = from
             self.to = to
@@ -79,6 +81,8 @@ public enum RunLauncher {
         public var to: String?
         public var policy: String?
         public var adoptPolicy: Bool
+        /// `--metrics-address` (and its linger): nil, no `/metrics`.
+        public var metrics: MetricsOptions?
         public init(from: String, to: String?, policy: String?, adoptPolicy: Bool) {
             self.from = from
             self.to = to
@@ -100,6 +104,12 @@ public enum RunLauncher {
         case .refused(let refusal): return refusal
         }
         defer { lease.release() }
+        let metrics: MetricsServer?
+        switch await openMetrics(request.metrics, logger: context.logger) {
+        case .open(let server): metrics = server
+        case .refused(let refusal): return refusal
+        }
+        defer { metrics?.close() }
         let loadBalancer: LoadBalancerPair
         do {
             loadBalancer = try context.loadBalancer(policy: chosen, from: fromCluster, to: toCluster)
@@ -218,13 +228,15 @@ public enum RunLauncher {
                                logger: context.logger)
         let sources = makeSignalSources(policy: chosen, client: PrometheusQuerying(client: http))
             .merging(hooks.sources) { prometheus, _ in prometheus }
+        metrics?.metrics.begin(run: runID, from: from, to: to, policy: chosen)
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: to), runID: runID,
                                       journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: sources, state: state,
-                                      unfinishedIntents: unfinished, reporter: hooks.reporter(wrapping: reporter), logger: context.logger, goal: goal,
+                                      unfinishedIntents: unfinished, reporter: hooks.reporter(wrapping: reporting(reporter, metrics)),
+                                      logger: context.logger, goal: goal,
                                       lease: lease, crashAfterIntent: request.crashAfterIntent, facts: hooks.facts)
         hooks.notifier?.start()
         var report = await supervise(coordinator, preflight: preflight, resumeCheck: resumeCheck, adopt: adopt, from: from, to: to,
-                                     runID: runID, policy: chosen, logger: context.logger, command: "run")
+                                     runID: runID, policy: chosen, logger: context.logger, command: "run", metrics: metrics)
         await hooks.notifier?.finish(grace: HookWiring.finishGrace)
         report.notes = notes + report.notes
         return report
@@ -240,6 +252,12 @@ public enum RunLauncher {
         case .refused(let refusal): return refusal
         }
         defer { lease.release() }
+        let metrics: MetricsServer?
+        switch await openMetrics(request.metrics, logger: context.logger) {
+        case .open(let server): metrics = server
+        case .refused(let refusal): return refusal
+        }
+        defer { metrics?.close() }
         let latest = try StateLocation.latestRun(in: journal)
         let plan: DrainPlan
         do {
@@ -337,13 +355,15 @@ public enum RunLauncher {
         let hooks = HookWiring(policy: chosen, policyName: policyName, runID: runID, from: from, to: toName,
                                state: state, signers: signers, http: HTTPClient(logger: context.logger), journal: journal,
                                fence: lease.token, reporter: reporter, logger: context.logger)
+        metrics?.metrics.begin(run: runID, from: from, to: toName, policy: chosen)
         let coordinator = Coordinator(engine: CutoverEngine(policy: chosen, from: from, to: toName), runID: runID,
                                       journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: [:], state: state,
-                                      unfinishedIntents: try journal.unfinishedIntents(run: runID), reporter: hooks.reporter(wrapping: reporter),
+                                      unfinishedIntents: try journal.unfinishedIntents(run: runID),
+                                      reporter: hooks.reporter(wrapping: reporting(reporter, metrics)),
                                       logger: context.logger, goal: .drained, lease: lease, facts: hooks.facts)
         hooks.notifier?.start()
         var report = await supervise(coordinator, preflight: preflight, resumeCheck: resumeCheck, adopt: adopt, from: from, to: toName,
-                                     runID: runID, policy: chosen, logger: context.logger, command: "drain")
+                                     runID: runID, policy: chosen, logger: context.logger, command: "drain", metrics: metrics)
         await hooks.notifier?.finish(grace: HookWiring.finishGrace)
         report.notes = notes + report.notes
         return report
@@ -391,6 +411,32 @@ public enum RunLauncher {
         }
     }
 
+    /// The `/metrics` endpoint, or the refusal (exit 2) when `--metrics-address` is malformed or
+    /// cannot be listened on. Opened once this process holds the lease, before anything is read
+    /// from or changed on the load balancer.
+    enum OpenedMetrics {
+        case open(MetricsServer?)
+        case refused(RunReport)
+    }
+
+    static func openMetrics(_ options: MetricsOptions?, logger: Logger) async -> OpenedMetrics {
+        guard let options else { return .open(nil) }
+        do {
+            let address = try MetricsAddress(parsing: options.address)
+            let metrics = MetricsReporter()
+            metrics.setLeader(true)
+            return .open(try await MetricsServer.bind(address, metrics: metrics, linger: options.linger, logger: logger))
+        } catch {
+            return .refused(RunReport("refused", exitCode: 2, "\(error)", isVerdict: false))
+        }
+    }
+
+    /// The person's reporter, and the metrics' when `/metrics` is on.
+    static func reporting(_ reporter: any Reporter, _ metrics: MetricsServer?) -> any Reporter {
+        guard let metrics else { return reporter }
+        return Reporters([reporter, metrics.metrics])
+    }
+
     static func preflightFailed(_ failures: [String]) -> RunReport {
         var report = RunReport("preflightFailed", exitCode: 2, "preflight failed; nothing was changed", isVerdict: false)
         report.failures = failures
@@ -402,10 +448,20 @@ public enum RunLauncher {
     static func supervise(_ coordinator: Coordinator, preflight: PreflightResult?,
                           resumeCheck: (@Sendable () async -> PreflightOutcome)?,
                           adopt: (@Sendable (CutoverState) throws -> CutoverState)? = nil, from: String, to: String, runID: Int64,
-                          policy: Policy, logger: Logger, command: String) async -> RunReport {
+                          policy: Policy, logger: Logger, command: String, metrics: MetricsServer? = nil) async -> RunReport {
         let service = CoordinatorService(coordinator: coordinator, preflight: preflight, resumeCheck: resumeCheck, adopt: adopt)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let metrics {
+            // Listed first: the group shuts its services down last to first, so /metrics
+            // outlives the coordinator and can serve its final state.
+            metrics.onCoordinatorDone { [service] in
+                if case .leaseLost = service.outcome { metrics.metrics.setLeader(false) }
+            }
+            services.append(.init(service: metrics))
+        }
+        services.append(.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         var failure: (any Error)?

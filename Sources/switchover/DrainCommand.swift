@@ -28,11 +28,13 @@ struct Drain: AsyncParsableCommand {
     var to: String?
     @Flag(help: "Go on under the policy as it is now when it was edited since the run began.")
     var adoptPolicy = false
+    @OptionGroup var metrics: MetricsOptionGroup
 
     func run() async throws {
         try await global.guardingJournal("drain") {
             let context = try global.context()
-            let request = RunLauncher.DrainRequest(from: from, to: to, policy: policy, adoptPolicy: adoptPolicy)
+            var request = RunLauncher.DrainRequest(from: from, to: to, policy: policy, adoptPolicy: adoptPolicy)
+            request.metrics = metrics.options
             let report = try await global.refusingBadConfiguration {
                 try await RunLauncher.drain(request, context: context, reporter: makeReporter(logger: context.logger))
             }

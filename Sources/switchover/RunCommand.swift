@@ -28,6 +28,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Where the run stops: promoted or drained.",
                                discussion: "Default: drained when the policy has a `drain` section, else promoted."))
     var until: String?
+    @OptionGroup var metrics: MetricsOptionGroup
 
     func validate() throws {
         if let until, RunGoal(rawValue: until) == nil {
@@ -39,8 +40,9 @@ struct Run: AsyncParsableCommand {
         try await global.guardingJournal("run") {
             let context = try global.context()
             let crash = ProcessInfo.processInfo.environment["SWITCHOVER_TEST_CRASH_AFTER_INTENT"].flatMap { Int($0) }
-            let request = RunLauncher.RunRequest(from: from, to: to, policy: policy, goal: until.flatMap(RunGoal.init(rawValue:)),
+            var request = RunLauncher.RunRequest(from: from, to: to, policy: policy, goal: until.flatMap(RunGoal.init(rawValue:)),
                                                  adoptPolicy: adoptPolicy, crashAfterIntent: crash)
+            request.metrics = metrics.options
             let report = try await global.refusingBadConfiguration {
                 try await RunLauncher.run(request, context: context, reporter: makeReporter(logger: context.logger))
             }
