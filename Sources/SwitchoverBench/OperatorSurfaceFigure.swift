@@ -1,4 +1,5 @@
 import Foundation
+import SwitchoverCore
 import SwitchoverNet
 import SwitchoverTestKit
 #if canImport(Glibc)
@@ -12,8 +13,9 @@ import Glibc
 /// promoted` through steps 10/25/50/100 (bake 2 s, a gate on green's errors, the hard signal,
 /// 250 ms sampling) under `hey` at 400 requests per second, reading `/proc/<pid>` every 100 ms:
 /// VmHWM as the cutover figure does, and CPU as every thread's `schedstat` (ns; `/proc/<pid>/stat`'s
-/// 10 ms ticks are a 1 m step over a 9 s run, coarser than the difference measured). "On" adds every argument list of `features` (today `/metrics`, with a
-/// GET /metrics every second from a thread of the benchmark, as a Prometheus would); a feature
+/// 10 ms ticks are a 1 m step over a 9 s run, coarser than the difference measured). "On" adds every argument list and policy lines of `features` (`/metrics`, with a
+/// GET /metrics every second from a thread of the benchmark, as a Prometheus would; and
+/// notifications of every event, signed, to a real receiver); a feature
 /// that needs a receiver or a scraper starts it in its `start`. A run whose feature was not
 /// exercised (no scrape answered) fails the figure rather than report a cost it did not measure.
 enum OperatorSurfaceFigure {
@@ -24,6 +26,8 @@ enum OperatorSurfaceFigure {
         var name: String
         var arguments: () throws -> [String]
         var start: () -> Companion
+        /// Lines the "on" run's policy adds to its spec (written just before the run).
+        var spec: () throws -> [String] = { [] }
     }
 
     /// What runs beside an "on" run: `finish` stops it and says what it saw.
@@ -48,7 +52,34 @@ enum OperatorSurfaceFigure {
         })
     }
 
-    static func measure(trials: Int, switchover: String, features: [Feature] = [metrics()]) throws -> [FigureRow] {
+    /// Every event of the run told, signed, as JSON to a receiver (Python's http.server, started
+    /// per run), and the key events as Slack JSON to the same receiver.
+    static func notifications(in folder: @escaping () -> URL) -> Feature {
+        var receiver: HookReceiver?
+        return Feature(name: "notifications", arguments: { [] }, start: {
+            Companion(finish: {
+                defer { receiver?.stopInBackground() }
+                let got = receiver?.requests() ?? []
+                guard got.contains(where: { $0.path == "/all" }) else { throw TestKitError("the notification receiver got nothing") }
+                return "\(got.count) notifications received"
+            })
+        }, spec: {
+            let key = folder().appendingPathComponent("notify.key")
+            try Data("bench-key\n".utf8).write(to: key)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: key.path)
+            let started = try HookReceiver(blockingIn: folder())
+            receiver = started
+            return [
+                "notifications:",
+                "  - {name: all, url: \(started.url("all")), format: json, secretFile: \(key.path), events: [\(NotificationEvents.known.joined(separator: ", "))]}",
+                "  - {name: chat, url: \(started.url("chat")), format: slack, events: [promoted, rolledBack, paused]}",
+            ]
+        })
+    }
+
+    static func measure(trials: Int, switchover: String, features: [Feature]? = nil) throws -> [FigureRow] {
+        var labFolder = URL(fileURLWithPath: "/tmp")
+        let features = features ?? [metrics(), notifications(in: { labFolder })]
         let names = features.map(\.name).joined(separator: " + ")
         progress("operator surface: \(trials) trial(s) of the cutover with \(names) off and on")
         var cpu: [Bool: [Double]] = [false: [], true: []], peak: [Bool: [Double]] = [false: [], true: []]
@@ -56,6 +87,7 @@ enum OperatorSurfaceFigure {
         for trial in 1...trials {
             let lab = try BenchLab("surface", switchover: switchover)
             defer { lab.close() }
+            labFolder = lab.folder
             try lab.writePolicy("surface", steps: [10, 25, 50, 100], bake: "2s", gate: true, hardSignal: true)
             let hey = try lab.startLoad(rate: 100, workers: 4, seconds: 300, log: "hey.log")
             defer { hey.stop() }
@@ -68,8 +100,11 @@ enum OperatorSurfaceFigure {
                 var companions: [Companion] = []
                 if on {
                     for feature in features { extra += try feature.arguments() }
+                    try lab.writePolicy("surface-on", steps: [10, 25, 50, 100], bake: "2s", gate: true, hardSignal: true,
+                                        extraSpec: try features.flatMap { try $0.spec() })
                 }
-                let coordinator = try lab.startCoordinator(policy: "surface", extra: extra, log: "run-\(on ? "on" : "off")-\(trial).log")
+                let coordinator = try lab.startCoordinator(policy: on ? "surface-on" : "surface", extra: extra,
+                                                           log: "run-\(on ? "on" : "off")-\(trial).log")
                 defer { coordinator.stop() }
                 if on { companions = features.map { $0.start() } }
                 let start = ContinuousClock.now
