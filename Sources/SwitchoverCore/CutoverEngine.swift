@@ -427,10 +427,14 @@ public struct CutoverEngine: Sendable {
             t.record(.init(.resumed, "resumed at step \(t.state.step); the bake restarts once its weights read back",
                            phase: t.state.phase, step: t.state.step))
             t.record(.init(.phaseChanged, "paused → \(t.state.phase.rawValue)", phase: t.state.phase))
-            if t.state.step == 0 && t.state.hookWait != nil {
+            if t.state.step == 0 && t.state.appliedPercent == nil {
                 // Paused while the first step waited for its hooks: no weight to write again.
-                t.state.hookWait?.askedAt = nil
-                askHooks(&t, now: now)
+                if t.state.hookWait == nil {
+                    startFirstStep(&t, now: now)
+                } else {
+                    t.state.hookWait?.askedAt = nil
+                    askHooks(&t, now: now)
+                }
             } else {
                 reapplyCurrentStep(&t, now: now)
             }
@@ -880,6 +884,12 @@ public struct CutoverEngine: Sendable {
         let phase = t.state.phase
         guard [.shifting, .paused, .promoted, .draining, .drained].contains(phase) else {
             if !phase.isFinal { t.state.loadBalancer = reading.instance }
+            return
+        }
+        // Before the first step's weights (waiting for its hooks) nothing was written: the live
+        // weights are the preflight's, and there is nothing of the journal to hold them to.
+        if t.state.step == 0, t.state.appliedPercent == nil, phase == .shifting || phase == .paused {
+            t.state.loadBalancer = reading.instance
             return
         }
         // A weight change in flight: its own read-back decides.

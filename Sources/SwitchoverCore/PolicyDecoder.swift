@@ -87,8 +87,14 @@ struct PolicyDecoder {
         }
 
         guard ok, let loadBalancer, let steps, let bake else { return nil }
-        // A `rollout` hook is a gate (Flagger: evaluated every interval like a metric check).
+        // A `rollout` hook is a gate (Flagger: evaluated every interval like a metric check), and
+        // counts as one against the gates' limit.
         let hookGates = webhooks.filter { $0.type == .rollout }.map { Gate(name: $0.name, source: .webhook($0), location: $0.location) }
+        if gates.count + hookGates.count > ConfigurationLimits.gates, let first = hookGates.first {
+            reader.error(at: first.location, "\(gates.count) gates and \(hookGates.count) rollout hooks are \(gates.count + hookGates.count) gates, "
+                         + "more than \(ConfigurationLimits.gates): every gate is evaluated every interval")
+            return nil
+        }
         var policy = Policy(name: name, loadBalancer: loadBalancer, steps: steps, bake: bake, interval: interval,
                       sampling: sampling, failureThreshold: failureThreshold, pauseAfterErrors: pauseAfterErrors,
                       gates: gates + hookGates, rollback: rollback, drain: drain, decommission: decommission,
@@ -229,7 +235,10 @@ struct PolicyDecoder {
     /// readable by everyone on the machine signs nothing.
     private func secretFile(_ node: Node) -> String? {
         guard let path = reader.existingFile(node, "secretFile") else { return nil }
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+        // The file a link leads to (a Kubernetes Secret volume's `key -> ..data/key`): its mode is
+        // what protects the key, a link's is always 777.
+        let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: target),
               let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue else {
             reader.error(node, "'secretFile': cannot read the permissions of \(quoted(path, limit: 200))")
             return nil
@@ -238,7 +247,13 @@ struct PolicyDecoder {
             reader.error(node, "'secretFile' \(quoted(path, limit: 200)) is readable by every user (mode \(String(mode & 0o777, radix: 8))); a signing key must not be: chmod o-r (600 is usual)")
             return nil
         }
-        if (attributes[.size] as? NSNumber)?.intValue ?? 0 == 0 {
+        // Read to check there is a key (never shown): line breaks at the end are not part of it.
+        guard var key = FileManager.default.contents(atPath: target) else {
+            reader.error(node, "'secretFile': cannot read \(quoted(path, limit: 200))")
+            return nil
+        }
+        while let last = key.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { key.removeLast() }
+        if key.isEmpty {
             reader.error(node, "'secretFile' \(quoted(path, limit: 200)) is empty; it holds the signing key")
             return nil
         }

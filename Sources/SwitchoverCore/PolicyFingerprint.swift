@@ -38,18 +38,19 @@ public struct PolicyFingerprint: Sendable, Hashable, Codable {
         fields["drainDeclared"] = "\(policy.drainDeclared)"
         fields["decommission"] = "requireApproval=\(policy.decommission.requireApproval)"
         fields["trust"] = "horizon=\(formatDuration(policy.trustHorizon))"
-        // Only when there are some: a run journaled before hooks existed has none, and an empty
-        // list is the same policy.
+        // Always present, `[]` when empty, so that adding the first hook to a policy is an edit. A
+        // run journaled before hooks existed has neither field: not a change (see `changes`).
+        // URLs as scheme, host, port and first path segment plus a hash: a receiver's path may be
+        // its secret (Slack's are).
         let hooks = policy.webhooks.filter { $0.type != .rollout }
-        if !hooks.isEmpty {
-            fields["webhooks"] = "[" + hooks.map { "\($0.name): \($0.type.rawValue) url=\(Self.shown($0.url)) timeout=\(formatDuration($0.timeout))" }
-                .joined(separator: "; ") + "]"
-        }
-        if !policy.notifications.isEmpty {
-            fields["notifications"] = "[" + policy.notifications.map {
-                "\($0.name): \($0.format.rawValue) url=\(Self.shown($0.url)) events=\($0.events.joined(separator: ","))"
-            }.joined(separator: "; ") + "]"
-        }
+        fields["webhooks"] = "[" + hooks.map {
+            "\($0.name): \($0.type.rawValue) url=\(Self.shownReceiver($0.url)) timeout=\(formatDuration($0.timeout))"
+                + (($0.secretFile).map { " secretFile=\($0)" } ?? "")
+        }.joined(separator: "; ") + "]"
+        fields["notifications"] = "[" + policy.notifications.map {
+            "\($0.name): \($0.format.rawValue) url=\(Self.shownReceiver($0.url)) events=\($0.events.joined(separator: ",")) "
+                + "timeout=\(formatDuration($0.timeout))" + (($0.secretFile).map { " secretFile=\($0)" } ?? "")
+        }.joined(separator: "; ") + "]"
         self.name = policy.name
         self.fields = fields
         self.hash = Self.fnv1a(fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n"))
@@ -75,8 +76,18 @@ public struct PolicyFingerprint: Sendable, Hashable, Codable {
             return "\(gate.name): prometheus url=\(shown(spec.url)) "
                 + "query=\(spec.query) min=\(spec.min.map { formatNumber($0) } ?? "none") max=\(spec.max.map { formatNumber($0) } ?? "none")"
         case .webhook(let hook):
-            return "\(gate.name): webhook rollout url=\(shown(hook.url)) timeout=\(formatDuration(hook.timeout))"
+            return "\(gate.name): webhook rollout url=\(shownReceiver(hook.url)) timeout=\(formatDuration(hook.timeout))"
         }
+    }
+
+    /// A webhook's or receiver's URL: scheme, host, port and the first path segment, then a hash
+    /// of the whole URL. Its path may be its secret (Slack's incoming webhooks), so only the hash
+    /// says that it changed.
+    static func shownReceiver(_ url: URL) -> String {
+        var shown = "\(url.scheme ?? "http")://\(url.host ?? "?")" + (url.port.map { ":\($0)" } ?? "")
+        let segments = url.path.split(separator: "/")
+        if let first = segments.first { shown += "/\(first)" + (segments.count > 1 ? "/…" : "") }
+        return "\(shown)#\(fnv1a(url.absoluteString).prefix(8))"
     }
 
     /// Scheme, host, port and path, then a hash of the whole URL: a token in it never reaches
@@ -118,6 +129,11 @@ extension CutoverState {
         state.hookWait = nil
         state.rollbackPoll = nil
         switch phase {
+        case .shifting where step == 0 && appliedPercent == nil, .paused where step == 0 && appliedPercent == nil:
+            // Waiting for hooks before the first step: no weight was ever written, and none may be
+            // before the new policy's own confirm and pre-rollout hooks have answered.
+            state.gates = [:]
+            state.heldReported = []
         case .shifting, .paused:
             // Steps across waves: the schedule's one number per step grows with every step.
             let schedule = StepSchedule(policy: policy)

@@ -76,7 +76,7 @@ public final class HTTPClient: @unchecked Sendable {
                 defer { checkIn(handle) }
                 return Result { try perform(request, on: handle, cancellation: flag) }
                     .mapError { $0 as? HTTPError ?? HTTPError(code: .other, curlCode: -1, message: "\($0)",
-                                                               url: request.url, method: request.method) }
+                                                               url: request.shownURL ?? request.url, method: request.method) }
             }
         } onCancel: {
             flag.cancel()
@@ -115,7 +115,7 @@ public final class HTTPClient: @unchecked Sendable {
                          cancellation: CancellationFlag) throws -> HTTPResponse {
         let method = request.method.uppercased()
         func fail(_ code: HTTPError.Code, _ message: String) -> HTTPError {
-            HTTPError(code: code, curlCode: -1, message: message, url: request.url, method: method)
+            HTTPError(code: code, curlCode: -1, message: message, url: request.shownURL ?? request.url, method: method)
         }
         guard !method.isEmpty, method.allSatisfy({ $0.isLetter || $0 == "-" }) else {
             throw fail(.invalidRequest, "method '\(method)' is not a token")
@@ -229,7 +229,7 @@ public final class HTTPClient: @unchecked Sendable {
                 : HTTPError.classify(rc, osErrno: osErrno == 0 ? nil : Int32(osErrno))
             let error = HTTPError(code: code, curlCode: Int(rc.rawValue),
                                   message: state.tooLarge ? "body exceeds \(configuration.maxResponseBytes) bytes" : message,
-                                  url: request.url, method: method, osErrno: osErrno == 0 ? nil : Int32(osErrno))
+                                  url: request.shownURL ?? request.url, method: method, osErrno: osErrno == 0 ? nil : Int32(osErrno))
             logger.debug("http request failed", metadata: [
                 "request": "\(request)", "error": "\(error.code)", "curl": "\(error.curlCode)",
                 "ms": "\((ContinuousClock.now - started).curlMilliseconds)",

@@ -32,6 +32,9 @@ public struct HTTPRequest: Sendable, CustomStringConvertible {
     public var connectTimeout: Duration?
     /// Time allowed for the whole exchange, connect included.
     public var timeout: Duration?
+    /// How the URL is shown in logs and errors, when even its path is a secret (a Slack incoming
+    /// webhook's is); nil: the URL with its credentials redacted.
+    public var shownURL: String?
 
     public init(method: String = "GET", url: String, headers: [HTTPHeader] = [], body: Data? = nil,
                 connectTimeout: Duration? = nil, timeout: Duration? = nil) {
@@ -44,7 +47,7 @@ public struct HTTPRequest: Sendable, CustomStringConvertible {
     }
 
     /// Method and URL only: headers may carry secrets and bodies may be large.
-    public var description: String { "\(method.uppercased()) \(HTTPError.redactingCredentials(url))" }
+    public var description: String { "\(method.uppercased()) \(shownURL ?? HTTPError.redactingCredentials(url))" }
 }
 
 /// A complete response, whatever its status: a 503 is an answer, not an error.

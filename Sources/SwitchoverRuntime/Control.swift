@@ -138,29 +138,31 @@ public enum Control {
         defer { lease.release() }
         let id: Int64
         let final: CutoverState
+        var hooks: HookWiring?
         do {
             let (name, arguments) = CommandCodec.encode(command)
             id = try journal.submitCommand(name, arguments: arguments, at: Coordinator.wallClock())
             let reporter = LogReporter(logger: context.logger)
-            let hooks = HookWiring.offline(policy: pair.policy, run: run, state: state, journal: journal, fence: lease.token,
-                                           reporter: reporter, logger: context.logger)
-            hooks?.notifier?.start()
+            hooks = HookWiring.offline(policy: pair.policy, run: run, state: state, journal: journal, fence: lease.token,
+                                       reporter: reporter, logger: context.logger)
             let coordinator = Coordinator(engine: CutoverEngine(policy: pair.policy, from: run.from, to: run.to), runID: run.id,
                                           journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: [:], state: state,
                                           unfinishedIntents: try journal.unfinishedIntents(run: run.id),
                                           reporter: hooks?.reporter(wrapping: reporter) ?? reporter, logger: context.logger, lease: lease,
                                           facts: hooks?.facts)
-            do {
-                final = try await coordinator.runOffline(command, id: id)
-            } catch {
-                await hooks?.notifier?.finish(grace: HookWiring.finishGrace)
-                throw error
-            }
-            await hooks?.notifier?.finish(grace: HookWiring.finishGrace)
+            hooks?.notifier?.start()
+            final = try await coordinator.runOffline(command, id: id)
         } catch let error as StoreError where error.code != .fenced {
-            return await rollBackWithoutJournal(command, journalError: error, run: run, state: state, loadBalancer: loadBalancer,
-                                                policy: pair.policy, context: context)
+            // The emergency exit first; the receivers get what was told after it.
+            let answer = await rollBackWithoutJournal(command, journalError: error, run: run, state: state, loadBalancer: loadBalancer,
+                                                      policy: pair.policy, context: context)
+            await hooks?.notifier?.finish(grace: HookWiring.finishGrace)
+            return answer
+        } catch {
+            await hooks?.notifier?.finish(grace: HookWiring.finishGrace)
+            throw error
         }
+        await hooks?.notifier?.finish(grace: HookWiring.finishGrace)
         guard let record = try journal.command(id) else {
             return ControlAnswer(command: command.name, accepted: false, detail: "the command was not journaled", id: id)
         }
@@ -299,12 +301,12 @@ public enum Control {
         let reporter = LogReporter(logger: context.logger)
         let hooks = HookWiring.offline(policy: pair.policy, run: run, state: state, journal: journal, fence: lease.token,
                                        reporter: reporter, logger: context.logger)
-        hooks?.notifier?.start()
         let coordinator = Coordinator(engine: CutoverEngine(policy: pair.policy, from: run.from, to: run.to), runID: run.id,
                                       journal: journal, router: loadBalancer.router, observer: loadBalancer.observer, sources: [:], state: state,
                                       unfinishedIntents: try journal.unfinishedIntents(run: run.id),
                                       reporter: hooks?.reporter(wrapping: reporter) ?? reporter, logger: context.logger, lease: lease,
                                       facts: hooks?.facts)
+        hooks?.notifier?.start()
         let final: CutoverState
         do {
             final = try await coordinator.runOffline(command, id: id)

@@ -54,16 +54,26 @@ public final class Notifier: Sendable {
         let signer: BodySigner?
         let stream: AsyncStream<Message>
         let continuation: AsyncStream<Message>.Continuation
-        /// Messages enqueued and not yet finished (delivered or given up), by id.
+        /// Messages enqueued and not yet finished (delivered or given up), by id. Whoever removes a
+        /// message reports it (`take`): a message is reported once, by its worker or by `finish`.
         let pending = Mutex<[Int: Message]>([:])
+        /// Messages the full queue dropped (the oldest first) since the first was reported.
+        let droppedSinceReported = Mutex<Int>(0)
+        let done = Atomic<Bool>(false)
 
         init(label: String, url: URL, timeout: Duration, signer: BodySigner?, capacity: Int) {
             self.label = label
             self.url = url
             self.timeout = timeout
             self.signer = signer
-            (stream, continuation) = AsyncStream.makeStream(of: Message.self, bufferingPolicy: .bufferingOldest(capacity))
+            // Full: the oldest message goes, never the newest (a rollback told now matters more
+            // than a step started minutes ago).
+            (stream, continuation) = AsyncStream.makeStream(of: Message.self, bufferingPolicy: .bufferingNewest(capacity))
         }
+
+        /// Removes `id` from the pending messages; true when it was still there (so the caller reports it).
+        func take(_ id: Int) -> Bool { pending.withLock { $0.removeValue(forKey: id) != nil } }
+        var backlog: Int { pending.withLock { $0.count } }
     }
 
     struct Subscription: Sendable {
@@ -143,7 +153,9 @@ public final class Notifier: Sendable {
             Task { [post, retries, report, logger] in
                 for await message in receiver.stream {
                     await Self.deliver(message, to: receiver, post: post, retries: retries, report: report, logger: logger)
+                    if Task.isCancelled { break }
                 }
+                receiver.done.store(true, ordering: .releasing)
             }
         }
         workers.withLock { $0 = tasks }
@@ -189,55 +201,82 @@ public final class Notifier: Sendable {
         switch receiver.continuation.yield(message) {
         case .enqueued:
             break
-        case .dropped:
-            receiver.pending.withLock { _ = $0.removeValue(forKey: message.id) }
-            report(Delivery(receiver: receiver.label, event: message.event, delivered: false, attempts: 0,
-                            detail: "its queue is full (the receiver is slow or down); dropped", journalIfDelivered: false))
+        case .dropped(let oldest):
+            // One line for the first drop, a count of the rest when the run ends (`finish`): a dead
+            // receiver must not cost the coordinator a journal write per event.
+            guard receiver.take(oldest.id) else { break }
+            let first = receiver.droppedSinceReported.withLock { count in
+                defer { count += 1 }
+                return count == 0
+            }
+            if first {
+                report(Delivery(receiver: receiver.label, event: oldest.event, delivered: false, attempts: 0,
+                                detail: "its queue is full (the receiver is slow or down): the oldest message dropped",
+                                journalIfDelivered: false))
+            }
         case .terminated:
-            receiver.pending.withLock { _ = $0.removeValue(forKey: message.id) }
-            report(Delivery(receiver: receiver.label, event: message.event, delivered: false, attempts: 0,
-                            detail: "told after the run ended", journalIfDelivered: false))
+            if receiver.take(message.id) {
+                report(Delivery(receiver: receiver.label, event: message.event, delivered: false, attempts: 0,
+                                detail: "told after the run ended", journalIfDelivered: false))
+            }
         @unknown default:
             break
         }
     }
 
+    /// POSTs `message`, retrying with backoff while it is the only message waiting for this
+    /// receiver; with a backlog, one attempt each, so that a dead receiver works through its queue
+    /// (and the newest messages, a rollback's, are tried) instead of spending minutes on the first.
     static func deliver(_ message: Message, to receiver: Receiver, post: HookPost, retries: Retries,
                         report: @Sendable (Delivery) -> Void, logger: Logger) async {
         var backoff = retries.firstBackoff
         var last = ""
-        for attempt in 1...max(1, retries.attempts) {
+        var attempts = 0
+        while true {
+            attempts += 1
             let answer = await post.post(message.body, to: receiver.url, timeout: receiver.timeout, signer: receiver.signer)
-            if Task.isCancelled { return }  // the run ended: `finish` reports what is left
             switch answer {
             case .accepted(let status):
-                receiver.pending.withLock { _ = $0.removeValue(forKey: message.id) }
-                logger.debug("notification delivered", metadata: ["receiver": "\(receiver.label)", "event": "\(message.event)"])
-                report(Delivery(receiver: receiver.label, event: message.event, delivered: true, attempts: attempt,
-                                detail: "HTTP \(status)", journalIfDelivered: message.journalIfDelivered))
+                // Reported even when the run is ending: the receiver has it.
+                if receiver.take(message.id) {
+                    logger.debug("notification delivered", metadata: ["receiver": "\(receiver.label)", "event": "\(message.event)"])
+                    report(Delivery(receiver: receiver.label, event: message.event, delivered: true, attempts: attempts,
+                                    detail: "HTTP \(status)", journalIfDelivered: message.journalIfDelivered))
+                }
                 return
             case .refused(_, let detail), .noAnswer(let detail):
                 last = detail
             }
-            guard attempt < retries.attempts else { break }
+            // The run ended: `finish` reports what is left, this one included.
+            if Task.isCancelled { return }
+            guard attempts < max(1, retries.attempts), receiver.backlog <= 1 else { break }
             do { try await Task.sleep(for: backoff) } catch { return }
             backoff = min(backoff * 2, retries.maxBackoff)
         }
-        receiver.pending.withLock { _ = $0.removeValue(forKey: message.id) }
-        report(Delivery(receiver: receiver.label, event: message.event, delivered: false, attempts: retries.attempts,
-                        detail: last + " (\(retries.attempts) attempts)", journalIfDelivered: message.journalIfDelivered))
+        if receiver.take(message.id) {
+            report(Delivery(receiver: receiver.label, event: message.event, delivered: false, attempts: attempts,
+                            detail: last + " (\(attempts) attempt\(attempts == 1 ? "" : "s"))",
+                            journalIfDelivered: message.journalIfDelivered))
+        }
     }
 
-    /// Ends the queues and waits at most `grace` for them to empty; what is left is reported as
-    /// not delivered. The run's end waits no longer than `grace`, however slow a receiver is.
+    /// Ends the queues and waits at most `grace` for them to empty; then stops the workers
+    /// (waiting a moment for a POST under way to end) and reports what is left as not delivered.
+    /// The run's end waits little more than `grace`, however slow a receiver is.
     public func finish(grace: Duration) async {
         for receiver in receivers { receiver.continuation.finish() }
         let tasks = workers.withLock { $0 }
         let deadline = ContinuousClock.now + grace
-        while ContinuousClock.now < deadline, receivers.contains(where: { r in r.pending.withLock { !$0.isEmpty } }) {
+        while ContinuousClock.now < deadline, receivers.contains(where: { $0.backlog > 0 }) {
             try? await Task.sleep(for: .milliseconds(20))
         }
         for task in tasks { task.cancel() }
+        // A cancelled transfer ends within about a second (libcurl's progress callback); a
+        // message accepted meanwhile is reported delivered by its worker, not undelivered here.
+        let stopBy = ContinuousClock.now + .milliseconds(500)
+        while ContinuousClock.now < stopBy, receivers.contains(where: { !$0.done.load(ordering: .acquiring) }) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         for receiver in receivers {
             let left = receiver.pending.withLock { pending in
                 defer { pending = [:] }
@@ -247,6 +286,12 @@ public final class Notifier: Sendable {
                 report(Delivery(receiver: receiver.label, event: message.event, delivered: false, attempts: 0,
                                 detail: "the run ended first (waited \(formatDuration(grace)) for the receiver)",
                                 journalIfDelivered: message.journalIfDelivered))
+            }
+            let dropped = receiver.droppedSinceReported.withLock { $0 }
+            if dropped > 1 {
+                report(Delivery(receiver: receiver.label, event: "(\(dropped - 1) more)", delivered: false, attempts: 0,
+                                detail: "\(dropped - 1) more messages dropped after the first: its queue stayed full",
+                                journalIfDelivered: false))
             }
         }
     }

@@ -143,8 +143,9 @@ public struct HookPost: Sendable {
     public func post(_ body: Data, to url: URL, timeout: Duration, signer: BodySigner?) async -> Answer {
         var headers = [HTTPHeader("Content-Type", "application/json"), HTTPHeader("User-Agent", "switchover")]
         if let signer { headers.append(signer.header(body)) }
-        let request = HTTPRequest(method: "POST", url: url.absoluteString, headers: headers, body: body,
+        var request = HTTPRequest(method: "POST", url: url.absoluteString, headers: headers, body: body,
                                   connectTimeout: min(timeout, .seconds(5)), timeout: timeout)
+        request.shownURL = shownURL(url)
         do {
             let response = try await client.execute(request)
             if (200..<300).contains(response.status) { return .accepted(response.status) }

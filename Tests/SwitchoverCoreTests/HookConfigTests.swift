@@ -94,4 +94,44 @@ import Testing
         #expect(problem.location.line == line)
         #expect(problem.location.column == column)
     }
+
+    @Test("a receiver's URL path never reaches the policy fingerprint the journal keeps; adding a first hook is an edit")
+    func fingerprintHidesPaths() throws {
+        let (configuration, problems, fixture) = try Self.load("""
+              notifications:
+                - {name: ops, url: https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX, format: slack, events: [promoted]}
+              webhooks:
+                - {name: gate, type: rollout, url: https://ci.example/hooks/TOKEN123/check}
+
+            """)
+        defer { fixture.remove() }
+        #expect(problems.isEmpty, "\(problems)")
+        let policy = try #require(configuration.policy(named: "p"))
+        let fingerprint = PolicyFingerprint(policy)
+        let text = fingerprint.fields.values.joined(separator: "\n")
+        #expect(!text.contains("XXXXSECRETXXXX") && !text.contains("TOKEN123"), "\(text)")
+        #expect(text.contains("https://hooks.slack.com/services/…#"))
+        var without = policy
+        without.notifications = []
+        #expect(!PolicyFingerprint(without).changes(to: fingerprint).isEmpty)
+    }
+
+    @Test("a secretFile that is a link (a Kubernetes Secret volume) is judged by the file it leads to; one of line breaks only is empty")
+    func secretFileLinks() throws {
+        let fixture = try ConfigFixture(policies: ["p.yaml": Self.policy("""
+              notifications:
+                - {name: n, url: http://x/, format: json, events: [promoted], secretFile: ../pki/link}
+                - {name: m, url: http://x/, format: json, events: [promoted], secretFile: ../pki/blank}
+
+            """)])
+        defer { fixture.remove() }
+        try fixture.write("s3cret\n", to: "pki/..data-key")
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: fixture.path("pki/..data-key"))
+        try FileManager.default.createSymbolicLink(atPath: fixture.path("pki/link"), withDestinationPath: "..data-key")
+        try fixture.write("\n\n", to: "pki/blank")
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: fixture.path("pki/blank"))
+        let (_, problems) = fixture.load()
+        #expect(problems.count == 1, "\(problems)")
+        #expect(problems.first?.message.contains("pki/blank' is empty") == true, "\(problems)")
+    }
 }

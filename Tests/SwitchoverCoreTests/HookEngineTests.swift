@@ -225,4 +225,48 @@ import Testing
         let tick = h.send(.tick)
         #expect(tick.contains { if case .evaluateGates(_, let g) = $0 { g == ["go"] } else { false } })
     }
+
+    @Test("an edited policy adopted while the first step waits for its hooks stays before step 1: no weight until the new hooks answer")
+    func adoptionWhileWaitingBeforeFirstStep() throws {
+        var h = Harness(Self.policy([Self.hook("go", .confirmRollout), Self.hook("smoke", .preRollout)]))
+        _ = Self.begin(&h, hooks: { _ in .fail("HTTP 403") })
+        #expect(h.state.step == 0 && h.state.hookWait != nil)
+        let edited = Self.policy([Self.hook("go2", .confirmRollout), Self.hook("smoke", .preRollout)])
+        let adopted = try h.state.adopting(edited)
+        #expect(adopted.step == 0)
+        #expect(adopted.hookWait == nil)
+        var next = Harness(edited)
+        next.now = h.now + .seconds(10)
+        let (state, actions) = next.engine.recover(adopted, now: next.now)
+        #expect(actions.weightChanges.isEmpty)
+        #expect(actions.contains { if case .evaluateGates(_, let g) = $0 { g == ["go2"] } else { false } })
+        #expect(state.hookWait?.waitingFor == ["go2"])
+    }
+
+    @Test("before the first step's weights, an instance not answering or a restarted load balancer writes nothing")
+    func liveWeightsBeforeFirstStep() {
+        var h = Harness(Self.policy([Self.hook("go", .confirmRollout)]))
+        _ = Self.begin(&h, hooks: { _ in .fail("HTTP 403") })
+        let first = LoadBalancerInstance(id: "pid 1", startedAt: .seconds(1))
+        let restarted = LoadBalancerInstance(id: "pid 2", startedAt: .seconds(900))
+        var actions = h.send(.liveWeights(LiveWeightsReading(at: h.now, percentToTarget: 0, fromWeight: 1, toWeight: 0, instance: first,
+                                                             fromInDrain: false, unreachable: ["lb-b: connection refused"])))
+        actions += h.send(.liveWeights(LiveWeightsReading(at: h.now, percentToTarget: 0, fromWeight: 1, toWeight: 0, instance: restarted,
+                                                          fromInDrain: false)))
+        #expect(actions.weightChanges.isEmpty)
+        #expect(h.state.phase == .shifting)
+        #expect(h.state.weightsRetry == nil)
+        #expect(h.state.loadBalancer == restarted)
+    }
+
+    @Test("a paused run resumed before its first step (hooks cleared by an adoption) asks the hooks, writes no weight")
+    func resumeBeforeFirstStepWithoutWait() throws {
+        var h = Harness(Self.policy([Self.hook("go", .confirmRollout)]))
+        _ = Self.begin(&h, hooks: { _ in .fail("HTTP 403") })
+        h.send(.command(.pause(reason: nil), id: 1))
+        h.state = try h.state.adopting(h.engine.policy)
+        let resumed = h.send(.command(.resume, id: 2))
+        #expect(resumed.weightChanges.isEmpty)
+        #expect(resumed.contains { if case .evaluateGates(_, let g) = $0 { g == ["go"] } else { false } })
+    }
 }
