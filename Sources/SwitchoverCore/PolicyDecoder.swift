@@ -63,7 +63,7 @@ struct PolicyDecoder {
         let decommission = optional("decommission", { node, _ in decodeDecommission(node) },
                                     default: DecommissionSpec(requireApproval: true))
         let horizon = optional("trust", { node, _ in decodeTrust(node) }, default: .seconds(30 * 86_400))
-        let webhooks = optional("webhooks", { node, _ in decodeWebhooks(node, gates: gates) }, default: [])
+        let webhooks = optional("webhooks", { node, _ in decodeWebhooks(node, gates: gates, interval: interval) }, default: [])
         let notifications = optional("notifications", { node, _ in decodeNotifications(node) }, default: [])
 
         // Gates are evaluated every `interval` within a step that lasts `bake`. With an interval
@@ -111,7 +111,10 @@ struct PolicyDecoder {
 
     /// `webhooks: [{name, type, url, timeout, metadata, secretFile}]`. Names are unique among
     /// hooks and gates (a `rollout` hook is a gate, and every evaluation is journaled by name).
-    private func decodeWebhooks(_ node: Node, gates: [Gate]) -> [Webhook]? {
+    /// A `rollout` hook is evaluated every `interval` like any gate, so its timeout is at most
+    /// the interval (default: 10 s or the interval if shorter): longer, evaluations would pile up
+    /// on a slow hook. The hooks the engine waits on are asked one call at a time.
+    private func decodeWebhooks(_ node: Node, gates: [Gate], interval: Duration) -> [Webhook]? {
         guard let items = reader.sequence(node, "webhooks", atMost: ConfigurationLimits.gates,
                                           because: "hooks are called every interval") else { return nil }
         var hooks: [Webhook] = []
@@ -144,9 +147,13 @@ struct PolicyDecoder {
                 }
             }
             let url = fields.required("url").flatMap { reader.httpURL($0, "url") }
-            var timeout: Duration? = .seconds(10)
+            var timeout: Duration? = type == .rollout ? min(.seconds(10), interval) : .seconds(10)
             if let node = fields.optional("timeout") {
                 timeout = reader.positiveDuration(node, "timeout", atMost: ConfigurationLimits.hookTimeout)
+                if type == .rollout, let written = timeout, written > interval {
+                    reader.error(node, "a rollout hook is evaluated every 'interval' (\(formatDuration(interval))) like any gate: its 'timeout' (\(formatDuration(written))) must not be longer, or calls to a slow hook would pile up")
+                    timeout = nil
+                }
             }
             var metadata: [String: String]? = [:]
             if let node = fields.optional("metadata") { metadata = decodeStringMap(node, "metadata") }

@@ -39,6 +39,8 @@ import Testing
         #expect(policy.webhooks.map(\.name) == ["smoke", "approve", "check", "panic"])
         #expect(policy.webhooks.map(\.type) == [.preRollout, .confirmPromotion, .rollout, .rollback])
         #expect(policy.webhooks[0].timeout == .seconds(30))
+        #expect(policy.webhooks[2].timeout == .seconds(1))  // rollout: at most the interval (1s)
+        #expect(policy.webhooks[1].timeout == .seconds(5))
         #expect(policy.webhooks[1].metadata == ["team": "payments"])
         #expect(policy.webhooks[3].secretFile == fixture.path("pki/key"))
         #expect(policy.gates.map(\.name) == ["g", "prom", "check"])
@@ -74,6 +76,8 @@ import Testing
              at: "../pki/nokey", message: "'secretFile': no such file"),
         Case(name: "a hook named like a gate", yaml: "  webhooks:\n    - {name: prom, type: rollout, url: http://x/}\n",
              at: "prom, type", message: "webhook name 'prom' is also a gate's"),
+        Case(name: "a rollout hook's timeout longer than the interval", yaml: "  webhooks:\n    - {name: a, type: rollout, url: http://x/, timeout: 5s}\n",
+             at: "5s}", message: "a rollout hook is evaluated every 'interval' (1s) like any gate: its 'timeout' (5s) must not be longer"),
         Case(name: "no events", yaml: "  notifications:\n    - {name: n, url: http://x/, format: json, events: []}\n",
              at: "[]}", message: "'events' is empty"),
     ]
