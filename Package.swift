@@ -72,6 +72,12 @@ let package = Package(
                                .product(name: "NIOPosix", package: "swift-nio"),
                                .product(name: "NIOHTTP1", package: "swift-nio")],
                 swiftSettings: swiftSettings),
+        // A Kubernetes API client over libcurl: kubeconfig as kubectl reads it, client
+        // certificates, tokens and exec credential plugins (issue 19; not wired into the cluster
+        // documents yet).
+        .target(name: "SwitchoverKubernetes",
+                dependencies: ["SwitchoverNet", .product(name: "Yams", package: "Yams"), .product(name: "Logging", package: "swift-log")],
+                swiftSettings: swiftSettings),
         // The HTML report of a run: a pure renderer over what the journal holds.
         .target(name: "SwitchoverReport", dependencies: ["SwitchoverCore", "SwitchoverStore"],
                 swiftSettings: swiftSettings),
@@ -113,6 +119,9 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "SwitchoverRuntimeTests", dependencies: ["SwitchoverRuntime", "SwitchoverTestKit", "SwitchoverStore",
                                                              "SwitchoverDrivers", "SwitchoverCore"],
+                    swiftSettings: swiftSettings),
+        // Against a stand-in API server (nginx, TLS, client certificates or a token): see KubeAPIStandIn.
+        .testTarget(name: "SwitchoverKubernetesTests", dependencies: ["SwitchoverKubernetes", "SwitchoverTestKit", "SwitchoverNet"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "SwitchoverReportTests", dependencies: ["SwitchoverReport", "SwitchoverStore", "SwitchoverTestKit"],
                     swiftSettings: swiftSettings),

@@ -177,12 +177,28 @@ public final class HTTPClient: @unchecked Sendable {
 
             set(switchover_curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 1))
             set(switchover_curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 2))
-            if let ca = tls.caFile { set(switchover_curl_setopt_string(h, CURLOPT_CAINFO, ca)) }
-            if let cert = tls.clientCertificateFile {
+            // PEM held in memory goes as a blob, copied by curl (CURL_BLOB_COPY) during the call.
+            func blob(_ option: CURLoption, _ pem: Data) {
+                pem.withUnsafeBytes { raw in
+                    var blob = curl_blob(data: UnsafeMutableRawPointer(mutating: raw.baseAddress), len: raw.count,
+                                         flags: UInt32(CURL_BLOB_COPY))
+                    set(withUnsafeMutablePointer(to: &blob) { switchover_curl_setopt_pointer(h, option, $0) })
+                }
+            }
+            if let pem = tls.caPEM { blob(CURLOPT_CAINFO_BLOB, pem) } else if let ca = tls.caFile {
+                set(switchover_curl_setopt_string(h, CURLOPT_CAINFO, ca))
+            }
+            if let pem = tls.clientCertificatePEM {
+                blob(CURLOPT_SSLCERT_BLOB, pem)
+                set(switchover_curl_setopt_string(h, CURLOPT_SSLCERTTYPE, "PEM"))
+            } else if let cert = tls.clientCertificateFile {
                 set(switchover_curl_setopt_string(h, CURLOPT_SSLCERT, cert))
                 set(switchover_curl_setopt_string(h, CURLOPT_SSLCERTTYPE, "PEM"))
             }
-            if let key = tls.clientKeyFile {
+            if let pem = tls.clientKeyPEM {
+                blob(CURLOPT_SSLKEY_BLOB, pem)
+                set(switchover_curl_setopt_string(h, CURLOPT_SSLKEYTYPE, "PEM"))
+            } else if let key = tls.clientKeyFile {
                 set(switchover_curl_setopt_string(h, CURLOPT_SSLKEY, key))
                 set(switchover_curl_setopt_string(h, CURLOPT_SSLKEYTYPE, "PEM"))
             }

@@ -87,10 +87,20 @@ public struct TLSConfiguration: Sendable, Hashable {
     /// PEM private key of `clientCertificateFile`.
     public var clientKeyFile: String?
 
-    public init(caFile: String? = nil, clientCertificateFile: String? = nil, clientKeyFile: String? = nil) {
+    /// The same three as PEM bytes held in memory (a kubeconfig's `*-data` fields), given to
+    /// libcurl as blobs: a key never written to a file. Each, when set, is used instead of its file.
+    public var caPEM: Data?
+    public var clientCertificatePEM: Data?
+    public var clientKeyPEM: Data?
+
+    public init(caFile: String? = nil, clientCertificateFile: String? = nil, clientKeyFile: String? = nil,
+                caPEM: Data? = nil, clientCertificatePEM: Data? = nil, clientKeyPEM: Data? = nil) {
         self.caFile = caFile
         self.clientCertificateFile = clientCertificateFile
         self.clientKeyFile = clientKeyFile
+        self.caPEM = caPEM
+        self.clientCertificatePEM = clientCertificatePEM
+        self.clientKeyPEM = clientKeyPEM
     }
 
     /// The system trust store, no client certificate.

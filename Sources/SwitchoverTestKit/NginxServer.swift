@@ -27,8 +27,9 @@ public final class NginxServer: Sendable {
     /// connections, suspending while it waits. `body` goes inside
     /// `server { listen 127.0.0.1:PORT; ... }`; `httpDirectives` inside `http { }` before it.
     public static func start(name: String, body: String, httpDirectives: String = "", directory: URL? = nil,
-                             timeout: TimeInterval = 15) async throws -> NginxServer {
-        let server = try launch(name: name, body: body, httpDirectives: httpDirectives, directory: directory)
+                             listenOptions: String = "", timeout: TimeInterval = 15) async throws -> NginxServer {
+        let server = try launch(name: name, body: body, httpDirectives: httpDirectives, directory: directory,
+                                listenOptions: listenOptions)
         do {
             try await Loopback.waitForPort(server.port, of: server.process, timeout: timeout)
         } catch {
@@ -59,7 +60,8 @@ public final class NginxServer: Sendable {
     }
 
     /// Writes the config and starts nginx, without waiting for it to listen.
-    private static func launch(name: String, body: String, httpDirectives: String, directory: URL?) throws -> NginxServer {
+    private static func launch(name: String, body: String, httpDirectives: String, directory: URL?,
+                               listenOptions: String = "") throws -> NginxServer {
         let nginx = try Tools.require("nginx")
         let dir = try directory ?? TemporaryDirectory.make("nginx-\(name)")
         let tmp = dir.appendingPathComponent("tmp")
@@ -84,7 +86,7 @@ public final class NginxServer: Sendable {
             default_type text/plain;
             \(httpDirectives)
             server {
-                listen 127.0.0.1:\(port);
+                listen 127.0.0.1:\(port) \(listenOptions);
                 \(body)
             }
         }
