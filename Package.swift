@@ -63,7 +63,7 @@ let package = Package(
                 swiftSettings: swiftSettings),
         .target(name: "SwitchoverRuntime",
                 dependencies: ["SwitchoverCore", "SwitchoverNet", "SwitchoverTrust", "SwitchoverDrivers",
-                               "SwitchoverSignals", "SwitchoverStore",
+                               "SwitchoverSignals", "SwitchoverStore", "SwitchoverKubernetes",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                                .product(name: "UnixSignals", package: "swift-service-lifecycle"),

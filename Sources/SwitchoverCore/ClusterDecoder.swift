@@ -7,11 +7,21 @@ struct ClusterDecoder {
 
     /// The cluster when everything required could be read; problems are in `reader`.
     func decode(_ spec: Node, name: String, location: SourceLocation) -> Cluster? {
-        guard let fields = reader.fields(spec, context: "spec", known: ["istio", "trust", "loadBalancer", "health"]) else {
+        guard let fields = reader.fields(spec, context: "spec", known: ["istio", "trust", "loadBalancer", "health", "kubernetes"]) else {
             return nil
         }
+        var kubernetes: KubernetesAccess?
+        var kubernetesOK = true
+        if let node = fields.optional("kubernetes") {
+            if let access = reader.fields(node, context: "spec.kubernetes", known: ["context"]),
+               let contextNode = access.required("context"), let context = reader.nonEmptyString(contextNode, "context") {
+                kubernetes = KubernetesAccess(context: context, location: reader.location(node))
+            } else {
+                kubernetesOK = false
+            }
+        }
         let istio = decodeIstio(fields.required("istio"))
-        let trust = decodeTrust(fields.required("trust"))
+        let trust = decodeTrust(fields.required("trust"), kubernetes: kubernetesOK ? kubernetes : nil, kubernetesWritten: fields.has("kubernetes"))
         let loadBalancer = decodeLoadBalancer(fields.required("loadBalancer"))
         var health: URL?
         var healthOK = true
@@ -19,8 +29,10 @@ struct ClusterDecoder {
             health = reader.httpURL(node, "health")
             healthOK = health != nil
         }
-        guard let istio, let trust, let loadBalancer, healthOK else { return nil }
-        return Cluster(name: name, istio: istio, trust: trust, loadBalancer: loadBalancer, health: health, location: location)
+        guard let istio, let trust, let loadBalancer, healthOK, kubernetesOK else { return nil }
+        var cluster = Cluster(name: name, istio: istio, trust: trust, loadBalancer: loadBalancer, health: health, location: location)
+        cluster.kubernetes = kubernetes
+        return cluster
     }
 
     private func decodeIstio(_ node: Node?) -> IstioSpec? {
@@ -43,7 +55,36 @@ struct ClusterDecoder {
         return IstioSpec(version: version, revision: revision)
     }
 
-    private func decodeTrust(_ node: Node?) -> TrustSpec? {
+    /// `rootCerts` (and `certChain`): a file path, or `{configMap: {namespace, name, key}}` /
+    /// `{secret: {...}}` read from the cluster, which then needs `spec.kubernetes`.
+    private func trustSource(_ node: Node, _ key: String, kubernetes: KubernetesAccess?, kubernetesWritten: Bool)
+        -> (file: String?, object: KubeObjectRef?)? {
+        guard case .mapping = node else {
+            return reader.existingFile(node, key).map { ($0, nil) }
+        }
+        guard let fields = reader.fields(node, context: "spec.trust.\(key)", known: ["configMap", "secret"]) else { return nil }
+        let hasMap = fields.mentions("configMap"), hasSecret = fields.mentions("secret")
+        guard hasMap != hasSecret else {
+            reader.error(node, hasMap ? "'\(key)' names both a configMap and a secret; it is read from one object"
+                                      : "'\(key)' is a file path, or {configMap: {namespace, name, key}} or {secret: {...}} in the cluster")
+            return nil
+        }
+        let kind: KubeObjectRef.Kind = hasMap ? .configMap : .secret
+        guard let objectNode = fields.optional(hasMap ? "configMap" : "secret"),
+              let object = reader.fields(objectNode, context: "spec.trust.\(key).\(hasMap ? "configMap" : "secret")",
+                                         known: ["namespace", "name", "key"]) else { return nil }
+        let namespace = object.required("namespace").flatMap { reader.nonEmptyString($0, "namespace") }
+        let name = object.required("name").flatMap { reader.nonEmptyString($0, "name") }
+        let dataKey = object.required("key").flatMap { reader.nonEmptyString($0, "key") }
+        guard let namespace, let name, let dataKey else { return nil }
+        if kubernetes == nil && !kubernetesWritten {
+            reader.error(node, "'\(key)' is read from the cluster (\(kind.rawValue) \(namespace)/\(name)): add spec.kubernetes: {context: …}, the kubeconfig context to read it with")
+            return nil
+        }
+        return (nil, KubeObjectRef(kind: kind, namespace: namespace, name: name, key: dataKey, location: reader.location(objectNode)))
+    }
+
+    private func decodeTrust(_ node: Node?, kubernetes: KubernetesAccess?, kubernetesWritten: Bool) -> TrustSpec? {
         guard let fields = reader.fields(node, context: "spec.trust",
                                          known: ["trustDomain", "rootCerts", "certChain", "probe"]) else { return nil }
         var trustDomain: String?
@@ -56,11 +97,13 @@ struct ClusterDecoder {
                 trustDomain = text
             }
         }
-        let rootCerts = fields.required("rootCerts").flatMap { reader.existingFile($0, "rootCerts") }
-        var certChain: String?
+        let rootCerts = fields.required("rootCerts").flatMap {
+            trustSource($0, "rootCerts", kubernetes: kubernetes, kubernetesWritten: kubernetesWritten)
+        }
+        var certChain: (file: String?, object: KubeObjectRef?)?
         var chainOK = true
         if let node = fields.optional("certChain") {
-            certChain = reader.existingFile(node, "certChain")
+            certChain = trustSource(node, "certChain", kubernetes: kubernetes, kubernetesWritten: kubernetesWritten)
             chainOK = certChain != nil
         }
         var probe: String?
@@ -70,7 +113,8 @@ struct ClusterDecoder {
             probeOK = probe != nil
         }
         guard let trustDomain, let rootCerts, chainOK, probeOK else { return nil }
-        return TrustSpec(trustDomain: trustDomain, rootCerts: rootCerts, certChain: certChain, probe: probe)
+        return TrustSpec(trustDomain: trustDomain, rootCerts: rootCerts.file ?? "", certChain: certChain?.file, probe: probe,
+                         rootCertsObject: rootCerts.object, certChainObject: certChain?.object)
     }
 
     private func decodeLoadBalancer(_ node: Node?) -> ClusterLoadBalancerSpec? {

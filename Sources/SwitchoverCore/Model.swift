@@ -24,6 +24,9 @@ public struct Cluster: Sendable, Hashable {
     public var loadBalancer: ClusterLoadBalancerSpec
     /// Probed in preflight: the cluster must answer 2xx here before any traffic moves.
     public var health: URL?
+    /// `spec.kubernetes`: the kubeconfig context to read the cluster's objects with; nil when
+    /// everything comes from files.
+    public var kubernetes: KubernetesAccess?
     /// Where the document starts, for errors about the cluster as a whole.
     public var location: SourceLocation
 
@@ -53,18 +56,55 @@ public struct IstioSpec: Sendable, Hashable {
 /// against the file they were written in.
 public struct TrustSpec: Sendable, Hashable {
     public var trustDomain: String
-    /// A PEM bundle of one or more roots.
+    /// A PEM bundle of one or more roots (a file); empty when `rootCertsObject` says where in the
+    /// cluster they are read from instead.
     public var rootCerts: String
     /// The cluster CA's chain, intermediate first; optional.
     public var certChain: String?
     /// `host:port` of an mTLS endpoint presenting a workload certificate, for `trust --probe`.
     public var probe: String?
-    public init(trustDomain: String, rootCerts: String, certChain: String?, probe: String?) {
+    /// `rootCerts: {configMap: {...}}` or `{secret: {...}}`: read from the cluster at every check.
+    public var rootCertsObject: KubeObjectRef?
+    /// `certChain` read from the cluster the same way.
+    public var certChainObject: KubeObjectRef?
+    public init(trustDomain: String, rootCerts: String, certChain: String?, probe: String?,
+                rootCertsObject: KubeObjectRef? = nil, certChainObject: KubeObjectRef? = nil) {
         self.trustDomain = trustDomain
         self.rootCerts = rootCerts
         self.certChain = certChain
         self.probe = probe
+        self.rootCertsObject = rootCertsObject
+        self.certChainObject = certChainObject
     }
+}
+
+/// How a cluster's API server is reached: a kubeconfig context (`spec.kubernetes.context`).
+public struct KubernetesAccess: Sendable, Hashable {
+    public var context: String
+    public var location: SourceLocation
+    public init(context: String, location: SourceLocation) {
+        self.context = context
+        self.location = location
+    }
+}
+
+/// One key of a named ConfigMap or Secret in the cluster.
+public struct KubeObjectRef: Sendable, Hashable, CustomStringConvertible {
+    public enum Kind: String, Sendable, Hashable { case configMap = "ConfigMap", secret = "Secret" }
+    public var kind: Kind
+    public var namespace: String
+    public var name: String
+    public var key: String
+    public var location: SourceLocation
+    public init(kind: Kind, namespace: String, name: String, key: String, location: SourceLocation) {
+        self.kind = kind
+        self.namespace = namespace
+        self.name = name
+        self.key = key
+        self.location = location
+    }
+    /// `ConfigMap istio-system/istio-ca-root-cert key root-cert.pem`
+    public var description: String { "\(kind.rawValue) \(namespace)/\(name) key \(key)" }
 }
 
 public struct ClusterLoadBalancerSpec: Sendable, Hashable {

@@ -134,7 +134,8 @@ public struct PreflightChecks: Sendable {
 public let verifyTrustForPreflight: PreflightChecks.TrustCheck = { from, to, policy in
     let probe = from.trust.probe != nil && to.trust.probe != nil
     do {
-        let report = try await verifyTrust(from: from, to: to, horizon: policy.trustHorizon, probe: probe, now: Date())
+        let report = try await verifyTrust(from: from, to: to, horizon: policy.trustHorizon, probe: probe, now: Date(),
+                                           fetch: KubernetesTrustFetch.make(logger: Logger(label: "switchover.kubernetes")))
         return TrustVerdict(failures: report.checks.filter { $0.status == .fail }.map { "trust: \($0.name): \($0.detail)" },
                             reportJSON: try? JournalJSON.encode(report))
     } catch {

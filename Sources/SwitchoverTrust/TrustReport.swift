@@ -76,6 +76,10 @@ public struct ClusterTrust: Sendable, Codable, Hashable {
     /// The cluster CA's chain, intermediate first; empty when none is configured.
     public var chain: [CertificateSummary]
     public var probe: ProbeSummary?
+    /// Where the roots and the chain were read when they came from the cluster (context,
+    /// namespace, object, key, resourceVersion); absent when they came from files.
+    public var rootsSource: TrustSourceRecord?
+    public var chainSource: TrustSourceRecord?
 }
 
 /// The answer to "do these two clusters share mTLS trust?", with the evidence.

@@ -10,14 +10,72 @@ public struct ClusterTrustMaterial: Sendable {
     /// Empty when `certChain` is not configured.
     public var chain: [Certificate]
 
-    /// Loads `rootCerts` and `certChain`. Throws ``TrustError`` (naming the file) on bad input.
-    public static func load(cluster name: String, spec: TrustSpec) throws -> ClusterTrustMaterial {
-        let roots = try CertificateBundle.load(path: spec.rootCerts)
-        let chain = try spec.certChain.map { try CertificateBundle.load(path: $0).certificates } ?? []
+    /// Where the roots came from when read from the cluster (nil: the file `spec.rootCerts`).
+    public var rootsSource: TrustSourceRecord?
+    public var chainSource: TrustSourceRecord?
+
+    /// Loads `rootCerts` and `certChain` from their files, or from `fetched` (what was read from
+    /// the cluster for `rootCertsObject` and `certChainObject`). Throws ``TrustError`` (naming the
+    /// file or the object) on bad input.
+    public static func load(cluster name: String, spec: TrustSpec, fetched: [KubeObjectRef: FetchedTrustObject] = [:]) throws -> ClusterTrustMaterial {
+        func bundle(file: String?, object: KubeObjectRef?) throws -> (CertificateBundle, TrustSourceRecord?)? {
+            if let object {
+                guard let got = fetched[object] else {
+                    throw TrustError(.missingFile, file: "cluster \(name): \(object)", detail: "was not read from the cluster")
+                }
+                return (try CertificateBundle.parse(got.bytes, path: got.record.description), got.record)
+            }
+            return try file.map { (try CertificateBundle.load(path: $0), nil) }
+        }
+        guard let (roots, rootsSource) = try bundle(file: spec.rootCerts, object: spec.rootCertsObject) else {
+            throw TrustError(.missingFile, file: spec.rootCerts, detail: "no such file")
+        }
+        let chain = try bundle(file: spec.certChain, object: spec.certChainObject)
         if let probe = spec.probe { _ = try ProbeEndpoint(probe, cluster: name) }
-        return ClusterTrustMaterial(name: name, spec: spec, roots: roots, chain: chain)
+        var material = ClusterTrustMaterial(name: name, spec: spec, roots: roots, chain: chain?.0.certificates ?? [])
+        material.rootsSource = rootsSource
+        material.chainSource = chain?.1
+        return material
     }
 }
+
+/// Where trust material was read in a cluster: the context, the object and the version read.
+public struct TrustSourceRecord: Sendable, Codable, Hashable, CustomStringConvertible {
+    public var cluster: String
+    public var context: String
+    public var kind: String
+    public var namespace: String
+    public var object: String
+    public var key: String
+    public var resourceVersion: String?
+    public init(cluster: String, context: String, kind: String, namespace: String, object: String, key: String, resourceVersion: String?) {
+        self.cluster = cluster
+        self.context = context
+        self.kind = kind
+        self.namespace = namespace
+        self.object = object
+        self.key = key
+        self.resourceVersion = resourceVersion
+    }
+    /// `cluster blue (context blue-admin): ConfigMap istio-system/istio-ca-root-cert key root-cert.pem`
+    public var description: String {
+        "cluster \(cluster) (context \(context)): \(kind) \(namespace)/\(object) key \(key)"
+    }
+}
+
+/// One key of an object read from the cluster, and where it came from.
+public struct FetchedTrustObject: Sendable {
+    public var bytes: [UInt8]
+    public var record: TrustSourceRecord
+    public init(bytes: [UInt8], record: TrustSourceRecord) {
+        self.bytes = bytes
+        self.record = record
+    }
+}
+
+/// Reads one key of a ConfigMap or Secret of a cluster (the runtime's, over the Kubernetes API).
+/// Throws ``TrustError`` naming the cluster, the context and the object when it cannot.
+public typealias TrustObjectFetch = @Sendable (_ cluster: Cluster, _ object: KubeObjectRef) async throws -> FetchedTrustObject
 
 /// Runs the offline checks (everything but the probe) on two clusters' loaded material.
 /// Synchronous and without I/O, so that it can be benchmarked and called from anywhere.
@@ -152,11 +210,29 @@ extension Duration {
 /// Bad input (a missing, empty, garbage, DER, key or truncated file; a malformed probe address)
 /// throws ``TrustError`` before any check runs. A trust problem is never thrown: it is a `fail`
 /// check and `trusted == false` in the report.
+///
+/// Material a cluster document reads from the cluster (`rootCerts: {configMap: …}`) is read with
+/// `fetch` first, both clusters at once; without `fetch` such a cluster is bad input.
 public func verifyTrust(from: Cluster, to: Cluster, horizon: Duration, probe: Bool, now: Date,
-                        probeOptions: ProbeOptions = ProbeOptions(),
+                        probeOptions: ProbeOptions = ProbeOptions(), fetch: TrustObjectFetch? = nil,
                         logger: Logger = Logger(label: "switchover.trust")) async throws -> TrustReport {
-    let a = try ClusterTrustMaterial.load(cluster: from.name, spec: from.trust)
-    let b = try ClusterTrustMaterial.load(cluster: to.name, spec: to.trust)
+    var fetched: [KubeObjectRef: FetchedTrustObject] = [:]
+    let wanted = [from, to].flatMap { cluster in
+        [cluster.trust.rootCertsObject, cluster.trust.certChainObject].compactMap { $0 }.map { (cluster, $0) }
+    }
+    if !wanted.isEmpty {
+        guard let fetch else {
+            throw TrustError(.missingFile, file: "\(wanted[0].0.name): \(wanted[0].1)", detail: "is read from the cluster, and no Kubernetes client was given")
+        }
+        try await withThrowingTaskGroup(of: (KubeObjectRef, FetchedTrustObject).self) { group in
+            for (cluster, object) in wanted {
+                group.addTask { (object, try await fetch(cluster, object)) }
+            }
+            for try await (object, got) in group { fetched[object] = got }
+        }
+    }
+    let a = try ClusterTrustMaterial.load(cluster: from.name, spec: from.trust, fetched: fetched)
+    let b = try ClusterTrustMaterial.load(cluster: to.name, spec: to.trust, fetched: fetched)
     try probeOptions.validate()
     logger.debug("trust: loaded material", metadata: [
         "from": "\(from.name)", "to": "\(to.name)",
@@ -177,6 +253,9 @@ public func verifyTrust(from: Cluster, to: Cluster, horizon: Duration, probe: Bo
 }
 
 func summary(_ side: ClusterTrustMaterial) -> ClusterTrust {
-    ClusterTrust(trustDomain: side.spec.trustDomain, roots: side.roots.certificates.map(CertificateSummary.init),
-                 chain: side.chain.map(CertificateSummary.init), probe: nil)
+    var summary = ClusterTrust(trustDomain: side.spec.trustDomain, roots: side.roots.certificates.map(CertificateSummary.init),
+                               chain: side.chain.map(CertificateSummary.init), probe: nil)
+    summary.rootsSource = side.rootsSource
+    summary.chainSource = side.chainSource
+    return summary
 }

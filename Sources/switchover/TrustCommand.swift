@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import SwitchoverCore
 import SwitchoverTrust
+import SwitchoverRuntime
+import Logging
 
 /// `switchover trust FROM TO [--probe] [--horizon 30d]`: proves that two clusters share mTLS
 /// trust (DESIGN.md section 4). Exit 0 trusted (warnings allowed), 1 not trusted, 2 input error.
@@ -49,7 +51,8 @@ struct Trust: AsyncParsableCommand {
                 from: fromCluster, to: toCluster, horizon: parseDuration(horizon) ?? .seconds(30 * 86_400), probe: probe,
                 now: Date(),
                 probeOptions: ProbeOptions(timeout: parseDuration(probeTimeout) ?? .seconds(5),
-                                           clientCertificate: clientCertificate, clientKey: clientKey))
+                                           clientCertificate: clientCertificate, clientKey: clientKey),
+                fetch: KubernetesTrustFetch.make(logger: Logger(label: "switchover.kubernetes")))
         } catch let error as TrustError {
             // Bad certificate input: the message names the file; nothing else ran.
             printError("switchover trust: \(error)\n")
