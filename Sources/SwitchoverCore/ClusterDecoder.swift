@@ -20,7 +20,7 @@ struct ClusterDecoder {
                 kubernetesOK = false
             }
         }
-        let istio = decodeIstio(fields.required("istio"))
+        let istio = decodeIstio(fields.required("istio"), kubernetesWritten: fields.has("kubernetes"))
         let trust = decodeTrust(fields.required("trust"), kubernetes: kubernetesOK ? kubernetes : nil, kubernetesWritten: fields.has("kubernetes"))
         let loadBalancer = decodeLoadBalancer(fields.required("loadBalancer"))
         var health: URL?
@@ -35,11 +35,19 @@ struct ClusterDecoder {
         return cluster
     }
 
-    private func decodeIstio(_ node: Node?) -> IstioSpec? {
+    private func decodeIstio(_ node: Node?, kubernetesWritten: Bool) -> IstioSpec? {
         guard let fields = reader.fields(node, context: "spec.istio", known: ["version", "revision"]) else { return nil }
         var version: String?
+        var fromCluster = false
         if let node = fields.required("version"), let text = reader.nonEmptyString(node, "version") {
-            if isSemanticVersion(text) {
+            if text == "auto" {
+                if kubernetesWritten {
+                    version = ""
+                    fromCluster = true
+                } else {
+                    reader.error(node, "'version: auto' reads istiod's version from the cluster: add spec.kubernetes: {context: …}")
+                }
+            } else if isSemanticVersion(text) {
                 version = text
             } else {
                 reader.error(node, "'version' must be a semantic version such as 1.27.4, got \(quoted(text))")
@@ -52,7 +60,7 @@ struct ClusterDecoder {
             revisionOK = revision != nil
         }
         guard let version, revisionOK else { return nil }
-        return IstioSpec(version: version, revision: revision)
+        return IstioSpec(version: version, revision: revision, fromCluster: fromCluster)
     }
 
     /// `rootCerts` (and `certChain`): a file path, or `{configMap: {namespace, name, key}}` /

@@ -42,13 +42,53 @@ public struct Cluster: Sendable, Hashable {
 }
 
 public struct IstioSpec: Sendable, Hashable {
-    /// Semantic version of the control plane, such as `1.27.4`.
+    /// Semantic version of the control plane, such as `1.27.4`; empty with `version: auto`.
     public var version: String
     /// The `istio.io/rev` revision label, such as `1-27`.
     public var revision: String?
-    public init(version: String, revision: String?) {
+    /// `version: auto`: istiod's version is read from the cluster (its Deployment's image tag).
+    /// A written version is checked against the cluster too whenever `spec.kubernetes` is set.
+    public var fromCluster: Bool = false
+    public init(version: String, revision: String?, fromCluster: Bool = false) {
         self.version = version
         self.revision = revision
+        self.fromCluster = fromCluster
+    }
+}
+
+/// A control-plane version as Istio numbers them: `1.28.1` (a suffix such as `-distroless` or
+/// `-rc.0` after the patch is ignored for ordering).
+public struct IstioVersion: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var major: Int
+    public var minor: Int
+    public var patch: Int
+
+    public init?(_ text: String) {
+        let core = text.split(separator: "-", maxSplits: 1).first.map(String.init) ?? text
+        let parts = core.split(separator: ".", omittingEmptySubsequences: false).map { Int($0) }
+        guard parts.count == 3, let major = parts[0], let minor = parts[1], let patch = parts[2] else { return nil }
+        self.major = major
+        self.minor = minor
+        self.patch = patch
+    }
+
+    public static func < (a: IstioVersion, b: IstioVersion) -> Bool {
+        (a.major, a.minor, a.patch) < (b.major, b.minor, b.patch)
+    }
+    public var description: String { "\(major).\(minor).\(patch)" }
+
+    /// The upgrade from `from` (blue) to `to` (green): a failure when green's control plane is
+    /// older, a warning when it jumps more than one minor version (Istio supports upgrades one
+    /// minor version at a time; blue/green clusters allow more, at the user's risk).
+    public static func judge(from: String, _ a: IstioVersion, to: String, _ b: IstioVersion) -> (failure: String?, warning: String?) {
+        if b < a {
+            return ("istio: \(to)'s control plane (\(b)) is older than \(from)'s (\(a)): a switchover moves to a newer Istio, never an older one", nil)
+        }
+        if b.major != a.major || b.minor - a.minor > 1 {
+            return (nil, "istio: \(from) \(a) → \(to) \(b) jumps more than one minor version; Istio supports upgrades one minor "
+                    + "version at a time (what was deprecated in between is not warned about); blue/green clusters allow it, at your risk")
+        }
+        return (nil, nil)
     }
 }
 

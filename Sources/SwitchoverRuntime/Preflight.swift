@@ -46,6 +46,10 @@ public struct PreflightChecks: Sendable {
         async let healthFailures = health(of: pastPromotion ? [to] : [from, to])
         async let weightFailures = Self.weights(router, expected: expectedPercentToTarget, journaledInstance: journaledInstance,
                                                  restartSeen: restartSeen)
+        // Istio's versions (from the clusters when they say how to reach them); past promotion
+        // FROM may be on its way out, so they are not asked then.
+        async let versions = pastPromotion ? (failures: [String](), warnings: [String]())
+            : IstioVersions.check(from: from, to: to, logger: Logger(label: "switchover.kubernetes"))
         // Gates over HTTP speak only once the first step bakes: a run that could not judge them
         // must not start moving weights.
         // So do webhooks and notifications.
@@ -57,9 +61,10 @@ public struct PreflightChecks: Sendable {
             ["\(what.joined(separator: " and ")): \($0)"]
         } ?? []
         let verdict = await trustVerdict
-        return PreflightOutcome(result: PreflightResult(failures: verdict.failures + httpFailures + (await healthFailures)
-                                                            + (await weightFailures)),
-                                trustReportJSON: verdict.reportJSON)
+        let versionCheck = await versions
+        return PreflightOutcome(result: PreflightResult(failures: verdict.failures + versionCheck.failures + httpFailures
+                                                            + (await healthFailures) + (await weightFailures)),
+                                trustReportJSON: verdict.reportJSON, warnings: versionCheck.warnings)
     }
 
     func health(of clusters: [Cluster]) async -> [String] {
@@ -157,9 +162,12 @@ public struct TrustVerdict: Sendable {
 public struct PreflightOutcome: Sendable {
     public var result: PreflightResult
     public var trustReportJSON: String?
-    public init(result: PreflightResult, trustReportJSON: String?) {
+    /// What passes but deserves saying (a jump of more than one minor Istio version).
+    public var warnings: [String] = []
+    public init(result: PreflightResult, trustReportJSON: String?, warnings: [String] = []) {
         self.result = result
         self.trustReportJSON = trustReportJSON
+        self.warnings = warnings
     }
 }
 

@@ -198,6 +198,11 @@ public enum RunLauncher {
             if let json = checked.trustReportJSON {
                 try journal.append(JournalEvent(run: runID, at: Coordinator.wallClock(), kind: Coordinator.trustEventKind, detail: json))
             }
+            for warning in checked.warnings {
+                try journal.append(JournalEvent(run: runID, at: Coordinator.wallClock(), kind: "preflightWarning",
+                                                detail: WriteAheadInterpreter.encode(["message": warning])))
+                reporter.note(kind: "preflightWarning", "warning: \(warning)")
+            }
             state = .initial
             preflight = checked.result
         case .resume(let run, let journaled) where journaled.phase == .rolledBack && !journaled.rollbackVerified:

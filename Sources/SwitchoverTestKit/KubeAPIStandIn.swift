@@ -94,6 +94,15 @@ public final class KubeAPIStandIn: Sendable {
                          "metadata": ["name": name, "namespace": namespace, "resourceVersion": resourceVersion], "data": encoded])
     }
 
+    /// Stores istiod's Deployment as Istio installs it: container `discovery` running `image`.
+    public func putDeployment(namespace: String, name: String, image: String, revision: String? = nil) throws {
+        try put(path: "apis/apps/v1/namespaces/\(namespace)/deployments/\(name)",
+                object: ["kind": "Deployment", "apiVersion": "apps/v1",
+                         "metadata": ["name": name, "namespace": namespace, "resourceVersion": "7",
+                                      "labels": ["app": "istiod", "istio.io/rev": revision ?? "default"]],
+                         "spec": ["template": ["spec": ["containers": [["name": "discovery", "image": image]]]]]])
+    }
+
     private func put(path: String, object: [String: Any]) throws {
         let file = directory.appendingPathComponent("objects/\(path)")
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true,

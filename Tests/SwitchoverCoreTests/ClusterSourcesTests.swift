@@ -21,8 +21,8 @@ import Testing
         """
     }
 
-    static func load(_ spec: String) throws -> (Configuration, [Diagnostic], String) {
-        let text = cluster(spec)
+    static func load(_ spec: String, version: String = "\"1.27.4\"") throws -> (Configuration, [Diagnostic], String) {
+        let text = cluster(spec).replacingOccurrences(of: "version: \"1.27.4\"", with: "version: \(version)")
         let fixture = try ConfigFixture(clusters: ["blue.yaml": text, "green.yaml": ConfigFixture.defaultClusters["green.yaml"]!])
         let (configuration, problems) = fixture.load()
         fixture.remove()
@@ -67,6 +67,9 @@ import Testing
         Case(name: "an unknown source",
              spec: "  kubernetes: {context: c}\n  trust:\n    trustDomain: cluster.local\n    rootCerts: {configmap: {namespace: a, name: b, key: c}}",
              at: "configmap", message: "unknown key 'configmap'"),
+        Case(name: "version: auto without the cluster's context",
+             spec: "  trust:\n    trustDomain: cluster.local\n    rootCerts: ../pki/root.pem",
+             at: "auto", message: "'version: auto' reads istiod's version from the cluster"),
         Case(name: "kubernetes without a context",
              spec: "  kubernetes: {}\n  trust:\n    trustDomain: cluster.local\n    rootCerts: {configMap: {namespace: a, name: b, key: c}}",
              at: "{}", message: "missing required key 'context' in spec.kubernetes"),
@@ -74,7 +77,7 @@ import Testing
 
     @Test("a cluster document mixing the forms wrongly: one error at FILE:LINE:COL", arguments: cases)
     func errors(_ c: Case) throws {
-        let (_, problems, text) = try Self.load(c.spec)
+        let (_, problems, text) = try Self.load(c.spec, version: c.name.hasPrefix("version: auto") ? "auto" : "\"1.27.4\"")
         let mine = problems.filter { $0.location.file.hasSuffix("blue.yaml") }
         #expect(mine.count == 1, "\(problems)")
         let problem = try #require(mine.first)
