@@ -4,8 +4,9 @@ import SwitchoverCore
 import SwitchoverKubernetes
 
 /// Istio's control-plane versions for the preflight: each cluster's, from its file or, with
-/// `spec.kubernetes`, read from istiod in the cluster (its Deployment `istiod` or `istiod-<rev>`
-/// in `istio-system`, the tag of its `discovery` container's image). A version written in the file
+/// `spec.kubernetes`, read from istiod in the cluster (the Deployment in `istio-system` labelled
+/// `app=istiod` and `istio.io/rev=<revision>` (`default` without one), the tag of its `discovery`
+/// container's image). A version written in the file
 /// that differs from the cluster's is a failure naming both; green older than blue is a failure;
 /// a jump of more than one minor version is a warning.
 public enum IstioVersions {
@@ -38,13 +39,25 @@ public enum IstioVersions {
     static func version(of cluster: Cluster, environment: [String: String], logger: Logger) async -> Result<IstioVersion?, Failure> {
         let written = cluster.istio.fromCluster ? nil : IstioVersion(cluster.istio.version)
         guard let access = cluster.kubernetes else { return .success(written) }
-        let deployment = cluster.istio.revision.map { "istiod-\($0)" } ?? "istiod"
-        let who = "istio: cluster \(cluster.name) (context \(access.context)): Deployment \(namespace)/\(deployment)"
+        let revision = cluster.istio.revision ?? "default"
+        let selector = "app=istiod,istio.io/rev=\(revision)"
+        var who = "istio: cluster \(cluster.name) (context \(access.context)): istiod (Deployments in \(namespace) labelled \(selector))"
         do {
             let config = try Kubeconfig.load(environment: environment)
             let client = KubernetesClient(endpoint: try config.endpoint(context: access.context), logger: logger)
-            let object = try await client.get("/apis/apps/v1/namespaces/\(namespace)/deployments/\(deployment)",
-                                              what: "Deployment \(namespace)/\(deployment)")
+            let query = selector.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? selector
+            let list = try await client.get("/apis/apps/v1/namespaces/\(namespace)/deployments?labelSelector=\(query)",
+                                            what: "Deployments in \(namespace) labelled \(selector)")
+            // Filtered here too: what the server did with the selector is not taken on trust.
+            let matching = (list["items"] as? [[String: Any]] ?? []).filter { item in
+                let labels = (item["metadata"] as? [String: Any])?["labels"] as? [String: String] ?? [:]
+                return labels["app"] == "istiod" && (labels["istio.io/rev"] ?? "default") == revision
+            }
+            guard let object = matching.first else {
+                return .failure(Failure(message: "\(who): none found; is istiod of revision \(revision) installed in \(namespace)?"))
+            }
+            let name = (object["metadata"] as? [String: Any])?["name"] as? String ?? "?"
+            who = "istio: cluster \(cluster.name) (context \(access.context)): Deployment \(namespace)/\(name)"
             let spec = ((object["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any]
             let containers = spec?["containers"] as? [[String: Any]] ?? []
             guard let image = (containers.first { $0["name"] as? String == "discovery" } ?? containers.first)?["image"] as? String else {

@@ -57,7 +57,9 @@ public final class KubeAPIStandIn: Sendable {
                 return 403 \(status(403, "Forbidden", "secrets is forbidden: User cannot get resource in the namespace kube-system"));
             }
             location / {
-                try_files $uri @missing;
+                # A list (`…/deployments`) is the folder's index.json; query parameters (a
+                # labelSelector) are ignored: the client filters what it gets.
+                try_files $uri $uri/index.json @missing;
             }
             location @missing {
                 return 404 \(status(404, "NotFound", "the object is not found"));
@@ -94,13 +96,22 @@ public final class KubeAPIStandIn: Sendable {
                          "metadata": ["name": name, "namespace": namespace, "resourceVersion": resourceVersion], "data": encoded])
     }
 
-    /// Stores istiod's Deployment as Istio installs it: container `discovery` running `image`.
+    /// Stores istiod's Deployment as Istio installs it (labels `app: istiod`, `istio.io/rev`;
+    /// container `discovery` running `image`), and the namespace's Deployment list with it.
     public func putDeployment(namespace: String, name: String, image: String, revision: String? = nil) throws {
-        try put(path: "apis/apps/v1/namespaces/\(namespace)/deployments/\(name)",
-                object: ["kind": "Deployment", "apiVersion": "apps/v1",
-                         "metadata": ["name": name, "namespace": namespace, "resourceVersion": "7",
-                                      "labels": ["app": "istiod", "istio.io/rev": revision ?? "default"]],
-                         "spec": ["template": ["spec": ["containers": [["name": "discovery", "image": image]]]]]])
+        let object: [String: Any] = [
+            "kind": "Deployment", "apiVersion": "apps/v1",
+            "metadata": ["name": name, "namespace": namespace, "resourceVersion": "7",
+                         "labels": ["app": "istiod", "istio.io/rev": revision ?? "default"]],
+            "spec": ["template": ["spec": ["containers": [["name": "discovery", "image": image]]]]],
+        ]
+        try put(path: "apis/apps/v1/namespaces/\(namespace)/deployments/\(name)", object: object)
+        let listFile = directory.appendingPathComponent("objects/apis/apps/v1/namespaces/\(namespace)/deployments/index.json")
+        var items = ((try? JSONSerialization.jsonObject(with: Data(contentsOf: listFile))) as? [String: Any])?["items"] as? [[String: Any]] ?? []
+        items.removeAll { ($0["metadata"] as? [String: Any])?["name"] as? String == name }
+        items.append(object)
+        try put(path: "apis/apps/v1/namespaces/\(namespace)/deployments/index.json",
+                object: ["kind": "DeploymentList", "apiVersion": "apps/v1", "metadata": ["resourceVersion": "8"], "items": items])
     }
 
     private func put(path: String, object: [String: Any]) throws {

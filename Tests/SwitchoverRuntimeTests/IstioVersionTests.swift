@@ -61,8 +61,8 @@ import Testing
 
         let missing = Self.cluster("green", version: "", fromCluster: true, revision: "1-30", context: "green")
         let absent = await IstioVersions.check(from: blue, to: missing, environment: environment, logger: logger)
-        #expect(absent.failures.first?.contains("Deployment istio-system/istiod-1-30") == true
-                && absent.failures.first?.contains("404 Not Found") == true, "\(absent.failures)")
+        #expect(absent.failures.first?.contains("istiod (Deployments in istio-system labelled app=istiod,istio.io/rev=1-30): none found") == true,
+                "\(absent.failures)")
     }
 }
 
