@@ -20,6 +20,9 @@ public final class ExecCredentialPlugin: Sendable {
     let context: String
     let timeout: TimeInterval
     private let cached = Mutex<KubeCredential?>(nil)
+    /// Held while the plugin runs: callers at the same time (the roots and the chain read at
+    /// once) wait for its credential instead of running it again.
+    private let running = NSLock()
 
     public init(config: Kubeconfig.ExecConfig, context: String, timeout: TimeInterval = 30) {
         self.config = config
@@ -28,7 +31,11 @@ public final class ExecCredentialPlugin: Sendable {
     }
 
     /// The cached credential while it has not expired (with 10 s to spare), else a new one.
+    /// Blocks while the plugin runs: call it off Swift's cooperative pool (`KubernetesClient` runs
+    /// it on a thread of its own).
     public func credential(now: Date = Date()) throws(KubeError) -> KubeCredential {
+        running.lock()
+        defer { running.unlock() }
         if let credential = cached.withLock({ $0 }), credential.expiresAt.map({ $0.timeIntervalSince(now) > 10 }) ?? true {
             return credential
         }

@@ -69,7 +69,16 @@ public final class KubernetesClient: Sendable {
         var headers = [HTTPHeader("Accept", "application/json")]
         let user = endpoint.user
         if let plugin {
-            let credential = try plugin.credential()
+            // The plugin is a process waited for: on a thread of its own, never the cooperative pool.
+            let result: Result<KubeCredential, KubeError>
+            do {
+                result = try await BlockingExecutor.run { () -> Result<KubeCredential, KubeError> in
+                    Result { () throws(KubeError) -> KubeCredential in try plugin.credential() }
+                }
+            } catch {
+                throw KubeError(.credential, "\(who): exec plugin not run: \(error)")
+            }
+            let credential = try result.get()
             if let token = credential.token { headers.append(HTTPHeader("Authorization", "Bearer \(token)")) }
             tls.clientCertificatePEM = credential.clientCertificatePEM
             tls.clientKeyPEM = credential.clientKeyPEM

@@ -9,9 +9,9 @@ import Dispatch
 /// does not (on Linux its width is about the core count), so a few slow transfers would hold
 /// up every other one, an HAProxy command behind a hanging Prometheus query. Idle threads are
 /// reused, so the cost per call is a queue object, not a thread.
-enum BlockingExecutor {
+public enum BlockingExecutor {
     /// Runs `work` on a Dispatch thread and resumes the caller with its result.
-    static func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    public static func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             DispatchQueue(label: "switchover.net.blocking", qos: .userInitiated).async {
                 continuation.resume(with: Result { try work() })

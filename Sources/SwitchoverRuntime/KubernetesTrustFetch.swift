@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import SwitchoverCore
 import SwitchoverKubernetes
 import SwitchoverTrust
@@ -12,15 +13,17 @@ import SwitchoverTrust
 public enum KubernetesTrustFetch {
     public static func make(environment: [String: String] = ProcessInfo.processInfo.environment,
                             logger: Logger) -> TrustObjectFetch {
-        { cluster, object in
+        // One client per context for the whole check: its exec plugin (a cloud's token command,
+        // a second or more each) runs once for the roots and the chain, not once per object.
+        let clients = Clients(environment: environment, logger: logger)
+        return { cluster, object in
             let where_ = "cluster \(cluster.name)"
             guard let access = cluster.kubernetes else {
                 throw TrustError(.missingFile, file: "\(where_): \(object)", detail: "needs spec.kubernetes: {context: …} to be read")
             }
             let name = "\(where_) (context \(access.context)): \(object)"
             do {
-                let config = try Kubeconfig.load(environment: environment)
-                let client = KubernetesClient(endpoint: try config.endpoint(context: access.context), logger: logger)
+                let client = try clients.client(access.context)
                 let read = object.kind == .configMap
                     ? try await client.configMap(namespace: object.namespace, name: object.name)
                     : try await client.secret(namespace: object.namespace, name: object.name)
@@ -34,6 +37,29 @@ public enum KubernetesTrustFetch {
                     object: object.name, key: object.key, resourceVersion: read.resourceVersion))
             } catch let error as KubeError {
                 throw TrustError(.unreadableFile, file: name, detail: "cannot be read: \(error.message)")
+            }
+        }
+    }
+
+    /// The check's clients, by context.
+    final class Clients: Sendable {
+        let environment: [String: String]
+        let logger: Logger
+        private let cache = Mutex<[String: KubernetesClient]>([:])
+
+        init(environment: [String: String], logger: Logger) {
+            self.environment = environment
+            self.logger = logger
+        }
+
+        func client(_ context: String) throws(KubeError) -> KubernetesClient {
+            if let known = cache.withLock({ $0[context] }) { return known }
+            let config = try Kubeconfig.load(environment: environment)
+            let made = KubernetesClient(endpoint: try config.endpoint(context: context), logger: logger)
+            return cache.withLock { clients in
+                if let raced = clients[context] { return raced }
+                clients[context] = made
+                return made
             }
         }
     }

@@ -15,8 +15,11 @@ import Testing
         let api: KubeAPIStandIn
         let kubeconfig: String
 
+        /// Runs of the exec plugin, when the kubeconfig's user is one (`execPlugin`).
+        let pluginRuns: URL
+
         init(blueRoots: [IssuedCertificate], blueChain: [IssuedCertificate], greenRoots: [IssuedCertificate],
-             greenChain: [IssuedCertificate]) async throws {
+             greenChain: [IssuedCertificate], execPlugin: Bool = false) async throws {
             directory = try TemporaryDirectory.make("trust-kube")
             api = try await KubeAPIStandIn.start(token: "tok-\(UUID().uuidString.prefix(10))", in: directory)
             let fm = FileManager.default
@@ -55,13 +58,26 @@ import Testing
                     .write(to: directory.appendingPathComponent("kube/clusters/\(name).yaml"))
             }
             kubeconfig = directory.appendingPathComponent("kubeconfig").path
+            pluginRuns = directory.appendingPathComponent("plugin-runs")
+            var user = "{token: \(api.token)}"
+            if execPlugin {
+                let plugin = directory.appendingPathComponent("token-plugin")
+                try Data("""
+                    #!/bin/sh
+                    echo run >> \(pluginRuns.path)
+                    echo '{"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential", "status": {"token": "\(api.token)"}}'
+
+                    """.utf8).write(to: plugin)
+                try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: plugin.path)
+                user = "{exec: {apiVersion: client.authentication.k8s.io/v1, command: \(plugin.path)}}"
+            }
             try Data("""
                 apiVersion: v1
                 kind: Config
                 clusters:
                 - {name: stand-in, cluster: {server: "\(api.server)", certificate-authority: \(api.serverCA.certificateFile.path)}}
                 users:
-                - {name: reader, user: {token: \(api.token)}}
+                - {name: reader, user: \(user)}
                 contexts:
                 - {name: blue-admin, context: {cluster: stand-in, user: reader}}
                 - {name: green-admin, context: {cluster: stand-in, user: reader}}
@@ -157,5 +173,16 @@ import Testing
         #expect(unknown.exitCode == 2)
         #expect(unknown.stderr.contains("cluster blue (context blue-ops)") && unknown.stderr.contains("context 'blue-ops' is not in the kubeconfig"),
                 "\(unknown.stderr)")
+    }
+
+    @Test("an exec plugin runs once per cluster for a check, not once per object read (roots and chain)")
+    func execPluginOncePerContext() async throws {
+        let root = try TrustPKI.root("Istio Root CA")
+        let world = try await World(blueRoots: [root], blueChain: [root.intermediate("blue intermediate")],
+                                    greenRoots: [root], greenChain: [root.intermediate("green intermediate")], execPlugin: true)
+        let result = try await world.trust("kube")
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        let runs = ((try? String(contentsOf: world.pluginRuns, encoding: .utf8)) ?? "").split(separator: "\n").count
+        #expect(runs == 2, "the plugin ran \(runs) times for two contexts")
     }
 }
