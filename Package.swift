@@ -59,7 +59,7 @@ let package = Package(
                 dependencies: ["SwitchoverCore", "SwitchoverNet", "SwitchoverDrivers", "SwitchoverTrust",
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
-        .target(name: "SwitchoverStore", dependencies: ["CSQLite", "SwitchoverCore"],
+        .target(name: "SwitchoverStore", dependencies: ["CSQLite", "SwitchoverCore", "SwitchoverNet", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
         .target(name: "SwitchoverRuntime",
                 dependencies: ["SwitchoverCore", "SwitchoverNet", "SwitchoverTrust", "SwitchoverDrivers",

@@ -85,6 +85,23 @@ public final class HTTPClient: @unchecked Sendable {
         return try result.get()
     }
 
+    /// Sends `request` on the calling thread and returns the response, whatever its status code.
+    /// For callers that are synchronous by contract (a journal store, whose every operation is
+    /// one blocking write like SQLite's): keep the request's timeouts short, since the thread
+    /// waits for them. Not cancellable; throws `HTTPError` when no complete response arrived.
+    public func executeBlocking(_ request: HTTPRequest) throws -> HTTPResponse {
+        let handle = try checkOut()
+        defer { checkIn(handle) }
+        do {
+            return try perform(request, on: handle, cancellation: CancellationFlag())
+        } catch let error as HTTPError {
+            throw error
+        } catch {
+            throw HTTPError(code: .other, curlCode: -1, message: "\(error)", url: request.shownURL ?? request.url,
+                            method: request.method)
+        }
+    }
+
     /// GET `url`.
     public func get(_ url: String, headers: [HTTPHeader] = [], timeout: Duration? = nil) async throws -> HTTPResponse {
         try await execute(HTTPRequest(method: "GET", url: url, headers: headers, timeout: timeout))

@@ -225,8 +225,19 @@ public actor Coordinator {
                     group.cancelAll()
                     return .stopped
                 }
-                try lease?.renew()
-                try await turn(group: &group)
+                do {
+                    try lease?.renew()
+                    try await turn(group: &group)
+                } catch let error as StoreError where error.code == .unavailable {
+                    // The journal cannot be written (etcd without quorum, or unreachable): hold
+                    // still until it can, then go on from what it says.
+                    if let stopped = try await holdThroughOutage(error, group: &group) {
+                        reporter.finish(nil)
+                        group.cancelAll()
+                        return stopped
+                    }
+                    deadline = ContinuousClock.now
+                }
                 deadline = deadline.advanced(by: samplingPeriod ?? engine.policy.sampling)
                 let now = ContinuousClock.now
                 if deadline < now { deadline = now }
@@ -235,6 +246,78 @@ public actor Coordinator {
                 } catch {
                     // Cancelled: the loop notices above and stops.
                 }
+            }
+        }
+    }
+
+    // MARK: - Journal outages
+
+    /// While the journal cannot be written (`StoreError.Code.unavailable`: etcd without quorum,
+    /// or out of reach, or the lease unsure), nothing is moved: every action is journaled before
+    /// it is performed, and the journal takes nothing. Every `sampling` the load balancer is
+    /// still sampled and the hard signal judged on a copy of the state: when it calls for a
+    /// rollback, the person is told at once, and the rollback is made as soon as it can be
+    /// journaled (a rollback nobody journaled would be invisible to a standby taking over, which
+    /// could then move traffic forward again). When the journal answers, the run goes on as a
+    /// resumed one: the state and unfinished intents as journaled, the live weights read, and
+    /// `recover` (an unfinished weight change is finished exactly once; the step's bake
+    /// restarts). Returns the outcome when a stop signal came meanwhile; a lost lease throws
+    /// `.fenced` (the run ends `leaseLost`).
+    func holdThroughOutage(_ error: StoreError, group: inout ThrowingDiscardingTaskGroup<any Error>) async throws -> RunOutcome? {
+        let began = clock()
+        let startedAt = ContinuousClock.now
+        reporter.notify("journal unavailable: \(error.context); holding still: no weight moves until the journal can be written "
+                        + "(weights left at \(format(state.percentToTarget))% to \(engine.to))")
+        logger.warning("journal unavailable; holding", metadata: ["error": "\(error.context)"])
+        var scratch = state
+        var rollbackCalledFor: String?
+        var lastError = error.context
+        let period = engine.policy.sampling
+        while true {
+            if Task.isShuttingDownGracefully || Task.isCancelled {
+                reporter.notify("stopped by signal while the journal was unavailable; nothing journaled since \(began.iso8601); weights left as they are")
+                return .stopped
+            }
+            try? await Task.sleep(for: period)
+            // The hard signal, judged on a copy: nothing it decides is performed unjournaled.
+            if let sample = try? await sampler.sample(at: clock()) {
+                let (next, actions) = engine.next(scratch, .loadBalancerSample(sample), now: clock())
+                scratch = next
+                let wantsRollback = actions.contains {
+                    if case .setWeights(_, _, _, .rollback) = $0 { true } else { false }
+                }
+                if wantsRollback, rollbackCalledFor == nil {
+                    rollbackCalledFor = next.reason ?? "the hard signal"
+                    reporter.notify("the hard signal calls for a rollback (\(rollbackCalledFor!)); it cannot be journaled while the journal is unavailable, "
+                                    + "so it is made the moment the journal answers; `switchover rollback` can be asked meanwhile")
+                }
+            }
+            do {
+                try lease?.renew()
+                guard let journaled = try journal.loadCutoverState(run: runID) else {
+                    throw StoreError(.corrupt, "run \(runID)'s state vanished from the journal during the outage")
+                }
+                let unfinished = try journal.unfinishedIntents(run: runID)
+                // The journal answers: go on from it, as a resumed coordinator would.
+                state = journaled
+                stateUnjournaled = false
+                sampleJournaledAt = journaled.lastSample?.at
+                interpreter.reload(unfinishedIntents: unfinished)
+                let lasted = ContinuousClock.now - startedAt
+                try journalAppend("journalUnavailable",
+                                  "the journal could not be written from \(began.iso8601) for \(formatDuration(lasted)) (\(lastError)); "
+                                    + "no weight was moved meanwhile; going on from the journal at phase \(state.phase.rawValue), step \(state.step)"
+                                    + (rollbackCalledFor.map { "; the hard signal called for a rollback meanwhile (\($0))" } ?? ""))
+                let now = clock()
+                let live = try? await router.currentWeights()
+                let reading = live.map { LoadBalancerSampler.reading($0, router: router, at: now) }
+                let (recovered, actions) = engine.recover(state, live: reading, now: now)
+                try saveAndPerform(recovered, actions, now: now, group: &group)
+                try await performPending(actions, group: &group)
+                return nil
+            } catch let again as StoreError where again.code == .unavailable {
+                lastError = again.context
+                continue
             }
         }
     }

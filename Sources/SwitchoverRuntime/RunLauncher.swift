@@ -65,6 +65,9 @@ public enum RunLauncher {
         public var crashAfterIntent: Int?
         /// `--metrics-address` (and its linger): nil, no `/metrics`.
         public var metrics: MetricsOptions?
+        /// `--standby`: wait while another coordinator leads, take over when its lease ends, and
+        /// stand by again when this one loses the lease.
+        public var standby = false
         public init(from: String, to: String, policy: String, goal: RunGoal?, adoptPolicy: Bool, crashAfterIntent: Int? = nil) {
             self.from = from
             self.to = to
@@ -94,12 +97,22 @@ public enum RunLauncher {
     // MARK: - run
 
     public static func run(_ request: RunRequest, context: RuntimeContext, reporter: any Reporter) async throws -> RunReport {
+        guard request.standby else { return try await runOnce(request, context: context, reporter: reporter) }
+        while true {
+            let report = try await runOnce(request, context: context, reporter: reporter)
+            guard report.outcome == "leaseLost" else { return report }
+            reporter.note(kind: "standby", "\(report.message); standing by again")
+        }
+    }
+
+    static func runOnce(_ request: RunRequest, context: RuntimeContext, reporter: any Reporter) async throws -> RunReport {
         let (fromCluster, toCluster, chosen) = try context.pair(from: request.from, to: request.to, policy: request.policy)
         let goal = request.goal ?? (chosen.drainDeclared ? .drained : .promoted)
         let from = request.from, to = request.to
-        // One coordinator per journal: refuse before touching anything else.
+        // One coordinator per journal: refuse before touching anything else (or, standing by,
+        // wait for the one that leads to stop).
         let (journal, lease): (any JournalStore, any CoordinatorLease)
-        switch try leaseJournal(context) {
+        switch try await (request.standby ? standByJournal(context, reporter: reporter) : leaseJournal(context)) {
         case .leased(let leased, let held): (journal, lease) = (leased, held)
         case .refused(let refusal): return refusal
         }
@@ -397,6 +410,37 @@ public enum RunLauncher {
         } catch let error as StoreError where error.code == .lockHeld {
             return .refused(.refused(error.context))
         }
+    }
+
+    /// `run --standby`: waits while another coordinator holds the lease, then takes it. A run the
+    /// leader ended meanwhile (rolled back, aborted) is not started again: the standby says how
+    /// it ended and stops (exit 1), as the leader did. When another coordinator led, the takeover
+    /// is journaled (`leaderChanged`) for the timeline.
+    static func standByJournal(_ context: RuntimeContext, reporter: any Reporter) async throws -> Leased {
+        let journal = try context.state.journal()
+        let before = try StateLocation.latestRun(in: journal)
+        let leaderBefore = context.state.coordinator
+        let lease = try await context.state.standBy(journal: journal) { reporter.note(kind: "standby", $0) }
+        if let (run, state) = try StateLocation.latestRun(in: journal) {
+            let wasOver = before.map { $0.1.phase.isFinal && $0.0.id == run.id } ?? false
+            let over = state.phase.isFinal && !(state.phase == .rolledBack && !state.rollbackVerified)
+            if over, !wasOver {
+                lease.release()
+                return .refused(RunReport(state.phase.rawValue, exitCode: state.phase == .promoted || state.phase == .drained ? 0 : 1,
+                                          "run \(run.id) from \(run.from) to \(run.to) ended \(state.phase.rawValue) under the coordinator that led"
+                                            + (state.reason.map { " (\($0))" } ?? "") + "; nothing to take over",
+                                          run: run.id, state: state))
+            }
+            if let leaderSeen = leaderBefore {
+                try journal.append(JournalEvent(run: run.id, at: Coordinator.wallClock(), kind: "leaderChanged",
+                                                detail: WriteAheadInterpreter.encode([
+                                                    "message": "coordinator pid \(getpid()) on \(ProcessInfo.processInfo.hostName) took the lease "
+                                                        + "(token \(lease.token)) from \(leaderSeen), whose lease ended",
+                                                    "token": "\(lease.token)",
+                                                ])), fence: lease.token)
+            }
+        }
+        return .leased(journal, lease)
     }
 
     /// The journaled state to resume under `policy`, or the refusal (see `PolicyRecord`): an

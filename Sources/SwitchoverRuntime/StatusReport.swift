@@ -19,6 +19,8 @@ public struct StatusReport: Sendable {
     public var liveError: String?
     public var bakeRemaining: Double?
     public var coordinator: LockHolder?
+    /// Whether the journal is in etcd (`leader` is then part of the JSON).
+    public var isEtcd = false
     public var lastEvaluation: GateEvaluationRecord?
     public var drain: DrainView?
     /// When the lease was last taken and by whom, for people.
@@ -65,6 +67,7 @@ public struct StatusReport: Sendable {
             report.bakeRemaining = max(0, ((started + policy.bake) - now).secondsValue)
         }
         report.coordinator = context.state.coordinator
+        report.isEtcd = context.state.isEtcd
         report.lastEvaluation = (try? journal.gateEvaluations(run: run.id, limit: 1))?.last
         // The drain as of now, from the journaled state (saved every sampling period while a
         // coordinator tracks it): open sessions, hold, ETA, DNS TTL wait.
@@ -128,6 +131,13 @@ public struct StatusReport: Sendable {
             "rollbackVerified": cutover.rollbackVerified,
         ]
         if let steps { object["steps"] = steps }
+        if isEtcd {
+            // DESIGN.md section 2: who holds the etcd journal's leader lease, or null.
+            object["leader"] = coordinator.map { holder -> [String: Any] in
+                ["id": holder.id ?? "", "host": holder.host ?? "", "pid": holder.pid, "since": holder.startedAt,
+                 "token": holder.token ?? 0]
+            } ?? NSNull()
+        }
         if !services.isEmpty {
             // DESIGN.md section 3: "services": {"<svc>": {"weights": {...}, "instances":
             // {"<lb>": {"liveWeights": {...}}}}}, percentages by cluster like the top level.

@@ -68,16 +68,33 @@ public final class WriteAheadInterpreter: Sendable {
         self.crashAfterIntent = crashAfterIntent
         self.logger = logger
         self.clock = clock
+        let (map, interrupted) = Self.weightIntents(unfinishedIntents, journal: journal)
+        memory = Mutex(Memory(unfinished: map, interrupted: interrupted))
+    }
+
+    /// The unfinished weight intents by engine intent number, and the other unfinished ones.
+    static func weightIntents(_ unfinished: [JournalEvent], journal: any JournalStore) -> (map: [Int: Int64], interrupted: [Int64]) {
         var map: [Int: Int64] = [:]
         var interrupted: [Int64] = []
-        for intent in unfinishedIntents {
+        for intent in unfinished {
             if case .setWeights(let number, _, _, _)? = try? journal.action(ofIntent: intent) {
                 map[number] = intent.intentID ?? intent.sequence
             } else {
                 interrupted.append(intent.intentID ?? intent.sequence)
             }
         }
-        memory = Mutex(Memory(unfinished: map, interrupted: interrupted))
+        return (map, interrupted)
+    }
+
+    /// Starts over from the journal's unfinished intents, as a resumed coordinator would: after
+    /// an outage of the journal, what this process remembers of its intents may be ahead of
+    /// what was written.
+    public func reload(unfinishedIntents: [JournalEvent]) {
+        let (map, interrupted) = Self.weightIntents(unfinishedIntents, journal: journal)
+        memory.withLock {
+            $0.unfinished = map
+            $0.interrupted = interrupted
+        }
     }
 
     /// Closes the non-weight intents a crash interrupted (a drain, a ready, closing sessions):

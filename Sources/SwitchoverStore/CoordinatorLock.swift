@@ -11,10 +11,20 @@ public struct LockHolder: Sendable, Hashable, CustomStringConvertible {
     public var pid: Int32
     /// ISO 8601, as written by the holder.
     public var startedAt: String
-    public var description: String { "PID \(pid), started \(startedAt)" }
-    public init(pid: Int32, startedAt: String) {
+    /// For an etcd journal's leader: its host and unique id (`host/pid/start`); nil for a lock file.
+    public var host: String?
+    public var id: String?
+    /// The etcd leader key's create revision: the fencing token (nil for a lock file).
+    public var token: Int64?
+    public var description: String {
+        "PID \(pid)" + (host.map { " on \($0)" } ?? "") + ", started \(startedAt)" + (token.map { " (lease token \($0))" } ?? "")
+    }
+    public init(pid: Int32, startedAt: String, host: String? = nil, id: String? = nil, token: Int64? = nil) {
         self.pid = pid
         self.startedAt = startedAt
+        self.host = host
+        self.id = id
+        self.token = token
     }
 }
 

@@ -14,8 +14,8 @@ import SwitchoverCore
 /// unknown (the crash fell between the two); the runtime re-applies each exactly once (weights
 /// are idempotent) and finishes it.
 ///
-/// Implementations: `SQLiteJournal` (the embedded default at `--state`) and `MemoryJournal`
-/// (tests). Sendable: the runtime's tasks share one journal.
+/// Implementations: `SQLiteJournal` (the embedded default at `--state`), `EtcdJournal`
+/// (`--state etcd://...`, for a standby on another machine) and `MemoryJournal` (tests). Sendable: the runtime's tasks share one journal.
 public protocol JournalStore: AnyObject, Sendable {
     /// Starts a new run and returns its id.
     func startRun(_ run: RunRecord) throws -> Int64
@@ -84,8 +84,9 @@ public protocol JournalStore: AnyObject, Sendable {
     @discardableResult
     func pruneSamples(now: Instant, retention: SampleRetention) throws -> Int
 
-    /// Takes the journal's lease for `holder`: returns the new fencing token, one above the
-    /// last (1 for a journal never held). Every holder before is fenced from then on.
+    /// Takes the journal's lease for `holder`: returns the new fencing token, above every token
+    /// before (SQLite and memory count 1, 2, 3...; etcd's are revisions). Every holder before is
+    /// fenced from then on.
     func takeLease(holder: String, at: Instant) throws -> Int64
     /// The current fencing token (0 when the journal was never held).
     func leaseToken() throws -> Int64

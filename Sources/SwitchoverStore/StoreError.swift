@@ -4,7 +4,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     /// What kind of failure; compare with the static constants.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String {
-            case open, sqlite, lockHeld, lock, corrupt, fenced
+            case open, sqlite, lockHeld, lock, corrupt, fenced, unavailable, etcd
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -22,6 +22,12 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         /// The writer's fencing token is no longer the journal's: another coordinator took the
         /// lease. Nothing was written.
         public static let fenced = Code(.fenced)
+        /// The journal's store cannot be reached, or cannot write (etcd without quorum): nothing
+        /// is known to be written. Transient: a coordinator holds still and asks again.
+        public static let unavailable = Code(.unavailable)
+        /// etcd answered with an error that waiting will not cure (etcd's message is in the
+        /// context).
+        public static let etcd = Code(.etcd)
 
         public var description: String { value.rawValue }
     }

@@ -23,7 +23,7 @@ extension GlobalOptions {
     /// something call this first, so bad input changes nothing.
     func requirePair(from: String, to: String, policy: String) throws -> (Configuration, Cluster, Cluster, Policy) {
         let (configuration, problems) = loadConfiguration()
-        let context = RuntimeContext(state: StateLocation(state), configuration: configuration, problems: problems,
+        let context = RuntimeContext(state: (try? stateLocation()) ?? StateLocation(state), configuration: configuration, problems: problems,
                                      logger: Logger(label: "switchover"))
         do {
             let (fromCluster, toCluster, chosen) = try context.pair(from: from, to: to, policy: policy)

@@ -27,7 +27,7 @@ func printControlAnswer(_ answer: ControlAnswer, global: GlobalOptions) throws {
 /// `pause`, `resume`, `promote`, `abort`: ask the running coordinator.
 func submitToCoordinator(_ command: ManualCommand, global: GlobalOptions) async throws {
     try await global.guardingJournal(command.name) {
-        try printControlAnswer(try await Control.submit(command, state: StateLocation(global.state)), global: global)
+        try printControlAnswer(try await Control.submit(command, state: try global.stateLocation()), global: global)
     }
 }
 

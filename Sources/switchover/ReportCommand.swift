@@ -24,13 +24,13 @@ struct Report: AsyncParsableCommand {
     }
 
     func execute() async throws {
-        guard FileManager.default.fileExists(atPath: global.state) else {
+        guard EtcdLocation.isEtcd(global.state) || FileManager.default.fileExists(atPath: global.state) else {
             printError("switchover report: no journal at \(global.state) (start a run first, or pass --state)\n")
             throw Exit.inputError
         }
         let data: ReportData
         do {
-            let journal = try StateLocation(global.state).readOnlyJournal()
+            let journal = try global.stateLocation().readOnlyJournal()
             let record = try run.map { try journal.run(id: $0) } ?? journal.latestRun()
             let (configuration, _) = global.loadConfiguration()
             let policy = record.flatMap { configuration.policy(named: $0.policy) }.map(ReportPolicy.init)

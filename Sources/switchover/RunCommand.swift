@@ -16,7 +16,9 @@ struct Run: AsyncParsableCommand {
             aborted, drain timed out, or the coordinator failed mid-run (weights may have moved: \
             see `switchover status`); 2 bad input, a failed preflight, or another coordinator \
             already running on this journal (nothing was changed); 130 stopped by SIGINT or \
-            SIGTERM (weights left as they are; run again to resume).
+            SIGTERM (weights left as they are; run again to resume). With --state etcd://..., a \
+            coordinator that loses its lease stops at once and exits 1 (leaseLost); with --standby \
+            it stands by again instead.
             """)
     @OptionGroup var global: GlobalOptions
     @Argument(help: "The cluster traffic moves from.") var from: String
@@ -29,6 +31,9 @@ struct Run: AsyncParsableCommand {
                                discussion: "Default: drained when the policy has a `drain` section, else promoted."))
     var until: String?
     @OptionGroup var metrics: MetricsOptionGroup
+    @Flag(help: ArgumentHelp("Wait while another coordinator leads this journal; take over when its lease ends.",
+                             discussion: "For a second machine with --state etcd://...: the run resumes exactly where the leader left it (bake restarted). Losing the lease later makes it stand by again instead of exiting."))
+    var standby = false
 
     func validate() throws {
         if let until, RunGoal(rawValue: until) == nil {
@@ -43,6 +48,7 @@ struct Run: AsyncParsableCommand {
             var request = RunLauncher.RunRequest(from: from, to: to, policy: policy, goal: until.flatMap(RunGoal.init(rawValue:)),
                                                  adoptPolicy: adoptPolicy, crashAfterIntent: crash)
             request.metrics = metrics.options
+            request.standby = standby
             let report = try await global.refusingBadConfiguration {
                 try await RunLauncher.run(request, context: context, reporter: makeReporter(logger: context.logger))
             }

@@ -29,7 +29,7 @@ extension GlobalOptions {
     /// (with its files' problems), and the logger.
     func context() throws -> RuntimeContext {
         let (configuration, problems) = loadConfiguration()
-        return RuntimeContext(state: StateLocation(state), configuration: configuration, problems: problems,
+        return RuntimeContext(state: try stateLocation(), configuration: configuration, problems: problems,
                               logger: bootstrapLogging())
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import SwitchoverCore
 import SwitchoverStore
+import SwitchoverRuntime
 import SwitchoverTestKit
 #if canImport(Glibc)
 import Glibc
@@ -47,7 +48,10 @@ class Lab: SwitchoverLab, @unchecked Sendable {
     let green: NginxBackend
     /// The load balancer's frontend, where clients send requests: `http://127.0.0.1:port/`.
     let frontURL: String
-    let statePath: String
+    /// `--state`: the lab's SQLite file, or an `etcd://` URL a lab sets before it starts anything.
+    var statePath: String
+    /// How the lab itself reads an `etcds://` journal (its client certificate).
+    var etcdOptions = EtcdOptions()
     var load: ManagedProcess?
     let logger = Logger(label: "test.lab")
 
@@ -130,23 +134,24 @@ class Lab: SwitchoverLab, @unchecked Sendable {
     /// `switchover run blue green --policy test --until UNTIL` as a process of its own. The
     /// lab's policy has a `drain` section, so without `--until` the run goes on to drained;
     /// the cutover tests stop at promoted.
-    func startCoordinator(until: String? = "promoted", environment extra: [String: String] = [:]) throws -> ManagedProcess {
+    func startCoordinator(until: String? = "promoted", environment extra: [String: String] = [:],
+                          extraArguments: [String] = []) throws -> ManagedProcess {
         var environment = ProcessInfo.processInfo.environment
         for (key, value) in extra { environment[key] = value }
         return try ManagedProcess(name: "switchover run", executable: try switchoverExecutable().path,
                                   arguments: ["run", "blue", "green", "--policy", "test"] + (until.map { ["--until", $0] } ?? [])
-                                    + globalArguments,
+                                    + extraArguments + globalArguments,
                                   environment: environment,
                                   logFile: folder.appendingPathComponent("run-\(UUID().uuidString.prefix(6)).log"))
     }
 
     // MARK: - Reading the journal
 
-    func journal() throws -> SQLiteJournal { try SQLiteJournal(path: statePath) }
+    func journal() throws -> any JournalStore { try StateLocation(parsing: statePath, etcd: etcdOptions).journal() }
 
     /// The latest run's journaled state.
     func state() throws -> CutoverState? {
-        guard FileManager.default.fileExists(atPath: statePath) else { return nil }
+        guard statePath.hasPrefix("etcd") || FileManager.default.fileExists(atPath: statePath) else { return nil }
         let journal = try journal()
         guard let run = try journal.latestRun() else { return nil }
         return try journal.loadCutoverState(run: run.id)
@@ -215,8 +220,7 @@ extension SwitchoverLab {
     /// The latest run's journal events (kind and JSON detail as journaled); none before the
     /// journal exists.
     func events() throws -> [JournalEvent] {
-        guard FileManager.default.fileExists(atPath: statePath) else { return [] }
-        let journal = try SQLiteJournal(path: statePath)
+        guard let journal = try StateLocation(parsing: statePath, etcd: (self as? Lab)?.etcdOptions ?? EtcdOptions()).existingJournal() else { return [] }
         guard let run = try journal.latestRun() else { return [] }
         return try journal.events(run: run.id, afterSequence: 0, limit: 100_000)
     }
