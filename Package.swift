@@ -100,7 +100,7 @@ let package = Package(
         .executableTarget(name: "BenchSpawn"),
         .executableTarget(name: "SwitchoverBench",
                           dependencies: ["SwitchoverTrust", "SwitchoverDrivers", "SwitchoverSignals", "SwitchoverNet", "SwitchoverTestKit",
-                                         "SwitchoverCore", "COpenSSL", .product(name: "Logging", package: "swift-log")],
+                                         "SwitchoverCore", "SwitchoverStore", "COpenSSL", .product(name: "Logging", package: "swift-log")],
                           swiftSettings: swiftSettings, linkerSettings: staticInRelease),
 
         // With the drivers: the loader's tests read HAProxy and Envoy sections (Core itself

@@ -4,7 +4,7 @@ import SwitchoverStore
 
 /// A moment marked on a chart: a gate evaluation, a pause, the rollback, the drain's start.
 struct Marker {
-    enum Kind: String { case gate, pause, resume, rollback, rollbackVerified, promoted, drain, drained, hardSignal }
+    enum Kind: String { case gate, pause, resume, rollback, rollbackVerified, promoted, drain, drained, hardSignal, leader, outage }
     var t: Double
     var kind: Kind
     /// For gates: the verdict's raw value.
@@ -143,6 +143,16 @@ struct Analysis {
                 markers.append(Marker(t: t(at), kind: .rollbackVerified, label: "back on \(data.run.from)", detail: event.message))
             case .hardSignal: markers.append(Marker(t: t(at), kind: .hardSignal, label: "hard signal", detail: event.message))
             case .drained: markers.append(Marker(t: t(at), kind: .drained, label: "drained", detail: event.message))
+            default: break
+            }
+        }
+        // The runtime's own milestones: another coordinator taking the lease over (a standby, with
+        // the journal in etcd), and the journal out of reach (the run held still meanwhile).
+        for event in data.events {
+            let message = (try? JSONDecoder().decode([String: String].self, from: Data(event.detail.utf8)))?["message"] ?? event.detail
+            switch event.kind {
+            case "leaderChanged": markers.append(Marker(t: t(event.at), kind: .leader, label: "leader changed", detail: message))
+            case "journalUnavailable": markers.append(Marker(t: t(event.at), kind: .outage, label: "journal back", detail: message))
             default: break
             }
         }

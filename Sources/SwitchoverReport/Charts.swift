@@ -28,6 +28,7 @@ enum Palette {
         case .rollbackVerified: "#b91c1c"
         case .promoted: "#111827"
         case .drain, .drained: "#0891b2"
+        case .leader, .outage: "#9333ea"
         }
     }
 }

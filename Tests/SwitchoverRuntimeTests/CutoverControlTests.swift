@@ -108,6 +108,9 @@ struct CutoverControlTests {
         #expect(try await lab.liveWeights().green == 0, "a person's change is not overridden")
         // Reported once per episode: two seconds (eight samples) later, no new line and no new event.
         func mentions() -> Int { coordinator.logTail(lines: 500).components(separatedBy: "live weights differ").count - 1 }
+        // The process writes its log line after the state this test polls: wait for it first
+        // (under load the line can come a moment after the journal shows `paused`).
+        #expect(await Wait.until(timeout: 5, every: .milliseconds(50)) { mentions() > 0 }, "said at all:\n\(coordinator.logTail(lines: 30))")
         let logged = mentions()
         try await Task.sleep(for: .seconds(2))
         #expect(mentions() == logged, "not logged on every sample:\n\(coordinator.logTail(lines: 30))")

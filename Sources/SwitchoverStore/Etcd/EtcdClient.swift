@@ -91,7 +91,13 @@ public final class EtcdClient: @unchecked Sendable {
             }
             throw StoreError(.etcd, "etcd at \(endpoint)\(path) answered HTTP \(response.status): \(message)")
         }
-        throw StoreError(.unavailable, "etcd unavailable: " + failures.joined(separator: "; "))
+        var hint = ""
+        if endpoints.allSatisfy({ $0.hasPrefix("https://") }),
+           failures.contains(where: { $0.contains("reset") || $0.contains("closed") || $0.contains("client preface") }) {
+            hint = " (over TLS, an etcd that wants a client certificate and gets none closes the connection like this: "
+                + "check --etcd-cert and --etcd-key)"
+        }
+        throw StoreError(.unavailable, "etcd unavailable: " + failures.joined(separator: "; ") + hint)
     }
 
     /// etcd errors that pass by waiting: no leader, no quorum (a write times out), a leader

@@ -72,6 +72,19 @@ public final class EtcdLease: CoordinatorLease, @unchecked Sendable {
         while true {
             try Task.checkCancellation()
             do {
+                // A look first (one read), and a take (a grant and a transaction) only when the key is gone.
+                let current = try journal.leaseToken()
+                if current != 0 {
+                    if told != current {
+                        told = current
+                        let holder = try? journal.leader()
+                        waiting("standing by: " + describe(holder?.record, token: current, key: journal.leaderKey)
+                                + "; taking over when its lease ends")
+                    }
+                    unavailableTold = false
+                    try await Task.sleep(for: poll)
+                    continue
+                }
                 return try take(journal: journal, ttl: ttl)
             } catch let error as StoreError where error.code == .lockHeld {
                 let token = (try? journal.leaseToken()) ?? 0
