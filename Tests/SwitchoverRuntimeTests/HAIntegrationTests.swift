@@ -104,6 +104,16 @@ struct HAIntegrationTests {
         #expect(report.failed == 0, "\(report)")
         let (blue, green) = try await ha.lab.liveWeights()
         #expect(blue == 0 && green > 0)
+        // The other commands read the etcd journal as they read a file: the report marks the
+        // leader change on its timeline, and a decommission is journaled there.
+        let out = ha.lab.folder.appendingPathComponent("report.html")
+        let written = try await ha.cli(["report", "--out", out.path])
+        #expect(written.exitCode == 0, "\(written)")
+        let html = try String(contentsOf: out, encoding: .utf8)
+        #expect(html.contains("leader changed") && html.contains("leaderChanged"), "the report shows the takeover")
+        let decommission = try await ha.cli(["decommission", "blue", "--force", "--reason", "HA test"])
+        #expect(decommission.exitCode == 0, "\(decommission)")
+        #expect(try ha.lab.state()?.decommissionedAt != nil)
     }
 
     @Test("the leader frozen (SIGSTOP) past its TTL: the standby takes over; the old leader, continued, moves no weight, journals nothing and exits 1")
