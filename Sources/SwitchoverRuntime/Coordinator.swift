@@ -202,12 +202,7 @@ public actor Coordinator {
                     }
                 }
                 if untouched(since: resumedPhase, intent: resumedIntent) {
-                    let now = clock()
-                    let live = try? await router.currentWeights()
-                    let reading = live.map { LoadBalancerSampler.reading($0, router: router, at: now) }
-                    let (recovered, actions) = engine.recover(state, live: reading, now: now)
-                    try saveAndPerform(recovered, actions, now: now, group: &group)
-                    try await performPending(actions, group: &group)
+                    try await recoverFromLiveWeights(group: &group)
                 }
             }
 
@@ -308,18 +303,25 @@ public actor Coordinator {
                                   "the journal could not be written from \(began.iso8601) for \(formatDuration(lasted)) (\(lastError)); "
                                     + "no weight was moved meanwhile; going on from the journal at phase \(state.phase.rawValue), step \(state.step)"
                                     + (rollbackCalledFor.map { "; the hard signal called for a rollback meanwhile (\($0))" } ?? ""))
-                let now = clock()
-                let live = try? await router.currentWeights()
-                let reading = live.map { LoadBalancerSampler.reading($0, router: router, at: now) }
-                let (recovered, actions) = engine.recover(state, live: reading, now: now)
-                try saveAndPerform(recovered, actions, now: now, group: &group)
-                try await performPending(actions, group: &group)
+                try await recoverFromLiveWeights(group: &group)
                 return nil
             } catch let again as StoreError where again.code == .unavailable {
                 lastError = again.context
                 continue
             }
         }
+    }
+
+    /// The engine's `recover` on a fresh reading of the live weights, saved and performed: how a
+    /// resumed run, and one that waited out a journal outage, puts the world back where the
+    /// journal says it is.
+    func recoverFromLiveWeights(group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
+        let now = clock()
+        let live = try? await router.currentWeights()
+        let reading = live.map { LoadBalancerSampler.reading($0, router: router, at: now) }
+        let (recovered, actions) = engine.recover(state, live: reading, now: now)
+        try saveAndPerform(recovered, actions, now: now, group: &group)
+        try await performPending(actions, group: &group)
     }
 
     /// True when nothing but samples changed the run since it stood at `phase` with `intent`.

@@ -57,7 +57,7 @@ final class HALab: @unchecked Sendable {
 
     /// Polls until some event of `kind` is journaled.
     func waitForEvent(_ kind: String, timeout: TimeInterval = 30, _ process: ManagedProcess? = nil) async throws -> JournalEvent {
-        let found = try await Wait.until(timeout: timeout, every: .milliseconds(50)) { (try? self.events(kind).isEmpty == false) == true }
+        let found = await Wait.until(timeout: timeout, every: .milliseconds(50)) { (try? self.events(kind).isEmpty == false) == true }
         guard found, let event = try events(kind).first else {
             throw TestKitError("no \(kind) event within \(timeout)s\n\(process?.logTail(lines: 30) ?? "")")
         }
