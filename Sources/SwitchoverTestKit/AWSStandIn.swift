@@ -46,7 +46,7 @@ public final class AWSStandIn: Sendable {
     public func stopInBackground() { process.stopInBackground() }
 
     /// The next `count` requests are answered `status` with AWS's XML error `code`, moto never
-    /// seeing them. With `echoSessionToken`, the message quotes the request's
+    /// seeing them (any code and status: `InternalFailure` with 500 stands for an AWS outage). With `echoSessionToken`, the message quotes the request's
     /// `X-Amz-Security-Token`, as a real `SignatureDoesNotMatch` may quote a canonical request.
     public func throttle(next count: Int, code: String = "Throttling", status: Int = 400, echoSessionToken: Bool = false) async throws {
         try await control("throttle", ["count": count, "code": code, "status": status, "echo": echoSessionToken])

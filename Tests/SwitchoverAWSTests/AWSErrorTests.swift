@@ -73,6 +73,11 @@ import Testing
             #expect(error.map { "\($0)" }?.contains(secret) == false)
         }
 
+        let elbWrong = ELBv2Client(client: awsClient(wrong), region: "us-east-1", endpoint: moto.endpoint)
+        let elbWrongError = await #expect(throws: AWSError.self) { _ = try await elbWrong.describeListeners(listenerArns: ["arn:x"]) }
+        #expect(elbWrongError?.kind == .authentication)
+        #expect(elbWrongError?.code == "SignatureDoesNotMatch")
+
         let unknown = AWSCredentials(accessKeyId: "AKIAUNKNOWNKEY000000", secretAccessKey: key.secretAccessKey)
         let elb = ELBv2Client(client: awsClient(unknown), region: "us-east-1", endpoint: moto.endpoint)
         let elbError = await #expect(throws: AWSError.self) { _ = try await elb.describeListeners(listenerArns: ["arn:x"]) }
@@ -167,6 +172,23 @@ import Testing
         try await standIn.throttle(next: 10, code: "SomethingNew", status: 429)
         let tooMany = await #expect(throws: AWSError.self) { _ = try await route53.getChange(id: "C1") }
         #expect(tooMany?.kind == .throttled)
+    }
+
+    @Test("a 500 is .unavailable at once, never retried: unlike a throttled request, it may have been applied")
+    func serverErrorNotRetried() async throws {
+        let moto = try await MotoServer.start()
+        defer { moto.stopInBackground() }
+        let standIn = try await AWSStandIn.start(upstreamPort: moto.port)
+        defer { standIn.stopInBackground() }
+        let route53 = Route53Client(client: awsClient(retries: 3), endpoint: standIn.endpoint)
+        try await standIn.throttle(next: 1, code: "InternalFailure", status: 500)
+        let error = await #expect(throws: AWSError.self) { _ = try await route53.getChange(id: "C1") }
+        #expect(error?.kind == .unavailable)
+        #expect(error?.code == "InternalFailure" && error?.httpStatus == 500)
+        #expect(error?.attempts == 1)
+        #expect(try await standIn.counts() == .init(throttled: 1, forwarded: 0, heldPending: 0))
+        // The next call goes through to moto.
+        #expect(try await route53.getChange(id: "C1").status == .insync)
     }
 
     @Test("a session token an error message echoes is redacted from the error and from the logs")
