@@ -36,6 +36,15 @@ public struct ELBv2Action: Sendable, Hashable {
     /// A forward action's weighted target groups (AWS fills this in for the short form too).
     public var targetGroups: [ELBv2WeightedTargetGroup]
     public var stickiness: ELBv2Stickiness?
+
+    public init(type: String, order: Int? = nil, targetGroupArn: String? = nil, targetGroups: [ELBv2WeightedTargetGroup] = [],
+                stickiness: ELBv2Stickiness? = nil) {
+        self.type = type
+        self.order = order
+        self.targetGroupArn = targetGroupArn
+        self.targetGroups = targetGroups
+        self.stickiness = stickiness
+    }
 }
 
 /// A listener, as `DescribeListeners` describes it.
@@ -45,6 +54,15 @@ public struct ELBv2Listener: Sendable, Hashable {
     public var port: Int?
     public var `protocol`: String?
     public var defaultActions: [ELBv2Action]
+
+    public init(arn: String, loadBalancerArn: String? = nil, port: Int? = nil, protocol: String? = nil,
+                defaultActions: [ELBv2Action]) {
+        self.arn = arn
+        self.loadBalancerArn = loadBalancerArn
+        self.port = port
+        self.protocol = `protocol`
+        self.defaultActions = defaultActions
+    }
 
     /// The weighted target groups of the default forward action (the last action, by order,
     /// when it is a forward), or nil when the listener does not forward by default.

@@ -96,6 +96,13 @@ public struct Route53ChangeInfo: Sendable, Hashable {
     /// ISO 8601, as Route53 wrote it.
     public var submittedAt: String?
     public var comment: String?
+
+    public init(id: String, status: Status, submittedAt: String? = nil, comment: String? = nil) {
+        self.id = id
+        self.status = status
+        self.submittedAt = submittedAt
+        self.comment = comment
+    }
 }
 
 /// One page of `ListResourceRecordSets`. When `isTruncated`, the next page starts at
@@ -106,6 +113,15 @@ public struct Route53RecordSetPage: Sendable, Hashable {
     public var nextRecordName: String?
     public var nextRecordType: String?
     public var nextRecordIdentifier: String?
+
+    public init(recordSets: [Route53RecordSet], isTruncated: Bool = false, nextRecordName: String? = nil,
+                nextRecordType: String? = nil, nextRecordIdentifier: String? = nil) {
+        self.recordSets = recordSets
+        self.isTruncated = isTruncated
+        self.nextRecordName = nextRecordName
+        self.nextRecordType = nextRecordType
+        self.nextRecordIdentifier = nextRecordIdentifier
+    }
 }
 
 /// A hosted zone, as `GetHostedZone` describes it.
@@ -118,6 +134,16 @@ public struct Route53HostedZone: Sendable, Hashable {
     public var comment: String?
     public var privateZone: Bool
     public var recordSetCount: Int?
+
+    public init(id: String, name: String, callerReference: String? = nil, comment: String? = nil, privateZone: Bool = false,
+                recordSetCount: Int? = nil) {
+        self.id = id
+        self.name = name
+        self.callerReference = callerReference
+        self.comment = comment
+        self.privateZone = privateZone
+        self.recordSetCount = recordSetCount
+    }
 }
 
 /// The Route53 calls a weighted-DNS switchover needs, over the REST-XML API (version
