@@ -1,6 +1,7 @@
 import Foundation
 import SwitchoverCore
 import SwitchoverNet
+import SwitchoverStore
 import SwitchoverTestKit
 
 /// Rollback reaction and the requests it costs.
@@ -17,14 +18,16 @@ import SwitchoverTestKit
 /// Failed requests are hey's non-2xx (and transport errors) over the trial; their reference is
 /// what reached green between the fault and the observed rollback, from HAProxy's per-server
 /// response counters.
+///
+/// The trials journal in the lab's SQLite file; `HAFigure` runs the same trials with the journal
+/// in etcd (`runTrials(journals:)`).
 enum RollbackFigure {
     static let rate = 50, workers = 6 // 300 requests/s
 
     static func measure(trials: Int, switchover: String) throws -> [FigureRow] {
         progress("rollback: \(trials) trials at \(rate * workers) req/s, 25% to green, fault = nginx 503")
-        let lab = try BenchLab("rollback", switchover: switchover)
+        let lab = try Self.lab("rollback", switchover: switchover)
         defer { lab.close() }
-        try lab.writePolicy("rollback", steps: [25, 100], bake: "10m", gate: false, hardSignal: true)
 
         // One runtime-API round trip, as the rollback's write makes it: setting green's weight to
         // the 0 it already has (no traffic moves).
@@ -37,7 +40,7 @@ enum RollbackFigure {
         let roundTrip = Stats(roundTrips)
         let limit = 250 + roundTrip.median
 
-        let plain = try runTrials(trials, policy: "rollback", lab: lab)
+        let plain = try runTrials(trials, policy: "rollback", lab: lab)[0]
         // The same trials with every event of the run told to a receiver that takes 30 s per
         // request (issue 17: a slow receiver must not delay a rollback).
         let receiver = try HookReceiver(blockingIn: lab.folder)
@@ -47,7 +50,7 @@ enum RollbackFigure {
             "notifications:",
             "  - {name: pager, url: \(receiver.url("slow")), format: json, timeout: 60s, events: [\(NotificationEvents.known.joined(separator: ", "))]}",
         ])
-        let slow = try runTrials(max(4, trials / 2), policy: "rollback-notify", lab: lab)
+        let slow = try runTrials(max(4, trials / 2), policy: "rollback-notify", lab: lab)[0]
         let (reactions, failed, reached, atRate) = (plain.reactions, plain.failed, plain.reached, plain.atRate)
         let reaction = Stats(reactions)
         let reachedStats = Stats(reached)
@@ -70,41 +73,78 @@ enum RollbackFigure {
         ]
     }
 
-    /// `count` trials of policy `policy`: fault, then HAProxy polled until it reads 100/0.
-    static func runTrials(_ count: Int, policy: String, lab: BenchLab) throws
-        -> (reactions: [Double], failed: [Double], reached: [Double], atRate: [Double]) {
-        var reactions: [Double] = [], failed: [Double] = [], reached: [Double] = [], atRate: [Double] = []
-        for trial in 1...count {
-            lab.freshJournal()
-            try lab.green[0].fail(false)
-            let hey = try lab.startLoad(rate: rate, workers: workers, seconds: 60, log: "hey-\(policy)-\(trial).log")
-            let coordinator = try lab.startCoordinator(policy: policy, log: "run-\(policy)-\(trial).log")
-            defer { coordinator.stop(); hey.stop() }
-            guard try waitUntil(timeout: 30, { try lab.weights()["green-1"] != 0 }) else {
-                throw TestKitError("rollback trial \(trial): green never got traffic:\n\(coordinator.logTail())")
-            }
-            // A few samples at 25% before the fault, which lands at a random point of the 250 ms
-            // sampling period: the coordinator's samples keep a fixed phase from its start.
-            usleep(1_500_000 + UInt32.random(in: 0..<250_000))
-            let before = try lab.serverCounters()["green-1"]?.total ?? 0
-            let start = ContinuousClock.now
-            try lab.green[0].fail(true)
-            let rolledBack = try waitUntil(timeout: 10, poll: 0.01) {
-                let live = try lab.weights()
-                return live["green-1"] == 0 && (live["blue-1"] ?? 0) > 0
-            }
-            let reaction = seconds(since: start) * 1000
-            guard rolledBack else { throw TestKitError("rollback trial \(trial): no rollback within 10 s:\n\(coordinator.logTail())") }
-            let after = try lab.serverCounters()["green-1"]?.total ?? 0
-            _ = coordinator.waitForExit(timeout: 10)
-            usleep(200_000) // answers in flight at the rollback reach hey
-            let report = try HeyReport.finish(hey)
-            reactions.append(reaction)
-            failed.append(Double(report.failed))
-            reached.append(Double(after - before))
-            atRate.append(Double(rate * workers) * 0.25 * reaction / 1000)
-            progress("  \(policy) trial \(trial): \(Int(reaction)) ms, \(report.failed) failed, \(after - before) reached green (coordinator exit \(coordinator.exitStatus.map(String.init) ?? "?"))")
+    /// A lab with the figure's policy `rollback`: steps 25 → 100, a long bake, the hard signal.
+    static func lab(_ name: String, switchover: String) throws -> BenchLab {
+        let lab = try BenchLab(name, switchover: switchover)
+        do {
+            try lab.writePolicy("rollback", steps: [25, 100], bake: "10m", gate: false, hardSignal: true)
+        } catch {
+            lab.close()
+            throw error
         }
-        return (reactions, failed, reached, atRate)
+        return lab
+    }
+
+    /// What the trials on one kind of journal measured, trial by trial.
+    struct Trials {
+        var reactions: [Double] = [], failed: [Double] = [], reached: [Double] = [], atRate: [Double] = []
+        /// From the sample the coordinator decided on (its `rollbackStarted` event's time, by its
+        /// clock, in ms) to HAProxy read at 100/0 (by the benchmark's, the same machine's): the
+        /// reaction without the wait for a sample, which is where the journal's writes fall.
+        var afterDecision: [Double] = []
+    }
+
+    /// `count` trials of policy `policy` per journal kind: fault, then HAProxy polled until it
+    /// reads 100/0. With several `journals`, trial by trial in turn (one of each, then again), so
+    /// that they share the machine's conditions; one `Trials` per journal, in their order.
+    static func runTrials(_ count: Int, policy: String, lab: BenchLab, journals: [TrialJournal] = [.sqlite]) throws -> [Trials] {
+        var results = journals.map { _ in Trials() }
+        for trial in 1...count {
+            for (kind, journal) in journals.enumerated() {
+                try runTrial(trial, policy: policy, lab: lab, journal: journal, label: journals.count > 1 ? "\(policy) \(journal.name)" : policy,
+                             into: &results[kind])
+            }
+        }
+        return results
+    }
+
+    /// One trial on a fresh journal of kind `journal`, added to `results`.
+    static func runTrial(_ trial: Int, policy: String, lab: BenchLab, journal: TrialJournal, label: String, into results: inout Trials) throws {
+        let name = label.replacingOccurrences(of: " ", with: "-")
+        try lab.green[0].fail(false)
+        let hey = try lab.startLoad(rate: rate, workers: workers, seconds: 60, log: "hey-\(name)-\(trial).log")
+        let state = journal.fresh(lab, name: "\(name)-\(trial)")
+        let coordinator = try lab.startCoordinator(policy: policy, state: state, log: "run-\(name)-\(trial).log")
+        defer { coordinator.stop(); hey.stop() }
+        guard try waitUntil(timeout: 30, { try lab.weights()["green-1"] != 0 }) else {
+            throw TestKitError("\(label) trial \(trial): green never got traffic:\n\(coordinator.logTail())")
+        }
+        // A few samples at 25% before the fault, which lands at a random point of the 250 ms
+        // sampling period: the coordinator's samples keep a fixed phase from its start.
+        usleep(1_500_000 + UInt32.random(in: 0..<250_000))
+        let before = try lab.serverCounters()["green-1"]?.total ?? 0
+        let start = ContinuousClock.now
+        try lab.green[0].fail(true)
+        let rolledBack = try waitUntil(timeout: 10, poll: 0.01) {
+            let live = try lab.weights()
+            return live["green-1"] == 0 && (live["blue-1"] ?? 0) > 0
+        }
+        let reaction = seconds(since: start) * 1000
+        let seenAt = Instant(Date())
+        guard rolledBack else { throw TestKitError("\(label) trial \(trial): no rollback within 10 s:\n\(coordinator.logTail())") }
+        let after = try lab.serverCounters()["green-1"]?.total ?? 0
+        _ = coordinator.waitForExit(timeout: 10)
+        usleep(200_000) // answers in flight at the rollback reach hey
+        let report = try HeyReport.finish(hey)
+        results.reactions.append(reaction)
+        results.failed.append(Double(report.failed))
+        results.reached.append(Double(after - before))
+        results.atRate.append(Double(rate * workers) * 0.25 * reaction / 1000)
+        let journaled = try journal.open(state)
+        guard let run = try journaled.latestRun(), let decided = try journaled.lastEvent(run: run.id, kind: "rollbackStarted") else {
+            throw TestKitError("\(label) trial \(trial): no rollbackStarted in the journal:\n\(coordinator.logTail())")
+        }
+        results.afterDecision.append(Double(seenAt.millisecondsSinceEpoch - decided.at.millisecondsSinceEpoch))
+        progress("  \(label) trial \(trial): \(Int(reaction)) ms, \(report.failed) failed, \(after - before) reached green (coordinator exit \(coordinator.exitStatus.map(String.init) ?? "?"))")
     }
 }

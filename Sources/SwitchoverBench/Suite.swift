@@ -96,6 +96,8 @@ enum Suite {
         if wanted("resume") { rows += try ResumeFigure.measure(trials: quick ? 5 : 10, switchover: switchover) }
         if wanted("commands") { rows += try CommandsFigure.measure(runs: 20, switchover: switchover) }
         if wanted("surface") { rows += try OperatorSurfaceFigure.measure(trials: quick ? 2 : 3, switchover: switchover) }
+        let highAvailability = HAFigure.names.filter(wanted)
+        if !highAvailability.isEmpty { rows += try await HAFigure.measure(highAvailability, quick: quick, switchover: switchover) }
 
         let report = SuiteReport(date: ISO8601DateFormatter().string(from: Date()), quick: quick,
                                  cores: ProcessInfo.processInfo.activeProcessorCount,

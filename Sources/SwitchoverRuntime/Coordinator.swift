@@ -98,7 +98,8 @@ public actor Coordinator {
         self.sampler = LoadBalancerSampler(router: router, observer: observer)
         self.interpreter = WriteAheadInterpreter(journal: journal, router: router, runID: runID,
                                                  fence: lease?.token, unfinishedIntents: unfinishedIntents,
-                                                 crashAfterIntent: crashAfterIntent, logger: logger, clock: clock)
+                                                 crashAfterIntent: crashAfterIntent, leaseCheck: Self.check(lease),
+                                                 logger: logger, clock: clock)
         self.gates = GateFanOut(sources: sources)
         self.lease = lease
         self.reporter = reporter
@@ -112,6 +113,12 @@ public actor Coordinator {
         // Commands journaled once this process took the lease (now, without one) are its own.
         self.commandsValidSince = min(lease.map { Instant($0.acquiredAt) } ?? now, now)
         self.lastPrune = now
+    }
+
+    /// The lease's renewal as the interpreter's check before every load-balancer call.
+    static func check(_ lease: (any CoordinatorLease)?) -> (@Sendable () throws -> Void)? {
+        guard let lease else { return nil }
+        return { try lease.renew() }
     }
 
     /// The wall clock, in the journal's resolution.
@@ -146,8 +153,13 @@ public actor Coordinator {
                     adopt: (@Sendable (CutoverState) throws -> CutoverState)? = nil) async throws -> RunOutcome {
         do {
             let outcome = try await loop(preflight: preflight, resumeCheck: resumeCheck, adopt: adopt)
-            // Whichever way the loop ended, what it observed last is journaled.
-            try journalObservations(all: true)
+            // Whichever way the loop ended, what it observed last is journaled (when the journal
+            // takes it: a run stopped during an outage has nothing more to say there).
+            do {
+                try journalObservations(all: true)
+            } catch let error as StoreError where error.code == .unavailable {
+                logger.warning("the last observations could not be journaled", metadata: ["error": "\(error.context)"])
+            }
             return outcome
         } catch let error as StoreError where error.code == .fenced {
             // Another coordinator took the journal: nothing more is journaled or moved by this one.
@@ -202,12 +214,7 @@ public actor Coordinator {
                     }
                 }
                 if untouched(since: resumedPhase, intent: resumedIntent) {
-                    let now = clock()
-                    let live = try? await router.currentWeights()
-                    let reading = live.map { LoadBalancerSampler.reading($0, router: router, at: now) }
-                    let (recovered, actions) = engine.recover(state, live: reading, now: now)
-                    try saveAndPerform(recovered, actions, now: now, group: &group)
-                    try await performPending(actions, group: &group)
+                    try await recoverFromLiveWeights(group: &group)
                 }
             }
 
@@ -303,23 +310,38 @@ public actor Coordinator {
                 stateUnjournaled = false
                 sampleJournaledAt = journaled.lastSample?.at
                 interpreter.reload(unfinishedIntents: unfinished)
+                try interpreter.closeInterrupted()
                 let lasted = ContinuousClock.now - startedAt
                 try journalAppend("journalUnavailable",
                                   "the journal could not be written from \(began.iso8601) for \(formatDuration(lasted)) (\(lastError)); "
                                     + "no weight was moved meanwhile; going on from the journal at phase \(state.phase.rawValue), step \(state.step)"
                                     + (rollbackCalledFor.map { "; the hard signal called for a rollback meanwhile (\($0))" } ?? ""))
-                let now = clock()
-                let live = try? await router.currentWeights()
-                let reading = live.map { LoadBalancerSampler.reading($0, router: router, at: now) }
-                let (recovered, actions) = engine.recover(state, live: reading, now: now)
-                try saveAndPerform(recovered, actions, now: now, group: &group)
-                try await performPending(actions, group: &group)
+                try await recoverFromLiveWeights(group: &group)
+                if let why = rollbackCalledFor, [.shifting, .paused].contains(state.phase) {
+                    // What the hard signal called for during the outage, now that it can be
+                    // journaled: the window since the last journaled sample may dilute a burst
+                    // the hard signal saw, so it is not judged again.
+                    try await feed(.command(.rollback(reason: "the hard signal called for it while the journal was unavailable: \(why)"), id: 0),
+                                   group: &group)
+                }
                 return nil
             } catch let again as StoreError where again.code == .unavailable {
                 lastError = again.context
                 continue
             }
         }
+    }
+
+    /// The engine's `recover` on a fresh reading of the live weights, saved and performed: how a
+    /// resumed run, and one that waited out a journal outage, puts the world back where the
+    /// journal says it is.
+    func recoverFromLiveWeights(group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
+        let now = clock()
+        let live = try? await router.currentWeights()
+        let reading = live.map { LoadBalancerSampler.reading($0, router: router, at: now) }
+        let (recovered, actions) = engine.recover(state, live: reading, now: now)
+        try saveAndPerform(recovered, actions, now: now, group: &group)
+        try await performPending(actions, group: &group)
     }
 
     /// True when nothing but samples changed the run since it stood at `phase` with `intent`.

@@ -99,7 +99,16 @@ public enum RunLauncher {
     public static func run(_ request: RunRequest, context: RuntimeContext, reporter: any Reporter) async throws -> RunReport {
         guard request.standby else { return try await runOnce(request, context: context, reporter: reporter) }
         while true {
-            let report = try await runOnce(request, context: context, reporter: reporter)
+            let report: RunReport
+            do {
+                report = try await runOnce(request, context: context, reporter: reporter)
+            } catch let error as StoreError where error.code == .unavailable {
+                // etcd out of reach while taking over, before any coordinator started: nothing
+                // was moved; a standby's job is to wait it out.
+                reporter.note(kind: "standby", "the journal is unavailable (\(error.context)); standing by again")
+                try await Task.sleep(for: .seconds(1))
+                continue
+            }
             guard report.outcome == "leaseLost" else { return report }
             reporter.note(kind: "standby", "\(report.message); standing by again")
         }

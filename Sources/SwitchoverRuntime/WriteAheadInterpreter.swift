@@ -39,6 +39,9 @@ public final class WriteAheadInterpreter: Sendable {
     let runID: Int64
     let fence: Int64?
     let crashAfterIntent: Int?
+    /// Asked right before every call to the load balancer (the lease's `renew`): throws when this
+    /// process may no longer lead. Nil in tests without a lease.
+    let leaseCheck: (@Sendable () throws -> Void)?
     let logger: Logger
     let clock: @Sendable () -> Instant
 
@@ -59,13 +62,14 @@ public final class WriteAheadInterpreter: Sendable {
     ///   - crashAfterIntent: TEST ONLY: `_exit(137)` right after journaling the N-th weight
     ///     intent, before performing it (`SWITCHOVER_TEST_CRASH_AFTER_INTENT`).
     public init(journal: any JournalStore, router: any WeightRouter, runID: Int64, fence: Int64?,
-                unfinishedIntents: [JournalEvent], crashAfterIntent: Int? = nil, logger: Logger,
-                clock: @escaping @Sendable () -> Instant) {
+                unfinishedIntents: [JournalEvent], crashAfterIntent: Int? = nil, leaseCheck: (@Sendable () throws -> Void)? = nil,
+                logger: Logger, clock: @escaping @Sendable () -> Instant) {
         self.journal = journal
         self.router = router
         self.runID = runID
         self.fence = fence
         self.crashAfterIntent = crashAfterIntent
+        self.leaseCheck = leaseCheck
         self.logger = logger
         self.clock = clock
         let (map, interrupted) = Self.weightIntents(unfinishedIntents, journal: journal)
@@ -156,6 +160,10 @@ public final class WriteAheadInterpreter: Sendable {
             try journal.finishIntent(id, at: now, ok: false,
                                      detail: Self.encode(["superseded": "by intent \(intent) (\(purpose.rawValue)); never re-applied"]))
         }
+        // Right before the load balancer is asked: the intent's fenced write succeeded, but this
+        // process may have been frozen or cut off since; one that is no longer sure it leads asks
+        // nothing (the intent stays open, for whoever leads to finish).
+        try leaseCheck?()
         memory.withLock { $0.touched = true }
         let result: WeightsReadBack
         var ok = false
@@ -250,6 +258,7 @@ public final class WriteAheadInterpreter: Sendable {
     func simple(_ action: String, cluster: String, _ body: @Sendable () async throws -> Void) async throws -> Outcome {
         let id = try journal.beginIntent(run: runID, at: clock(), action: action, detail: Self.encode(["cluster": cluster]),
                                          state: nil, fence: fence)
+        try leaseCheck?()
         memory.withLock { $0.touched = true }
         do {
             try await body()

@@ -241,19 +241,8 @@ public enum Loopback {
 
     /// `httpExchange` on the calling thread, which it blocks for up to 2 s (a thread of its own).
     static func httpExchangeBlocking(port: Int, request: String) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestKitError("socket(): errno \(errno)") }
+        let fd = try connectBlocking(port: port, receiveTimeoutSeconds: 2)
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestKitError("connect 127.0.0.1:\(port): errno \(errno)") }
         let bytes = Array(request.utf8)
         guard send(fd, bytes, bytes.count, Int32(MSG_NOSIGNAL)) == bytes.count else {
             throw TestKitError("send to 127.0.0.1:\(port): errno \(errno)")
@@ -266,6 +255,28 @@ public enum Loopback {
             answer += buffer[0..<n]
         }
         return String(decoding: answer, as: UTF8.self)
+    }
+
+    /// A TCP socket connected to 127.0.0.1:`port` whose reads give up after the timeout; the
+    /// caller closes it. Blocks (a thread of its own).
+    static func connectBlocking(port: Int, receiveTimeoutSeconds: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestKitError("socket(): errno \(errno)") }
+        var timeout = timeval(tv_sec: receiveTimeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            let error = errno
+            close(fd)
+            throw TestKitError("connect 127.0.0.1:\(port): errno \(error)")
+        }
+        return fd
     }
 
     /// Waits until `port` accepts connections or `process` exits; throws with the log tail.

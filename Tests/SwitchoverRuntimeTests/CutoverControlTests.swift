@@ -108,10 +108,19 @@ struct CutoverControlTests {
         #expect(try await lab.liveWeights().green == 0, "a person's change is not overridden")
         // Reported once per episode: two seconds (eight samples) later, no new line and no new event.
         func mentions() -> Int { coordinator.logTail(lines: 500).components(separatedBy: "live weights differ").count - 1 }
-        // The process writes its log line after the state this test polls: wait for it first
-        // (under load the line can come a moment after the journal shows `paused`).
-        #expect(await Wait.until(timeout: 5, every: .milliseconds(50)) { mentions() > 0 }, "said at all:\n\(coordinator.logTail(lines: 30))")
-        let logged = mentions()
+        // The process writes the episode's lines (the drift, the pause, the phase change) after
+        // the state this test polls: under load they come a moment later. Count once the count
+        // has held still for a second.
+        var logged = mentions()
+        var still = 0
+        let settle = ContinuousClock.now + .seconds(15)
+        while still < 4, ContinuousClock.now < settle {
+            try await Task.sleep(for: .milliseconds(250))
+            let now = mentions()
+            still = now == logged && now > 0 ? still + 1 : 0
+            logged = now
+        }
+        #expect(logged > 0, "said at all:\n\(coordinator.logTail(lines: 30))")
         try await Task.sleep(for: .seconds(2))
         #expect(mentions() == logged, "not logged on every sample:\n\(coordinator.logTail(lines: 30))")
         #expect(try lab.events().filter { $0.kind == "weightsDrift" }.count == 1, "journaled once, not on every sample")

@@ -59,6 +59,7 @@ public final class EtcdClient: @unchecked Sendable {
         let data = try JSONEncoder().encode(body)
         let start = lock.withLock { preferred }
         var failures: [String] = []
+        var tlsFailures = 0
         for offset in 0..<endpoints.count {
             let index = (start + offset) % endpoints.count
             let endpoint = endpoints[index]
@@ -68,10 +69,9 @@ public final class EtcdClient: @unchecked Sendable {
                                                                 headers: [HTTPHeader("Content-Type", "application/json")],
                                                                 body: data))
             } catch let error as HTTPError {
-                if [.tlsVerificationFailed, .tlsHandshakeFailed, .tlsConfiguration].contains(error.code) {
-                    // A certificate problem is not a member that is down: every member will say the same.
-                    throw StoreError(.etcd, "etcd at \(endpoint): \(error.message) (TLS: check --etcd-cacert, --etcd-cert, --etcd-key)")
-                }
+                // A handshake can fail on one member alone (killed mid-handshake, its certificate
+                // being rotated): the next is tried. Only when every member fails TLS is it ours.
+                if [.tlsVerificationFailed, .tlsHandshakeFailed, .tlsConfiguration].contains(error.code) { tlsFailures += 1 }
                 failures.append("\(endpoint): \(error.message)")
                 continue
             }
@@ -90,6 +90,10 @@ public final class EtcdClient: @unchecked Sendable {
                 continue
             }
             throw StoreError(.etcd, "etcd at \(endpoint)\(path) answered HTTP \(response.status): \(message)")
+        }
+        if tlsFailures == endpoints.count {
+            throw StoreError(.etcd, "etcd: TLS failed with every endpoint (" + failures.joined(separator: "; ")
+                             + "): check --etcd-cacert, --etcd-cert, --etcd-key")
         }
         var hint = ""
         if endpoints.allSatisfy({ $0.hasPrefix("https://") }),

@@ -64,7 +64,7 @@ public final class EtcdJournal: JournalStore, @unchecked Sendable {
         let meta = try client.get(key("meta"))
         if let meta {
             guard meta.valueText == Self.format else {
-                throw StoreError(.open, "etcd prefix \(self.prefix) holds \(key("meta")) = \(EtcdClient.quote(meta.value?.data ?? Data())), not a Switchover journal's; choose another prefix")
+                throw StoreError(.open, "etcd prefix \(self.prefix) holds a \(key("meta")) key that is not a Switchover journal's; choose another prefix")
             }
             return
         }
@@ -152,7 +152,12 @@ public final class EtcdJournal: JournalStore, @unchecked Sendable {
     /// fenced by `fence`, and (`state`) comparing the run's state key with the mod revision this
     /// process last saw. Retries while only the counter moved (another writer took an id).
     /// Returns the id and the transaction's revision.
-    func counted(_ name: String, fence: Int64?, state run: Int64? = nil,
+    ///
+    /// A transaction whose answer was lost (a member died after committing it, and the client
+    /// asked the next one) is retried; the retry's compare then fails, and the journal reads
+    /// back what it meant to write: when the id's first key (`ops(id).first`, always a put)
+    /// holds exactly that value, the write landed, once, and counts as done.
+    func counted(_ name: String, fence: Int64?, state run: Int64? = nil, while conditions: [Compare] = [],
                  _ ops: (Int64) throws -> [RequestOp]) throws -> (id: Int64, revision: Int64) {
         try locked {
             let counterKey = key("next", name)
@@ -166,13 +171,14 @@ public final class EtcdJournal: JournalStore, @unchecked Sendable {
                     current = (Int64(kv?.valueText ?? "0") ?? 0, kv?.modRevision ?? 0)
                 }
                 let next = current.value + 1
-                var compares = [Compare.modified(counterKey, at: current.revision)] + fenceCompare(fence)
+                var compares = [Compare.modified(counterKey, at: current.revision)] + fenceCompare(fence) + conditions
                 let stateRevision = run.flatMap { stateRevisions[$0] }
                 if let run, let stateRevision { compares.append(.modified(stateKey(run), at: stateRevision)) }
                 let response = try client.txn(TxnRequest(
                     compare: compares,
                     success: [.put(counterKey, String(next))] + (try ops(next)),
-                    failure: [.get(leaderKey), .get(counterKey)] + (run.map { [.get(stateKey($0))] } ?? [])))
+                    failure: [.get(leaderKey), .get(counterKey)] + (run.map { [.get(stateKey($0))] } ?? [])
+                        + conditions.map { .get($0.key.text) }))
                 if response.ok {
                     if name == "seq" { sequence = (next, response.revision) }
                     return (next, response.revision)
@@ -183,8 +189,20 @@ public final class EtcdJournal: JournalStore, @unchecked Sendable {
                 if let run, let stateRevision, let state = response.read(2).first, state.modRevision != stateRevision {
                     throw StoreError(.fenced, "the etcd journal's state of run \(run) was changed by another writer (revision \(state.modRevision), this coordinator's \(stateRevision)); nothing written")
                 }
+                let conditionReads = response.read(1 + (run == nil ? 1 : 2))
+                if !conditions.isEmpty, conditionReads.isEmpty, response.read(1).first?.modRevision == current.revision {
+                    throw StoreError(.fenced, "closed: \(conditions.map(\.key.text).joined(separator: ", ")) no longer there")
+                }
                 let counter = response.read(1).first
-                cached = (Int64(counter?.valueText ?? "0") ?? 0, counter?.modRevision ?? 0)
+                let moved = (Int64(counter?.valueText ?? "0") ?? 0, counter?.modRevision ?? 0)
+                if moved.0 == next, let witness = try ops(next).first?.request_put,
+                   let landed = try client.get(witness.key.text), landed.value?.data == witness.value.data {
+                    // Our own earlier attempt, committed though its answer was lost.
+                    if name == "seq" { sequence = moved }
+                    if let run, stateRevision != nil, let state = response.read(2).first { stateRevisions[run] = state.modRevision }
+                    return (next, landed.modRevision)
+                }
+                cached = moved
             }
             throw StoreError(.unavailable, "etcd journal: could not take an id from \(counterKey) after 64 tries (other writers kept taking them)")
         }
@@ -204,6 +222,13 @@ public final class EtcdJournal: JournalStore, @unchecked Sendable {
                                                       failure: [.get(leaderKey)] + (run.map { [.get(stateKey($0))] } ?? [])))
             if response.ok { return response.revision }
             if let fence, response.read(0).first?.createRevision != fence { throw fenced(fence, leader: response.read(0).first) }
+            // Our own earlier attempt, committed though its answer was lost: the state holds
+            // exactly what this write puts there.
+            if let run, let current = response.read(1).first,
+               let put = ops.compactMap(\.request_put).first(where: { $0.key.text == stateKey(run) }),
+               current.value?.data == put.value.data {
+                return current.modRevision
+            }
             let revision = response.read(1).first?.modRevision ?? 0
             throw StoreError(.fenced, "the etcd journal's state of run \(run ?? 0) was changed by another writer (revision \(revision), this coordinator's \(stateRevision ?? 0)); nothing written")
         }
@@ -280,9 +305,16 @@ public final class EtcdJournal: JournalStore, @unchecked Sendable {
         var run = locked { intentRuns[intent] }
         if run == nil, let open = try client.get(openKey(intent)) { run = Int64(open.valueText) }
         guard let run else { throw StoreError(.corrupt, "etcd journal: no open intent \(intent) to finish") }
-        _ = try counted("seq", fence: nil) { seq in
-            try eventOps(JournalEvent(sequence: seq, run: run, at: at, kind: "result", detail: detail, intentID: intent, ok: ok))
-                + [.delete(openKey(intent))]
+        // Only while the intent is open: a coordinator deposed between its apply and this write
+        // must not add a second result to an intent its successor finished.
+        do {
+            _ = try counted("seq", fence: nil, while: [.exists(openKey(intent))]) { seq in
+                try eventOps(JournalEvent(sequence: seq, run: run, at: at, kind: "result", detail: detail, intentID: intent, ok: ok))
+                    + [.delete(openKey(intent))]
+            }
+        } catch let error as StoreError where error.code == .fenced && error.context.hasPrefix("closed:") {
+            locked { _ = intentRuns.removeValue(forKey: intent) }
+            throw StoreError(.fenced, "intent \(intent) was finished by another coordinator; this result was not written")
         }
         locked { _ = intentRuns.removeValue(forKey: intent) }
     }

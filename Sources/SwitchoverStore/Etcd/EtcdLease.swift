@@ -22,6 +22,16 @@ import SwitchoverCore
 /// `@unchecked Sendable`: the mutable state is guarded by `lock`; the rest is immutable.
 public final class EtcdLease: CoordinatorLease, @unchecked Sendable {
     public let token: Int64
+    /// Seconds a leader key may outlive the TTL: etcd checks for expired leases every 500 ms,
+    /// a standby looks every 100 ms; the rest is margin.
+    static let expiryGrace = 2.0
+    /// Since when commands are addressed to this holder: the take minus the TTL and
+    /// `expiryGrace`. A command journaled that long before a takeover was journaled while the
+    /// previous leader's key still stood (it outlives its holder by at most the TTL, plus etcd's
+    /// half-second expiry check and the standby's poll), so it was asked of a coordinator, and an
+    /// emergency `rollback` typed during a failover is carried out by the one that takes over
+    /// rather than refused as issued while none ran. (Commands are judged by the submitting
+    /// machine's clock against this one's: the one place clocks meet, and only for that.)
     public let acquiredAt: Date
     /// The etcd lease the key is bound to.
     public let leaseID: Int64
@@ -58,6 +68,10 @@ public final class EtcdLease: CoordinatorLease, @unchecked Sendable {
             let holder = response.read(0).first
             let leader = holder.flatMap { try? JSONDecoder().decode(LeaderRecord.self, from: $0.value?.data ?? Data()) }
             throw StoreError(.lockHeld, Self.describe(leader, token: holder?.createRevision ?? 0, key: journal.leaderKey))
+        }
+        guard response.revision > 0 else {
+            try? client.revoke(granted.id)
+            throw StoreError(.etcd, "etcd answered the lease's transaction without a revision: no fencing token can be taken from it")
         }
         return EtcdLease(token: response.revision, record: record, leaseID: granted.id, ttl: .seconds(granted.ttl),
                          client: client, leaderKey: journal.leaderKey)
@@ -112,7 +126,8 @@ public final class EtcdLease: CoordinatorLease, @unchecked Sendable {
     init(token: Int64, record: LeaderRecord, leaseID: Int64, ttl: Duration, client: EtcdClient, leaderKey: String) {
         self.token = token
         self.record = record
-        self.acquiredAt = Date(timeIntervalSince1970: Double(record.since) / 1000)
+        self.acquiredAt = Date(timeIntervalSince1970: Double(record.since) / 1000
+                               - Double(ttl.components.seconds) - Self.expiryGrace)
         self.leaseID = leaseID
         self.ttl = ttl
         self.client = client
@@ -131,6 +146,8 @@ public final class EtcdLease: CoordinatorLease, @unchecked Sendable {
     /// One renewal and one look at the key; false once released or lost (the thread ends).
     func keepAliveOnce() -> Bool {
         if lock.withLock({ released || lost != nil }) { return false }
+        // The renewal counts from when it was sent: etcd's TTL runs from its arrival, never before.
+        let sent = ContinuousClock.now
         do {
             let left = try client.keepAlive(leaseID)
             if left <= 0 {
@@ -144,9 +161,14 @@ public final class EtcdLease: CoordinatorLease, @unchecked Sendable {
                 return false
             }
             lock.withLock {
-                lastConfirmed = .now
+                lastConfirmed = sent
                 lastError = nil
             }
+        } catch let error as StoreError where error.code == .etcd {
+            // etcd refuses the renewal for good (permission denied, a certificate no longer
+            // accepted): waiting will not bring the lease back.
+            lock.withLock { lost = "etcd refused to renew the lease: \(error.context)" }
+            return false
         } catch {
             lock.withLock { lastError = (error as? StoreError)?.context ?? "\(error)" }
         }
