@@ -154,15 +154,32 @@ public struct ClusterLoadBalancerSpec: Sendable, Hashable {
     /// Service by service (`loadBalancer.services`), in the order written; nil in the single
     /// form (`loadBalancer.servers`: one service).
     public var services: [ServiceServers]?
+    /// Drivers' own sections of this cluster (`route53: {setIdentifier, value}`), by driver
+    /// name. Without `servers`, the first one written names the cluster's single server.
+    public var sections: [String: ClusterSection] = [:]
 
     public init(servers: [String]) {
         self.servers = servers
         self.services = nil
     }
 
+    /// A cluster placed by drivers' sections only: its one server is the first section's.
+    public init(sections: [ClusterSection]) {
+        precondition(!sections.isEmpty, "a cluster placed by driver sections has at least one")
+        self.servers = [sections[0].spec.server]
+        self.services = nil
+        self.sections = Dictionary(sections.map { ($0.driver, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
     public init(services: [ServiceServers]) {
         self.services = services
         self.servers = services.flatMap(\.servers)
+    }
+
+    /// The servers `driver` moves weights between: the one name of the cluster's section for it
+    /// (a Route53 set identifier), or the `servers` list.
+    public func servers(for driver: any DriverDescription) -> [String] {
+        sections[driver.name].map { [$0.spec.server] } ?? servers
     }
 
     /// The servers of `service`, or every server when `service` is nil (the single form).
