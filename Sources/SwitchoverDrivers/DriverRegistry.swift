@@ -31,6 +31,8 @@ public struct DriverRegistry: Sendable {
     public static let standard = DriverRegistry([
         HAProxyDriver(),
         EnvoyDriver(),
+        Route53Driver(),
+        ALBDriver(),
     ])
 
     /// Names must be unique, and none may be `driver` (the key that names the driver sits
@@ -55,11 +57,30 @@ public struct DriverRegistry: Sendable {
     /// The router and the observer of the policy's load balancer, bound to FROM and TO.
     ///
     /// Refuses, rather than guessing, when the clusters cannot be driven: a cluster without
-    /// servers, a server named in both clusters, FROM and TO the same; and when the driver's
+    /// servers, a server named in both clusters, FROM and TO the same; when the driver's
     /// name is not in this registry (`.unknownDriver`, listing the known ones: a policy the
-    /// loader read with other drivers).
+    /// loader read with other drivers); and when the driver counts no traffic (Route53, ALB):
+    /// see `makeRouter`.
     public func make(policy: Policy, from: Cluster, to: Cluster, logger: Logger) throws
         -> (router: any WeightRouter, observer: any TrafficObserver) {
+        let made = try makeRouter(policy: policy, from: from, to: to, logger: logger)
+        // The pairing point for a router that counts nothing: the policy's `traffic.prometheus`
+        // (DESIGN.md, "DNS and cloud load balancers") is to supply the observer here (or in
+        // the caller, from `makeRouter`); until it exists such a driver cannot run.
+        guard let observer = made.observer else {
+            throw LoadBalancerError(.unsupported, driver: made.router.driver, address: made.router.address,
+                                    message: "driver \(made.router.driver) needs traffic.prometheus: it moves weights but counts no traffic, "
+                                        + "and gates, the hard signal and the drain need per-cluster counters (the policy's traffic.prometheus section)")
+        }
+        return (made.router, observer)
+    }
+
+    /// The router of the policy's load balancer and its own observer, nil when the load balancer
+    /// counts nothing (`DriverDescription.countsTraffic` false): the caller then pairs the router
+    /// with another observer (the policy's `traffic.prometheus`), which also may replace a
+    /// driver's own counters.
+    public func makeRouter(policy: Policy, from: Cluster, to: Cluster, logger: Logger) throws
+        -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         let name = policy.loadBalancer.driverName
         guard let driver = driver(named: name) else {
             throw LoadBalancerError(.unknownDriver, driver: name, address: "-",
@@ -68,24 +89,25 @@ public struct DriverRegistry: Sendable {
         if let fleet = policy.loadBalancer.settings as? any FleetSpec, fleet.isFleet {
             return try makeFleet(fleet, driver: driver, policy: policy, from: from, to: to, logger: logger)
         }
-        return try makeOne(driver, settings: policy.loadBalancer.settings,
-                           from: ClusterServers(cluster: from.name, servers: from.loadBalancer.servers),
-                           to: ClusterServers(cluster: to.name, servers: to.loadBalancer.servers), logger: logger)
+        func placed(_ cluster: Cluster) throws -> ClusterServers {
+            guard driver.readsClusterSection else {
+                return ClusterServers(cluster: cluster.name, servers: cluster.loadBalancer.servers)
+            }
+            guard let section = cluster.loadBalancer.sections[driver.name] else {
+                throw LoadBalancerError(.invalidConfiguration, driver: driver.name, address: "-",
+                                        message: "cluster '\(cluster.name)' has no spec.loadBalancer.\(driver.name) section saying where it sits in \(driver.name)")
+            }
+            return ClusterServers(cluster: cluster.name, servers: [section.spec.server], section: section)
+        }
+        return try makeOne(driver, settings: policy.loadBalancer.settings, from: placed(from), to: placed(to), logger: logger)
     }
 
     /// One router and observer of `driver` for one pair of server lists (the single form, or one
     /// member of a fleet), the pair checked first.
     func makeOne(_ driver: any LoadBalancerDriver, settings: any DriverSpec, from: ClusterServers, to: ClusterServers,
-                 logger: Logger) throws -> (router: any WeightRouter, observer: any TrafficObserver) {
+                 logger: Logger) throws -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         try validateClusters(from, to, driver: driver.name)
-        let made = try driver.make(settings, from: from, to: to, logger: logger)
-        // A policy's `traffic` section (DESIGN.md, "DNS and cloud load balancers") will name
-        // the observer for a router that counts nothing; until it exists, such a driver cannot run.
-        guard let observer = made.observer else {
-            throw LoadBalancerError(.unsupported, driver: driver.name, address: made.router.address,
-                                    message: "\(driver.name) counts no traffic, and this policy names no other source of per-cluster counters")
-        }
-        return (made.router, observer)
+        return try driver.make(settings, from: from, to: to, logger: logger)
     }
 }
 
@@ -93,7 +115,7 @@ extension DriverRegistry {
     /// Several instances or services: one router per (instance, service), bound to that
     /// service's servers of FROM and TO, behind one `FleetRouter`.
     func makeFleet(_ fleet: any FleetSpec, driver: any LoadBalancerDriver, policy: Policy, from: Cluster, to: Cluster,
-                   logger: Logger) throws -> (router: any WeightRouter, observer: any TrafficObserver) {
+                   logger: Logger) throws -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         var members: [FleetRouter.Member] = []
         for member in fleet.members {
             var servers: [ClusterServers] = []
@@ -107,8 +129,12 @@ extension DriverRegistry {
                 servers.append(ClusterServers(cluster: cluster.name, servers: listed))
             }
             let made = try makeOne(driver, settings: member.spec, from: servers[0], to: servers[1], logger: logger)
+            guard let observer = made.observer else {
+                throw LoadBalancerError(.unsupported, driver: driver.name, address: made.router.address,
+                                        message: "\(driver.name) counts no traffic and cannot be one instance of several")
+            }
             members.append(.init(instance: member.instance, service: member.service, target: member.target,
-                                 router: made.router, observer: made.observer))
+                                 router: made.router, observer: observer))
         }
         let fleetRouter = FleetRouter(driver: driver.name, members: members, from: from.name, to: to.name,
                                       schedule: StepSchedule(policy: policy))
