@@ -367,13 +367,13 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         let result = try await runSwitchover(["validate"], cwd: folder)
         #expect(result.exitCode == 2)
         #expect(locatedLines(result.stderr) == [
-            "./policies/fast.yaml:\(at.line):\(at.column): unknown driver 'nginx'; known drivers: haproxy, envoy",
+            "./policies/fast.yaml:\(at.line):\(at.column): unknown driver 'nginx'; known drivers: haproxy, envoy, route53, alb",
         ], "\(result.stderr)")
         #expect(result.stdout.isEmpty, "diagnostics go to stderr")
         // `plan` loads the same way, and changes nothing.
         let plan = try await runSwitchover(["plan", "blue", "green", "--policy", "fast"], cwd: folder)
         #expect(plan.exitCode == 2)
-        #expect(plan.stderr.contains("./policies/fast.yaml:\(at.line):\(at.column): unknown driver 'nginx'; known drivers: haproxy, envoy"),
+        #expect(plan.stderr.contains("./policies/fast.yaml:\(at.line):\(at.column): unknown driver 'nginx'; known drivers: haproxy, envoy, route53, alb"),
                 "\(plan.stderr)")
     }
 
