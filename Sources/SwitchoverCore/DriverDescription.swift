@@ -29,9 +29,17 @@ public protocol DriverDescription: Sendable {
     /// Why the driver lacks `capability`, for the message that refuses a key needing it:
     /// "Envoy cannot close the requests open to one cluster (...)".
     func limitation(_ capability: RouterCapabilities) -> String
+
+    /// Whether the driver's load balancer counts the traffic it routes (HAProxy, Envoy), or only
+    /// moves weights (DNS records, a cloud load balancer): a policy for a driver that counts
+    /// nothing must name another source (`traffic.prometheus`), or the loader refuses it naming
+    /// the driver. Default true.
+    var countsTraffic: Bool { get }
 }
 
 extension DriverDescription {
+    public var countsTraffic: Bool { true }
+
     public func limitation(_ capability: RouterCapabilities) -> String {
         "the \(name) driver cannot \(capability)"
     }

@@ -58,34 +58,58 @@ public struct DriverRegistry: Sendable {
     /// servers, a server named in both clusters, FROM and TO the same; and when the driver's
     /// name is not in this registry (`.unknownDriver`, listing the known ones: a policy the
     /// loader read with other drivers).
-    public func make(policy: Policy, from: Cluster, to: Cluster, logger: Logger) throws
+    ///
+    /// `observer`: the observer of the policy's `traffic` section (made by the runtime, which
+    /// knows Prometheus), used in place of the driver's own; with it, a driver that counts
+    /// nothing can run. Without it, such a driver is refused naming it.
+    public func make(policy: Policy, from: Cluster, to: Cluster, logger: Logger,
+                     observer replacement: (any TrafficObserver)? = nil) throws
         -> (router: any WeightRouter, observer: any TrafficObserver) {
+        let made = try makeDriven(policy: policy, from: from, to: to, logger: logger, countedElsewhere: replacement != nil)
+        return (made.router, replacement ?? made.observer!)
+    }
+
+    /// The router, and the driver's observer unless `countedElsewhere` (then nil when the driver
+    /// counts nothing).
+    func makeDriven(policy: Policy, from: Cluster, to: Cluster, logger: Logger, countedElsewhere: Bool) throws
+        -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         let name = policy.loadBalancer.driverName
         guard let driver = driver(named: name) else {
             throw LoadBalancerError(.unknownDriver, driver: name, address: "-",
                                     message: "unknown load-balancer driver '\(name)' (known: \(names.joined(separator: ", ")))")
         }
         if let fleet = policy.loadBalancer.settings as? any FleetSpec, fleet.isFleet {
-            return try makeFleet(fleet, driver: driver, policy: policy, from: from, to: to, logger: logger)
+            let made = try makeFleet(fleet, driver: driver, policy: policy, from: from, to: to, logger: logger)
+            return (made.router, made.observer)
         }
         return try makeOne(driver, settings: policy.loadBalancer.settings,
                            from: ClusterServers(cluster: from.name, servers: from.loadBalancer.servers),
-                           to: ClusterServers(cluster: to.name, servers: to.loadBalancer.servers), logger: logger)
+                           to: ClusterServers(cluster: to.name, servers: to.loadBalancer.servers), logger: logger,
+                           countedElsewhere: countedElsewhere)
     }
 
     /// One router and observer of `driver` for one pair of server lists (the single form, or one
     /// member of a fleet), the pair checked first.
     func makeOne(_ driver: any LoadBalancerDriver, settings: any DriverSpec, from: ClusterServers, to: ClusterServers,
                  logger: Logger) throws -> (router: any WeightRouter, observer: any TrafficObserver) {
+        let made = try makeOne(driver, settings: settings, from: from, to: to, logger: logger, countedElsewhere: false)
+        return (made.router, made.observer!)
+    }
+
+    /// As `makeOne`; with `countedElsewhere` (the policy's `traffic` section counts), a driver
+    /// without an observer is not refused, and its observer is nil.
+    func makeOne(_ driver: any LoadBalancerDriver, settings: any DriverSpec, from: ClusterServers, to: ClusterServers,
+                 logger: Logger, countedElsewhere: Bool) throws -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         try validateClusters(from, to, driver: driver.name)
         let made = try driver.make(settings, from: from, to: to, logger: logger)
-        // A policy's `traffic` section (DESIGN.md, "DNS and cloud load balancers") will name
-        // the observer for a router that counts nothing; until it exists, such a driver cannot run.
-        guard let observer = made.observer else {
+        // The policy's `traffic` section (DESIGN.md, "DNS and cloud load balancers") names the
+        // observer for a router that counts nothing; without it such a driver cannot run (the
+        // loader refuses the policy first, for a driver whose description says so).
+        if made.observer == nil, !countedElsewhere {
             throw LoadBalancerError(.unsupported, driver: driver.name, address: made.router.address,
-                                    message: "\(driver.name) counts no traffic, and this policy names no other source of per-cluster counters")
+                                    message: "\(driver.name) counts no traffic, and this policy names no other source of per-cluster counters (add 'traffic.prometheus')")
         }
-        return (made.router, observer)
+        return made
     }
 }
 
