@@ -48,6 +48,9 @@ struct PrometheusTrafficIntegrationTests {
         #expect(blue > 0 && green == 0)
         let state = try #require(try lab.state())
         #expect(state.phase == .rolledBack && state.rollbackVerified)
+        // The samples the engine judged are Prometheus's (its one instance), not HAProxy's.
+        #expect(state.lastSample?.instances?.keys.sorted() == ["prometheus"], "\(String(describing: state.lastSample))")
+        #expect((state.lastSample?.clusters["green"]?.responses5xx ?? 0) > 0)
         let kinds = Set(try lab.events().map(\.kind))
         #expect(kinds.contains("hardSignal") || kinds.contains("rollbackStarted"), "\(kinds)")
     }
