@@ -39,13 +39,16 @@ public protocol DriverDescription: Sendable {
     /// `readsClusterSection`), with the loader's diagnostics; nil when there was any problem.
     func decodeClusterSection(_ section: ConfigValue) -> (any ClusterSectionSpec)?
 
-    /// False when the load balancer counts no traffic per cluster (DNS, a cloud load balancer):
-    /// gates, the hard signal and the drain then need counters from elsewhere (the policy's
-    /// `traffic` section, DESIGN.md "DNS and cloud load balancers").
+    /// Whether the driver's load balancer counts the traffic it routes (HAProxy, Envoy), or only
+    /// moves weights (DNS records, a cloud load balancer): a policy for a driver that counts
+    /// nothing must name another source (`traffic.prometheus`), or the loader refuses it naming
+    /// the driver. Default true.
     var countsTraffic: Bool { get }
 }
 
 extension DriverDescription {
+    public var countsTraffic: Bool { true }
+
     public func limitation(_ capability: RouterCapabilities) -> String {
         "the \(name) driver cannot \(capability)"
     }

@@ -59,18 +59,20 @@ public struct DriverRegistry: Sendable {
     /// Refuses, rather than guessing, when the clusters cannot be driven: a cluster without
     /// servers, a server named in both clusters, FROM and TO the same; when the driver's
     /// name is not in this registry (`.unknownDriver`, listing the known ones: a policy the
-    /// loader read with other drivers); and when the driver counts no traffic (Route53, ALB):
-    /// see `makeRouter`.
-    public func make(policy: Policy, from: Cluster, to: Cluster, logger: Logger) throws
+    /// loader read with other drivers); and when the driver counts no traffic (Route53, ALB)
+    /// and no other source does.
+    ///
+    /// `observer`: the observer of the policy's `traffic` section (made by the runtime, which
+    /// knows Prometheus), used in place of the driver's own; with it, a driver that counts
+    /// nothing can run. Without it, such a driver is refused naming it.
+    public func make(policy: Policy, from: Cluster, to: Cluster, logger: Logger,
+                     observer replacement: (any TrafficObserver)? = nil) throws
         -> (router: any WeightRouter, observer: any TrafficObserver) {
         let made = try makeRouter(policy: policy, from: from, to: to, logger: logger)
-        // The pairing point for a router that counts nothing: the policy's `traffic.prometheus`
-        // (DESIGN.md, "DNS and cloud load balancers") is to supply the observer here (or in
-        // the caller, from `makeRouter`); until it exists such a driver cannot run.
-        guard let observer = made.observer else {
+        guard let observer = replacement ?? made.observer else {
             throw LoadBalancerError(.unsupported, driver: made.router.driver, address: made.router.address,
-                                    message: "driver \(made.router.driver) needs traffic.prometheus: it moves weights but counts no traffic, "
-                                        + "and gates, the hard signal and the drain need per-cluster counters (the policy's traffic.prometheus section)")
+                                    message: "driver \(made.router.driver) moves weights but counts no traffic, and this policy names no other "
+                                        + "source of per-cluster counters for its gates, hard signal and drain (add 'traffic.prometheus')")
         }
         return (made.router, observer)
     }
@@ -87,7 +89,8 @@ public struct DriverRegistry: Sendable {
                                     message: "unknown load-balancer driver '\(name)' (known: \(names.joined(separator: ", ")))")
         }
         if let fleet = policy.loadBalancer.settings as? any FleetSpec, fleet.isFleet {
-            return try makeFleet(fleet, driver: driver, policy: policy, from: from, to: to, logger: logger)
+            let made = try makeFleet(fleet, driver: driver, policy: policy, from: from, to: to, logger: logger)
+            return (made.router, made.observer)
         }
         func placed(_ cluster: Cluster) throws -> ClusterServers {
             guard driver.readsClusterSection else {
