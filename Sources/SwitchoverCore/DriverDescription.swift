@@ -55,7 +55,6 @@ extension DriverDescription {
 
     public var readsClusterSection: Bool { false }
     public func decodeClusterSection(_ section: ConfigValue) -> (any ClusterSectionSpec)? { nil }
-    public var countsTraffic: Bool { true }
 }
 
 /// A cluster's own section for a driver (`spec.loadBalancer.route53` of a Cluster): where the

@@ -75,6 +75,11 @@ private func policy(_ loadBalancer: String, steps: String = "[1, 50, 100]") -> S
     \(loadBalancer)
       steps: \(steps)
       bake: 10s
+      traffic:
+        prometheus:
+          url: http://127.0.0.1:9090
+          requests: 'sum(istio_requests_total{cluster="$cluster"})'
+          errors: 'sum(istio_requests_total{cluster="$cluster",response_code=~"5.."})'
 
     """
 }
@@ -178,7 +183,19 @@ private let route53Section = """
         #expect(shown.contains("\(try bad.at("regoin")): unknown key 'regoin' in spec.loadBalancer.alb; did you mean 'region'?"), "\(shown)")
     }
 
-    @Test("the registry builds no Route53 observer: it says the driver needs traffic.prometheus; missing credentials are a configuration error")
+    @Test("a route53 or alb policy without traffic.prometheus is refused at its driver line: neither counts traffic")
+    func needsTrafficPrometheus() throws {
+        for (driver, section) in [("route53", route53Section),
+                                  ("alb", "    driver: alb\n    alb: {listenerArn: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2', region: us-east-1}")] {
+            let text = policy(section).replacingOccurrences(of: "  traffic:\n", with: "  ignored:\n")
+            let folder = try AWSFolder(policy: text.components(separatedBy: "  ignored:\n")[0] + "\n")
+            defer { folder.remove() }
+            let shown = folder.load().1.map(\.description)
+            #expect(shown.contains { $0.contains("driver '\(driver)' counts no traffic") && $0.contains("traffic.prometheus") }, "\(shown)")
+        }
+    }
+
+    @Test("without AWS credentials the registry refuses the Route53 router at construction, as a configuration error")
     func registryNeedsTrafficPrometheus() throws {
         let folder = try AWSFolder(policy: policy(route53Section))
         defer { folder.remove() }
@@ -186,8 +203,10 @@ private let route53Section = """
         let chosen = try #require(configuration.policy(named: "p"))
         let blue = try #require(configuration.cluster(named: "blue")), green = try #require(configuration.cluster(named: "green"))
         let environment = ProcessInfo.processInfo.environment
-        if environment["AWS_ACCESS_KEY_ID"] != nil || environment["AWS_PROFILE"] != nil { return }
-        // Without credentials (this test process has none), the router is refused at construction.
+        try #require(environment["AWS_ACCESS_KEY_ID"] == nil && environment["AWS_PROFILE"] == nil
+                     && !FileManager.default.fileExists(atPath: NSHomeDirectory() + "/.aws/credentials"),
+                     "this test needs a process without AWS credentials (unset AWS_ACCESS_KEY_ID and AWS_PROFILE)")
+        // Without credentials, the router is refused at construction.
         let refused = try #require(throws: LoadBalancerError.self) {
             try DriverRegistry.standard.make(policy: chosen, from: blue, to: green, logger: Logger(label: "t"))
         }
