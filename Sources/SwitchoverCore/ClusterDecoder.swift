@@ -4,6 +4,8 @@ import Yams
 /// Reads the `spec` of a `kind: Cluster` document.
 struct ClusterDecoder {
     let reader: DocumentReader
+    /// The drivers whose own section a cluster may carry (`readsClusterSection`).
+    var drivers: [any DriverDescription] = []
 
     /// The cluster when everything required could be read; problems are in `reader`.
     func decode(_ spec: Node, name: String, location: SourceLocation) -> Cluster? {
@@ -126,7 +128,33 @@ struct ClusterDecoder {
     }
 
     private func decodeLoadBalancer(_ node: Node?) -> ClusterLoadBalancerSpec? {
-        guard let fields = reader.fields(node, context: "spec.loadBalancer", known: ["servers", "services"]) else { return nil }
+        let sectionDrivers = drivers.filter(\.readsClusterSection)
+        guard let fields = reader.fields(node, context: "spec.loadBalancer",
+                                         known: ["servers", "services"] + sectionDrivers.map(\.name)) else { return nil }
+        // Drivers' own sections, in the order written (the first names the single server when
+        // there is no `servers`).
+        var sections: [ClusterSection] = []
+        var sectionsOK = true
+        if case .mapping(let mapping) = fields.node {
+            for (key, value) in mapping {
+                guard let name = key.scalar?.string, let driver = sectionDrivers.first(where: { $0.name == name }) else { continue }
+                if let spec = driver.decodeClusterSection(ConfigValue(reader: reader, node: value, key: name)) {
+                    sections.append(ClusterSection(driver: name, spec: spec))
+                } else {
+                    sectionsOK = false
+                }
+            }
+        }
+        guard sectionsOK else { return nil }
+        if !sections.isEmpty, !fields.mentions("servers"), !fields.mentions("services") {
+            return ClusterLoadBalancerSpec(sections: sections)
+        }
+        var placed = decodeServerLists(fields)
+        placed?.sections = Dictionary(sections.map { ($0.driver, $0) }, uniquingKeysWith: { a, _ in a })
+        return placed
+    }
+
+    private func decodeServerLists(_ fields: DocumentReader.Fields) -> ClusterLoadBalancerSpec? {
         var seen: [String: (node: Node, service: String?)] = [:]
         if fields.mentions("servers") && fields.mentions("services") {
             reader.error(fields.keyNode("services") ?? fields.node,

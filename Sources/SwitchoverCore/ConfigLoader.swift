@@ -166,7 +166,7 @@ public enum ConfigLoader {
         let location = reader.location(root)
         switch kind {
         case .cluster:
-            let cluster = ClusterDecoder(reader: reader).decode(spec, name: name, location: location)
+            let cluster = ClusterDecoder(reader: reader, drivers: drivers).decode(spec, name: name, location: location)
             return (cluster.map(Document.cluster), reader.diagnostics)
         case .policy:
             let policy = PolicyDecoder(reader: reader, knownClusters: knownClusters, drivers: drivers)

@@ -56,6 +56,21 @@ public extension Configuration {
             }
         }
         if let fromCluster = cluster(named: from), let toCluster = cluster(named: to), from != to {
+            // A driver that places each cluster by a section of its own (a Route53 record's set
+            // identifier) needs that section in both clusters.
+            let driver = chosen.loadBalancer.driver
+            if driver.readsClusterSection {
+                for cluster in [fromCluster, toCluster] where cluster.loadBalancer.sections[driver.name] == nil {
+                    diagnostics.append(Diagnostic(location: cluster.location,
+                        message: "policy '\(policy)' drives \(driver.name), and cluster '\(cluster.name)' has no spec.loadBalancer.\(driver.name) section saying where it sits in it"))
+                }
+                let placed = [fromCluster, toCluster].compactMap { $0.loadBalancer.sections[driver.name]?.spec.server }
+                if placed.count == 2, placed[0] == placed[1] {
+                    diagnostics.append(Diagnostic(location: toCluster.location,
+                        message: "clusters '\(from)' and '\(to)' both sit at \(quoted(placed[0])) in \(driver.name); their weights cannot be set apart"))
+                }
+                if placed.count < 2 { return diagnostics.sorted() }
+            }
             // A policy's services and a cluster's must be the same ones: the loader compares every
             // policy with every cluster that lists services; the pair adds the forms that cannot mix.
             let services = chosen.loadBalancer.services
@@ -89,11 +104,11 @@ public extension Configuration {
                 return diagnostics.sorted()
             }
             let translation = chosen.loadBalancer.weightTranslation
-            let smallest = translation.smallestShare(from: fromCluster.loadBalancer.servers, to: toCluster.loadBalancer.servers)
+            let fromServers = fromCluster.loadBalancer.servers(for: driver), toServers = toCluster.loadBalancer.servers(for: driver)
+            let smallest = translation.smallestShare(from: fromServers, to: toServers)
             // Steps no pair at all can express are the loader's problems already (`validate`).
             let everywhere = Set(stepsNoPairCanExpress(chosen).map(\.location))
-            for step in translation.stepsWithNoShare(chosen.steps, from: fromCluster.loadBalancer.servers,
-                                                     to: toCluster.loadBalancer.servers)
+            for step in translation.stepsWithNoShare(chosen.steps, from: fromServers, to: toServers)
             where !everywhere.contains(chosen.stepLocation(step.index)) {
                 diagnostics.append(Diagnostic(location: chosen.stepLocation(step.index),
                     message: "step \(formatNumber(step.percent)) sends no traffic to '\(to)' with these servers, so no gate on it could pass: "

@@ -63,8 +63,9 @@ public struct CutoverPlan: Sendable, Hashable {
         guard !schedule.services.isEmpty else {
             steps = policy.steps.enumerated().map { index, percent in
                 Step(number: index + 1, percent: percent,
-                     weights: translation.weights(percentToTarget: percent, from: from.loadBalancer.servers,
-                                                  to: to.loadBalancer.servers),
+                     weights: translation.weights(percentToTarget: percent,
+                                                  from: from.loadBalancer.servers(for: policy.loadBalancer.driver),
+                                                  to: to.loadBalancer.servers(for: policy.loadBalancer.driver)),
                      cumulative: policy.bake * (index + 1))
             }
             return

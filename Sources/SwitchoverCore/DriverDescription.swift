@@ -29,11 +29,59 @@ public protocol DriverDescription: Sendable {
     /// Why the driver lacks `capability`, for the message that refuses a key needing it:
     /// "Envoy cannot close the requests open to one cluster (...)".
     func limitation(_ capability: RouterCapabilities) -> String
+
+    /// True when each cluster names its place in this load balancer in a section of its own,
+    /// `spec.loadBalancer.<name>` of the Cluster (a Route53 record's set identifier and value,
+    /// an ALB target group), instead of a list of `servers`.
+    var readsClusterSection: Bool { get }
+
+    /// Reads a cluster's section `spec.loadBalancer.<name>` (only called when
+    /// `readsClusterSection`), with the loader's diagnostics; nil when there was any problem.
+    func decodeClusterSection(_ section: ConfigValue) -> (any ClusterSectionSpec)?
+
+    /// Whether the driver's load balancer counts the traffic it routes (HAProxy, Envoy), or only
+    /// moves weights (DNS records, a cloud load balancer): a policy for a driver that counts
+    /// nothing must name another source (`traffic.prometheus`), or the loader refuses it naming
+    /// the driver. Default true.
+    var countsTraffic: Bool { get }
 }
 
 extension DriverDescription {
+    public var countsTraffic: Bool { true }
+
     public func limitation(_ capability: RouterCapabilities) -> String {
         "the \(name) driver cannot \(capability)"
+    }
+
+    public var readsClusterSection: Bool { false }
+    public func decodeClusterSection(_ section: ConfigValue) -> (any ClusterSectionSpec)? { nil }
+}
+
+/// A cluster's own section for a driver (`spec.loadBalancer.route53` of a Cluster): where the
+/// cluster sits in that load balancer. Opaque to the domain, like `DriverSpec`.
+public protocol ClusterSectionSpec: Sendable, Hashable {
+    /// The one name the cluster goes by in the router's weights (a Route53 set identifier, an
+    /// ALB target group ARN): it stands as the cluster's single server in `plan` and the journal.
+    var server: String { get }
+    /// Every setting in one canonical line.
+    var fingerprint: String { get }
+}
+
+/// One driver's section of a cluster, as read by that driver.
+public struct ClusterSection: Sendable, Hashable {
+    /// The driver whose section it is (its key in the cluster's `spec.loadBalancer`).
+    public let driver: String
+    public let spec: any ClusterSectionSpec
+    public init(driver: String, spec: any ClusterSectionSpec) {
+        self.driver = driver
+        self.spec = spec
+    }
+    public static func == (a: ClusterSection, b: ClusterSection) -> Bool {
+        a.driver == b.driver && AnyHashable(a.spec) == AnyHashable(b.spec)
+    }
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(driver)
+        hasher.combine(spec.fingerprint)
     }
 }
 

@@ -154,15 +154,32 @@ public struct ClusterLoadBalancerSpec: Sendable, Hashable {
     /// Service by service (`loadBalancer.services`), in the order written; nil in the single
     /// form (`loadBalancer.servers`: one service).
     public var services: [ServiceServers]?
+    /// Drivers' own sections of this cluster (`route53: {setIdentifier, value}`), by driver
+    /// name. Without `servers`, the first one written names the cluster's single server.
+    public var sections: [String: ClusterSection] = [:]
 
     public init(servers: [String]) {
         self.servers = servers
         self.services = nil
     }
 
+    /// A cluster placed by drivers' sections only: its one server is the first section's.
+    public init(sections: [ClusterSection]) {
+        precondition(!sections.isEmpty, "a cluster placed by driver sections has at least one")
+        self.servers = [sections[0].spec.server]
+        self.services = nil
+        self.sections = Dictionary(sections.map { ($0.driver, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
     public init(services: [ServiceServers]) {
         self.services = services
         self.servers = services.flatMap(\.servers)
+    }
+
+    /// The servers `driver` moves weights between: the one name of the cluster's section for it
+    /// (a Route53 set identifier), or the `servers` list.
+    public func servers(for driver: any DriverDescription) -> [String] {
+        sections[driver.name].map { [$0.spec.server] } ?? servers
     }
 
     /// The servers of `service`, or every server when `service` is nil (the single form).
@@ -222,6 +239,23 @@ public struct Policy: Sendable, Hashable {
     public var webhooks: [Webhook] = []
     /// `notifications`: who is told of which events, and how.
     public var notifications: [NotificationTarget] = []
+    /// `traffic`: where per-cluster counters come from instead of the driver's own; nil: the
+    /// driver counts (HAProxy, Envoy).
+    public var traffic: TrafficSpec?
+
+    /// Where the gates, the hard signal and the drain get their per-cluster counters, for `plan`:
+    /// Prometheus (its URL without query string or credentials) or the driver's load balancer.
+    public var trafficSource: String {
+        guard let p = traffic?.prometheus else { return "the \(loadBalancer.driverName) load balancer's own counters" }
+        var shown = URLComponents(url: p.url, resolvingAgainstBaseURL: false) ?? URLComponents()
+        shown.user = nil
+        shown.password = nil
+        shown.query = nil
+        shown.fragment = nil
+        let queries = ["requests", "errors"] + (p.activeSessions == nil ? [] : ["activeSessions"])
+        return "Prometheus at \(shown.string ?? "?") (\(queries.joined(separator: ", ")) per cluster, $cluster substituted)"
+            + (loadBalancer.driver.countsTraffic ? ", in place of the \(loadBalancer.driverName) load balancer's own counters" : "")
+    }
 
     /// The hooks of one type, in the order the policy lists them.
     public func webhooks(_ type: WebhookType) -> [Webhook] { webhooks.filter { $0.type == type } }
@@ -457,6 +491,60 @@ public struct LoadBalancerGate: Sendable, Hashable {
 }
 
 /// A PromQL instant query whose scalar or single-sample result is compared with `min`/`max`.
+/// `spec.traffic`: where per-cluster counters come from when the policy's router counts none
+/// (Route53, an ALB), or when a user prefers mesh metrics to the load balancer's own (HAProxy,
+/// Envoy). When set, it replaces the driver's counters for the gates, the hard signal and the
+/// drain; the router still moves and reads the weights.
+public struct TrafficSpec: Sendable, Hashable {
+    public var prometheus: PrometheusTraffic
+    public init(prometheus: PrometheusTraffic) { self.prometheus = prometheus }
+}
+
+/// `traffic.prometheus`: PromQL instant queries, each with `$cluster` standing for FROM's or
+/// TO's name, asked once per cluster at every sample. `requests` and `errors` are counters (a
+/// `sum` of `istio_requests_total`, of HAProxy's per-server `http_responses_total`): the gates
+/// judge their growth between samples, as they judge a load balancer's own counters.
+public struct PrometheusTraffic: Sendable, Hashable {
+    /// Prometheus's base URL (a proxy's path prefix and query parameters allowed, as for a gate).
+    public var url: URL
+    /// Requests answered so far by the cluster (every class).
+    public var requests: String
+    /// Of those, the 5xx answers so far.
+    public var errors: String
+    /// Requests or sessions open now on the cluster, for the drain; nil: not counted (0).
+    public var activeSessions: String?
+    public var location: SourceLocation?
+
+    /// The placeholder every query must hold: without it one query would count both clusters.
+    public static let placeholder = "$cluster"
+
+    public init(url: URL, requests: String, errors: String, activeSessions: String?, location: SourceLocation? = nil) {
+        self.url = url
+        self.requests = requests
+        self.errors = errors
+        self.activeSessions = activeSessions
+        self.location = location
+    }
+
+    /// `template` with every `$cluster` replaced by `cluster` (a DNS label: nothing in it needs
+    /// quoting inside a PromQL string).
+    public static func query(_ template: String, cluster: String) -> String {
+        template.replacingOccurrences(of: placeholder, with: cluster)
+    }
+
+    /// Equality leaves out where it was written.
+    public static func == (a: PrometheusTraffic, b: PrometheusTraffic) -> Bool {
+        a.url == b.url && a.requests == b.requests && a.errors == b.errors && a.activeSessions == b.activeSessions
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(url)
+        hasher.combine(requests)
+        hasher.combine(errors)
+        hasher.combine(activeSessions)
+    }
+}
+
 public struct PrometheusGate: Sendable, Hashable {
     public var url: URL
     public var query: String

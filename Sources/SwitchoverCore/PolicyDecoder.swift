@@ -20,7 +20,7 @@ struct PolicyDecoder {
     func decode(_ spec: Node, name: String, location: SourceLocation) -> Policy? {
         guard let fields = reader.fields(spec, context: "spec", known: [
             "loadBalancer", "steps", "bake", "interval", "sampling", "failureThreshold", "pauseAfterErrors",
-            "gates", "rollback", "drain", "decommission", "trust", "waves", "webhooks", "notifications",
+            "gates", "rollback", "drain", "decommission", "trust", "waves", "webhooks", "notifications", "traffic",
         ]) else { return nil }
         var ok = true
         func optional<T>(_ key: String, _ read: (Node, String) -> T?, default value: T) -> T {
@@ -65,6 +65,17 @@ struct PolicyDecoder {
         let horizon = optional("trust", { node, _ in decodeTrust(node) }, default: .seconds(30 * 86_400))
         let webhooks = optional("webhooks", { node, _ in decodeWebhooks(node, gates: gates, interval: interval) }, default: [])
         let notifications = optional("notifications", { node, _ in decodeNotifications(node) }, default: [])
+        let traffic: TrafficSpec? = optional("traffic", { node, _ in decodeTraffic(node, loadBalancer: loadBalancer).map(Optional.some) },
+                                             default: nil)
+        // A router that counts nothing (DNS, a cloud load balancer) leaves the gates, the hard
+        // signal and the drain blind unless another source counts: refused here, naming the
+        // driver, rather than at the first sample of a run.
+        if let loadBalancer, !loadBalancer.driver.countsTraffic, !fields.mentions("traffic"),
+           let node = fields.optional("loadBalancer") {
+            reader.error(node.mapping?["driver"] ?? node, "driver '\(loadBalancer.driverName)' counts no traffic: add 'traffic.prometheus' "
+                         + "(requests and errors per cluster, with $cluster) so that gates, the hard signal and the drain have per-cluster counters")
+            ok = false
+        }
 
         // Gates are evaluated every `interval` within a step that lasts `bake`. With an interval
         // longer than the bake a step would end before its first evaluation: either it advances
@@ -104,7 +115,50 @@ struct PolicyDecoder {
         policy.waves = waves
         policy.webhooks = webhooks
         policy.notifications = notifications
+        policy.traffic = traffic
         return policy
+    }
+
+    // MARK: Traffic
+
+    /// `traffic: {prometheus: {url, requests, errors, activeSessions}}`. Every query must hold
+    /// `$cluster`: without it the same series would be counted for FROM and TO, and a failing TO
+    /// could pass as a healthy blend of both.
+    private func decodeTraffic(_ node: Node, loadBalancer: LoadBalancerSpec?) -> TrafficSpec? {
+        guard let fields = reader.fields(node, context: "spec.traffic", known: ["prometheus"]) else { return nil }
+        guard let section = fields.required("prometheus") else { return nil }
+        guard let prometheus = reader.fields(section, context: "spec.traffic.prometheus",
+                                             known: ["url", "requests", "errors", "activeSessions"]) else { return nil }
+        var ok = true
+        let url = prometheus.required("url").flatMap { reader.httpURL($0, "url") }
+        func query(_ key: String, required: Bool) -> String? {
+            guard let node = required ? prometheus.required(key) : prometheus.optional(key) else {
+                if required { ok = false }
+                return nil
+            }
+            guard let text = reader.nonEmptyString(node, key) else { ok = false; return nil }
+            if !text.contains(PrometheusTraffic.placeholder) {
+                reader.error(node, "'\(key)' does not use \(PrometheusTraffic.placeholder): the same series would be counted for both clusters, "
+                             + "and TO's errors could not be told from FROM's; select the cluster's series with it, "
+                             + #"such as sum(istio_requests_total{cluster="$cluster"})"#)
+                ok = false
+                return nil
+            }
+            return text
+        }
+        let requests = query("requests", required: true)
+        let errors = query("errors", required: true)
+        let active = query("activeSessions", required: false)
+        // The observer counts per cluster; a policy of several services would have its gates
+        // judge each service, which these queries cannot tell apart.
+        if let services = loadBalancer?.services {
+            reader.error(node, "'traffic.prometheus' counts per cluster, and spec.loadBalancer lists services (\(services.joined(separator: ", "))): "
+                         + "per-service counters from Prometheus are not supported; remove 'traffic' to use the load balancer's own")
+            ok = false
+        }
+        guard ok, let url, let requests, let errors else { return nil }
+        return TrafficSpec(prometheus: PrometheusTraffic(url: url, requests: requests, errors: errors, activeSessions: active,
+                                                         location: reader.location(section)))
     }
 
     // MARK: Webhooks and notifications

@@ -51,6 +51,13 @@ public struct PolicyFingerprint: Sendable, Hashable, Codable {
             "\($0.name): \($0.format.rawValue) url=\(Self.shownReceiver($0.url)) events=\($0.events.joined(separator: ",")) "
                 + "timeout=\(formatDuration($0.timeout))" + (($0.secretFile).map { " secretFile=\($0)" } ?? "")
         }.joined(separator: "; ") + "]"
+        // Where the gates' and the drain's counters come from: a query edited between a run's
+        // start and its resume changes what "5xx ratio" means. The URL as a gate's is shown.
+        fields["traffic"] = policy.traffic.map { traffic in
+            let p = traffic.prometheus
+            return "prometheus url=\(Self.shown(p.url)) requests=\(p.requests) errors=\(p.errors) "
+                + "activeSessions=\(p.activeSessions ?? "none")"
+        } ?? "load balancer"
         self.name = policy.name
         self.fields = fields
         self.hash = Self.fnv1a(fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "\n"))

@@ -31,6 +31,8 @@ public struct DriverRegistry: Sendable {
     public static let standard = DriverRegistry([
         HAProxyDriver(),
         EnvoyDriver(),
+        Route53Driver(),
+        ALBDriver(),
     ])
 
     /// Names must be unique, and none may be `driver` (the key that names the driver sits
@@ -55,37 +57,60 @@ public struct DriverRegistry: Sendable {
     /// The router and the observer of the policy's load balancer, bound to FROM and TO.
     ///
     /// Refuses, rather than guessing, when the clusters cannot be driven: a cluster without
-    /// servers, a server named in both clusters, FROM and TO the same; and when the driver's
+    /// servers, a server named in both clusters, FROM and TO the same; when the driver's
     /// name is not in this registry (`.unknownDriver`, listing the known ones: a policy the
-    /// loader read with other drivers).
-    public func make(policy: Policy, from: Cluster, to: Cluster, logger: Logger) throws
+    /// loader read with other drivers); and when the driver counts no traffic (Route53, ALB)
+    /// and no other source does.
+    ///
+    /// `observer`: the observer of the policy's `traffic` section (made by the runtime, which
+    /// knows Prometheus), used in place of the driver's own; with it, a driver that counts
+    /// nothing can run. Without it, such a driver is refused naming it.
+    public func make(policy: Policy, from: Cluster, to: Cluster, logger: Logger,
+                     observer replacement: (any TrafficObserver)? = nil) throws
         -> (router: any WeightRouter, observer: any TrafficObserver) {
+        let made = try makeRouter(policy: policy, from: from, to: to, logger: logger)
+        guard let observer = replacement ?? made.observer else {
+            throw LoadBalancerError(.unsupported, driver: made.router.driver, address: made.router.address,
+                                    message: "driver \(made.router.driver) moves weights but counts no traffic, and this policy names no other "
+                                        + "source of per-cluster counters for its gates, hard signal and drain (add 'traffic.prometheus')")
+        }
+        return (made.router, observer)
+    }
+
+    /// The router of the policy's load balancer and its own observer, nil when the load balancer
+    /// counts nothing (`DriverDescription.countsTraffic` false): the caller then pairs the router
+    /// with another observer (the policy's `traffic.prometheus`), which also may replace a
+    /// driver's own counters.
+    public func makeRouter(policy: Policy, from: Cluster, to: Cluster, logger: Logger) throws
+        -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         let name = policy.loadBalancer.driverName
         guard let driver = driver(named: name) else {
             throw LoadBalancerError(.unknownDriver, driver: name, address: "-",
                                     message: "unknown load-balancer driver '\(name)' (known: \(names.joined(separator: ", ")))")
         }
         if let fleet = policy.loadBalancer.settings as? any FleetSpec, fleet.isFleet {
-            return try makeFleet(fleet, driver: driver, policy: policy, from: from, to: to, logger: logger)
+            let made = try makeFleet(fleet, driver: driver, policy: policy, from: from, to: to, logger: logger)
+            return (made.router, made.observer)
         }
-        return try makeOne(driver, settings: policy.loadBalancer.settings,
-                           from: ClusterServers(cluster: from.name, servers: from.loadBalancer.servers),
-                           to: ClusterServers(cluster: to.name, servers: to.loadBalancer.servers), logger: logger)
+        func placed(_ cluster: Cluster) throws -> ClusterServers {
+            guard driver.readsClusterSection else {
+                return ClusterServers(cluster: cluster.name, servers: cluster.loadBalancer.servers)
+            }
+            guard let section = cluster.loadBalancer.sections[driver.name] else {
+                throw LoadBalancerError(.invalidConfiguration, driver: driver.name, address: "-",
+                                        message: "cluster '\(cluster.name)' has no spec.loadBalancer.\(driver.name) section saying where it sits in \(driver.name)")
+            }
+            return ClusterServers(cluster: cluster.name, servers: [section.spec.server], section: section)
+        }
+        return try makeOne(driver, settings: policy.loadBalancer.settings, from: placed(from), to: placed(to), logger: logger)
     }
 
     /// One router and observer of `driver` for one pair of server lists (the single form, or one
     /// member of a fleet), the pair checked first.
     func makeOne(_ driver: any LoadBalancerDriver, settings: any DriverSpec, from: ClusterServers, to: ClusterServers,
-                 logger: Logger) throws -> (router: any WeightRouter, observer: any TrafficObserver) {
+                 logger: Logger) throws -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         try validateClusters(from, to, driver: driver.name)
-        let made = try driver.make(settings, from: from, to: to, logger: logger)
-        // A policy's `traffic` section (DESIGN.md, "DNS and cloud load balancers") will name
-        // the observer for a router that counts nothing; until it exists, such a driver cannot run.
-        guard let observer = made.observer else {
-            throw LoadBalancerError(.unsupported, driver: driver.name, address: made.router.address,
-                                    message: "\(driver.name) counts no traffic, and this policy names no other source of per-cluster counters")
-        }
-        return (made.router, observer)
+        return try driver.make(settings, from: from, to: to, logger: logger)
     }
 }
 
@@ -93,7 +118,7 @@ extension DriverRegistry {
     /// Several instances or services: one router per (instance, service), bound to that
     /// service's servers of FROM and TO, behind one `FleetRouter`.
     func makeFleet(_ fleet: any FleetSpec, driver: any LoadBalancerDriver, policy: Policy, from: Cluster, to: Cluster,
-                   logger: Logger) throws -> (router: any WeightRouter, observer: any TrafficObserver) {
+                   logger: Logger) throws -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         var members: [FleetRouter.Member] = []
         for member in fleet.members {
             var servers: [ClusterServers] = []
@@ -107,8 +132,12 @@ extension DriverRegistry {
                 servers.append(ClusterServers(cluster: cluster.name, servers: listed))
             }
             let made = try makeOne(driver, settings: member.spec, from: servers[0], to: servers[1], logger: logger)
+            guard let observer = made.observer else {
+                throw LoadBalancerError(.unsupported, driver: driver.name, address: made.router.address,
+                                        message: "\(driver.name) counts no traffic and cannot be one instance of several")
+            }
             members.append(.init(instance: member.instance, service: member.service, target: member.target,
-                                 router: made.router, observer: made.observer))
+                                 router: made.router, observer: observer))
         }
         let fleetRouter = FleetRouter(driver: driver.name, members: members, from: from.name, to: to.name,
                                       schedule: StepSchedule(policy: policy))

@@ -61,9 +61,16 @@ public protocol WeightRouter: Sendable {
     /// policy `drain.forceAfter`: the drain's deadline passed and the person chose cut
     /// connections over waiting). Throws `.unsupported` otherwise.
     func shutdownSessions(cluster: String) async throws
+
+    /// The driver's own preflight checks (read-only), each failure one sentence: a Route53
+    /// record that external-dns owns and would write over. Empty when all pass.
+    func preflight() async -> [String]
 }
 
 extension WeightRouter {
+    /// Most drivers have nothing to check beyond reading the weights.
+    public func preflight() async -> [String] { [] }
+
     /// No drain state unless the driver has one: say so rather than pretend.
     public func setDrain(cluster: String) async throws {
         try unsupported(.drain, cluster: cluster)
@@ -115,10 +122,15 @@ extension WeightRouter {
 public struct ClusterServers: Sendable, Hashable, Codable {
     public var cluster: String
     public var servers: [String]
-    public init(cluster: String, servers: [String]) {
+    /// The cluster's own section for the driver (`route53: {setIdentifier, value}`), for drivers
+    /// that place a cluster by one (`DriverDescription.readsClusterSection`); not encoded.
+    public var section: ClusterSection?
+    public init(cluster: String, servers: [String], section: ClusterSection? = nil) {
         self.cluster = cluster
         self.servers = servers
+        self.section = section
     }
+    private enum CodingKeys: String, CodingKey { case cluster, servers }
 }
 
 /// Which running instance of the load balancer answered. Two reads with different identities

@@ -16,7 +16,7 @@ public struct HTTPHeader: Sendable, Hashable, CustomStringConvertible {
     }
 
     static let sensitiveNames: Set<String> = ["authorization", "proxy-authorization", "cookie", "set-cookie",
-                                              "x-api-key", "x-auth-token"]
+                                              "x-api-key", "x-auth-token", "x-amz-security-token"]
 }
 
 /// What to send. Timeouts left `nil` take the client's defaults.

@@ -46,6 +46,8 @@ public struct PreflightChecks: Sendable {
         async let healthFailures = health(of: pastPromotion ? [to] : [from, to])
         async let weightFailures = Self.weights(router, expected: expectedPercentToTarget, journaledInstance: journaledInstance,
                                                  restartSeen: restartSeen)
+        // The driver's own checks (a Route53 record external-dns owns).
+        async let driverFailures = router.preflight()
         // Istio's versions (from the clusters when they say how to reach them); past promotion
         // FROM may be on its way out, so they are not asked then.
         async let versions = pastPromotion ? (failures: [String](), warnings: [String]())
@@ -63,7 +65,8 @@ public struct PreflightChecks: Sendable {
         let verdict = await trustVerdict
         let versionCheck = await versions
         return PreflightOutcome(result: PreflightResult(failures: verdict.failures + versionCheck.failures + httpFailures
-                                                            + (await healthFailures) + (await weightFailures)),
+                                                            + (await healthFailures) + (await weightFailures)
+                                                            + (await driverFailures)),
                                 trustReportJSON: verdict.reportJSON, warnings: versionCheck.warnings)
     }
 

@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import SwitchoverCore
 import SwitchoverDrivers
+import SwitchoverNet
+import SwitchoverSignals
 
 /// What every runtime operation gets from the command line: where the journal is, the
 /// configuration as loaded (with the problems found in its files), and a logger. The runtime
@@ -51,9 +53,24 @@ public struct RuntimeContext: Sendable {
 
     /// The router and observer the policy's driver makes, bound to FROM and TO: the one place
     /// drivers are made (through the driver registry).
+    ///
+    /// With the policy's `traffic.prometheus`, the observer is Prometheus's, for every driver:
+    /// it replaces HAProxy's or Envoy's own counters, and is the only one a router that counts
+    /// nothing (DNS, a cloud load balancer) has.
     public func loadBalancer(policy: Policy, from: Cluster, to: Cluster) throws -> LoadBalancerPair {
-        let made = try DriverRegistry.standard.make(policy: policy, from: from, to: to, logger: logger)
+        let made = try DriverRegistry.standard.make(policy: policy, from: from, to: to, logger: logger,
+                                                    observer: Self.trafficObserver(policy: policy, from: from, to: to, logger: logger))
         return LoadBalancerPair(router: made.router, observer: made.observer)
+    }
+
+    /// The observer of the policy's `traffic` section, nil without one. Each query's deadline is
+    /// shorter than the sampling period, so a slow Prometheus costs one sample, never the next.
+    static func trafficObserver(policy: Policy, from: Cluster, to: Cluster, logger: Logger) -> (any TrafficObserver)? {
+        guard let prometheus = policy.traffic?.prometheus else { return nil }
+        let deadline = PrometheusTrafficObserver.deadline(sampling: policy.sampling)
+        return PrometheusTrafficObserver(spec: prometheus, from: from.name, to: to.name,
+                                         client: PrometheusQuerying(client: HTTPClient(logger: logger),
+                                                                    connectTimeout: deadline, timeout: deadline))
     }
 }
 

@@ -186,7 +186,7 @@ public final class WriteAheadInterpreter: Sendable {
             detail = Self.encode(WeightsResultDetail(percentToTarget: effective,
                                                      servers: Dictionary(live.assignment.all.map { ($0.server, $0.weight) },
                                                                          uniquingKeysWith: { a, _ in a }),
-                                                     error: nil))
+                                                     error: nil, generation: live.identity.generation))
         } catch {
             result = .mismatch(detail: "\(error)")
             detail = Self.encode(WeightsResultDetail(percentToTarget: nil, servers: [:], error: "\(error)"))
@@ -283,4 +283,7 @@ public struct WeightsResultDetail: Sendable, Hashable, Codable {
     public var percentToTarget: Double?
     public var servers: [String: Int]
     public var error: String?
+    /// What the load balancer says of the version read back, when it says something: a Route53
+    /// change batch's id and when it was INSYNC, an Envoy route version.
+    public var generation: String? = nil
 }

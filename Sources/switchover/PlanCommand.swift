@@ -22,6 +22,7 @@ struct Plan: AsyncParsableCommand {
             object["webhooks"] = chosen.webhooks.map {
                 ["name": $0.name, "type": $0.type.rawValue, "when": $0.type.when(lastStep: plan.steps.count)]
             }
+            object["traffic"] = chosen.trafficSource
             object["notifications"] = chosen.notifications.map {
                 ["name": $0.name, "format": $0.format.rawValue, "events": $0.events] as [String: Any]
             }
@@ -85,7 +86,8 @@ struct Plan: AsyncParsableCommand {
     private func text(_ plan: CutoverPlan, policy: Policy) -> String {
         let maxWeight = policy.loadBalancer.weightTranslation.maxWeight
         var out = "\(plan.from) -> \(plan.to), policy \(plan.policy): driver \(plan.driver) (weights 0-\(maxWeight) per server), "
-        out += "\(plan.steps.count) step\(plan.steps.count == 1 ? "" : "s"), bake \(formatDuration(policy.bake)) each\n\n"
+        out += "\(plan.steps.count) step\(plan.steps.count == 1 ? "" : "s"), bake \(formatDuration(policy.bake)) each\n"
+        out += "traffic counted by \(policy.trafficSource)\n\n"
         if plan.instances.count > 1 {
             out += "every weight is written to each of \(plan.instances.count) instances and read back from each: \(plan.instances.joined(separator: ", "))\n\n"
         }

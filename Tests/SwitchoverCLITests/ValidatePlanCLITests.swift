@@ -332,7 +332,7 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         #expect(result.exitCode == 2)
         let lines = result.stderr.split(separator: "\n").map(String.init)
         #expect(lines.count == 52, "\(result.stderr.prefix(500))")
-        #expect(lines.first == "./policies/bomb.yaml:11:3: unknown key 'key0' in spec; known keys: loadBalancer, steps, bake, interval, sampling, failureThreshold, pauseAfterErrors, gates, rollback, drain, decommission, trust, waves, webhooks, notifications")
+        #expect(lines.first == "./policies/bomb.yaml:11:3: unknown key 'key0' in spec; known keys: loadBalancer, steps, bake, interval, sampling, failureThreshold, pauseAfterErrors, gates, rollback, drain, decommission, trust, waves, webhooks, notifications, traffic")
         #expect(lines.dropLast().last == "./policies/bomb.yaml:61:3: … and 9950 more problems in this file")
         #expect(lines.last == "10000 problems in 1 file")
     }
@@ -367,13 +367,13 @@ func edit(_ file: URL, replacing old: String, with new: String) throws -> String
         let result = try await runSwitchover(["validate"], cwd: folder)
         #expect(result.exitCode == 2)
         #expect(locatedLines(result.stderr) == [
-            "./policies/fast.yaml:\(at.line):\(at.column): unknown driver 'nginx'; known drivers: haproxy, envoy",
+            "./policies/fast.yaml:\(at.line):\(at.column): unknown driver 'nginx'; known drivers: haproxy, envoy, route53, alb",
         ], "\(result.stderr)")
         #expect(result.stdout.isEmpty, "diagnostics go to stderr")
         // `plan` loads the same way, and changes nothing.
         let plan = try await runSwitchover(["plan", "blue", "green", "--policy", "fast"], cwd: folder)
         #expect(plan.exitCode == 2)
-        #expect(plan.stderr.contains("./policies/fast.yaml:\(at.line):\(at.column): unknown driver 'nginx'; known drivers: haproxy, envoy"),
+        #expect(plan.stderr.contains("./policies/fast.yaml:\(at.line):\(at.column): unknown driver 'nginx'; known drivers: haproxy, envoy, route53, alb"),
                 "\(plan.stderr)")
     }
 

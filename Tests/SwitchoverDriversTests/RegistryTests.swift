@@ -176,15 +176,15 @@ private let testDNS = """
         defer { folder.remove() }
         let (_, standard) = folder.load(.standard)
         #expect(standard.map(\.description) == [
-            "\(try folder.at("testdns\n")): unknown driver 'testdns'; known drivers: haproxy, envoy",
+            "\(try folder.at("testdns\n")): unknown driver 'testdns'; known drivers: haproxy, envoy, route53, alb",
         ])
 
         let nginx = try Folder(policy: policy("    driver: nginx\n    testdns: {zone: Z1, endpoint: http://127.0.0.1:5000}"))
         defer { nginx.remove() }
         #expect(nginx.load(extended).1.map(\.description) == [
-            "\(try nginx.at("nginx")): unknown driver 'nginx'; known drivers: haproxy, envoy, testdns",
+            "\(try nginx.at("nginx")): unknown driver 'nginx'; known drivers: haproxy, envoy, route53, alb, testdns",
         ])
-        #expect(DriverRegistry.standard.names == ["haproxy", "envoy"])
-        #expect(extended.names == ["haproxy", "envoy", "testdns"])
+        #expect(DriverRegistry.standard.names == ["haproxy", "envoy", "route53", "alb"])
+        #expect(extended.names == ["haproxy", "envoy", "route53", "alb", "testdns"])
     }
 }
