@@ -52,26 +52,37 @@ public final class ExecCredentialPlugin: Sendable {
         guard Self.versions.contains(config.apiVersion) else {
             throw KubeError(.credential, "\(who): apiVersion \(config.apiVersion) is not supported (\(Self.versions.joined(separator: ", ")))")
         }
-        let process = Process()
-        if config.command.contains("/") {
-            process.executableURL = URL(fileURLWithPath: config.command)
-            process.arguments = config.args
-        } else {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [config.command] + config.args
-        }
         var environment = ProcessInfo.processInfo.environment
         for (name, value) in config.env { environment[name] = value }
         environment["KUBERNETES_EXEC_INFO"] = #"{"apiVersion":"\#(config.apiVersion)","kind":"ExecCredential","spec":{"interactive":false}}"#
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
-            throw KubeError(.credential, "\(who) could not be started: \(error)")
+        var process = Process()
+        var out = Pipe(), err = Pipe()
+        // ETXTBSY ("text file busy") means the plugin's file is still open for writing somewhere,
+        // often only for an instant (it is being replaced, or another thread's fork inherited the
+        // descriptor that wrote it): asked again a few times, as Go's os/exec does.
+        for attempt in 1...5 {
+            process = Process()
+            if config.command.contains("/") {
+                process.executableURL = URL(fileURLWithPath: config.command)
+                process.arguments = config.args
+            } else {
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                process.arguments = [config.command] + config.args
+            }
+            process.environment = environment
+            out = Pipe()
+            err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            process.standardInput = FileHandle.nullDevice
+            do {
+                try process.run()
+                break
+            } catch {
+                let busy = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).map { $0.domain == NSPOSIXErrorDomain && $0.code == Int(ETXTBSY) } ?? false
+                guard busy, attempt < 5 else { throw KubeError(.credential, "\(who) could not be started: \(error)") }
+                Thread.sleep(forTimeInterval: 0.02 * Double(attempt))
+            }
         }
         // Read both pipes to their ends on threads of their own (a plugin writing much to stderr
         // must not block on a full pipe), with a deadline.

@@ -36,6 +36,8 @@ public final class EtcdClient: @unchecked Sendable {
     /// `http://host:port` or `https://host:port`, in the order given.
     public let endpoints: [String]
     public let timeouts: Timeouts
+    let tls: TLSConfiguration
+    let logger: Logger
     private let http: HTTPClient
     private let lock = NSLock()
     private var preferred = 0
@@ -45,9 +47,17 @@ public final class EtcdClient: @unchecked Sendable {
         precondition(!endpoints.isEmpty, "an etcd client needs at least one endpoint")
         self.endpoints = endpoints
         self.timeouts = timeouts
+        self.tls = tls
+        self.logger = logger
         self.http = HTTPClient(configuration: .init(tls: tls, connectTimeout: timeouts.connect, timeout: timeouts.request,
                                                     maxResponseBytes: 256 << 20, maxIdleHandles: 4),
                                logger: logger)
+    }
+
+    /// The same endpoints and TLS with other timeouts (the lease's renewals, which must not wait
+    /// out a member that does not answer for longer than a fraction of the TTL).
+    public func with(timeouts: Timeouts) -> EtcdClient {
+        EtcdClient(endpoints: endpoints, tls: tls, timeouts: timeouts, logger: logger)
     }
 
     // MARK: - Calls

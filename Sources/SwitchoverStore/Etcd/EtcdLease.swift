@@ -73,8 +73,13 @@ public final class EtcdLease: CoordinatorLease, @unchecked Sendable {
             try? client.revoke(granted.id)
             throw StoreError(.etcd, "etcd answered the lease's transaction without a revision: no fencing token can be taken from it")
         }
+        // Renewals get their own client whose requests give up after a quarter of the TTL: a
+        // member that hangs (catching up after an outage) must not hold a renewal past the
+        // lease's end while another member would answer.
+        let quarter = Duration.seconds(granted.ttl) / 4
+        let renewing = client.with(timeouts: .init(connect: min(.milliseconds(500), quarter), request: quarter))
         return EtcdLease(token: response.revision, record: record, leaseID: granted.id, ttl: .seconds(granted.ttl),
-                         client: client, leaderKey: journal.leaderKey)
+                         client: renewing, leaderKey: journal.leaderKey)
     }
 
     /// Waits while another coordinator holds the lease, then takes it (`run --standby`).
