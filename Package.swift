@@ -105,7 +105,7 @@ let package = Package(
         // Runs one command and reports its own peak RSS (see its main.c for why a process).
         .executableTarget(name: "BenchSpawn"),
         .executableTarget(name: "SwitchoverBench",
-                          dependencies: ["SwitchoverTrust", "SwitchoverDrivers", "SwitchoverSignals", "SwitchoverNet", "SwitchoverTestKit",
+                          dependencies: ["SwitchoverTrust", "SwitchoverDrivers", "SwitchoverAWS", "SwitchoverSignals", "SwitchoverNet", "SwitchoverTestKit",
                                          "SwitchoverCore", "SwitchoverStore", "COpenSSL", .product(name: "Logging", package: "swift-log")],
                           swiftSettings: swiftSettings, linkerSettings: staticInRelease),
 

@@ -95,6 +95,7 @@ enum Suite {
         if wanted("trust") { rows += try await trustRows(iterations: quick ? 500 : 2_000) }
         if wanted("resume") { rows += try ResumeFigure.measure(trials: quick ? 5 : 10, switchover: switchover) }
         if wanted("commands") { rows += try CommandsFigure.measure(runs: 20, switchover: switchover) }
+        if wanted("route53") { rows += try await Route53Figure.measure(trials: 20) }
         if wanted("surface") { rows += try OperatorSurfaceFigure.measure(trials: quick ? 2 : 3, switchover: switchover) }
         let highAvailability = HAFigure.names.filter(wanted)
         if !highAvailability.isEmpty { rows += try await HAFigure.measure(highAvailability, quick: quick, switchover: switchover) }
