@@ -297,7 +297,7 @@ public struct CutoverEngine: Sendable {
         case .draining, .drained:
             // A sample without every instance says nothing about the ones that did not answer.
             if sample.missing?.isEmpty ?? true, let counters = sample.clusters[from] {
-                drainSample(&t, DrainSample(at: sample.at, counters: counters), now: now)
+                drainSample(&t, DrainSample(at: sample.at, counters: counters, recordTTL: sample.recordTTL), now: now)
             }
         default:
             break

@@ -5,7 +5,9 @@ import Foundation
 ///
 /// Drained means all of, at once:
 /// - FROM's live weight reads back as 0;
-/// - at least `dnsTTL` has passed since it did (clients may have cached FROM's address that long);
+/// - at least the DNS TTL has passed since it did (clients may have cached FROM's address that
+///   long): the longer of the policy's `dnsTTL` and the record TTL the load balancer reads back
+///   with its weights (Route53), so a record's TTL raised outside the policy is still waited;
 /// - FROM's active sessions have been ≤ `maxActiveSessions` and no new session or response
 ///   appeared, continuously for `holdFor` (the "hold"). Any new session or response, and any
 ///   counter that went down (the load balancer restarted: what happened is unknown), restarts
@@ -77,6 +79,7 @@ public struct DrainDetector: Sendable, Hashable {
             state.history.append(DrainPoint(at: sample.at, activeSessions: sample.activeSessions))
             if state.history.count > etaWindow { state.history.removeFirst(state.history.count - etaWindow) }
         }
+        if let ttl = sample.recordTTL { state.recordTTL = max(state.recordTTL ?? .zero, ttl) }
         state.lastSample = sample
         return check(state, now: sample.at)
     }
@@ -116,6 +119,12 @@ public struct DrainDetector: Sendable, Hashable {
         return (state, events)
     }
 
+    /// The DNS wait of this drain: the policy's `dnsTTL`, or the longest record TTL the load
+    /// balancer read back since the drain began when that is longer.
+    public func dnsTTL(of state: DrainState) -> Duration {
+        max(dnsTTL, state.recordTTL ?? .zero)
+    }
+
     /// What keeps FROM from being drained at `now`, one sentence per condition; empty when drained.
     public func whatIsMissing(_ state: DrainState, now: Instant) -> [String] {
         guard let sample = state.lastSample else { return ["no sample of FROM yet"] }
@@ -124,7 +133,7 @@ public struct DrainDetector: Sendable, Hashable {
             missing.append("no fresh reading of FROM: the last is \(format(now - sample.at)) old (at most \(format(freshness)))")
         }
         if let zeroSince = state.weightZeroSince {
-            let ttlEnds = zeroSince + dnsTTL
+            let ttlEnds = zeroSince + dnsTTL(of: state)
             if now < ttlEnds { missing.append("DNS TTL: \(format(ttlEnds - now)) left") }
         } else {
             missing.append("live weight is \(sample.weight), not 0")
@@ -145,7 +154,8 @@ public struct DrainDetector: Sendable, Hashable {
     private func drainedReason(_ state: DrainState, now: Instant) -> String {
         let idle = state.idleSince.map { format(now - $0) } ?? "0s"
         return "live weight 0, \(state.lastSample?.activeSessions ?? 0) sessions open (at most \(maxActiveSessions)), "
-            + "no new session or request for \(idle) (hold \(format(holdFor))), DNS TTL \(format(dnsTTL)) passed"
+            + "no new session or request for \(idle) (hold \(format(holdFor))), DNS TTL \(format(dnsTTL(of: state))) passed"
+            + (dnsTTL(of: state) > dnsTTL ? " (the record's, read from the load balancer; the policy's is \(format(dnsTTL)))" : "")
     }
 
     /// How much of `holdFor` FROM has been idle, at `now`.
@@ -175,7 +185,7 @@ public struct DrainDetector: Sendable, Hashable {
         guard let zeroSince = state.weightZeroSince else {
             return .unknown(why: "FROM's live weight is \(sample.weight), not 0")
         }
-        let ttlEnds = zeroSince + dnsTTL
+        let ttlEnds = zeroSince + dnsTTL(of: state)
         if let idleSince = state.idleSince {
             return .at(max(idleSince + holdFor, ttlEnds, now))
         }

@@ -7,8 +7,14 @@ public struct DrainSample: Sendable, Hashable, Codable {
     public var activeSessions: Int
     public var sessionsTotal: Int64
     public var responses: Int64
+    /// How long clients may keep using FROM after its weight reads 0, as the load balancer
+    /// itself says (a Route53 record's TTL, read back with the weights); nil where it says
+    /// nothing. The drain waits the longer of this and the policy's `dnsTTL`.
+    public var recordTTL: Duration?
 
-    public init(at: Instant, weight: Int, activeSessions: Int, sessionsTotal: Int64, responses: Int64) {
+    public init(at: Instant, weight: Int, activeSessions: Int, sessionsTotal: Int64, responses: Int64,
+                recordTTL: Duration? = nil) {
+        self.recordTTL = recordTTL
         self.at = at
         self.weight = weight
         self.activeSessions = activeSessions
@@ -17,9 +23,9 @@ public struct DrainSample: Sendable, Hashable, Codable {
     }
 
     /// FROM's part of a load-balancer sample.
-    public init(at: Instant, counters: ClusterCounters) {
+    public init(at: Instant, counters: ClusterCounters, recordTTL: Duration? = nil) {
         self.init(at: at, weight: counters.weight, activeSessions: counters.activeSessions,
-                  sessionsTotal: counters.sessionsTotal, responses: counters.responses)
+                  sessionsTotal: counters.sessionsTotal, responses: counters.responses, recordTTL: recordTTL)
     }
 }
 
@@ -61,6 +67,9 @@ public struct DrainState: Sendable, Hashable, Codable {
     /// The last sample at which new sessions or responses were seen.
     public var lastActivityAt: Instant?
     public var lastSample: DrainSample?
+    /// The longest record TTL the load balancer reported since the drain began (a lowered TTL
+    /// does not shorten what resolvers already cached); nil when it reported none.
+    public var recordTTL: Duration?
     /// Samples of active sessions kept for the ETA fit (downsampled, bounded).
     public var history: [DrainPoint]
     public var timeoutReported: Bool

@@ -16,6 +16,7 @@ public struct DrainView: Sendable, Hashable {
     /// Time left before the DNS TTL has passed since FROM's weight read back 0; nil when it has
     /// passed, zero TTL; `weightZeroSince` nil means the wait has not begun (weight not 0).
     public var dnsTTLRemaining: Duration?
+    /// The policy's `dnsTTL`, or the record TTL the load balancer read back when longer.
     public var dnsTTL: Duration
     public var weightZeroSince: Instant?
     /// The last sample at which FROM got a new session or request (nil: none seen).
@@ -36,13 +37,13 @@ public struct DrainView: Sendable, Hashable {
         sampledAt = drain.lastSample?.at
         hold = detector.holdProgress(drain, now: now)
         eta = detector.eta(drain, now: now)
-        dnsTTL = policy.drain.dnsTTL
+        dnsTTL = detector.dnsTTL(of: drain)
         weightZeroSince = drain.weightZeroSince
         if let zero = drain.weightZeroSince {
-            let left = (zero + policy.drain.dnsTTL) - now
+            let left = (zero + dnsTTL) - now
             dnsTTLRemaining = left > .zero ? left : nil
         } else {
-            dnsTTLRemaining = policy.drain.dnsTTL > .zero ? policy.drain.dnsTTL : nil
+            dnsTTLRemaining = dnsTTL > .zero ? dnsTTL : nil
         }
         lastRequestSeenAt = drain.lastActivityAt
         startedAt = drain.startedAt

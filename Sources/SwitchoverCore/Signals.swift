@@ -134,6 +134,9 @@ public struct LoadBalancerSample: Sendable, Hashable, Codable {
     /// restarted (its counters back at 0) or did not answer is neither a drop nor new traffic
     /// for the whole, whichever coordinator process took the previous sample.
     public var instances: [String: InstanceCounters]?
+    /// The TTL of FROM's DNS record, read back with the weights (Route53); nil for a load
+    /// balancer that has none. The drain waits at least this long after FROM's weight reads 0.
+    public var recordTTL: Duration?
 
     public init(at: Instant, clusters: [String: ClusterCounters],
                 services: [String: [String: ClusterCounters]]? = nil, missing: [String]? = nil) {

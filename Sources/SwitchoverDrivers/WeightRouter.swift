@@ -201,6 +201,10 @@ public struct LiveWeights: Sendable, Hashable, Codable {
     /// Instances that did not answer this read (or answered with an error), as sentences naming
     /// each; the rest of the reading comes from those that did. Empty when every one answered.
     public var unreachable: [String] = []
+    /// The TTL of FROM's DNS record, read with the weights (Route53): how long resolvers and
+    /// clients may keep FROM's answer after its weight reads 0, which the drain waits at least;
+    /// nil for a load balancer that hands out no DNS answers.
+    public var recordTTL: Duration?
 
     public init(assignment: WeightAssignment, configured: [ServerWeight]?, shares: [String: Double],
                 identity: LoadBalancerIdentity, drift: [WeightDrift], readAt: Date,

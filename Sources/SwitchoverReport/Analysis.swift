@@ -175,7 +175,9 @@ struct Analysis {
         if weightZeroAt == nil, let from = promoted?.at ?? drainStart {
             weightZeroAt = data.samples[data.run.from]?.first { $0.at >= from && $0.counters.weight == 0 }?.at
         }
-        if let zero = weightZeroAt, let ttl = data.policy?.dnsTTL {
+        // The drain's DNS wait: the policy's dnsTTL, or the record TTL Route53 read back when
+        // longer (what the detector waited).
+        if let zero = weightZeroAt, let ttl = [data.policy?.dnsTTL, data.finalState?.drain?.recordTTL].compactMap({ $0 }).max() {
             dnsTTLEnds = t(zero + ttl)
         }
     }

@@ -69,7 +69,10 @@ public func renderReport(_ data: ReportData) -> String {
     if let chart = drainChart(a) {
         var notes: [String] = []
         if let hold = data.policy?.holdFor { notes.append("hold \(spoken(hold))") }
-        if let ttl = data.policy?.dnsTTL { notes.append("DNS TTL \(spoken(ttl))") } else {
+        if let record = data.finalState?.drain?.recordTTL, record > (data.policy?.dnsTTL ?? .zero) {
+            notes.append("DNS TTL \(spoken(record)) (the record's, read from the load balancer"
+                + (data.policy.map { "; the policy's is \(spoken($0.dnsTTL ?? .zero)))" } ?? ")"))
+        } else if let ttl = data.policy?.dnsTTL { notes.append("DNS TTL \(spoken(ttl))") } else {
             notes.append("DNS TTL unknown (policy not loaded)")
         }
         if let drained = a.drainedAt { notes.append("drained \(clock(a.rel(drained))) after the start") }

@@ -61,6 +61,7 @@ public struct LoadBalancerSampler: Sendable {
             sample.services = perService
         }
         sample.missing = stats.missing
+        sample.recordTTL = live.recordTTL
         if let instances = stats.instances {
             sample.instances = instances.mapValues { instance in
                 // With services, an instance's cluster totals are the sum of its services'

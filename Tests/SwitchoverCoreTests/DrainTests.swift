@@ -210,6 +210,40 @@ struct CutoverEngineDrainTests {
         return all
     }
 
+    @Test("a record TTL of 60 s read from the router holds the drain back 60 s after weight 0, though the policy's dnsTTL is 0 and the hold is 10 s")
+    func recordTTLFromTheRouter() {
+        let policy = testPolicy(drain: DrainSpec(maxActiveSessions: 0, holdFor: .seconds(10), dnsTTL: .zero,
+                                                 timeout: .seconds(600), forceAfter: nil))
+        func drainedAfter(recordTTL: Duration?) -> (seconds: Int?, h: Harness) {
+            var (h, blue) = Self.draining(policy)
+            let zeroAt = h.now
+            blue.active = 0
+            for second in 1...90 {
+                h.advance(.seconds(1))
+                var sample = LoadBalancerSample(at: h.now, clusters: [
+                    "blue": ClusterCounters(responses: blue.responses, sessionsTotal: blue.sessions, activeSessions: 0, weight: 0),
+                    "green": ClusterCounters(responses: 100)])
+                sample.recordTTL = recordTTL
+                h.send(.loadBalancerSample(sample))
+                if h.state.phase == .drained { return (Int((h.now - zeroAt).secondsValue), h) }
+                if second == 59, recordTTL != nil {
+                    let view = DrainView(state: h.state, policy: policy, now: h.now)
+                    #expect(view?.dnsTTL == .seconds(60))
+                    #expect(view?.dnsTTLRemaining == .seconds(1))
+                    #expect(h.state.drain?.reason.contains("DNS TTL: 1s left") == true, "\(h.state.drain?.reason ?? "")")
+                    #expect(h.engine.holdProgress(h.state, now: h.now)?.fraction == 1, "the hold itself is met; the TTL holds it back")
+                }
+            }
+            return (nil, h)
+        }
+        // Without a TTL from the router the 10 s hold decides.
+        #expect(drainedAfter(recordTTL: nil).seconds == 11)
+        let (seconds, h) = drainedAfter(recordTTL: .seconds(60))
+        #expect(seconds == 60)
+        let drained = h.state.drain?.reason ?? ""
+        #expect(drained.contains("DNS TTL 60s passed (the record's, read from the load balancer; the policy's is 0s)"), "\(drained)")
+    }
+
     @Test("draining → drained through the detector, with the load balancer's samples of FROM")
     func drainedFromLoadBalancerSamples() {
         var (h, blue) = Self.draining()

@@ -31,6 +31,20 @@ func pathVertexCount(_ d: String) -> Int {
 let demoPolicy = ReportPolicy(stepCount: 4, holdFor: .seconds(10), dnsTTL: .seconds(5))
 
 @Suite struct ReportRendererTests {
+    @Test("a record TTL read from Route53 longer than the policy's dnsTTL is the drain's TTL mark and note")
+    func recordTTLInTheDrainChart() throws {
+        let journal = MemoryJournal()
+        _ = try RecordedRun.healthy(journal)
+        var data = try ReportData.load(from: journal, policy: demoPolicy)
+        let before = try #require(Analysis(data).dnsTTLEnds)
+        try #require(data.finalState?.drain != nil)
+        data.finalState?.drain?.recordTTL = .seconds(30)
+        let html = renderReport(data)
+        #expect(html.contains("DNS TTL 30 s (the record&#39;s, read from the load balancer; the policy&#39;s is 5 s)")
+                || html.contains("DNS TTL 30 s (the record's, read from the load balancer; the policy's is 5 s)"), "\(html)")
+        #expect(abs(try #require(Analysis(data).dnsTTLEnds) - before - 25) < 0.001)
+    }
+
     @Test func healthyRunHasEverySeriesMarkerAndSection() throws {
         let journal = MemoryJournal()
         let recorded = try RecordedRun.healthy(journal)

@@ -105,9 +105,14 @@ public final class Route53Router: WeightRouter {
                                             uptime: .milliseconds(Int64((readAt.timeIntervalSince1970 * 1000).rounded())),
                                             generation: lastChange.withLock { $0 })
         let drift = memory.withLock { $0.drift(assignment) }
-        return LiveWeights(assignment: assignment, configured: nil,
-                           shares: shares(of: assignment, from: fromCluster.cluster, to: toCluster.cluster),
-                           identity: identity, drift: drift, readAt: readAt)
+        var live = LiveWeights(assignment: assignment, configured: nil,
+                               shares: shares(of: assignment, from: fromCluster.cluster, to: toCluster.cluster),
+                               identity: identity, drift: drift, readAt: readAt)
+        // Read at every read-back, so the drain waits the TTL the record has now, not the one
+        // the policy was written for. An alias record has no TTL of its own (its target's
+        // applies, which is not read here): nil, and the policy's dnsTTL alone counts.
+        live.recordTTL = from.ttl.map { .seconds($0) }
+        return live
     }
 
     // MARK: writing
