@@ -49,6 +49,13 @@ final class CutoverLab: Lab, @unchecked Sendable {
     /// Prometheus scraping HAProxy's exporter every second, always on `prometheusPort`, so a
     /// restart is the same Prometheus as far as the policy's URL is concerned.
     func startPrometheus() async throws {
+        prometheus = try await Self.startPrometheus(scraping: haproxy, on: prometheusPort, in: folder)
+    }
+
+    /// A real Prometheus on `port` scraping `haproxy`'s exporter every second, in `folder`/prometheus;
+    /// returns once it has scraped once (a gate or a traffic query needs a sample). Any lab
+    /// with an HAProxy in front uses it.
+    static func startPrometheus(scraping haproxy: HAProxyServer, on port: Int, in folder: URL) async throws -> ManagedProcess {
         let binary = try Tools.require("prometheus")
         let directory = folder.appendingPathComponent("prometheus")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -65,16 +72,18 @@ final class CutoverLab: Lab, @unchecked Sendable {
         let process = try ManagedProcess(
             name: "prometheus", executable: binary,
             arguments: ["--config.file", config.path, "--storage.tsdb.path", directory.appendingPathComponent("data").path,
-                        "--web.listen-address", "127.0.0.1:\(prometheusPort)"],
+                        "--web.listen-address", "127.0.0.1:\(port)"],
             logFile: directory.appendingPathComponent("prometheus-\(UUID().uuidString.prefix(4)).log"))
-        prometheus = process
-        try await Loopback.waitForPort(prometheusPort, of: process, timeout: 30)
-        // The gate needs a sample: wait for the first scrape.
-        let query = "http://127.0.0.1:\(prometheusPort)/api/v1/query?query=up"
+        try await Loopback.waitForPort(port, of: process, timeout: 30)
+        let query = "http://127.0.0.1:\(port)/api/v1/query?query=up"
         let scraped = try await Wait.until(timeout: 20, every: .milliseconds(200)) {
             try await Command.run("/usr/bin/curl", ["-s", query]).output.contains("\"value\"")
         }
-        guard scraped else { throw TestKitError("prometheus never scraped HAProxy:\n\(process.logTail())") }
+        guard scraped else {
+            process.stopInBackground()
+            throw TestKitError("prometheus never scraped HAProxy:\n\(process.logTail())")
+        }
+        return process
     }
 
     /// Stops Prometheus; returns once it has exited.

@@ -132,33 +132,9 @@ final class AWSLab: Lab, @unchecked Sendable {
 
     // MARK: - Processes
 
-    /// Prometheus scraping HAProxy's exporter every second.
+    /// Prometheus scraping HAProxy's exporter every second (`CutoverLab`'s).
     func startPrometheus() async throws {
-        let binary = try Tools.require("prometheus")
-        let directory = folder.appendingPathComponent("prometheus")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let config = directory.appendingPathComponent("prometheus.yml")
-        try """
-            global:
-              scrape_interval: 1s
-            scrape_configs:
-              - job_name: haproxy
-                static_configs:
-                  - targets: ["127.0.0.1:\(haproxy.metricsPort)"]
-
-            """.write(to: config, atomically: true, encoding: .utf8)
-        let process = try ManagedProcess(
-            name: "prometheus", executable: binary,
-            arguments: ["--config.file", config.path, "--storage.tsdb.path", directory.appendingPathComponent("data").path,
-                        "--web.listen-address", "127.0.0.1:\(prometheusPort)"],
-            logFile: directory.appendingPathComponent("prometheus.log"))
-        prometheus = process
-        try await Loopback.waitForPort(prometheusPort, of: process, timeout: 30)
-        let query = "http://127.0.0.1:\(prometheusPort)/api/v1/query?query=up"
-        let scraped = try await Wait.until(timeout: 20, every: .milliseconds(200)) {
-            try await Command.run("/usr/bin/curl", ["-s", query]).output.contains("\"value\"")
-        }
-        guard scraped else { throw TestKitError("prometheus never scraped HAProxy:\n\(process.logTail())") }
+        prometheus = try await CutoverLab.startPrometheus(scraping: haproxy, on: prometheusPort, in: folder)
     }
 
     // MARK: - Watching moto with boto3
