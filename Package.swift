@@ -82,7 +82,7 @@ let package = Package(
         // every AWS tool resolves them, AWS's error answers as typed errors, throttling retried;
         // the Route53 and ELBv2 calls a DNS or ALB switchover needs. No router yet.
         .target(name: "SwitchoverAWS",
-                dependencies: ["COpenSSL", "SwitchoverNet", .product(name: "Logging", package: "swift-log")],
+                dependencies: ["SwitchoverTrust", "SwitchoverNet", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
         // The HTML report of a run: a pure renderer over what the journal holds.
         .target(name: "SwitchoverReport", dependencies: ["SwitchoverCore", "SwitchoverStore"],

@@ -1,5 +1,6 @@
 import Foundation
 import SwitchoverNet
+import SwitchoverTrust
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -135,7 +136,7 @@ public struct SigV4Signer: Sendable {
     public func sign(_ request: AWSRequest, credentials: AWSCredentials, at date: Date) throws(AWSError) -> Signature {
         let host = try Self.hostHeader(of: request.endpoint)
         let (amzDate, day) = Self.timestamp(date)
-        let payloadHash = Digest.hex(Digest.sha256(request.body))
+        let payloadHash = OpenSSLDigest.hex(OpenSSLDigest.sha256(request.body))
 
         // The headers as sent: the request's own (less those SigV4 never signs and the ones the
         // signer sets), then host, the date, the token and the payload hash.
@@ -167,13 +168,13 @@ public struct SigV4Signer: Sendable {
 
         let scope = "\(day)/\(region)/\(service)/aws4_request"
         let stringToSign = [
-            "AWS4-HMAC-SHA256", amzDate, scope, Digest.hex(Digest.sha256(Array(canonicalRequest.utf8))),
+            "AWS4-HMAC-SHA256", amzDate, scope, OpenSSLDigest.hex(OpenSSLDigest.sha256(Array(canonicalRequest.utf8))),
         ].joined(separator: "\n")
 
         let signingKey = [day, region, service, "aws4_request"].reduce(Array("AWS4\(credentials.secretAccessKey.reveal)".utf8)) {
-            Digest.hmacSHA256(key: $0, message: Array($1.utf8))
+            OpenSSLDigest.hmacSHA256(key: $0, message: Array($1.utf8))
         }
-        let signature = Digest.hex(Digest.hmacSHA256(key: signingKey, message: Array(stringToSign.utf8)))
+        let signature = OpenSSLDigest.hex(OpenSSLDigest.hmacSHA256(key: signingKey, message: Array(stringToSign.utf8)))
         let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyId)/\(scope), "
             + "SignedHeaders=\(signedHeaders), Signature=\(signature)"
         return Signature(headers: added + [HTTPHeader("Authorization", authorization)], authorization: authorization,

@@ -14,21 +14,7 @@ public final class HeldConnection: @unchecked Sendable {
     /// Connects and sends `request` as is (nothing is added: an incomplete request stays
     /// incomplete, so the load balancer keeps its stream to the server open).
     public init(port: Int, send request: String) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestKitError("socket(): errno \(errno)") }
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
-            Glibc.close(fd)
-            throw TestKitError("connect 127.0.0.1:\(port): errno \(errno)")
-        }
+        let fd = try Loopback.connectBlocking(port: port, receiveTimeoutSeconds: 2)
         self.fd = fd
         try send(request)
     }

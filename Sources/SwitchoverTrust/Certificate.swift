@@ -35,7 +35,7 @@ public final class Certificate: @unchecked Sendable, CustomStringConvertible {
         guard X509_digest(pointer, EVP_sha256(), &digest, &length) == 1 else {
             throw TrustError(.openSSL, file: nil, detail: "X509_digest failed", openSSLErrors: .drain())
         }
-        sha256 = Certificate.hex(digest.prefix(Int(length)))
+        sha256 = OpenSSLDigest.hex(digest.prefix(Int(length)))
         let flags = X509_get_extension_flags(pointer)
         let keyUsage = X509_get_key_usage(pointer)
         isCA = flags & UInt32(EXFLAG_CA) != 0 && (keyUsage == UInt32.max || keyUsage & UInt32(KU_KEY_CERT_SIGN) != 0)
@@ -66,18 +66,6 @@ public final class Certificate: @unchecked Sendable, CustomStringConvertible {
     public var isSelfSigned: Bool { X509_self_signed(pointer, 1) == 1 }
 
     public var description: String { "\(subject) [sha256 \(sha256.prefix(16))…]" }
-
-    /// Lowercase hex without Foundation's `String(format:)`, which dominated the benchmark.
-    private static func hex(_ bytes: ArraySlice<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 
     private static func name(_ name: OpaquePointer?) throws -> String {
         guard let name else { return "" }

@@ -191,7 +191,7 @@ public final class EtcdJournal: JournalStore, @unchecked Sendable {
                 }
                 let conditionReads = response.read(1 + (run == nil ? 1 : 2))
                 if !conditions.isEmpty, conditionReads.isEmpty, response.read(1).first?.modRevision == current.revision {
-                    throw StoreError(.fenced, "closed: \(conditions.map(\.key.text).joined(separator: ", ")) no longer there")
+                    throw ConditionNoLongerHolds(keys: conditions.map(\.key.text))
                 }
                 let counter = response.read(1).first
                 let moved = (Int64(counter?.valueText ?? "0") ?? 0, counter?.modRevision ?? 0)
@@ -312,7 +312,7 @@ public final class EtcdJournal: JournalStore, @unchecked Sendable {
                 try eventOps(JournalEvent(sequence: seq, run: run, at: at, kind: "result", detail: detail, intentID: intent, ok: ok))
                     + [.delete(openKey(intent))]
             }
-        } catch let error as StoreError where error.code == .fenced && error.context.hasPrefix("closed:") {
+        } catch is ConditionNoLongerHolds {
             locked { _ = intentRuns.removeValue(forKey: intent) }
             throw StoreError(.fenced, "intent \(intent) was finished by another coordinator; this result was not written")
         }
@@ -520,6 +520,12 @@ public final class EtcdJournal: JournalStore, @unchecked Sendable {
         locked { stateRevisions[run] = kv.modRevision }
         return (Instant(millisecondsSinceEpoch: stored.at), stored.json)
     }
+}
+
+/// `counted`'s `while` conditions failed with the counter unmoved: the write was refused for
+/// its own reason (an intent already finished), not for a fence or a concurrent writer.
+struct ConditionNoLongerHolds: Error {
+    var keys: [String]
 }
 
 /// Who holds an etcd journal's lease: the value of its `leader` key.
