@@ -92,12 +92,10 @@ public final class EtcdLease: CoordinatorLease, @unchecked Sendable {
             try Task.checkCancellation()
             do {
                 // A look first (one read), and a take (a grant and a transaction) only when the key is gone.
-                let current = try journal.leaseToken()
-                if current != 0 {
-                    if told != current {
-                        told = current
-                        let holder = try? journal.leader()
-                        waiting("standing by: " + describe(holder?.record, token: current, key: journal.leaderKey)
+                if let holder = try journal.leader() {
+                    if told != holder.token {
+                        told = holder.token
+                        waiting("standing by: " + describe(holder.record, token: holder.token, key: journal.leaderKey)
                                 + "; taking over when its lease ends")
                     }
                     unavailableTold = false
