@@ -9,9 +9,14 @@ import Foundation
 ///   long): the longer of the policy's `dnsTTL` and the record TTL the load balancer reads back
 ///   with its weights (Route53), so a record's TTL raised outside the policy is still waited;
 /// - FROM's active sessions have been ≤ `maxActiveSessions` and no new session or response
-///   appeared, continuously for `holdFor` (the "hold"). Any new session or response, and any
-///   counter that went down (the load balancer restarted: what happened is unknown), restarts
-///   the hold from that sample.
+///   appeared, continuously for `holdFor` (the "hold"), counted from the end of that DNS wait at
+///   the earliest. Any new session or response, and any counter that went down (the load
+///   balancer restarted: what happened is unknown), restarts the hold from that sample.
+///
+/// Why the hold begins only after the TTL: until the TTL has run out, clients that resolved
+/// FROM's address before its weight went 0 may still use it, and one that resolves rarely may
+/// simply not have sent its next request yet. Quiet during the TTL says nothing about them;
+/// quiet after it, when every cache that honours the TTL has let FROM's answer go, does.
 ///
 /// Drained is not sticky: activity after it turns the status back to `draining`, so a
 /// decommission is never granted on stale evidence. After `timeout` the status is `timedOut`
@@ -125,6 +130,16 @@ public struct DrainDetector: Sendable, Hashable {
         max(dnsTTL, state.recordTTL ?? .zero)
     }
 
+    /// Where the hold counts from: when FROM went idle, but never before the DNS wait ended
+    /// (FROM's weight read 0 plus the TTL). Nil while FROM is not idle. While the weight is not
+    /// 0 the DNS wait has not begun, so the hold counts from idleness alone (it cannot end the
+    /// drain then: the weight is missing).
+    public func holdStart(_ state: DrainState) -> Instant? {
+        guard let idleSince = state.idleSince else { return nil }
+        guard let zeroSince = state.weightZeroSince else { return idleSince }
+        return max(idleSince, zeroSince + dnsTTL(of: state))
+    }
+
     /// What keeps FROM from being drained at `now`, one sentence per condition; empty when drained.
     public func whatIsMissing(_ state: DrainState, now: Instant) -> [String] {
         guard let sample = state.lastSample else { return ["no sample of FROM yet"] }
@@ -141,9 +156,12 @@ public struct DrainDetector: Sendable, Hashable {
         if sample.activeSessions > maxActiveSessions {
             missing.append("\(sample.activeSessions) sessions open (at most \(maxActiveSessions) allowed)")
         }
-        if let idleSince = state.idleSince {
-            if now < idleSince + holdFor {
-                missing.append("idle for \(format(now - idleSince)) of \(format(holdFor))")
+        if let idleSince = state.idleSince, let holdStart = holdStart(state) {
+            if now < holdStart {
+                missing.append("idle for \(format(now - idleSince)), but the hold (\(format(holdFor))) begins only after the DNS TTL")
+            } else if now < holdStart + holdFor {
+                missing.append("idle for \(format(now - holdStart)) of \(format(holdFor))"
+                               + (holdStart > idleSince ? " since the DNS TTL ended" : ""))
             }
         } else if sample.activeSessions <= maxActiveSessions {
             missing.append("new traffic at \(state.lastActivityAt.map { "\($0)" } ?? "the last sample")")
@@ -153,14 +171,16 @@ public struct DrainDetector: Sendable, Hashable {
 
     private func drainedReason(_ state: DrainState, now: Instant) -> String {
         let idle = state.idleSince.map { format(now - $0) } ?? "0s"
+        let afterTTL = holdStart(state).flatMap { start in state.idleSince.map { start > $0 } } == true
         return "live weight 0, \(state.lastSample?.activeSessions ?? 0) sessions open (at most \(maxActiveSessions)), "
-            + "no new session or request for \(idle) (hold \(format(holdFor))), DNS TTL \(format(dnsTTL(of: state))) passed"
+            + "no new session or request for \(idle) (hold \(format(holdFor))\(afterTTL ? ", after the DNS TTL" : "")), "
+            + "DNS TTL \(format(dnsTTL(of: state))) passed"
             + (dnsTTL(of: state) > dnsTTL ? " (the record's, read from the load balancer; the policy's is \(format(dnsTTL)))" : "")
     }
 
     /// How much of `holdFor` FROM has been idle, at `now`.
     public func holdProgress(_ state: DrainState, now: Instant) -> HoldProgress {
-        let held = state.idleSince.map { max(0, (now - $0).milliseconds) } ?? 0
+        let held = holdStart(state).map { max(0, (now - $0).milliseconds) } ?? 0
         return HoldProgress(heldMilliseconds: min(held, holdFor.milliseconds), holdForMilliseconds: holdFor.milliseconds)
     }
 
@@ -173,7 +193,7 @@ public struct DrainDetector: Sendable, Hashable {
     /// session, since ln 0 is undefined). Each point is weighted by its count because the
     /// logarithm of a small count is noisy (its variance goes as 1/count). The fit's time to
     /// reach `maxActiveSessions + 0.5` (the count rounds down to the allowed maximum) is when the
-    /// hold can start; the ETA is that plus `holdFor`, and never before the DNS TTL has passed.
+    /// hold can start, but not before the DNS TTL has passed; the ETA is that plus `holdFor`.
     /// While FROM is already idle the ETA is simply the hold's end.
     ///
     /// `unknown` when: the live weight is not 0 (FROM still gets traffic by design); fewer than
@@ -186,8 +206,8 @@ public struct DrainDetector: Sendable, Hashable {
             return .unknown(why: "FROM's live weight is \(sample.weight), not 0")
         }
         let ttlEnds = zeroSince + dnsTTL(of: state)
-        if let idleSince = state.idleSince {
-            return .at(max(idleSince + holdFor, ttlEnds, now))
+        if let holdStart = holdStart(state) {
+            return .at(max(holdStart + holdFor, now))
         }
         let points = state.history.filter { $0.activeSessions > 0 }
         guard points.count >= etaMinimumPoints else {
@@ -210,7 +230,7 @@ public struct DrainDetector: Sendable, Hashable {
         let secondsToTarget = (log(target) - a) / k
         guard secondsToTarget.isFinite, secondsToTarget < 1e9 else { return .unknown(why: "decay too slow to estimate") }
         let idleAt = max(origin + .milliseconds(Int64((secondsToTarget * 1000).rounded())), now)
-        return .at(max(idleAt + holdFor, ttlEnds))
+        return .at(max(idleAt, ttlEnds) + holdFor)
     }
 }
 

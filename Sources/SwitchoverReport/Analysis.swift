@@ -166,8 +166,10 @@ struct Analysis {
         if let drained, let held = drained.event.evidence["holdMilliseconds"]?.split(separator: "/").first,
            let ms = Double(held) {
             holdWindow = (t(drained.at) - ms / 1000, t(drained.at), true)
-        } else if let idle = data.finalState?.drain?.idleSince {
-            holdWindow = (t(idle), t(end), false)
+        } else if let drain = data.finalState?.drain, let idle = drain.idleSince {
+            // The hold counts from the end of the DNS wait at the earliest (`DrainDetector.holdStart`).
+            let ttl = max(data.policy?.dnsTTL ?? .zero, drain.recordTTL ?? .zero)
+            holdWindow = (t(drain.weightZeroSince.map { max(idle, $0 + ttl) } ?? idle), t(end), false)
         }
         // FROM's weight read back as 0: the engine's state knows; else the first sample after the
         // drain began (or after promotion) showing it.

@@ -19,7 +19,7 @@ struct DrainDetectorTests {
     static let spec = DrainSpec(maxActiveSessions: 0, holdFor: .seconds(60), dnsTTL: .seconds(30),
                                 timeout: .seconds(600), forceAfter: nil)
 
-    @Test("drained only once weight 0, DNS TTL passed and idle for holdFor, all at once")
+    @Test("drained only once weight 0, DNS TTL passed and then idle for holdFor")
     func drainedConditions() {
         let detector = DrainDetector(spec: Self.spec)
         var start = Instant.seconds(0)
@@ -44,9 +44,9 @@ struct DrainDetectorTests {
             }
             t = t + .seconds(1)
         }
-        // The hold (60 s) started earlier than the weight went 0 and the DNS TTL is 30 s, so
-        // the TTL decides: drained exactly 30 s after the weight read back 0.
-        #expect(drainedAt == zeroAt + .seconds(30))
+        // Blue was idle long before its weight went 0, but the hold (60 s) counts only from the
+        // end of the DNS TTL (30 s): drained exactly 30 + 60 s after the weight read back 0.
+        #expect(drainedAt == zeroAt + .seconds(90))
         #expect(state.status == .drained)
     }
 
@@ -210,7 +210,7 @@ struct CutoverEngineDrainTests {
         return all
     }
 
-    @Test("a record TTL of 60 s read from the router holds the drain back 60 s after weight 0, though the policy's dnsTTL is 0 and the hold is 10 s")
+    @Test("a record TTL of 60 s read from the router holds the drain's 10 s hold back until 60 s after weight 0, though the policy's dnsTTL is 0")
     func recordTTLFromTheRouter() {
         let policy = testPolicy(drain: DrainSpec(maxActiveSessions: 0, holdFor: .seconds(10), dnsTTL: .zero,
                                                  timeout: .seconds(600), forceAfter: nil))
@@ -230,8 +230,14 @@ struct CutoverEngineDrainTests {
                     let view = DrainView(state: h.state, policy: policy, now: h.now)
                     #expect(view?.dnsTTL == .seconds(60))
                     #expect(view?.dnsTTLRemaining == .seconds(1))
-                    #expect(h.state.drain?.reason.contains("DNS TTL: 1s left") == true, "\(h.state.drain?.reason ?? "")")
-                    #expect(h.engine.holdProgress(h.state, now: h.now)?.fraction == 1, "the hold itself is met; the TTL holds it back")
+                    let reason = h.state.drain?.reason ?? ""
+                    #expect(reason.contains("DNS TTL: 1s left"), "\(reason)")
+                    #expect(reason.contains("the hold (10s) begins only after the DNS TTL"), "\(reason)")
+                    #expect(h.engine.holdProgress(h.state, now: h.now)?.fraction == 0, "blue is idle, but the hold has not begun")
+                }
+                if second == 65, recordTTL != nil {
+                    #expect(h.engine.holdProgress(h.state, now: h.now)?.fraction == 0.5, "5 s of the hold since the TTL ended")
+                    #expect(h.state.drain?.reason.contains("idle for 5s of 10s since the DNS TTL ended") == true, "\(h.state.drain?.reason ?? "")")
                 }
             }
             return (nil, h)
@@ -239,7 +245,7 @@ struct CutoverEngineDrainTests {
         // Without a TTL from the router the 10 s hold decides.
         #expect(drainedAfter(recordTTL: nil).seconds == 11)
         let (seconds, h) = drainedAfter(recordTTL: .seconds(60))
-        #expect(seconds == 60)
+        #expect(seconds == 70)
         let drained = h.state.drain?.reason ?? ""
         #expect(drained.contains("DNS TTL 60s passed (the record's, read from the load balancer; the policy's is 0s)"), "\(drained)")
     }
