@@ -63,6 +63,13 @@ public final class AWSClient: Sendable {
         self.random = random
     }
 
+    /// This client with another retry policy, over the same connections and credentials: a
+    /// read in a sampling loop retries nothing (`RetryPolicy(maxRetries: 0)`), since a backoff
+    /// there would hold back the whole sample.
+    public func with(retry: RetryPolicy) -> AWSClient {
+        AWSClient(credentials: credentials, http: http, retry: retry, logger: logger, now: now, random: random)
+    }
+
     /// Sends `request` signed by `signer` and returns the 2xx response. `operation` and
     /// `resource` name the call in logs and errors. Throws `AWSError` (or `CancellationError`).
     public func send(_ request: AWSRequest, signer: SigV4Signer, operation: String, resource: String? = nil,

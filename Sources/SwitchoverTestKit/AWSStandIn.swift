@@ -18,9 +18,10 @@ public final class AWSStandIn: Sendable {
     /// `http://127.0.0.1:PORT`: point the client here instead of at moto.
     public var endpoint: String { "http://127.0.0.1:\(port)" }
 
-    /// Starts the proxy in front of `upstreamPort` (moto's).
-    public static func start(upstreamPort: Int, in parent: URL? = nil) async throws -> AWSStandIn {
-        let standIn = try AWSStandIn(upstreamPort: upstreamPort, parent: parent)
+    /// Starts the proxy in front of `upstreamPort` (moto's), on `port` (a free one when nil: give
+    /// a stopped stand-in's port to bring "AWS" back where a client points).
+    public static func start(upstreamPort: Int, port: Int? = nil, in parent: URL? = nil) async throws -> AWSStandIn {
+        let standIn = try AWSStandIn(upstreamPort: upstreamPort, port: port, parent: parent)
         do {
             try await Loopback.waitForPort(standIn.port, of: standIn.process, timeout: 15)
         } catch {
@@ -30,15 +31,15 @@ public final class AWSStandIn: Sendable {
         return standIn
     }
 
-    private init(upstreamPort: Int, parent: URL?) throws {
+    private init(upstreamPort: Int, port: Int?, parent: URL?) throws {
         let base = try parent ?? TemporaryDirectory.make("aws-stand-in")
         directory = base.appendingPathComponent("aws-stand-in-\(UUID().uuidString.prefix(6))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let script = directory.appendingPathComponent("stand_in.py")
         try Data(Self.script.utf8).write(to: script)
-        port = try Loopback.freePort()
+        self.port = try port ?? Loopback.freePort()
         process = try ManagedProcess(name: "aws-stand-in", executable: try Tools.require("python3"),
-                                     arguments: [script.path, "\(port)", "\(upstreamPort)"],
+                                     arguments: [script.path, "\(self.port)", "\(upstreamPort)"],
                                      logFile: directory.appendingPathComponent("stand-in.log"))
     }
 

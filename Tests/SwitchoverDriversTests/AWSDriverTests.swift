@@ -255,9 +255,10 @@ private let route53Section = """
     }
 
     static func router(_ endpoint: String, zone: String, timeout: Duration = .seconds(10), ignoreOwnership: Bool = false,
-                       client: AWSClient = client()) throws -> Route53Router {
+                       readEvery: Duration? = nil, client: AWSClient = client()) throws -> Route53Router {
         let spec = Route53Spec(hostedZoneId: zone, recordName: "app.example.com", recordType: "CNAME", region: "us-east-1",
-                               endpoint: endpoint, insyncTimeout: timeout, ignoreExternalDNSOwnership: ignoreOwnership)
+                               endpoint: endpoint, insyncTimeout: timeout, ignoreExternalDNSOwnership: ignoreOwnership,
+                               readEvery: readEvery)
         func cluster(_ name: String) -> ClusterServers {
             ClusterServers(cluster: name, servers: [name], section: ClusterSection(
                 driver: "route53", spec: Route53ClusterSpec(setIdentifier: name, value: "\(name)-ingress.example.com")))
@@ -298,6 +299,51 @@ private let route53Section = """
         }
         #expect(none?.message.contains("equal split") == true)
         #expect(try await Self.boto(moto, zone: zone)["green"]?.first == "255", "nothing was written")
+    }
+
+    @Test("the sampling loop's reads are paced to one per readEvery; a write reads back at once; a throttled read serves the last reading without retrying")
+    func route53PacedReads() async throws {
+        let moto = try await MotoServer.start()
+        defer { moto.stopInBackground() }
+        let zone = try await Self.zone(moto)
+        // AWSStandIn is a proxy in front of the real moto that answers AWS's Throttling error,
+        // which moto never does; it counts what it forwards.
+        let standIn = try await AWSStandIn.start(upstreamPort: moto.port)
+        defer { standIn.stopInBackground() }
+        let router = try Self.router(standIn.endpoint, zone: zone, readEvery: .seconds(1))
+        let first = try await router.currentWeights()
+        #expect(first.effectivePercentToTarget == 0)
+        let forwarded = try await standIn.counts().forwarded
+        for _ in 0..<8 { _ = try await router.currentWeights() }
+        #expect(try await standIn.counts().forwarded == forwarded, "eight reads within readEvery reach Route53 not once")
+
+        // A write reads back from Route53 itself, and the reading is the new one at once.
+        _ = try await router.apply(percentToTarget: 50)
+        let afterWrite = try await router.currentWeights()
+        #expect(afterWrite.effectivePercentToTarget == 50 && afterWrite.drift.isEmpty, "\(afterWrite.assignment)")
+
+        // A change by someone else (another client, straight to moto: boto3 takes a second to
+        // start) shows once readEvery has passed.
+        let other = Route53Client(client: Self.client(), endpoint: moto.endpoint)
+        var sets = try await other.recordSets(hostedZoneId: zone, named: "app.example.com.", type: "CNAME")
+        for index in sets.indices { sets[index].weight = sets[index].setIdentifier == "blue" ? 255 : 1 }
+        _ = try await other.changeResourceRecordSets(hostedZoneId: zone, changes: sets.map { Route53Change(.upsert, $0) })
+        #expect(try await router.currentWeights().assignment == afterWrite.assignment, "within readEvery: the reading after the write")
+        try await Task.sleep(for: .milliseconds(1100))
+        let byHand = try await router.currentWeights()
+        #expect(byHand.assignment.fromTotal == 255 && byHand.assignment.toTotal == 1)
+        #expect(!byHand.drift.isEmpty, "the hand change is drift from what was written")
+
+        // Throttled: the held reading is served at once, and the read is not retried.
+        try await Task.sleep(for: .milliseconds(1100))
+        let before = try await standIn.counts()
+        try await standIn.throttle(next: 5)
+        let started = ContinuousClock.now
+        let served = try await router.currentWeights()
+        let took = ContinuousClock.now - started
+        #expect(served.assignment.fromTotal == 255 && served.readAt == byHand.readAt, "the held reading, with the time it was read")
+        #expect(try await standIn.counts().throttled == before.throttled + 1, "one attempt, no retry with backoff")
+        #expect(took < .milliseconds(500), "\(took)")
     }
 
     @Test("a change held PENDING past the deadline (a test-kit proxy holding back INSYNC) fails the step with a message that says PENDING")
@@ -373,7 +419,8 @@ private let route53Section = """
             ClusterServers(cluster: name, servers: [name], section: ClusterSection(driver: "alb", spec: ALBClusterSpec(targetGroupArn: arn)))
         }
         return ALBRouter(spec: ALBSpec(listenerArn: fixture.listener, region: "us-east-1", endpoint: endpoint),
-                         from: cluster("blue", fixture.blue), to: cluster("green", fixture.green), client: client)
+                         from: cluster("blue", fixture.blue), to: cluster("green", fixture.green), client: client,
+                         logger: Logger(label: "alb-test"))
     }
 
     @Test("an ALB step is one ModifyListener over both target groups, stickiness kept; boto3's DescribeListeners reads the same weights")

@@ -201,6 +201,19 @@ final class AWSLab: Lab, @unchecked Sendable {
         """
     }
 
+    /// The weights moto holds now, read once with boto3 through `read` ([blue, green]).
+    func weightsNow(_ read: String) async throws -> [Int] {
+        let output = try await moto.python("print(json.dumps(\(read)))")
+        return try JSONDecoder().decode([Int].self, from: Data(output.utf8))
+    }
+
+    /// The `setWeights` results of the latest run that failed, each with its error as journaled.
+    func failedWeightResults() throws -> [String] {
+        try events().filter { $0.kind == "result" && $0.ok == false }.compactMap {
+            try? JSONDecoder().decode(WeightsResultDetail.self, from: Data($0.detail.utf8)).error
+        }
+    }
+
     /// The `setWeights` results of the latest run, as journaled.
     func weightResults() throws -> [WeightsResultDetail] {
         try events().filter { $0.kind == "result" }.compactMap {
@@ -259,6 +272,76 @@ struct Route53IntegrationTests {
         // INSYNC times to the second (a rollback may land in its last step's second): in order.
         let insyncTimes = generations.compactMap { $0.components(separatedBy: " INSYNC at ").last }
         #expect(insyncTimes.count == results.count && insyncTimes == insyncTimes.sorted(), "\(generations)")
+    }
+
+    @Test("Route53 throttled, unreachable, then PENDING through a whole run: each pauses the run (no rollback), with the failed write journaled and the records as they were; once Route53 answers, the step's weights are written again and the run promotes")
+    func route53FaultsPauseAndRecover() async throws {
+        let lab = try await AWSLab("route53faults")
+        defer { lab.stopAll() }
+        let zone = try await lab.route53Zone(ttl: 1)
+        // AWSStandIn is a proxy in front of the real moto that answers AWS's Throttling error and
+        // holds INSYNC back, which moto never does; stopping it is "AWS unreachable".
+        var standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, in: lab.folder)
+        defer { standIn.stopInBackground() }
+        let port = standIn.port
+        let options = Lab.PolicyOptions(steps: [25, 50, 75, 100], bake: "3s")
+        try await lab.writeConfiguration(options, loadBalancer: AWSLab.route53(zone: zone, endpoint: standIn.endpoint) + ["  insyncTimeout: 1s"],
+                                         sections: AWSLab.route53Sections)
+        let plan = try lab.planWeights()
+        try #require(plan.count == 4, "\(plan)")
+        try await lab.startPrometheus()
+        try lab.startLoad(seconds: 90, rate: 40, workers: 4)
+        let coordinator = try lab.startCoordinator(environment: AWSLab.credentials)
+        defer { coordinator.stopInBackground() }
+        let read = AWSLab.route53Read(zone: zone)
+
+        // 1. Throttled: every request, past the client's retries with backoff.
+        try await lab.waitFor("step 1 baking", timeout: 40, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        try await standIn.throttle(next: 1_000_000)
+        var paused = try await lab.waitFor("paused while throttled", timeout: 40, process: coordinator) { $0.phase == .paused }
+        #expect(paused.reason?.contains("the load balancer failed, not green: no rollback") == true, "\(paused.reason ?? "")")
+        var failed = try lab.failedWeightResults()
+        // The write's first call (reading the records to write them back whole) was throttled
+        // past its retries, so no change batch was sent.
+        #expect(failed.last?.contains("route53 ListResourceRecordSets") == true && failed.last?.contains("throttled: Throttling") == true
+                && failed.last?.contains("(after 5 attempts)") == true, "\(failed)")
+        #expect(try await lab.weightsNow(read) == plan[0], "a throttled change changed nothing")
+        try await standIn.throttle(next: 0)
+        try await lab.waitFor("step 2 baking", timeout: 40, process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil && $0.phase == .shifting }
+        #expect(try await lab.weightsNow(read) == plan[1])
+
+        // 2. Unreachable: the stand-in stopped (connection refused), then back on its port.
+        await standIn.stop()
+        paused = try await lab.waitFor("paused while Route53 is unreachable", timeout: 40, process: coordinator) { $0.phase == .paused }
+        failed = try lab.failedWeightResults()
+        #expect(failed.last?.contains("unavailable") == true, "\(failed)")
+        #expect(try await lab.weightsNow(read) == plan[1], "nothing was written while Route53 was unreachable")
+        standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, port: port, in: lab.folder)
+        try await lab.waitFor("step 3 baking", timeout: 40, process: coordinator) { $0.step == 3 && $0.stepStartedAt != nil && $0.phase == .shifting }
+        #expect(try await lab.weightsNow(read) == plan[2])
+
+        // 3. PENDING past insyncTimeout: Route53 took the change (moto applies it at once), so
+        // the journal names the change batch the run is waiting on.
+        try await standIn.holdInsync(polls: 1_000_000)
+        paused = try await lab.waitFor("paused while PENDING", timeout: 40, process: coordinator) { $0.phase == .paused }
+        failed = try lab.failedWeightResults()
+        #expect(failed.last?.contains("change C2682N5HXP0BZ4 is still PENDING after 1s") == true, "\(failed)")
+        try await standIn.holdInsync(polls: 0)
+
+        let exit = try await lab.waitForExit(coordinator, timeout: 90)
+        #expect(exit == 0, "\(coordinator.logTail(lines: 40))")
+        let state = try #require(try lab.state())
+        #expect(state.phase == .promoted, "\(state.phase)")
+        #expect(try await lab.weightsNow(read) == plan[3])
+        // Three pauses, never a rollback; each failed write is journaled beside its intent.
+        #expect(try lab.engineEvents(.paused).count >= 3)
+        #expect(try lab.engineEvents(.rollbackStarted).isEmpty)
+        let events = try lab.events()
+        let intents = Set(events.filter { $0.kind == "intent" }.compactMap(\.intentID))
+        let results = events.filter { $0.kind == "result" }
+        #expect(results.allSatisfy { $0.intentID.map(intents.contains) == true }, "every result answers a journaled intent")
+        #expect(Set(results.compactMap(\.intentID)) == intents, "every intent has its result: nothing left half-applied")
+        #expect(try lab.failedWeightResults().count >= 3)
     }
 
     @Test("the drain of a Route53 run waits the record's TTL (3 s, read from Route53; the policy's dnsTTL is 0) before its hold: the journal's drained reason and status say so")

@@ -11,6 +11,7 @@ import SwitchoverCore
 /// # policy spec.loadBalancer
 /// driver: alb
 /// alb: {listenerArn: arn:aws:elasticloadbalancing:..., region: us-east-1, endpoint: http://127.0.0.1:5000}
+///                                      # optional readEvery: 2s (the sampling loop reads the listener at most this often)
 /// # cluster spec.loadBalancer
 /// alb: {targetGroupArn: arn:aws:elasticloadbalancing:...}
 /// ```
@@ -30,7 +31,7 @@ public struct ALBDriver: LoadBalancerDriver {
     }
 
     public func decodeSection(_ section: ConfigValue) -> (any DriverSpec)? {
-        guard let alb = section.mapping(context: "spec.loadBalancer.alb", known: ["listenerArn", "region", "endpoint"]) else { return nil }
+        guard let alb = section.mapping(context: "spec.loadBalancer.alb", known: ["listenerArn", "region", "endpoint", "readEvery"]) else { return nil }
         let listener = alb.required("listenerArn").flatMap { decodeARN($0, kind: "listener") }
         let region = alb.required("region")?.nonEmptyString()
         var endpointOK = true
@@ -39,8 +40,9 @@ public struct ALBDriver: LoadBalancerDriver {
             endpoint = value.httpURL()
             endpointOK = endpoint != nil
         }
-        guard let listener, let region, endpointOK else { return nil }
-        return ALBSpec(listenerArn: listener, region: region, endpoint: endpoint?.absoluteString)
+        let readEvery = decodeReadEvery(alb.optional("readEvery"))
+        guard let listener, let region, endpointOK, let readEvery else { return nil }
+        return ALBSpec(listenerArn: listener, region: region, endpoint: endpoint?.absoluteString, readEvery: readEvery.value)
     }
 
     public func decodeClusterSection(_ section: ConfigValue) -> (any ClusterSectionSpec)? {
@@ -63,7 +65,7 @@ public struct ALBDriver: LoadBalancerDriver {
         -> (router: any WeightRouter, observer: (any TrafficObserver)?) {
         let spec = try driverSettings(settings, as: ALBSpec.self, driver: name)
         let client = try awsClient(driver: name, logger: logger)
-        return (ALBRouter(spec: spec, from: from, to: to, client: client), nil)
+        return (ALBRouter(spec: spec, from: from, to: to, client: client, logger: logger), nil)
     }
 }
 
@@ -72,12 +74,24 @@ public struct ALBSpec: DriverSpec {
     public var listenerArn: String
     public var region: String
     public var endpoint: String?
-    public init(listenerArn: String, region: String, endpoint: String? = nil) {
+    /// As written; nil: `defaultReadEvery`.
+    public var readEveryAsWritten: Duration?
+    /// How often the sampling loop reads the listener at most (`PacedReads`).
+    public var readEvery: Duration { readEveryAsWritten ?? Self.defaultReadEvery }
+    /// The ELB API throttles Describe calls per account and region, shared with every other tool.
+    public static let defaultReadEvery = Duration.seconds(2)
+
+    public init(listenerArn: String, region: String, endpoint: String? = nil, readEvery: Duration? = nil) {
         self.listenerArn = listenerArn
         self.region = region
         self.endpoint = endpoint
+        self.readEveryAsWritten = readEvery
     }
-    public var fingerprint: String { "listenerArn=\(listenerArn) region=\(region) endpoint=\(endpoint ?? "-")" }
+    /// `readEvery` only when written, so fingerprints of policies without it stay as they were.
+    public var fingerprint: String {
+        "listenerArn=\(listenerArn) region=\(region) endpoint=\(endpoint ?? "-")"
+            + (readEveryAsWritten.map { " readEvery=\(formatDuration($0))" } ?? "")
+    }
 }
 
 /// A cluster's `spec.loadBalancer.alb`: its target group.
@@ -100,7 +114,9 @@ extension LoadBalancerSpec {
 /// A step is one `ModifyListener` whose single forward action lists both target groups at
 /// their new weights, keeping the stickiness as read; a listener whose default actions are not
 /// exactly one forward (a redirect, a fixed response, authentication before the forward) is
-/// refused rather than flattened into a forward. Read back with `DescribeListeners`.
+/// refused rather than flattened into a forward. Read back with `DescribeListeners`. The
+/// sampling loop's reads are paced to one per `readEvery` (`PacedReads`); a write's own reads
+/// always go to the API.
 public final class ALBRouter: WeightRouter {
     public let driver = "alb"
     public let spec: ALBSpec
@@ -110,9 +126,13 @@ public final class ALBRouter: WeightRouter {
     public var capabilities: RouterCapabilities { [] }
     public var address: String { "\(spec.endpoint ?? "elasticloadbalancing.\(spec.region)") listener \(spec.listenerArn)" }
     private let elb: ELBv2Client
+    /// The same client without retries, for the sampling loop's paced reads.
+    private let samplingELB: ELBv2Client
+    private let reads: PacedReads<[String: Int]>
+    private let logger: Logger
     private let memory = Locked(ReadBackMemory())
 
-    public init(spec: ALBSpec, from: ClusterServers, to: ClusterServers, client: AWSClient) {
+    public init(spec: ALBSpec, from: ClusterServers, to: ClusterServers, client: AWSClient, logger: Logger) {
         self.spec = spec
         // The cluster's target group is its one "server".
         func placed(_ cluster: ClusterServers) -> ClusterServers {
@@ -122,11 +142,14 @@ public final class ALBRouter: WeightRouter {
         self.fromCluster = placed(from)
         self.toCluster = placed(to)
         self.elb = ELBv2Client(client: client, region: spec.region, endpoint: spec.endpoint)
+        self.samplingELB = ELBv2Client(client: client.with(retry: .init(maxRetries: 0)), region: spec.region, endpoint: spec.endpoint)
+        self.reads = PacedReads(every: spec.readEvery)
+        self.logger = logger
     }
 
     /// The listener's single forward action, refused otherwise.
-    private func forward() async throws -> (action: ELBv2Action, weights: [String: Int]) {
-        let listeners = try await elb.describeListeners(listenerArns: [spec.listenerArn])
+    private func forward(through client: ELBv2Client? = nil) async throws -> (action: ELBv2Action, weights: [String: Int]) {
+        let listeners = try await (client ?? elb).describeListeners(listenerArns: [spec.listenerArn])
         guard let listener = listeners.first(where: { $0.arn == spec.listenerArn }) ?? listeners.first else {
             throw LoadBalancerError(.unknownServer, driver: driver, address: address, message: "no listener \(spec.listenerArn)")
         }
@@ -149,14 +172,17 @@ public final class ALBRouter: WeightRouter {
         return (action, weights)
     }
 
+    /// The listener's weights as last read, read again at most every `readEvery` (`PacedReads`).
     public func currentWeights() async throws -> LiveWeights {
-        live(try await forward().weights)
+        let (weights, readAt) = try await reads.value(onFailure: { [logger] in logger.warning("alb weights read: \($0)") }) { held in
+            try await forward(through: held ? samplingELB : elb).weights
+        }
+        return live(weights, readAt: readAt)
     }
 
-    private func live(_ weights: [String: Int]) -> LiveWeights {
+    private func live(_ weights: [String: Int], readAt: Date) -> LiveWeights {
         let assignment = WeightAssignment(from: [ServerWeight(server: fromCluster.servers[0], weight: weights[fromCluster.servers[0]] ?? 0)],
                                           to: [ServerWeight(server: toCluster.servers[0], weight: weights[toCluster.servers[0]] ?? 0)])
-        let readAt = Date()
         return LiveWeights(assignment: assignment, configured: nil,
                            shares: shares(of: assignment, from: fromCluster.cluster, to: toCluster.cluster),
                            identity: LoadBalancerIdentity(instance: "alb listener \(spec.listenerArn)",
@@ -184,7 +210,9 @@ public final class ALBRouter: WeightRouter {
         _ = try await elb.modifyListener(listenerArn: spec.listenerArn,
                                          targetGroups: [(groups[0], assignment.fromTotal), (groups[1], assignment.toTotal)],
                                          stickiness: current.action.stickiness)
-        let live = try await currentWeights()
+        let readBack = try await forward().weights
+        reads.remember(readBack)
+        let live = live(readBack, readAt: Date())
         for (server, intended) in [(groups[0], assignment.fromTotal), (groups[1], assignment.toTotal)] {
             let held = live.assignment.all.first { $0.server == server }?.weight
             if held != intended {

@@ -19,6 +19,7 @@ import SwitchoverNet
 ///   endpoint: http://127.0.0.1:5000    # optional, default AWS's
 ///   insyncTimeout: 5m                  # optional: how long a change may stay PENDING before the run pauses
 ///   ignoreExternalDNSOwnership: false  # optional: write records external-dns owns anyway
+///   readEvery: 5s                      # optional: the sampling loop reads the records at most this often
 /// # cluster spec.loadBalancer
 /// route53: {setIdentifier: blue, value: blue-ingress.example.com}
 /// ```
@@ -43,7 +44,7 @@ public struct Route53Driver: LoadBalancerDriver {
     public func decodeSection(_ section: ConfigValue) -> (any DriverSpec)? {
         guard let route53 = section.mapping(context: "spec.loadBalancer.route53",
                                             known: ["hostedZoneId", "recordName", "recordType", "region", "endpoint",
-                                                    "insyncTimeout", "ignoreExternalDNSOwnership"]) else { return nil }
+                                                    "insyncTimeout", "ignoreExternalDNSOwnership", "readEvery"]) else { return nil }
         let zone = route53.required("hostedZoneId")?.nonEmptyString()
         let recordName = route53.required("recordName")?.nonEmptyString()
         var recordType: String?
@@ -63,9 +64,11 @@ public struct Route53Driver: LoadBalancerDriver {
         }
         let timeout = decodeTimeout(route53.optional("insyncTimeout"), default: .seconds(300))
         let ignore = decodeBool(route53.optional("ignoreExternalDNSOwnership"))
-        guard let zone, let recordName, let recordType, let region, endpointOK, let timeout, let ignore else { return nil }
+        let readEvery = decodeReadEvery(route53.optional("readEvery"))
+        guard let zone, let recordName, let recordType, let region, endpointOK, let timeout, let ignore, let readEvery else { return nil }
         return Route53Spec(hostedZoneId: zone, recordName: recordName, recordType: recordType, region: region,
-                           endpoint: endpoint?.absoluteString, insyncTimeout: timeout, ignoreExternalDNSOwnership: ignore)
+                           endpoint: endpoint?.absoluteString, insyncTimeout: timeout, ignoreExternalDNSOwnership: ignore,
+                           readEvery: readEvery.value)
     }
 
     public func decodeClusterSection(_ section: ConfigValue) -> (any ClusterSectionSpec)? {
@@ -98,9 +101,15 @@ public struct Route53Spec: DriverSpec {
     public var insyncTimeout: Duration
     /// Write records that carry external-dns's ownership TXT record anyway.
     public var ignoreExternalDNSOwnership: Bool
+    /// As written; nil: `defaultReadEvery`.
+    public var readEveryAsWritten: Duration?
+    /// How often the sampling loop reads the records at most (`PacedReads`).
+    public var readEvery: Duration { readEveryAsWritten ?? Self.defaultReadEvery }
+    /// One read in 5 s: 4% of the account's five requests a second.
+    public static let defaultReadEvery = Duration.seconds(5)
 
     public init(hostedZoneId: String, recordName: String, recordType: String, region: String, endpoint: String? = nil,
-                insyncTimeout: Duration = .seconds(300), ignoreExternalDNSOwnership: Bool = false) {
+                insyncTimeout: Duration = .seconds(300), ignoreExternalDNSOwnership: Bool = false, readEvery: Duration? = nil) {
         self.hostedZoneId = hostedZoneId
         self.recordName = recordName
         self.recordType = recordType
@@ -108,11 +117,14 @@ public struct Route53Spec: DriverSpec {
         self.endpoint = endpoint
         self.insyncTimeout = insyncTimeout
         self.ignoreExternalDNSOwnership = ignoreExternalDNSOwnership
+        self.readEveryAsWritten = readEvery
     }
 
+    /// `readEvery` only when written, so fingerprints of policies without it stay as they were.
     public var fingerprint: String {
         "hostedZoneId=\(hostedZoneId) recordName=\(recordName) recordType=\(recordType) region=\(region) endpoint=\(endpoint ?? "-")"
             + " insyncTimeout=\(formatDuration(insyncTimeout)) ignoreExternalDNSOwnership=\(ignoreExternalDNSOwnership)"
+            + (readEveryAsWritten.map { " readEvery=\(formatDuration($0))" } ?? "")
     }
 }
 
@@ -149,6 +161,23 @@ func decodeBool(_ value: ConfigValue?) -> Bool? {
         value.error("'\(value.key)' must be true or false, got \(ConfigValue.quoted(text))")
         return nil
     }
+}
+
+/// An optional setting as written: `value` nil when it is absent (the driver's default applies).
+struct AsWritten<T> {
+    var value: T?
+}
+
+/// `readEvery`: from 250ms (the default sampling period) to 5m. Nil when the value is refused
+/// (the error is reported at its line).
+func decodeReadEvery(_ value: ConfigValue?) -> AsWritten<Duration>? {
+    guard let value else { return AsWritten(value: nil) }
+    guard let text = value.string() else { return nil }
+    guard let duration = parseDuration(text), duration >= .milliseconds(250), duration <= .seconds(300) else {
+        value.error("'readEvery' must be a duration from 250ms to 5m (like 5s), got \(ConfigValue.quoted(text))")
+        return nil
+    }
+    return AsWritten(value: duration)
 }
 
 /// A positive duration (`30s`, `5m`); absent: `defaultValue`.

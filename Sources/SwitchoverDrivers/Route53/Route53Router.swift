@@ -19,6 +19,9 @@ import SwitchoverCore
 /// - A change still PENDING past `insyncTimeout` fails the step with a message that says
 ///   PENDING: the write may yet go live, so the run pauses (a load-balancer fault is not green's
 ///   fault) instead of rolling on or back on a guess.
+/// - Route53 allows five API requests a second per account, shared with every other tool: the
+///   sampling loop's reads are paced to one per `readEvery` (`PacedReads`), while a write's own
+///   reads (before the change batch, and the read-back after INSYNC) always go to Route53.
 public final class Route53Router: WeightRouter {
     public let driver = "route53"
     public let spec: Route53Spec
@@ -33,6 +36,9 @@ public final class Route53Router: WeightRouter {
     /// The cluster sections of FROM and TO (set identifier and value).
     let records: [String: Route53ClusterSpec]
     let route53Client: Route53Client
+    /// The same client without retries, for the sampling loop's paced reads.
+    private let samplingClient: Route53Client
+    private let reads: PacedReads<(from: Route53RecordSet, to: Route53RecordSet)>
     private let pollInterval: Duration
     private let logger: Logger
     private let memory = Locked(ReadBackMemory())
@@ -56,6 +62,8 @@ public final class Route53Router: WeightRouter {
         self.records = records
         self.translation = Route53Driver().translation
         self.route53Client = Route53Client(client: client, endpoint: spec.endpoint, region: spec.region)
+        self.samplingClient = Route53Client(client: client.with(retry: .init(maxRetries: 0)), endpoint: spec.endpoint, region: spec.region)
+        self.reads = PacedReads(every: spec.readEvery)
         self.pollInterval = pollInterval
         self.logger = logger
     }
@@ -63,8 +71,8 @@ public final class Route53Router: WeightRouter {
     // MARK: reading
 
     /// Both clusters' records as Route53 holds them now: FROM's, then TO's.
-    func readRecords() async throws -> (from: Route53RecordSet, to: Route53RecordSet) {
-        let sets = try await route53Client.recordSets(hostedZoneId: spec.hostedZoneId, named: spec.recordName, type: spec.recordType)
+    func readRecords(through client: Route53Client? = nil) async throws -> (from: Route53RecordSet, to: Route53RecordSet) {
+        let sets = try await (client ?? route53Client).recordSets(hostedZoneId: spec.hostedZoneId, named: spec.recordName, type: spec.recordType)
         func record(_ cluster: ClusterServers) throws -> Route53RecordSet {
             let identifier = cluster.servers[0]
             guard let set = sets.first(where: { $0.setIdentifier == identifier }) else {
@@ -90,15 +98,17 @@ public final class Route53Router: WeightRouter {
         return (try record(fromCluster), try record(toCluster))
     }
 
+    /// The records as last read, read again at most every `readEvery` (`PacedReads`).
     public func currentWeights() async throws -> LiveWeights {
-        let read = try await readRecords()
-        return live(from: read.from, to: read.to)
+        let (read, readAt) = try await reads.value(onFailure: { [logger] in logger.warning("route53 weights read: \($0)") }) { held in
+            try await readRecords(through: held ? samplingClient : route53Client)
+        }
+        return live(from: read.from, to: read.to, readAt: readAt)
     }
 
-    private func live(from: Route53RecordSet, to: Route53RecordSet) -> LiveWeights {
+    private func live(from: Route53RecordSet, to: Route53RecordSet, readAt: Date) -> LiveWeights {
         let assignment = WeightAssignment(from: [ServerWeight(server: fromCluster.servers[0], weight: from.weight ?? 0)],
                                           to: [ServerWeight(server: toCluster.servers[0], weight: to.weight ?? 0)])
-        let readAt = Date()
         // Route53 has no process that restarts: a fixed start (the epoch) keeps the engine's
         // restart rule quiet; the generation names the last change batch and when it was INSYNC.
         let identity = LoadBalancerIdentity(instance: "route53 hosted zone \(spec.hostedZoneId)",
@@ -132,7 +142,9 @@ public final class Route53Router: WeightRouter {
         let insyncAt = try await waitInsync(change)
         let evidence = "change \(change.id) INSYNC at \(UTCTimestamp.string(insyncAt))"
         lastChange.withLock { $0 = evidence }
-        let live = try await currentWeights()
+        let readBack = try await readRecords()
+        reads.remember(readBack)
+        let live = live(from: readBack.from, to: readBack.to, readAt: Date())
         for (server, intended) in [(fromCluster.servers[0], weights.from), (toCluster.servers[0], weights.to)] {
             let held = live.assignment.all.first { $0.server == server }?.weight
             if held != intended {
