@@ -404,6 +404,37 @@ struct Route53IntegrationTests {
         #expect(try lab.weightResults().count == plan.count)
     }
 
+    @Test("an ALB run against moto: green failing in Prometheus's counters at step 2 rolls the listener back to 999/0, read with boto3's DescribeListeners")
+    func albRunRollsBack() async throws {
+        let lab = try await AWSLab("albrollback")
+        defer { lab.stopAll() }
+        let fixture = try await lab.albListener()
+        let options = Lab.PolicyOptions(steps: [10, 50, 100], bake: "6s", hardSignal: (0.2, 10))
+        try await lab.writeConfiguration(options, loadBalancer: AWSLab.alb(fixture, endpoint: lab.moto.endpoint),
+                                         sections: AWSLab.albSections(fixture))
+        let plan = try lab.planWeights()
+        try await lab.startPrometheus()
+        try lab.startLoad(seconds: 60, rate: 40, workers: 4)
+
+        let (exit, seen, _) = try await lab.watchingWeights(AWSLab.albRead(fixture)) { () async throws -> Int32 in
+            let coordinator = try lab.startCoordinator(environment: AWSLab.credentials)
+            defer { coordinator.stopInBackground() }
+            try await lab.waitFor("step 2 baking", timeout: 40, process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
+            try lab.green.fail(true)
+            let exit = try await lab.waitForExit(coordinator, timeout: 60)
+            #expect(exit == 1, "\(coordinator.logTail(lines: 40))")
+            return exit
+        }
+        #expect(exit == 1)
+        #expect(seen == [[999, 0], plan[0], plan[1], [999, 0]], "plan \(plan), boto3 saw \(seen)")
+        let state = try #require(try lab.state())
+        #expect(state.phase == .rolledBack && state.rollbackVerified)
+        #expect(try lab.engineEvents(.rollbackStarted).first?.event.message.contains("hard signal") == true)
+        // Every write journaled with what the listener read back: the two steps and the rollback.
+        let results = try lab.weightResults()
+        #expect(results.map { [$0.servers[fixture.blue] ?? -1, $0.servers[fixture.green] ?? -1] } == [plan[0], plan[1], [999, 0]], "\(results)")
+    }
+
     @Test("a wrong secret with moto's IAM authentication on: switchover run exits 2 in preflight saying authentication failed, without the secret")
     func wrongSecretExits2() async throws {
         let lab = try await AWSLab("awssecret")
