@@ -13,8 +13,9 @@ import SwitchoverCore
 /// - A read while a reading is held retries nothing: a throttling backoff would hold the whole
 ///   sample back, and with it the hard signal, which reads its counters elsewhere (Prometheus).
 ///   When such a read is throttled or the API is unreachable, the held reading is served while
-///   it is younger than `staleLimit`, and the failure is logged once; past that the error is
-///   thrown, and the sample fails saying why.
+///   it is younger than `staleLimit` (six `every`: 30 s for Route53 by default), and the failure
+///   is logged once; past that the error is thrown, and the sample goes on without live weights
+///   (`LoadBalancerSampler.WeightsUnread`: the counters still reach the hard signal).
 /// - With nothing held (the first read) the read goes through the retrying client.
 final class PacedReads<Value: Sendable>: Sendable {
     let every: Duration
@@ -24,7 +25,7 @@ final class PacedReads<Value: Sendable>: Sendable {
 
     init(every: Duration, staleLimit: Duration? = nil) {
         self.every = every
-        self.staleLimit = staleLimit ?? max(every * 6, .seconds(30))
+        self.staleLimit = staleLimit ?? every * 6
     }
 
     /// The held value when it is younger than `every`, else a new one from `read`, which is told

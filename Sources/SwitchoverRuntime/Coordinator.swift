@@ -46,6 +46,8 @@ public actor Coordinator {
     var inbox: [EngineInput] = []
     var lastPrune: Instant
     var sampleFailureLogged = false
+    /// Told once while the router's live weights cannot be read but the counters can.
+    var weightsFailureLogged = false
     var rollbackGate: String?
     var rollbackAt: Instant?
     /// The preflight's result, fed when the engine asks for it (see `run(preflight:resumeCheck:)`).
@@ -418,6 +420,17 @@ public actor Coordinator {
             took = ContinuousClock.now - started
         } catch is CancellationError {
             return
+        } catch let unread as LoadBalancerSampler.WeightsUnread where [.shifting, .paused].contains(state.phase) {
+            // The router's API failed but the counters came (from Prometheus): while green is
+            // judged, the hard signal and the gates get them, with the weights last read. No
+            // live-weights reading is fed, so nothing is decided on weights not read. In the
+            // drain, whose verdict rests on blue's live weight, such a sample is not used.
+            sample = unread.sample
+            if !weightsFailureLogged {
+                reporter.notify("could not read the live weights (\(unread.cause)); the counters still reach the hard signal and the gates")
+                try journalAppend("sampleFailed", "live weights not read: \(unread.cause); counters sampled")
+                weightsFailureLogged = true
+            }
         } catch {
             // A missed sample is not a sample of zeros: the engine simply gets none this turn
             // (the hard signal and gates judge the next window), and the person is told once.
@@ -436,6 +449,10 @@ public actor Coordinator {
             }
             samplesTaken += 1
             try await feed(.loadBalancerSample(sample), group: &group)
+        }
+        if live != nil, weightsFailureLogged {
+            reporter.notify("live weights read again")
+            weightsFailureLogged = false
         }
         if let live {
             try await feed(.liveWeights(LoadBalancerSampler.reading(live, router: router, at: now)), group: &group)

@@ -14,10 +14,30 @@ import SwitchoverDrivers
 public struct LoadBalancerSampler: Sendable {
     public let router: any WeightRouter
     public let observer: any TrafficObserver
+    /// The last live weights read, for `WeightsUnread`'s sample.
+    private let lastLive = LastReading()
 
     public init(router: any WeightRouter, observer: any TrafficObserver) {
         self.router = router
         self.observer = observer
+    }
+
+    /// The counters were read but the live weights were not: a router that is not its own
+    /// observer (Route53, an ALB, any router with `traffic.prometheus`) failed while the
+    /// observer answered. `sample` holds the counters, with the weights last read (none before
+    /// the first read), so the hard signal and the gates, which judge counters, need not go
+    /// blind while the router's API is down; `cause` is the router's error.
+    public struct WeightsUnread: Error, CustomStringConvertible {
+        public let sample: LoadBalancerSample
+        public let cause: any Error
+        public var description: String { "\(cause)" }
+    }
+
+    private final class LastReading: @unchecked Sendable {
+        private let lock = NSLock()
+        private var live: LiveWeights?
+        func set(_ value: LiveWeights) { lock.withLock { live = value } }
+        func get() -> LiveWeights? { lock.withLock { live } }
     }
 
     public func sample(at now: Instant) async throws -> LoadBalancerSample {
@@ -35,9 +55,29 @@ public struct LoadBalancerSampler: Sendable {
             (stats, live) = try await fleet.readWeightsAndStats()
         } else {
             async let statsRead = observer.stats()
-            async let liveRead = router.currentWeights()
-            (stats, live) = try await (statsRead, liveRead)
+            async let liveRead = Self.result { try await router.currentWeights() }
+            stats = try await statsRead
+            switch await liveRead {
+            case .success(let read):
+                live = read
+                lastLive.set(read)
+            case .failure(let error):
+                // One object that both routes and counts failed as a whole: no counters to trust.
+                if (router as AnyObject) === (observer as AnyObject) { throw error }
+                let sample = lastLive.get().map { assemble(stats, $0, at: now) }
+                    ?? Self.sample(stats, weights: [:], at: now)
+                throw WeightsUnread(sample: sample, cause: error)
+            }
         }
+        return (assemble(stats, live, at: now), live)
+    }
+
+    private static func result<T>(_ body: () async throws -> T) async -> Result<T, any Error> {
+        do { return .success(try await body()) } catch { return .failure(error) }
+    }
+
+    /// The engine's sample from `stats` with the weights of `live`.
+    private func assemble(_ stats: LoadBalancerStats, _ live: LiveWeights, at now: Instant) -> LoadBalancerSample {
         let from = router.fromCluster.cluster, to = router.toCluster.cluster
         var weights = [from: live.assignment.fromTotal, to: live.assignment.toTotal]
         if let members = live.members {
@@ -74,7 +114,7 @@ public struct LoadBalancerSampler: Sendable {
                                  })
             }
         }
-        return (sample, live)
+        return sample
     }
 
     /// The engine's view of a read of the live weights: TO's share, each side's total, the

@@ -344,6 +344,50 @@ struct Route53IntegrationTests {
         #expect(try lab.failedWeightResults().count >= 3)
     }
 
+    @Test("Route53 unreachable while green fails: Prometheus's counters still reach the hard signal, the rollback is decided at once and lands when Route53 answers again")
+    func route53DownStillRollsBack() async throws {
+        let lab = try await AWSLab("route53down")
+        defer { lab.stopAll() }
+        let zone = try await lab.route53Zone(ttl: 1)
+        // AWSStandIn, a proxy in front of the real moto: stopping it is "Route53 unreachable".
+        var standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, in: lab.folder)
+        defer { standIn.stopInBackground() }
+        let port = standIn.port
+        let options = Lab.PolicyOptions(steps: [10, 50, 100], bake: "30s", hardSignal: (0.2, 10))
+        // readEvery 500ms: the last reading is shown for 3 s of failed reads, then none.
+        try await lab.writeConfiguration(options, loadBalancer: AWSLab.route53(zone: zone, endpoint: standIn.endpoint) + ["  readEvery: 500ms"],
+                                         sections: AWSLab.route53Sections)
+        let plan = try lab.planWeights()
+        try await lab.startPrometheus()
+        try lab.startLoad(seconds: 60, rate: 40, workers: 4)
+        let coordinator = try lab.startCoordinator(environment: AWSLab.credentials)
+        defer { coordinator.stopInBackground() }
+        let read = AWSLab.route53Read(zone: zone)
+
+        try await lab.waitFor("step 1 baking", timeout: 40, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
+        await standIn.stop()
+        let unread = await Wait.until(timeout: 15, every: .milliseconds(100)) {
+            coordinator.logTail(lines: 200).contains("could not read the live weights")
+        }
+        #expect(unread, "\(coordinator.logTail(lines: 40))")
+        try lab.green.fail(true)
+        let decided = try await lab.waitFor("the rollback decided while Route53 is unreachable", timeout: 20, process: coordinator) {
+            $0.phase == .rolledBack
+        }
+        #expect(!decided.rollbackVerified)
+        #expect(try lab.engineEvents(.rollbackStarted).first?.event.message.contains("hard signal") == true)
+        #expect(try await lab.weightsNow(read) == plan[0], "nothing could be written while Route53 was unreachable")
+        let failed = try lab.failedWeightResults()
+        #expect(failed.last?.contains("unavailable") == true, "\(failed)")
+
+        standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, port: port, in: lab.folder)
+        let exit = try await lab.waitForExit(coordinator, timeout: 60)
+        #expect(exit == 1, "\(coordinator.logTail(lines: 40))")
+        let state = try #require(try lab.state())
+        #expect(state.phase == .rolledBack && state.rollbackVerified)
+        #expect(try await lab.weightsNow(read) == [255, 0])
+    }
+
     @Test("the drain of a Route53 run waits the record's TTL (3 s, read from Route53; the policy's dnsTTL is 0) before its hold: the journal's drained reason and status say so")
     func route53DrainWaitsTheRecordTTL() async throws {
         let lab = try await AWSLab("route53drain")
