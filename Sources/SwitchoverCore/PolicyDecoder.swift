@@ -659,6 +659,12 @@ struct PolicyDecoder {
         if dnsTTL >= timeout, fields.has("dnsTTL"), let node = fields.optional("dnsTTL") {
             reader.error(node, "'dnsTTL' (\(formatDuration(dnsTTL))) is not shorter than 'timeout' (\(formatDuration(timeout))): the drain could never finish")
             ok = false
+        } else if dnsTTL + holdFor >= timeout,
+                  let node = fields.optional("dnsTTL") ?? fields.optional("holdFor") ?? fields.optional("timeout") {
+            // The hold begins only once the TTL has passed, so the shortest drain is both.
+            reader.error(node, "'dnsTTL' (\(formatDuration(dnsTTL))) and then 'holdFor' (\(formatDuration(holdFor))) are not shorter than "
+                         + "'timeout' (\(formatDuration(timeout))): the hold begins only after the DNS TTL, so the drain could never finish")
+            ok = false
         }
         return ok ? DrainSpec(maxActiveSessions: maxActive, holdFor: holdFor, dnsTTL: dnsTTL, timeout: timeout,
                               forceAfter: forceAfter) : nil

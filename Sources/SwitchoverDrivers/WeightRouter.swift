@@ -34,6 +34,14 @@ public protocol WeightRouter: Sendable {
     /// instance and what changed behind the driver's back since the driver last looked.
     func currentWeights() async throws -> LiveWeights
 
+    /// The weights for the sampling loop, which asks every sampling period: `currentWeights()`
+    /// by default. A router whose API has an account-wide rate limit (Route53, ALB) answers from
+    /// its latest reading, refreshed in the background at most once per its `readEvery`
+    /// (`PacedReads`); `LiveWeights.readAt` says when it was read.
+    func sampledWeights() async throws -> LiveWeights
+    /// How old a `sampledWeights()` reading may be in normal operation; nil: read with the sample.
+    var readingMaxAge: Duration? { get }
+
     /// Writes every server's weight, then reads them back. Throws `LoadBalancerError` with code
     /// `.readBackMismatch` naming the server, the intended and the live value when they differ;
     /// `.unknownServer` when a server is not in the load balancer (nothing is written then).
@@ -68,6 +76,9 @@ public protocol WeightRouter: Sendable {
 }
 
 extension WeightRouter {
+    public func sampledWeights() async throws -> LiveWeights { try await currentWeights() }
+    public var readingMaxAge: Duration? { nil }
+
     /// Most drivers have nothing to check beyond reading the weights.
     public func preflight() async -> [String] { [] }
 

@@ -169,7 +169,9 @@ struct Analysis {
         } else if let drain = data.finalState?.drain, let idle = drain.idleSince {
             // The hold counts from the end of the DNS wait at the earliest (`DrainDetector.holdStart`).
             let ttl = max(data.policy?.dnsTTL ?? .zero, drain.recordTTL ?? .zero)
-            holdWindow = (t(drain.weightZeroSince.map { max(idle, $0 + ttl) } ?? idle), t(end), false)
+            let start = drain.weightZeroSince.map { max(idle, $0 + ttl) } ?? idle
+            // Still within the TTL at the end: the hold has not begun, and there is no window.
+            if start < end { holdWindow = (t(start), t(end), false) }
         }
         // FROM's weight read back as 0: the engine's state knows; else the first sample after the
         // drain began (or after promotion) showing it.

@@ -48,6 +48,8 @@ public actor Coordinator {
     var sampleFailureLogged = false
     /// Told once while the router's live weights cannot be read but the counters can.
     var weightsFailureLogged = false
+    /// Told once while the drain waits for a fresh reading of the weights.
+    var staleWeightsLogged = false
     var rollbackGate: String?
     var rollbackAt: Instant?
     /// The preflight's result, fed when the engine asks for it (see `run(preflight:resumeCheck:)`).
@@ -289,7 +291,7 @@ public actor Coordinator {
             }
             try? await Task.sleep(for: period)
             // The hard signal, judged on a copy: nothing it decides is performed unjournaled.
-            if let sample = try? await sampler.sample(at: clock()) {
+            if let sample = await sampleForEngine() {
                 let (next, actions) = engine.next(scratch, .loadBalancerSample(sample), now: clock())
                 scratch = next
                 let wantsRollback = actions.contains {
@@ -365,7 +367,7 @@ public actor Coordinator {
         while resumeCheckResult == nil {
             if Task.isShuttingDownGracefully || Task.isCancelled { return nil }
             try lease?.renew()
-            if let sample = try? await sampler.sample(at: clock()) {
+            if let sample = await sampleForEngine() {
                 samplesTaken += 1
                 try await feed(.loadBalancerSample(sample), group: &group)
             }
@@ -407,6 +409,31 @@ public actor Coordinator {
         try journalAppend("samplingStretched", why)
     }
 
+    /// A sample for the engine outside the main turn (a journal outage, the checks before
+    /// resuming), or nil: while green is judged, the counters alone when only the router's live
+    /// weights could not be read (as in `turn`).
+    func sampleForEngine() async -> LoadBalancerSample? {
+        do {
+            return try await sampler.sample(at: clock())
+        } catch let unread as LoadBalancerSampler.WeightsUnread where [.shifting, .paused].contains(state.phase) {
+            return unread.sample
+        } catch {
+            return nil
+        }
+    }
+
+    /// Why the sample must not reach the drain, or nil: in `draining` or `drained`, blue's
+    /// weight must be a fresh reading, and a router that paces its reads (`readingMaxAge`) may
+    /// serve an older one while its API fails.
+    func staleWeightsForDrain(_ live: LiveWeights) -> String? {
+        guard [.draining, .drained].contains(state.phase), let maxAge = router.readingMaxAge else { return nil }
+        let age = Duration.milliseconds(Int64((Date().timeIntervalSince(live.readAt) * 1000).rounded()))
+        let allowed = engine.freshness + maxAge
+        guard age > allowed else { return nil }
+        return "the live weights were last read \(formatDuration(age)) ago (at most \(formatDuration(allowed)) for the drain): "
+            + "blue's drain waits for a fresh reading"
+    }
+
     /// One loop turn: sample and live weights, commands, gate results, tick.
     func turn(group: inout ThrowingDiscardingTaskGroup<any Error>) async throws {
         let now = clock()
@@ -442,6 +469,17 @@ public actor Coordinator {
         }
         // After the catch: a journal error while saying so is not a failed sample.
         if let took { try keepTime(sampleTook: took) }
+        if let read = live, let why = staleWeightsForDrain(read) {
+            sample = nil
+            live = nil
+            if !staleWeightsLogged {
+                reporter.notify(why)
+                try journalAppend("sampleFailed", why)
+                staleWeightsLogged = true
+            }
+        } else if live != nil, staleWeightsLogged {
+            staleWeightsLogged = false
+        }
         if let sample {
             if sampleFailureLogged {
                 reporter.notify("load balancer answering again")

@@ -55,7 +55,7 @@ public struct LoadBalancerSampler: Sendable {
             (stats, live) = try await fleet.readWeightsAndStats()
         } else {
             async let statsRead = observer.stats()
-            async let liveRead = Self.result { try await router.currentWeights() }
+            async let liveRead = Self.result { try await router.sampledWeights() }
             stats = try await statsRead
             switch await liveRead {
             case .success(let read):

@@ -143,6 +143,7 @@ private let route53Section = """
                   recordType: MX
                   region: us-east-1
                   ignoreExternalDNSOwnership: yes please
+                  readEvery: 5
             """)
         let blue = """
                     route53: {setIdentifer: blue, value: blue-ingress.example.com}
@@ -154,6 +155,7 @@ private let route53Section = """
         #expect(shown.contains("\(try folder.at("hostedZone:")): unknown key 'hostedZone' in spec.loadBalancer.route53; did you mean 'hostedZoneId'?"), "\(shown)")
         #expect(shown.contains("\(try folder.at("MX")): recordType 'MX' is not one a weighted record per cluster can have; use A, AAAA, CNAME"), "\(shown)")
         #expect(shown.contains("\(try folder.at("yes please")): 'ignoreExternalDNSOwnership' must be true or false, got 'yes please'"), "\(shown)")
+        #expect(shown.contains("\(try folder.at("5\n")): 'readEvery' must be a duration from 250ms to 5m (like 5s), got '5'"), "\(shown)")
         #expect(shown.contains("\(try folder.at("setIdentifer", inBlue: true)): unknown key 'setIdentifer' in spec.loadBalancer.route53; did you mean 'setIdentifier'?"), "\(shown)")
         #expect(configuration.policy(named: "p") == nil)
 
@@ -161,6 +163,33 @@ private let route53Section = """
         defer { missing.remove() }
         let missingShown = missing.load().1.map(\.description)
         #expect(missingShown.contains { $0.hasPrefix(try! missing.at("{hostedZoneId")) && $0.contains("recordType") }, "\(missingShown)")
+    }
+
+    @Test("readEvery: absent, the driver's default and the fingerprint as before it existed; written, it is kept and fingerprinted; out of range, refused at its value")
+    func readEveryDecodes() throws {
+        let plain = try AWSFolder(policy: policy(route53Section))
+        defer { plain.remove() }
+        let spec = try #require(plain.load().0.policy(named: "p")?.loadBalancer.settings(as: Route53Spec.self))
+        #expect(spec.readEvery == .seconds(5) && spec.readEveryAsWritten == nil)
+        #expect(spec.fingerprint == "hostedZoneId=Z0123456789 recordName=app.example.com. recordType=CNAME region=us-east-1 "
+                + "endpoint=http://127.0.0.1:5000 insyncTimeout=5m ignoreExternalDNSOwnership=false", "journals written before readEvery resume unchanged")
+
+        let written = try AWSFolder(policy: policy(route53Section + "\n      readEvery: 750ms"))
+        defer { written.remove() }
+        let (configuration, diagnostics) = written.load()
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+        let seven = try #require(configuration.policy(named: "p")?.loadBalancer.settings(as: Route53Spec.self))
+        #expect(seven.readEvery == .milliseconds(750) && seven.fingerprint.hasSuffix(" readEvery=750ms"))
+
+        for value in ["100ms", "6m", "0s"] {
+            let folder = try AWSFolder(policy: policy("""
+                    driver: alb
+                    alb: {listenerArn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/lb/1/2", region: us-east-1, readEvery: \(value)}
+                """))
+            defer { folder.remove() }
+            let shown = folder.load().1.map(\.description)
+            #expect(shown == ["\(try folder.at("\(value)}")): 'readEvery' must be a duration from 250ms to 5m (like 5s), got '\(value)'"], "\(shown)")
+        }
     }
 
     @Test("an alb policy decodes with ARNs checked at their lines; weights 0-999")
@@ -301,49 +330,65 @@ private let route53Section = """
         #expect(try await Self.boto(moto, zone: zone)["green"]?.first == "255", "nothing was written")
     }
 
-    @Test("the sampling loop's reads are paced to one per readEvery; a write reads back at once; a throttled read serves the last reading without retrying")
+    @Test("the sampling loop's reads are paced: served from the last reading, refreshed in the background once per readEvery (failed attempts too), never retried; a write or a fresh read is the reading at once; past six readEvery of failures the error is thrown")
     func route53PacedReads() async throws {
         let moto = try await MotoServer.start()
         defer { moto.stopInBackground() }
         let zone = try await Self.zone(moto)
         // AWSStandIn is a proxy in front of the real moto that answers AWS's Throttling error,
-        // which moto never does; it counts what it forwards.
+        // which moto never does; it counts what it forwards and what it throttles.
         let standIn = try await AWSStandIn.start(upstreamPort: moto.port)
         defer { standIn.stopInBackground() }
-        let router = try Self.router(standIn.endpoint, zone: zone, readEvery: .seconds(1))
+        let every = Duration.milliseconds(500)
+        let router = try Self.router(standIn.endpoint, zone: zone, readEvery: every)
+        #expect(router.readingMaxAge == .seconds(1))
         let first = try await router.currentWeights()
         #expect(first.effectivePercentToTarget == 0)
         let forwarded = try await standIn.counts().forwarded
-        for _ in 0..<8 { _ = try await router.currentWeights() }
-        #expect(try await standIn.counts().forwarded == forwarded, "eight reads within readEvery reach Route53 not once")
+        for _ in 0..<8 { _ = try await router.sampledWeights() }
+        #expect(try await standIn.counts().forwarded == forwarded, "eight samples within readEvery of a fresh read reach Route53 not once")
 
-        // A write reads back from Route53 itself, and the reading is the new one at once.
-        _ = try await router.apply(percentToTarget: 50)
-        let afterWrite = try await router.currentWeights()
-        #expect(afterWrite.effectivePercentToTarget == 50 && afterWrite.drift.isEmpty, "\(afterWrite.assignment)")
+        // A write's read-back is the reading at once.
+        let afterWrite = try await router.apply(percentToTarget: 50)
+        let sampled = try await router.sampledWeights()
+        #expect(sampled.assignment == afterWrite.assignment && sampled.drift.isEmpty, "\(sampled.assignment)")
 
         // A change by someone else (another client, straight to moto: boto3 takes a second to
-        // start) shows once readEvery has passed.
+        // start) shows after readEvery, once the background read has come back.
         let other = Route53Client(client: Self.client(), endpoint: moto.endpoint)
         var sets = try await other.recordSets(hostedZoneId: zone, named: "app.example.com.", type: "CNAME")
         for index in sets.indices { sets[index].weight = sets[index].setIdentifier == "blue" ? 255 : 1 }
         _ = try await other.changeResourceRecordSets(hostedZoneId: zone, changes: sets.map { Route53Change(.upsert, $0) })
-        #expect(try await router.currentWeights().assignment == afterWrite.assignment, "within readEvery: the reading after the write")
-        try await Task.sleep(for: .milliseconds(1100))
-        let byHand = try await router.currentWeights()
-        #expect(byHand.assignment.fromTotal == 255 && byHand.assignment.toTotal == 1)
-        #expect(!byHand.drift.isEmpty, "the hand change is drift from what was written")
+        #expect(try await router.sampledWeights().assignment == afterWrite.assignment, "within readEvery: the reading after the write")
+        try await Task.sleep(for: every + .milliseconds(100))
+        let due = ContinuousClock.now
+        #expect(try await router.sampledWeights().assignment == afterWrite.assignment, "due: the held reading, while the read goes out")
+        #expect(ContinuousClock.now - due < .milliseconds(100), "the sample did not wait for Route53")
+        var byHand: LiveWeights?
+        _ = await Wait.until(timeout: 5, every: .milliseconds(20)) {
+            let read = try? await router.sampledWeights()
+            if read?.assignment.toTotal == 1 { byHand = read }
+            return byHand != nil
+        }
+        let seen = try #require(byHand, "the background read never brought the hand change")
+        #expect(seen.assignment.fromTotal == 255 && !seen.drift.isEmpty, "the hand change is drift from what was written")
 
-        // Throttled: the held reading is served at once, and the read is not retried.
-        try await Task.sleep(for: .milliseconds(1100))
-        let before = try await standIn.counts()
-        try await standIn.throttle(next: 5)
-        let started = ContinuousClock.now
-        let served = try await router.currentWeights()
-        let took = ContinuousClock.now - started
-        #expect(served.assignment.fromTotal == 255 && served.readAt == byHand.readAt, "the held reading, with the time it was read")
-        #expect(try await standIn.counts().throttled == before.throttled + 1, "one attempt, no retry with backoff")
-        #expect(took < .milliseconds(500), "\(took)")
+        // Throttled: the held reading is served at once; one attempt per readEvery, no retry.
+        try await standIn.throttle(next: 1_000_000)
+        let throttledBefore = try await standIn.counts().throttled
+        let window = ContinuousClock.now
+        var served = 0
+        while ContinuousClock.now - window < .milliseconds(2200) {
+            if (try? await router.sampledWeights())?.assignment.toTotal == 1 { served += 1 }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let attempts = try await standIn.counts().throttled - throttledBefore
+        #expect(served > 30, "the held reading kept being served: \(served)")
+        #expect((3...6).contains(attempts), "about one read per 500 ms over 2.2 s, none retried: \(attempts)")
+        // Six readEvery (3 s) after the last good reading, the throttling error itself.
+        try await Task.sleep(for: .milliseconds(1200))
+        let error = await #expect(throws: AWSError.self) { try await router.sampledWeights() }
+        #expect(error?.kind == .throttled, "\(error.map { "\($0)" } ?? "")")
     }
 
     @Test("a change held PENDING past the deadline (a test-kit proxy holding back INSYNC) fails the step with a message that says PENDING")

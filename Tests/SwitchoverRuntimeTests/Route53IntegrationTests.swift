@@ -376,9 +376,12 @@ struct Route53IntegrationTests {
         }
         #expect(!decided.rollbackVerified)
         #expect(try lab.engineEvents(.rollbackStarted).first?.event.message.contains("hard signal") == true)
+        // The rolled-back state is journaled before the rollback's write and its result.
+        let failedRollback = await Wait.until(timeout: 10, every: .milliseconds(50)) {
+            ((try? lab.failedWeightResults()) ?? []).contains { $0.contains("unavailable") }
+        }
+        #expect(failedRollback, "\((try? lab.failedWeightResults()) ?? [])")
         #expect(try await lab.weightsNow(read) == plan[0], "nothing could be written while Route53 was unreachable")
-        let failed = try lab.failedWeightResults()
-        #expect(failed.last?.contains("unavailable") == true, "\(failed)")
 
         standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, port: port, in: lab.folder)
         let exit = try await lab.waitForExit(coordinator, timeout: 60)
@@ -393,14 +396,17 @@ struct Route53IntegrationTests {
         let lab = try await AWSLab("route53drain")
         defer { lab.stopAll() }
         let zone = try await lab.route53Zone(ttl: 3)
-        let options = Lab.PolicyOptions(steps: [50, 100], bake: "2s", holdFor: "1s", dnsTTL: "0s", drainTimeout: "2m")
+        let options = Lab.PolicyOptions(steps: [50, 100], bake: "2s", holdFor: "3s", dnsTTL: "0s", drainTimeout: "2m")
         try await lab.writeConfiguration(options, loadBalancer: AWSLab.route53(zone: zone, endpoint: lab.moto.endpoint),
                                          sections: AWSLab.route53Sections)
         try await lab.startPrometheus()
-        // Load while the steps bake; it ends by itself, and blue's counters go quiet.
-        try lab.startLoad(seconds: 12, rate: 40, workers: 4)
+        // Load while the steps bake (the gates need it), stopped at promotion: blue goes quiet
+        // at once, well before the TTL ends, so the hold (3 s) must wait for the TTL to begin.
+        try lab.startLoad(seconds: 60, rate: 40, workers: 4)
         let coordinator = try lab.startCoordinator(until: nil, environment: AWSLab.credentials)
         defer { coordinator.stopInBackground() }
+        try await lab.waitFor("promoted", timeout: 60, process: coordinator) { $0.phase == .promoted || $0.phase == .draining }
+        lab.load?.stopInBackground(grace: 0)
         let exit = try await lab.waitForExit(coordinator, timeout: 120)
         #expect(exit == 0, "\(coordinator.logTail(lines: 40))")
         let state = try #require(try lab.state())
@@ -411,13 +417,51 @@ struct Route53IntegrationTests {
         #expect(drained.count == 1)
         #expect(drained.first?.event.message.contains("DNS TTL 3s passed (the record's, read from the load balancer; the policy's is 0s)") == true,
                 "\(drained.map(\.event.message))")
-        // The 1 s hold counts only from the end of the 3 s TTL.
+        #expect(drained.first?.event.message.contains("(hold 3s, after the DNS TTL)") == true, "\(drained.map(\.event.message))")
+        // The 3 s hold counts only from the end of the 3 s TTL (before, it ran within it).
         if let zero = drain.weightZeroSince, let at = drained.first?.at {
-            #expect(at - zero >= .seconds(4), "drained \(at - zero) after blue's weight read 0")
+            #expect(at - zero >= .seconds(6), "drained \(at - zero) after blue's weight read 0")
         }
         let status = try await lab.statusJSON()
         let ttl = (status["drain"] as? [String: Any])?["dnsTTL"] as? [String: Any]
         #expect(ttl?["seconds"] as? Double == 3, "\(status)")
+    }
+
+    @Test("the drain of a Route53 run never ends on an old reading of blue's weight: with Route53 unreachable it waits, saying so; back, it drains")
+    func route53DrainWaitsForAFreshReading() async throws {
+        let lab = try await AWSLab("route53stale")
+        defer { lab.stopAll() }
+        let zone = try await lab.route53Zone(ttl: 1)
+        // AWSStandIn, a proxy in front of the real moto: stopping it is "Route53 unreachable".
+        var standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, in: lab.folder)
+        defer { standIn.stopInBackground() }
+        let port = standIn.port
+        // The drain needs 1 s of TTL and then 2 s of hold; a reading may be 1 s (sampling's
+        // freshness) + 1 s (two readEvery) old for it.
+        let options = Lab.PolicyOptions(steps: [50, 100], bake: "2s", holdFor: "2s", dnsTTL: "0s", drainTimeout: "2m")
+        try await lab.writeConfiguration(options, loadBalancer: AWSLab.route53(zone: zone, endpoint: standIn.endpoint) + ["  readEvery: 500ms"],
+                                         sections: AWSLab.route53Sections)
+        try await lab.startPrometheus()
+        try lab.startLoad(seconds: 60, rate: 40, workers: 4)
+        let coordinator = try lab.startCoordinator(until: nil, environment: AWSLab.credentials)
+        defer { coordinator.stopInBackground() }
+        try await lab.waitFor("promoted", timeout: 60, process: coordinator) { $0.phase == .promoted || $0.phase == .draining }
+        lab.load?.stopInBackground(grace: 0)
+        await standIn.stop()
+
+        let waiting = await Wait.until(timeout: 15, every: .milliseconds(100)) {
+            coordinator.logTail(lines: 200).contains("blue's drain waits for a fresh reading")
+        }
+        #expect(waiting, "\(coordinator.logTail(lines: 40))")
+        try await Task.sleep(for: .seconds(4))
+        let held = try #require(try lab.state())
+        #expect(held.phase == .draining, "blue idle, TTL and hold long passed, but no fresh reading of its weight: \(held.phase)")
+        #expect(held.drain?.reason.contains("no fresh reading of FROM") == true, "\(held.drain?.reason ?? "")")
+
+        standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, port: port, in: lab.folder)
+        let exit = try await lab.waitForExit(coordinator, timeout: 60)
+        #expect(exit == 0, "\(coordinator.logTail(lines: 40))")
+        #expect(try lab.state()?.phase == .drained)
     }
 
     @Test("an ALB run against moto: boto3's DescribeListeners reads plan's weights at every step, and a healthy green is promoted")

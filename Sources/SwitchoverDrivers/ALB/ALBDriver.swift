@@ -115,8 +115,8 @@ extension LoadBalancerSpec {
 /// their new weights, keeping the stickiness as read; a listener whose default actions are not
 /// exactly one forward (a redirect, a fixed response, authentication before the forward) is
 /// refused rather than flattened into a forward. Read back with `DescribeListeners`. The
-/// sampling loop's reads are paced to one per `readEvery` (`PacedReads`); a write's own reads
-/// always go to the API.
+/// sampling loop's reads (`sampledWeights`) are paced to one per `readEvery` (`PacedReads`);
+/// `currentWeights` and a write's own reads always go to the API.
 public final class ALBRouter: WeightRouter {
     public let driver = "alb"
     public let spec: ALBSpec
@@ -172,13 +172,23 @@ public final class ALBRouter: WeightRouter {
         return (action, weights)
     }
 
-    /// The listener's weights as last read, read again at most every `readEvery` (`PacedReads`).
+    /// The listener's weights as the ALB holds them now (the client retries a throttled read).
     public func currentWeights() async throws -> LiveWeights {
-        let (weights, readAt) = try await reads.value(onFailure: { [logger] in logger.warning("alb weights read: \($0)") }) { held in
-            try await forward(through: held ? samplingELB : elb).weights
-        }
+        let weights = try await forward().weights
+        reads.remember(weights)
+        return live(weights, readAt: Date())
+    }
+
+    /// The listener's weights as last read, read again in the background at most every
+    /// `readEvery`, without retries (`PacedReads`).
+    public func sampledWeights() async throws -> LiveWeights {
+        let (weights, readAt) = try await reads.value(read: { [self] in try await forward(through: samplingELB).weights },
+                                                      log: { [logger] in logger.warning("alb weights read: \($0)") })
         return live(weights, readAt: readAt)
     }
+
+    /// A reading is refreshed once it is `readEvery` old, and the refresh takes a round trip.
+    public var readingMaxAge: Duration? { spec.readEvery * 2 }
 
     private func live(_ weights: [String: Int], readAt: Date) -> LiveWeights {
         let assignment = WeightAssignment(from: [ServerWeight(server: fromCluster.servers[0], weight: weights[fromCluster.servers[0]] ?? 0)],

@@ -20,8 +20,9 @@ import SwitchoverCore
 ///   PENDING: the write may yet go live, so the run pauses (a load-balancer fault is not green's
 ///   fault) instead of rolling on or back on a guess.
 /// - Route53 allows five API requests a second per account, shared with every other tool: the
-///   sampling loop's reads are paced to one per `readEvery` (`PacedReads`), while a write's own
-///   reads (before the change batch, and the read-back after INSYNC) always go to Route53.
+///   sampling loop's reads (`sampledWeights`) are paced to one per `readEvery` (`PacedReads`),
+///   while `currentWeights` and a write's own reads (before the change batch, and the read-back
+///   after INSYNC) always go to Route53.
 public final class Route53Router: WeightRouter {
     public let driver = "route53"
     public let spec: Route53Spec
@@ -98,13 +99,23 @@ public final class Route53Router: WeightRouter {
         return (try record(fromCluster), try record(toCluster))
     }
 
-    /// The records as last read, read again at most every `readEvery` (`PacedReads`).
+    /// The records as Route53 holds them now (the client retries a throttled read).
     public func currentWeights() async throws -> LiveWeights {
-        let (read, readAt) = try await reads.value(onFailure: { [logger] in logger.warning("route53 weights read: \($0)") }) { held in
-            try await readRecords(through: held ? samplingClient : route53Client)
-        }
+        let read = try await readRecords()
+        reads.remember(read)
+        return live(from: read.from, to: read.to, readAt: Date())
+    }
+
+    /// The records as last read, read again in the background at most every `readEvery`,
+    /// without retries (`PacedReads`).
+    public func sampledWeights() async throws -> LiveWeights {
+        let (read, readAt) = try await reads.value(read: { [self] in try await readRecords(through: samplingClient) },
+                                                   log: { [logger] in logger.warning("route53 weights read: \($0)") })
         return live(from: read.from, to: read.to, readAt: readAt)
     }
+
+    /// A reading is refreshed once it is `readEvery` old, and the refresh takes a round trip.
+    public var readingMaxAge: Duration? { spec.readEvery * 2 }
 
     private func live(from: Route53RecordSet, to: Route53RecordSet, readAt: Date) -> LiveWeights {
         let assignment = WeightAssignment(from: [ServerWeight(server: fromCluster.servers[0], weight: from.weight ?? 0)],
