@@ -659,9 +659,11 @@ struct PolicyDecoder {
         if dnsTTL >= timeout, fields.has("dnsTTL"), let node = fields.optional("dnsTTL") {
             reader.error(node, "'dnsTTL' (\(formatDuration(dnsTTL))) is not shorter than 'timeout' (\(formatDuration(timeout))): the drain could never finish")
             ok = false
-        } else if dnsTTL + holdFor >= timeout,
-                  let node = fields.optional("dnsTTL") ?? fields.optional("holdFor") ?? fields.optional("timeout") {
-            // The hold begins only once the TTL has passed, so the shortest drain is both.
+        } else if dnsTTL > .zero, holdFor < timeout, dnsTTL + holdFor >= timeout, let node = fields.optional("dnsTTL") {
+            // The hold begins only once the TTL has passed, so the shortest drain is both: a
+            // policy whose TTL and hold each fit in the timeout, but not one after the other.
+            // (A hold alone longer than the timeout is allowed, as before: a drain that is meant
+            // to time out, tracked on by `switchover drain`.)
             reader.error(node, "'dnsTTL' (\(formatDuration(dnsTTL))) and then 'holdFor' (\(formatDuration(holdFor))) are not shorter than "
                          + "'timeout' (\(formatDuration(timeout))): the hold begins only after the DNS TTL, so the drain could never finish")
             ok = false
