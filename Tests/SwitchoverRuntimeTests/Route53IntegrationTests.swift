@@ -21,6 +21,8 @@ final class AWSLab: Lab, @unchecked Sendable {
     let moto: MotoServer
     let prometheusPort: Int
     var prometheus: ManagedProcess?
+    /// Every `AWSStandIn` the lab started, stopped with it.
+    var standIns: [AWSStandIn] = []
 
     init(_ name: String) async throws {
         let backends = try await Lab.startBackends(name)
@@ -38,6 +40,7 @@ final class AWSLab: Lab, @unchecked Sendable {
 
     override func stopAll() {
         load?.stopInBackground(grace: 1)
+        for standIn in standIns { standIn.stopInBackground() }
         prometheus?.stopInBackground()
         haproxy.stopInBackground()
         moto.stopInBackground()
@@ -135,6 +138,30 @@ final class AWSLab: Lab, @unchecked Sendable {
     /// Prometheus scraping HAProxy's exporter every second (`CutoverLab`'s).
     func startPrometheus() async throws {
         prometheus = try await CutoverLab.startPrometheus(scraping: haproxy, on: prometheusPort, in: folder)
+    }
+
+    /// An `AWSStandIn` in front of the lab's moto, on `port` (a free one when nil: give a
+    /// stopped one's port to bring "Route53" back where the run points).
+    func startStandIn(port: Int? = nil) async throws -> AWSStandIn {
+        let standIn = try await AWSStandIn.start(upstreamPort: moto.port, port: port, in: folder)
+        standIns.append(standIn)
+        return standIn
+    }
+
+    /// A whole Route53 run whose AWS calls go through an `AWSStandIn` (a proxy in front of the
+    /// real moto that answers AWS's Throttling error and holds INSYNC back, which moto never
+    /// does; stopping it is "Route53 unreachable"): the zone (records' TTL `ttl`), policy `test`
+    /// with `route53Lines` added to its route53 section, Prometheus, load through HAProxy, and
+    /// the coordinator (`--until until`), started.
+    func startRoute53RunThroughStandIn(ttl: Int, options: PolicyOptions, route53Lines: [String], until: String? = "promoted")
+        async throws -> (zone: String, standIn: AWSStandIn, coordinator: ManagedProcess) {
+        let zone = try await route53Zone(ttl: ttl)
+        let standIn = try await startStandIn()
+        try await writeConfiguration(options, loadBalancer: AWSLab.route53(zone: zone, endpoint: standIn.endpoint) + route53Lines,
+                                     sections: AWSLab.route53Sections)
+        try await startPrometheus()
+        try startLoad(seconds: 90, rate: 40, workers: 4)
+        return (zone, standIn, try startCoordinator(until: until, environment: AWSLab.credentials))
     }
 
     // MARK: - Watching moto with boto3
@@ -278,21 +305,12 @@ struct Route53IntegrationTests {
     func route53FaultsPauseAndRecover() async throws {
         let lab = try await AWSLab("route53faults")
         defer { lab.stopAll() }
-        let zone = try await lab.route53Zone(ttl: 1)
-        // AWSStandIn is a proxy in front of the real moto that answers AWS's Throttling error and
-        // holds INSYNC back, which moto never does; stopping it is "AWS unreachable".
-        var standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, in: lab.folder)
-        defer { standIn.stopInBackground() }
-        let port = standIn.port
-        let options = Lab.PolicyOptions(steps: [25, 50, 75, 100], bake: "3s")
-        try await lab.writeConfiguration(options, loadBalancer: AWSLab.route53(zone: zone, endpoint: standIn.endpoint) + ["  insyncTimeout: 1s"],
-                                         sections: AWSLab.route53Sections)
+        let (zone, first, coordinator) = try await lab.startRoute53RunThroughStandIn(
+            ttl: 1, options: Lab.PolicyOptions(steps: [25, 50, 75, 100], bake: "3s"), route53Lines: ["  insyncTimeout: 1s"])
+        defer { coordinator.stopInBackground() }
+        var standIn = first
         let plan = try lab.planWeights()
         try #require(plan.count == 4, "\(plan)")
-        try await lab.startPrometheus()
-        try lab.startLoad(seconds: 90, rate: 40, workers: 4)
-        let coordinator = try lab.startCoordinator(environment: AWSLab.credentials)
-        defer { coordinator.stopInBackground() }
         let read = AWSLab.route53Read(zone: zone)
 
         // 1. Throttled: every request, past the client's retries with backoff.
@@ -316,7 +334,7 @@ struct Route53IntegrationTests {
         failed = try lab.failedWeightResults()
         #expect(failed.last?.contains("unavailable") == true, "\(failed)")
         #expect(try await lab.weightsNow(read) == plan[1], "nothing was written while Route53 was unreachable")
-        standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, port: port, in: lab.folder)
+        standIn = try await lab.startStandIn(port: standIn.port)
         try await lab.waitFor("step 3 baking", timeout: 40, process: coordinator) { $0.step == 3 && $0.stepStartedAt != nil && $0.phase == .shifting }
         #expect(try await lab.weightsNow(read) == plan[2])
 
@@ -348,20 +366,11 @@ struct Route53IntegrationTests {
     func route53DownStillRollsBack() async throws {
         let lab = try await AWSLab("route53down")
         defer { lab.stopAll() }
-        let zone = try await lab.route53Zone(ttl: 1)
-        // AWSStandIn, a proxy in front of the real moto: stopping it is "Route53 unreachable".
-        var standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, in: lab.folder)
-        defer { standIn.stopInBackground() }
-        let port = standIn.port
-        let options = Lab.PolicyOptions(steps: [10, 50, 100], bake: "30s", hardSignal: (0.2, 10))
-        // readEvery 500ms: the last reading is shown for 3 s of failed reads, then none.
-        try await lab.writeConfiguration(options, loadBalancer: AWSLab.route53(zone: zone, endpoint: standIn.endpoint) + ["  readEvery: 500ms"],
-                                         sections: AWSLab.route53Sections)
-        let plan = try lab.planWeights()
-        try await lab.startPrometheus()
-        try lab.startLoad(seconds: 60, rate: 40, workers: 4)
-        let coordinator = try lab.startCoordinator(environment: AWSLab.credentials)
+        // readEvery 500ms: the last reading is used for 3 s of failed reads, then none.
+        let (zone, standIn, coordinator) = try await lab.startRoute53RunThroughStandIn(
+            ttl: 1, options: Lab.PolicyOptions(steps: [10, 50, 100], bake: "30s", hardSignal: (0.2, 10)), route53Lines: ["  readEvery: 500ms"])
         defer { coordinator.stopInBackground() }
+        let plan = try lab.planWeights()
         let read = AWSLab.route53Read(zone: zone)
 
         try await lab.waitFor("step 1 baking", timeout: 40, process: coordinator) { $0.step == 1 && $0.stepStartedAt != nil }
@@ -383,7 +392,7 @@ struct Route53IntegrationTests {
         #expect(failedRollback, "\((try? lab.failedWeightResults()) ?? [])")
         #expect(try await lab.weightsNow(read) == plan[0], "nothing could be written while Route53 was unreachable")
 
-        standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, port: port, in: lab.folder)
+        _ = try await lab.startStandIn(port: standIn.port)
         let exit = try await lab.waitForExit(coordinator, timeout: 60)
         #expect(exit == 1, "\(coordinator.logTail(lines: 40))")
         let state = try #require(try lab.state())
@@ -431,19 +440,11 @@ struct Route53IntegrationTests {
     func route53DrainWaitsForAFreshReading() async throws {
         let lab = try await AWSLab("route53stale")
         defer { lab.stopAll() }
-        let zone = try await lab.route53Zone(ttl: 1)
-        // AWSStandIn, a proxy in front of the real moto: stopping it is "Route53 unreachable".
-        var standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, in: lab.folder)
-        defer { standIn.stopInBackground() }
-        let port = standIn.port
         // The drain needs 1 s of TTL and then 2 s of hold; a reading may be 1 s (sampling's
         // freshness) + 1 s (two readEvery) old for it.
-        let options = Lab.PolicyOptions(steps: [50, 100], bake: "2s", holdFor: "2s", dnsTTL: "0s", drainTimeout: "2m")
-        try await lab.writeConfiguration(options, loadBalancer: AWSLab.route53(zone: zone, endpoint: standIn.endpoint) + ["  readEvery: 500ms"],
-                                         sections: AWSLab.route53Sections)
-        try await lab.startPrometheus()
-        try lab.startLoad(seconds: 60, rate: 40, workers: 4)
-        let coordinator = try lab.startCoordinator(until: nil, environment: AWSLab.credentials)
+        let (_, standIn, coordinator) = try await lab.startRoute53RunThroughStandIn(
+            ttl: 1, options: Lab.PolicyOptions(steps: [50, 100], bake: "2s", holdFor: "2s", dnsTTL: "0s", drainTimeout: "2m"),
+            route53Lines: ["  readEvery: 500ms"], until: nil)
         defer { coordinator.stopInBackground() }
         try await lab.waitFor("promoted", timeout: 60, process: coordinator) { $0.phase == .promoted || $0.phase == .draining }
         lab.load?.stopInBackground(grace: 0)
@@ -458,7 +459,7 @@ struct Route53IntegrationTests {
         #expect(held.phase == .draining, "blue idle, TTL and hold long passed, but no fresh reading of its weight: \(held.phase)")
         #expect(held.drain?.reason.contains("no fresh reading of FROM") == true, "\(held.drain?.reason ?? "")")
 
-        standIn = try await AWSStandIn.start(upstreamPort: lab.moto.port, port: port, in: lab.folder)
+        _ = try await lab.startStandIn(port: standIn.port)
         let exit = try await lab.waitForExit(coordinator, timeout: 60)
         #expect(exit == 0, "\(coordinator.logTail(lines: 40))")
         #expect(try lab.state()?.phase == .drained)
