@@ -164,6 +164,29 @@ final class AWSLab: Lab, @unchecked Sendable {
         return (zone, standIn, try startCoordinator(until: until, environment: AWSLab.credentials))
     }
 
+    /// An ALB run ready to start: the listener, policy `test` with `options` over it, Prometheus
+    /// and load through HAProxy; returns the fixture and plan's weights.
+    func prepareALBRun(_ options: PolicyOptions) async throws -> (fixture: ALBFixture, plan: [[Int]]) {
+        let fixture = try await albListener()
+        try await writeConfiguration(options, loadBalancer: AWSLab.alb(fixture, endpoint: moto.endpoint), sections: AWSLab.albSections(fixture))
+        let plan = try planWeights()
+        try await startPrometheus()
+        try startLoad(seconds: 60, rate: 40, workers: 4)
+        return (fixture, plan)
+    }
+
+    /// Runs the coordinator, makes green fail (503) once step 2 bakes, and returns its exit
+    /// status, expected 1 (rolled back).
+    func runFailingGreenAtStep2() async throws -> Int32 {
+        let coordinator = try startCoordinator(environment: AWSLab.credentials)
+        defer { coordinator.stopInBackground() }
+        try await waitFor("step 2 baking", timeout: 40, process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
+        try green.fail(true)
+        let exit = try await waitForExit(coordinator, timeout: 60)
+        #expect(exit == 1, "\(coordinator.logTail(lines: 40))")
+        return exit
+    }
+
     // MARK: - Watching moto with boto3
 
     /// Runs `body` while one boto3 process reads the weights every 100 ms with `read` (a Python
@@ -264,15 +287,7 @@ struct Route53IntegrationTests {
         try await lab.startPrometheus()
         try lab.startLoad(seconds: 60, rate: 40, workers: 4)
 
-        let (exit, seen, reads) = try await lab.watchingWeights(AWSLab.route53Read(zone: zone)) { () async throws -> Int32 in
-            let coordinator = try lab.startCoordinator(environment: AWSLab.credentials)
-            defer { coordinator.stopInBackground() }
-            try await lab.waitFor("step 2 baking", timeout: 40, process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
-            try lab.green.fail(true)
-            let exit = try await lab.waitForExit(coordinator, timeout: 60)
-            #expect(exit == 1, "\(coordinator.logTail(lines: 40))")
-            return exit
-        }
+        let (exit, seen, reads) = try await lab.watchingWeights(AWSLab.route53Read(zone: zone)) { try await lab.runFailingGreenAtStep2() }
         #expect(exit == 1)
         #expect(reads > 10, "boto3 read the records only \(reads) times")
         // Every weight moto held was 255/0 or one of plan's steps, both steps up to the failure
@@ -469,13 +484,7 @@ struct Route53IntegrationTests {
     func albRunPromotes() async throws {
         let lab = try await AWSLab("albrun")
         defer { lab.stopAll() }
-        let fixture = try await lab.albListener()
-        let options = Lab.PolicyOptions(steps: [10, 50, 100], bake: "2s")
-        try await lab.writeConfiguration(options, loadBalancer: AWSLab.alb(fixture, endpoint: lab.moto.endpoint),
-                                         sections: AWSLab.albSections(fixture))
-        let plan = try lab.planWeights()
-        try await lab.startPrometheus()
-        try lab.startLoad(seconds: 40, rate: 40, workers: 4)
+        let (fixture, plan) = try await lab.prepareALBRun(Lab.PolicyOptions(steps: [10, 50, 100], bake: "2s"))
 
         let (exit, seen, reads) = try await lab.watchingWeights(AWSLab.albRead(fixture)) { () async throws -> Int32 in
             let coordinator = try lab.startCoordinator(environment: AWSLab.credentials)
@@ -497,23 +506,9 @@ struct Route53IntegrationTests {
     func albRunRollsBack() async throws {
         let lab = try await AWSLab("albrollback")
         defer { lab.stopAll() }
-        let fixture = try await lab.albListener()
-        let options = Lab.PolicyOptions(steps: [10, 50, 100], bake: "6s", hardSignal: (0.2, 10))
-        try await lab.writeConfiguration(options, loadBalancer: AWSLab.alb(fixture, endpoint: lab.moto.endpoint),
-                                         sections: AWSLab.albSections(fixture))
-        let plan = try lab.planWeights()
-        try await lab.startPrometheus()
-        try lab.startLoad(seconds: 60, rate: 40, workers: 4)
+        let (fixture, plan) = try await lab.prepareALBRun(Lab.PolicyOptions(steps: [10, 50, 100], bake: "6s", hardSignal: (0.2, 10)))
 
-        let (exit, seen, _) = try await lab.watchingWeights(AWSLab.albRead(fixture)) { () async throws -> Int32 in
-            let coordinator = try lab.startCoordinator(environment: AWSLab.credentials)
-            defer { coordinator.stopInBackground() }
-            try await lab.waitFor("step 2 baking", timeout: 40, process: coordinator) { $0.step == 2 && $0.stepStartedAt != nil }
-            try lab.green.fail(true)
-            let exit = try await lab.waitForExit(coordinator, timeout: 60)
-            #expect(exit == 1, "\(coordinator.logTail(lines: 40))")
-            return exit
-        }
+        let (exit, seen, _) = try await lab.watchingWeights(AWSLab.albRead(fixture)) { try await lab.runFailingGreenAtStep2() }
         #expect(exit == 1)
         #expect(seen == [[999, 0], plan[0], plan[1], [999, 0]], "plan \(plan), boto3 saw \(seen)")
         let state = try #require(try lab.state())
