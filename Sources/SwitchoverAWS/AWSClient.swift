@@ -45,6 +45,8 @@ public final class AWSClient: Sendable {
 
     public let credentials: AWSCredentials
     public let retry: RetryPolicy
+    /// Each request's time limit where `send` names none; nil: the HTTP client's.
+    public let requestTimeout: Duration?
     private let http: HTTPClient
     private let logger: Logger
     private let now: @Sendable () -> Date
@@ -52,22 +54,25 @@ public final class AWSClient: Sendable {
 
     /// `now` signs each attempt (inject a fixed clock to make requests reproducible); `random`
     /// (0..<1) jitters the backoff.
-    public init(credentials: AWSCredentials, http: HTTPClient, retry: RetryPolicy = RetryPolicy(), logger: Logger,
-                now: @escaping @Sendable () -> Date = { Date() },
+    public init(credentials: AWSCredentials, http: HTTPClient, retry: RetryPolicy = RetryPolicy(), requestTimeout: Duration? = nil,
+                logger: Logger, now: @escaping @Sendable () -> Date = { Date() },
                 random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
         self.credentials = credentials
         self.retry = retry
+        self.requestTimeout = requestTimeout
         self.http = http
         self.logger = logger
         self.now = now
         self.random = random
     }
 
-    /// This client with another retry policy, over the same connections and credentials: a
-    /// read in a sampling loop retries nothing (`RetryPolicy(maxRetries: 0)`), since a backoff
-    /// there would hold back the whole sample.
-    public func with(retry: RetryPolicy) -> AWSClient {
-        AWSClient(credentials: credentials, http: http, retry: retry, logger: logger, now: now, random: random)
+    /// This client with another retry policy and, when given, a time limit for each request
+    /// (connect included) where the call names none, over the same connections and credentials:
+    /// a read in a sampling loop retries nothing (`RetryPolicy(maxRetries: 0)`), and gives up on
+    /// an endpoint that drops packets long before the HTTP client's own timeout.
+    public func with(retry: RetryPolicy, requestTimeout: Duration? = nil) -> AWSClient {
+        AWSClient(credentials: credentials, http: http, retry: retry, requestTimeout: requestTimeout ?? self.requestTimeout,
+                  logger: logger, now: now, random: random)
     }
 
     /// Sends `request` signed by `signer` and returns the 2xx response. `operation` and
@@ -98,7 +103,7 @@ public final class AWSClient: Sendable {
                 headers += signature.headers
                 let body: Data? = request.body.isEmpty && ["GET", "HEAD", "DELETE"].contains(request.method.uppercased()) ? nil : request.body
                 response = try await http.execute(HTTPRequest(method: request.method, url: request.url, headers: headers,
-                                                              body: body, timeout: timeout))
+                                                              body: body, timeout: timeout ?? requestTimeout))
             } catch let error as AWSError {
                 throw fail(error, attempts: attempt)
             } catch let error as HTTPError {

@@ -108,3 +108,10 @@ final class PacedReads<Value: Sendable>: Sendable {
         }
     }
 }
+
+/// How long one background read may take: `readEvery`, between 2 s and 10 s. A read that hangs
+/// (packets dropped, not refused) frees the next attempt that soon, not after the HTTP client's
+/// 30 s.
+func samplingReadTimeout(_ readEvery: Duration) -> Duration {
+    min(max(readEvery, .seconds(2)), .seconds(10))
+}

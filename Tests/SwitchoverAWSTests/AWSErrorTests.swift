@@ -52,6 +52,20 @@ import Testing
         #expect(elbError?.kind == .unavailable)
     }
 
+    @Test("an endpoint that accepts and never answers: a client with a request time limit gives up within it, as .unavailable, and the client it came from keeps its own")
+    func requestTimeLimit() async throws {
+        let silent = try SilentListener()
+        let base = awsClient(retries: 0)
+        let limited = base.with(retry: .init(maxRetries: 0), requestTimeout: .milliseconds(400))
+        #expect(limited.requestTimeout == .milliseconds(400) && base.requestTimeout == nil)
+        let route53 = Route53Client(client: limited, endpoint: "http://127.0.0.1:\(silent.port)")
+        let started = ContinuousClock.now
+        let error = await #expect(throws: AWSError.self) { _ = try await route53.getChange(id: "C1") }
+        let took = ContinuousClock.now - started
+        #expect(error?.kind == .unavailable, "\(error.map { "\($0)" } ?? "")")
+        #expect(took >= .milliseconds(400) && took < .seconds(3), "gave up after \(took), not the HTTP client's 20 s")
+    }
+
     @Test("with moto's IAM authentication on, a wrong secret is refused on ChangeResourceRecordSets and on ELBv2 as .authentication, with moto's own code")
     func wrongSecretRefused() async throws {
         let moto = try await MotoServer.start()

@@ -361,9 +361,9 @@ private let route53Section = """
         _ = try await other.changeResourceRecordSets(hostedZoneId: zone, changes: sets.map { Route53Change(.upsert, $0) })
         #expect(try await router.sampledWeights().assignment == afterWrite.assignment, "within readEvery: the reading after the write")
         try await Task.sleep(for: every + .milliseconds(100))
-        let due = ContinuousClock.now
+        // Due, the sample is answered from the held reading (the hand change is in moto already:
+        // a sample that waited for the read would show it), while the read goes out.
         #expect(try await router.sampledWeights().assignment == afterWrite.assignment, "due: the held reading, while the read goes out")
-        #expect(ContinuousClock.now - due < .milliseconds(100), "the sample did not wait for Route53")
         var byHand: LiveWeights?
         _ = await Wait.until(timeout: 5, every: .milliseconds(20)) {
             let read = try? await router.sampledWeights()

@@ -142,7 +142,8 @@ public final class ALBRouter: WeightRouter {
         self.fromCluster = placed(from)
         self.toCluster = placed(to)
         self.elb = ELBv2Client(client: client, region: spec.region, endpoint: spec.endpoint)
-        self.samplingELB = ELBv2Client(client: client.with(retry: .init(maxRetries: 0)), region: spec.region, endpoint: spec.endpoint)
+        self.samplingELB = ELBv2Client(client: client.with(retry: .init(maxRetries: 0), requestTimeout: samplingReadTimeout(spec.readEvery)),
+                                       region: spec.region, endpoint: spec.endpoint)
         self.reads = PacedReads(every: spec.readEvery)
         self.logger = logger
     }

@@ -63,7 +63,8 @@ public final class Route53Router: WeightRouter {
         self.records = records
         self.translation = Route53Driver().translation
         self.route53Client = Route53Client(client: client, endpoint: spec.endpoint, region: spec.region)
-        self.samplingClient = Route53Client(client: client.with(retry: .init(maxRetries: 0)), endpoint: spec.endpoint, region: spec.region)
+        self.samplingClient = Route53Client(client: client.with(retry: .init(maxRetries: 0), requestTimeout: samplingReadTimeout(spec.readEvery)),
+                                            endpoint: spec.endpoint, region: spec.region)
         self.reads = PacedReads(every: spec.readEvery)
         self.pollInterval = pollInterval
         self.logger = logger
