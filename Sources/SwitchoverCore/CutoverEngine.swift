@@ -390,6 +390,19 @@ public struct CutoverEngine: Sendable {
         let (observed, events) = drainDetector.observe(drain, sample)
         var all = events
         var updated = observed
+        // A record TTL read from the load balancer (Route53) is only known now: said once (and
+        // again if it grows) when it and then the hold cannot fit in the drain's timeout.
+        if let ttl = observed.recordTTL, ttl > (drain.recordTTL ?? .zero) {
+            let wait = drainDetector.dnsTTL(of: observed)
+            if wait + drainDetector.holdFor >= drainDetector.timeout {
+                let why = "\(from)'s record TTL read from the load balancer is \(format(ttl)): the DNS wait (\(format(wait))) and then the hold "
+                    + "(\(format(drainDetector.holdFor))) are longer than the drain's timeout (\(format(drainDetector.timeout))), so the drain will "
+                    + "time out first (`switchover drain \(from)` tracks it on); lower the record's TTL ahead of a switchover, or raise drain.timeout"
+                t.record(.init(.drainProgress, why, phase: t.state.phase,
+                               evidence: ["recordTTLSeconds": "\(ttl.secondsValue)", "timeoutSeconds": "\(drainDetector.timeout.secondsValue)"]))
+                t.actions.append(.notify(why))
+            }
+        }
         if now > sample.at {
             let (checked, more) = drainDetector.check(observed, now: now)
             updated = checked

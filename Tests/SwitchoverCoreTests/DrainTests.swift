@@ -250,6 +250,33 @@ struct CutoverEngineDrainTests {
         #expect(drained.contains("DNS TTL 60s passed (the record's, read from the load balancer; the policy's is 0s)"), "\(drained)")
     }
 
+    @Test("a record TTL read from the router that, with the hold after it, cannot fit in the drain's timeout is said once when first read, and again only if it grows")
+    func recordTTLLongerThanTheTimeoutIsSaid() {
+        let policy = testPolicy(drain: DrainSpec(maxActiveSessions: 0, holdFor: .seconds(10), dnsTTL: .zero,
+                                                 timeout: .seconds(65), forceAfter: nil))
+        var (h, blue) = Self.draining(policy)
+        blue.active = 0
+        var actions: [Action] = []
+        for (second, ttl) in [(1, 30), (2, 60), (3, 60), (4, 60), (5, 300)] {
+            h.advance(.seconds(1))
+            var sample = LoadBalancerSample(at: h.now, clusters: [
+                "blue": ClusterCounters(responses: blue.responses, sessionsTotal: blue.sessions, activeSessions: 0, weight: 0),
+                "green": ClusterCounters(responses: 100)])
+            sample.recordTTL = .seconds(Int64(ttl))
+            let sent = h.send(.loadBalancerSample(sample))
+            actions += sent
+            // 30 s + 10 s fits in 65 s: nothing said at the first sample.
+            if second == 1 { #expect(sent.events(.drainProgress).isEmpty) }
+        }
+        let said = actions.events(.drainProgress)
+        #expect(said.count == 2, "\(said.map(\.message))")
+        #expect(said.first?.message.contains("blue's record TTL read from the load balancer is 60s: the DNS wait (60s) and then the hold (10s) "
+                                             + "are longer than the drain's timeout (65s), so the drain will time out first") == true,
+                "\(said.map(\.message))")
+        #expect(said.last?.message.contains("is 300s") == true)
+        #expect(actions.contains { if case .notify(let text) = $0 { text.contains("lower the record's TTL ahead of a switchover") } else { false } })
+    }
+
     @Test("draining → drained through the detector, with the load balancer's samples of FROM")
     func drainedFromLoadBalancerSamples() {
         var (h, blue) = Self.draining()
