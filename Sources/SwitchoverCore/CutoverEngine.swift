@@ -394,9 +394,10 @@ public struct CutoverEngine: Sendable {
         // again if it grows) when it and then the hold cannot fit in the drain's timeout.
         if let ttl = observed.recordTTL, ttl > (drain.recordTTL ?? .zero) {
             let wait = drainDetector.dnsTTL(of: observed)
-            if wait + drainDetector.holdFor >= drainDetector.timeout {
+            // A hold alone longer than the timeout is a drain meant to time out: nothing to say.
+            if drainDetector.holdFor < drainDetector.timeout, wait + drainDetector.holdFor >= drainDetector.timeout {
                 let why = "\(from)'s record TTL read from the load balancer is \(format(ttl)): the DNS wait (\(format(wait))) and then the hold "
-                    + "(\(format(drainDetector.holdFor))) are longer than the drain's timeout (\(format(drainDetector.timeout))), so the drain will "
+                    + "(\(format(drainDetector.holdFor))) are not shorter than the drain's timeout (\(format(drainDetector.timeout))), so the drain will "
                     + "time out first (`switchover drain \(from)` tracks it on); lower the record's TTL ahead of a switchover, or raise drain.timeout"
                 t.record(.init(.drainProgress, why, phase: t.state.phase,
                                evidence: ["recordTTLSeconds": "\(ttl.secondsValue)", "timeoutSeconds": "\(drainDetector.timeout.secondsValue)"]))

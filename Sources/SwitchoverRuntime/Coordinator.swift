@@ -414,7 +414,9 @@ public actor Coordinator {
     /// weights could not be read (as in `turn`).
     func sampleForEngine() async -> LoadBalancerSample? {
         do {
-            return try await sampler.sample(at: clock())
+            let read = try await sampler.sampleWithWeights(at: clock())
+            // The drain's fresh-reading rule holds here too (`staleWeightsForDrain`).
+            return staleWeightsForDrain(read.live) == nil ? read.sample : nil
         } catch let unread as LoadBalancerSampler.WeightsUnread where [.shifting, .paused].contains(state.phase) {
             return unread.sample
         } catch {

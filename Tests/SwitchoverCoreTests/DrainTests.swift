@@ -271,7 +271,7 @@ struct CutoverEngineDrainTests {
         let said = actions.events(.drainProgress)
         #expect(said.count == 2, "\(said.map(\.message))")
         #expect(said.first?.message.contains("blue's record TTL read from the load balancer is 60s: the DNS wait (60s) and then the hold (10s) "
-                                             + "are longer than the drain's timeout (65s), so the drain will time out first") == true,
+                                             + "are not shorter than the drain's timeout (65s), so the drain will time out first") == true,
                 "\(said.map(\.message))")
         #expect(said.last?.message.contains("is 300s") == true)
         #expect(actions.contains { if case .notify(let text) = $0 { text.contains("lower the record's TTL ahead of a switchover") } else { false } })

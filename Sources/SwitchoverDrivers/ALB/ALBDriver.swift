@@ -175,9 +175,10 @@ public final class ALBRouter: WeightRouter {
 
     /// The listener's weights as the ALB holds them now (the client retries a throttled read).
     public func currentWeights() async throws -> LiveWeights {
+        let sent = Date()
         let weights = try await forward().weights
-        reads.remember(weights)
-        return live(weights, readAt: Date())
+        reads.remember(weights, sent: sent)
+        return live(weights, readAt: sent)
     }
 
     /// The listener's weights as last read, read again in the background at most every
@@ -188,8 +189,8 @@ public final class ALBRouter: WeightRouter {
         return live(weights, readAt: readAt)
     }
 
-    /// A reading is refreshed once it is `readEvery` old, and the refresh takes a round trip.
-    public var readingMaxAge: Duration? { spec.readEvery * 2 }
+    /// A reading is refreshed once it is `readEvery` old, and the refresh may take up to its time limit.
+    public var readingMaxAge: Duration? { reads.maxAge }
 
     private func live(_ weights: [String: Int], readAt: Date) -> LiveWeights {
         let assignment = WeightAssignment(from: [ServerWeight(server: fromCluster.servers[0], weight: weights[fromCluster.servers[0]] ?? 0)],
@@ -221,9 +222,10 @@ public final class ALBRouter: WeightRouter {
         _ = try await elb.modifyListener(listenerArn: spec.listenerArn,
                                          targetGroups: [(groups[0], assignment.fromTotal), (groups[1], assignment.toTotal)],
                                          stickiness: current.action.stickiness)
+        let sent = Date()
         let readBack = try await forward().weights
-        reads.remember(readBack)
-        let live = live(readBack, readAt: Date())
+        reads.remember(readBack, sent: sent)
+        let live = live(readBack, readAt: sent)
         for (server, intended) in [(groups[0], assignment.fromTotal), (groups[1], assignment.toTotal)] {
             let held = live.assignment.all.first { $0.server == server }?.weight
             if held != intended {

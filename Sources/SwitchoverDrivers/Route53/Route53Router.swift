@@ -102,9 +102,10 @@ public final class Route53Router: WeightRouter {
 
     /// The records as Route53 holds them now (the client retries a throttled read).
     public func currentWeights() async throws -> LiveWeights {
+        let sent = Date()
         let read = try await readRecords()
-        reads.remember(read)
-        return live(from: read.from, to: read.to, readAt: Date())
+        reads.remember(read, sent: sent)
+        return live(from: read.from, to: read.to, readAt: sent)
     }
 
     /// The records as last read, read again in the background at most every `readEvery`,
@@ -115,8 +116,8 @@ public final class Route53Router: WeightRouter {
         return live(from: read.from, to: read.to, readAt: readAt)
     }
 
-    /// A reading is refreshed once it is `readEvery` old, and the refresh takes a round trip.
-    public var readingMaxAge: Duration? { spec.readEvery * 2 }
+    /// A reading is refreshed once it is `readEvery` old, and the refresh may take up to its time limit.
+    public var readingMaxAge: Duration? { reads.maxAge }
 
     private func live(from: Route53RecordSet, to: Route53RecordSet, readAt: Date) -> LiveWeights {
         let assignment = WeightAssignment(from: [ServerWeight(server: fromCluster.servers[0], weight: from.weight ?? 0)],
@@ -154,9 +155,10 @@ public final class Route53Router: WeightRouter {
         let insyncAt = try await waitInsync(change)
         let evidence = "change \(change.id) INSYNC at \(UTCTimestamp.string(insyncAt))"
         lastChange.withLock { $0 = evidence }
+        let sent = Date()
         let readBack = try await readRecords()
-        reads.remember(readBack)
-        let live = live(from: readBack.from, to: readBack.to, readAt: Date())
+        reads.remember(readBack, sent: sent)
+        let live = live(from: readBack.from, to: readBack.to, readAt: sent)
         for (server, intended) in [(fromCluster.servers[0], weights.from), (toCluster.servers[0], weights.to)] {
             let held = live.assignment.all.first { $0.server == server }?.weight
             if held != intended {
