@@ -253,7 +253,8 @@ public struct Policy: Sendable, Hashable {
         shown.query = nil
         shown.fragment = nil
         let queries = ["requests", "errors"] + (p.activeSessions == nil ? [] : ["activeSessions"])
-        return "Prometheus at \(shown.string ?? "?") (\(queries.joined(separator: ", ")) per cluster, $cluster substituted)"
+        let per = loadBalancer.services == nil ? "per cluster, $cluster substituted" : "per cluster and service, $cluster and $service substituted"
+        return "Prometheus at \(shown.string ?? "?") (\(queries.joined(separator: ", ")) \(per))"
             + (loadBalancer.driver.countsTraffic ? ", in place of the \(loadBalancer.driverName) load balancer's own counters" : "")
     }
 
@@ -517,6 +518,10 @@ public struct PrometheusTraffic: Sendable, Hashable {
 
     /// The placeholder every query must hold: without it one query would count both clusters.
     public static let placeholder = "$cluster"
+    /// With several services (`spec.loadBalancer.services`), every query must hold this one
+    /// too: each service's counters are asked for on their own, so that its gates and the hard
+    /// signal judge it alone.
+    public static let servicePlaceholder = "$service"
 
     public init(url: URL, requests: String, errors: String, activeSessions: String?, location: SourceLocation? = nil) {
         self.url = url
@@ -528,8 +533,9 @@ public struct PrometheusTraffic: Sendable, Hashable {
 
     /// `template` with every `$cluster` replaced by `cluster` (a DNS label: nothing in it needs
     /// quoting inside a PromQL string).
-    public static func query(_ template: String, cluster: String) -> String {
-        template.replacingOccurrences(of: placeholder, with: cluster)
+    public static func query(_ template: String, cluster: String, service: String? = nil) -> String {
+        let forCluster = template.replacingOccurrences(of: placeholder, with: cluster)
+        return service.map { forCluster.replacingOccurrences(of: servicePlaceholder, with: $0) } ?? forCluster
     }
 
     /// Equality leaves out where it was written.

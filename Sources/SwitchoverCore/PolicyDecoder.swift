@@ -144,18 +144,18 @@ struct PolicyDecoder {
                 ok = false
                 return nil
             }
+            if let services = loadBalancer?.services, !text.contains(PrometheusTraffic.servicePlaceholder) {
+                reader.error(node, "'\(key)' does not use \(PrometheusTraffic.servicePlaceholder), and spec.loadBalancer lists services "
+                             + "(\(services.joined(separator: ", "))): every service would be counted the same, and one failing service could not be told "
+                             + #"from the others; select the service's series with it too, such as sum(istio_requests_total{cluster="$cluster",destination_service_name="$service"})"#)
+                ok = false
+                return nil
+            }
             return text
         }
         let requests = query("requests", required: true)
         let errors = query("errors", required: true)
         let active = query("activeSessions", required: false)
-        // The observer counts per cluster; a policy of several services would have its gates
-        // judge each service, which these queries cannot tell apart.
-        if let services = loadBalancer?.services {
-            reader.error(node, "'traffic.prometheus' counts per cluster, and spec.loadBalancer lists services (\(services.joined(separator: ", "))): "
-                         + "per-service counters from Prometheus are not supported; remove 'traffic' to use the load balancer's own")
-            ok = false
-        }
         guard ok, let url, let requests, let errors else { return nil }
         return TrafficSpec(prometheus: PrometheusTraffic(url: url, requests: requests, errors: errors, activeSessions: active,
                                                          location: reader.location(section)))

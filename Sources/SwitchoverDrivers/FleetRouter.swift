@@ -545,7 +545,7 @@ public final class FleetRouter: WeightRouter, TrafficObserver {
 
     /// Two members' counters of one cluster, as one: counts and open sessions add up, the mean
     /// response time is weighted by requests answered.
-    static func sum(_ a: ClusterStats, _ b: ClusterStats) -> ClusterStats {
+    public static func sum(_ a: ClusterStats, _ b: ClusterStats) -> ClusterStats {
         var result = a
         result.activeSessions += b.activeSessions
         result.totalSessions += b.totalSessions

@@ -70,7 +70,8 @@ public struct RuntimeContext: Sendable {
         let deadline = PrometheusTrafficObserver.deadline(sampling: policy.sampling)
         return PrometheusTrafficObserver(spec: prometheus, from: from.name, to: to.name,
                                          client: PrometheusQuerying(client: HTTPClient(logger: logger),
-                                                                    connectTimeout: deadline, timeout: deadline))
+                                                                    connectTimeout: deadline, timeout: deadline),
+                                         services: policy.loadBalancer.services)
     }
 }
 

@@ -123,6 +123,30 @@ private struct CountlessSpec: DriverSpec {
         #expect(diagnostic.message.contains(c.message), "got: \(diagnostic.message)")
     }
 
+    /// With services, each query must select the service too (`$service`), or one failing
+    /// service would be diluted in the others' counters.
+    @Test func withServicesEveryQueryNeedsTheService() throws {
+        let fleet = Self.policy().replacingOccurrences(of: "      backend: app\n", with: "      services: {cart: be_cart, search: be_search}\n")
+        #expect(fleet != Self.policy(), "the fixture must list services")
+        let (_, diagnostics, fixture) = try load(fleet)
+        defer { fixture.remove() }
+        let shown = diagnostics.map(\.description)
+        // One for each query without it (requests, errors, activeSessions), each at its value.
+        #expect(diagnostics.count == 3 && diagnostics.allSatisfy { $0.message.contains("does not use $service") }, "\(shown)")
+        let at = try #require(position(of: #"'sum(istio_requests_total{cluster="$cluster"})'"#, in: fleet))
+        #expect(diagnostics.first?.location.line == at.line && diagnostics.first?.location.column == at.column, "\(shown)")
+        #expect(diagnostics.first?.message.contains("'requests' does not use $service, and spec.loadBalancer lists services (cart, search)") == true, "\(shown)")
+
+        let withService = fleet.replacingOccurrences(of: #"{cluster="$cluster""#, with: #"{cluster="$cluster",destination_service_name="$service""#)
+        #expect(withService.components(separatedBy: "$service").count == 4, "all three queries edited")
+        let (configuration, none, other) = try load(withService)
+        defer { other.remove() }
+        #expect(none.isEmpty, "\(none.map(\.description))")
+        let p = try #require(configuration.policy(named: "p")?.traffic?.prometheus)
+        #expect(PrometheusTraffic.query(p.requests, cluster: "green", service: "cart")
+                == #"sum(istio_requests_total{cluster="green",destination_service_name="cart"})"#)
+    }
+
     /// A router that counts nothing (Route53, an ALB) leaves gates, hard signal and drain blind:
     /// refused at the driver's name unless the policy says where traffic is counted.
     @Test func aDriverThatCountsNothingNeedsTrafficPrometheus() throws {

@@ -56,6 +56,12 @@ final class CutoverLab: Lab, @unchecked Sendable {
     /// returns once it has scraped once (a gate or a traffic query needs a sample). Any lab
     /// with an HAProxy in front uses it.
     static func startPrometheus(scraping haproxy: HAProxyServer, on port: Int, in folder: URL) async throws -> ManagedProcess {
+        try await startPrometheus(scraping: [haproxy], on: port, in: folder)
+    }
+
+    /// The same scraping several HAProxy instances' exporters (a fleet's): PromQL's `sum` adds
+    /// their counters up.
+    static func startPrometheus(scraping haproxies: [HAProxyServer], on port: Int, in folder: URL) async throws -> ManagedProcess {
         let binary = try Tools.require("prometheus")
         let directory = folder.appendingPathComponent("prometheus")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -66,7 +72,7 @@ final class CutoverLab: Lab, @unchecked Sendable {
             scrape_configs:
               - job_name: haproxy
                 static_configs:
-                  - targets: ["127.0.0.1:\(haproxy.metricsPort)"]
+                  - targets: [\(haproxies.map { "\"127.0.0.1:\($0.metricsPort)\"" }.joined(separator: ", "))]
 
             """.write(to: config, atomically: true, encoding: .utf8)
         let process = try ManagedProcess(

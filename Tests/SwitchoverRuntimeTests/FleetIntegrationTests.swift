@@ -1,5 +1,6 @@
 import Foundation
 import SwitchoverCore
+import SwitchoverRuntime
 import SwitchoverStore
 import SwitchoverTestKit
 import Testing
@@ -363,6 +364,50 @@ struct FleetIntegrationTests {
         #expect(started.detail.contains("checkout") || (status["reason"] as? String ?? "").contains("checkout"),
                 "the rollback names the failing service: \(started.detail) / \(status["reason"] ?? "")")
         #expect(events.contains { $0.kind == "rollbackVerified" })
+    }
+
+    @Test("traffic.prometheus with $service over both instances' exporters: green failing in checkout only, counted by Prometheus, rolls every service back, naming checkout")
+    func oneFailingServiceCountedByPrometheus() async throws {
+        let lab = try await FleetLab("fleet-promtraffic", options: .init(bake: "30s", hardSignal: (0.2, 10)))
+        defer { lab.stopAll() }
+        let port = try Loopback.freePort()
+        try lab.editPolicy("  drain:\n", """
+              traffic:
+                prometheus:
+                  url: http://127.0.0.1:\(port)
+                  requests: 'sum(haproxy_server_http_responses_total{proxy="be_$service",server=~"$cluster-.*"})'
+                  errors: 'sum(haproxy_server_http_responses_total{proxy="be_$service",server=~"$cluster-.*",code="5xx"})'
+              drain:
+
+            """)
+        let prometheus = try await CutoverLab.startPrometheus(scraping: [lab.lbA, lab.lbB], on: port, in: lab.folder)
+        defer { prometheus.stopInBackground() }
+        let plan = try await lab.cli(["plan", "blue", "green", "--policy", "fleet"])
+        #expect(plan.exitCode == 0 && plan.stdout.contains("traffic counted by Prometheus"), "\(plan.stdout) \(plan.stderr)")
+
+        try lab.startLoad(seconds: 90)
+        try await Task.sleep(for: .milliseconds(500))
+        let coordinator = try lab.startCoordinator(until: "promoted")
+        defer { coordinator.stopInBackground() }
+        try await lab.waitForStatus("step 1 baking", process: coordinator) { Self.baking($0) && ($0["step"] as? Int) == 1 }
+        try lab.green["checkout"]!.fail(true)
+
+        let exit = try await lab.waitForExit(coordinator)
+        try #require(exit == 1, "rolled back: \(coordinator.logTail(lines: 40))")
+        try await Self.expectAllBlue(lab, "(after the rollback)")
+        let events = try lab.events()
+        let started = try #require(events.first { $0.kind == "rollbackStarted" }, "\(events.map(\.kind))")
+        #expect(started.detail.contains("checkout"), "the rollback names the failing service: \(started.detail)")
+        #expect(!started.detail.contains("cart") && !started.detail.contains("search"), "\(started.detail)")
+        // The counters came from Prometheus, per service: the one instance they are kept under
+        // is "prometheus", not lb-a and lb-b.
+        let journal = try StateLocation(parsing: lab.statePath, etcd: EtcdOptions()).journal()
+        let run = try #require(try journal.latestRun())
+        let state = try #require(try journal.loadCutoverState(run: run.id))
+        #expect(state.lastSample?.instances?.keys.sorted() == ["prometheus"], "\(String(describing: state.lastSample?.instances?.keys))")
+        #expect(state.lastSample?.services?.keys.sorted() == FleetLab.services.sorted())
+        #expect((state.lastSample?.services?["checkout"]?["green"]?.responses5xx ?? 0) > 0)
+        #expect((state.lastSample?.services?["cart"]?["green"]?.responses5xx ?? -1) == 0)
     }
 
     // MARK: - a backend missing on one instance
