@@ -341,21 +341,26 @@ struct FleetIntegrationTests {
 
     // MARK: - e. green failing in one service
 
-    @Test("green failing (503) in checkout only rolls the whole switchover back: every service on both instances back on blue, verified")
-    func oneFailingServiceRollsBackAll() async throws {
-        let lab = try await FleetLab("fleet-rollback", options: .init(bake: "3s"))
-        defer { lab.stopAll() }
+    /// Load through both instances, the coordinator, checkout's green failing (503) once step 1
+    /// bakes; returns once the run exited 1 with every service on both instances back on blue.
+    static func rollBackOnFailingCheckout(_ lab: FleetLab) async throws {
         try lab.startLoad(seconds: 90)
         try await Task.sleep(for: .milliseconds(500))
         let coordinator = try lab.startCoordinator(until: "promoted")
         defer { coordinator.stopInBackground() }
-
         try await lab.waitForStatus("step 1 baking", process: coordinator) { Self.baking($0) && ($0["step"] as? Int) == 1 }
         try lab.green["checkout"]!.fail(true)
 
         let exit = try await lab.waitForExit(coordinator)
         try #require(exit == 1, "rolled back: \(coordinator.logTail(lines: 40))")
         try await Self.expectAllBlue(lab, "(after the rollback)")
+    }
+
+    @Test("green failing (503) in checkout only rolls the whole switchover back: every service on both instances back on blue, verified")
+    func oneFailingServiceRollsBackAll() async throws {
+        let lab = try await FleetLab("fleet-rollback", options: .init(bake: "3s"))
+        defer { lab.stopAll() }
+        try await Self.rollBackOnFailingCheckout(lab)
         let status = try await lab.statusJSON()
         #expect(status["phase"] as? String == "rolledBack", "\(status)")
         #expect(status["rollbackVerified"] as? Bool == true, "\(status)")
@@ -385,16 +390,7 @@ struct FleetIntegrationTests {
         let plan = try await lab.cli(["plan", "blue", "green", "--policy", "fleet"])
         #expect(plan.exitCode == 0 && plan.stdout.contains("traffic counted by Prometheus"), "\(plan.stdout) \(plan.stderr)")
 
-        try lab.startLoad(seconds: 90)
-        try await Task.sleep(for: .milliseconds(500))
-        let coordinator = try lab.startCoordinator(until: "promoted")
-        defer { coordinator.stopInBackground() }
-        try await lab.waitForStatus("step 1 baking", process: coordinator) { Self.baking($0) && ($0["step"] as? Int) == 1 }
-        try lab.green["checkout"]!.fail(true)
-
-        let exit = try await lab.waitForExit(coordinator)
-        try #require(exit == 1, "rolled back: \(coordinator.logTail(lines: 40))")
-        try await Self.expectAllBlue(lab, "(after the rollback)")
+        try await Self.rollBackOnFailingCheckout(lab)
         let events = try lab.events()
         let started = try #require(events.first { $0.kind == "rollbackStarted" }, "\(events.map(\.kind))")
         #expect(started.detail.contains("checkout"), "the rollback names the failing service: \(started.detail)")
