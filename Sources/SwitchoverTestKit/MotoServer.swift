@@ -81,6 +81,35 @@ public final class MotoServer: Sendable {
         ])
     }
 
+    /// What `makeALB` made: the listener's ARN and the target groups'.
+    public struct ALBListener: Decodable, Sendable {
+        public var listener: String
+        public var blue: String
+        public var green: String
+    }
+
+    /// Makes, with boto3, a VPC with two subnets, an Application Load Balancer, target groups
+    /// `blue` and `green`, and an HTTP listener whose forward action sends them 999 and 0 (with
+    /// target-group stickiness for `stickySeconds` when given).
+    public func makeALB(region: String = "us-east-1", stickySeconds: Int? = nil) async throws -> ALBListener {
+        let stickiness = stickySeconds.map { #", "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": \#($0)}"# } ?? ""
+        let output = try await python("""
+            ec2 = client("ec2", \(BotoPython.literal(region)))
+            elb = client("elbv2", \(BotoPython.literal(region)))
+            vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+            subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=\(BotoPython.literal(region)) + zone)["Subnet"]["SubnetId"]
+                       for cidr, zone in (("10.0.1.0/24", "a"), ("10.0.2.0/24", "b"))]
+            lb = elb.create_load_balancer(Name="switchover", Subnets=subnets, Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
+            groups = {name: elb.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+                      for name in ("blue", "green")}
+            listener = elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[{"Type": "forward",
+                "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": groups["blue"], "Weight": 999},
+                                                   {"TargetGroupArn": groups["green"], "Weight": 0}]\(stickiness)}}])["Listeners"][0]["ListenerArn"]
+            print(json.dumps({"listener": listener, "blue": groups["blue"], "green": groups["green"]}))
+            """)
+        return try JSONDecoder().decode(ALBListener.self, from: Data(output.utf8))
+    }
+
     /// Switches moto's IAM authentication on (issue 15's recipe): with authentication still off,
     /// creates an IAM user allowed everything and an access key for it, then
     /// `POST /moto-api/reset-auth` with body `0` (no more unauthenticated calls). Returns that

@@ -6,31 +6,12 @@ import Testing
 /// ELBv2 through our client against a real moto; the VPC, subnets, ALB, target groups and
 /// listener made, and the listener read back, with boto3.
 @Suite struct ELBv2MotoTests {
-    struct Fixture: Decodable {
-        var listener: String
-        var blue: String
-        var green: String
-    }
+    typealias Fixture = MotoServer.ALBListener
 
     /// An ALB in eu-west-1 whose HTTP listener forwards to `blue` (999) and `green` (0), with
     /// target group stickiness on for 300 s.
     static func alb(on moto: MotoServer, region: String = "eu-west-1") async throws -> Fixture {
-        let output = try await moto.python("""
-            ec2 = client("ec2", \(BotoPython.literal(region)))
-            elb = client("elbv2", \(BotoPython.literal(region)))
-            vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-            subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=\(BotoPython.literal(region)) + zone)["Subnet"]["SubnetId"]
-                       for cidr, zone in (("10.0.1.0/24", "a"), ("10.0.2.0/24", "b"))]
-            lb = elb.create_load_balancer(Name="switchover", Subnets=subnets, Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
-            groups = {name: elb.create_target_group(Name=name, Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
-                      for name in ("blue", "green")}
-            listener = elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[{"Type": "forward",
-                "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": groups["blue"], "Weight": 999},
-                                                   {"TargetGroupArn": groups["green"], "Weight": 0}],
-                                  "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 300}}}])["Listeners"][0]["ListenerArn"]
-            print(json.dumps({"listener": listener, "blue": groups["blue"], "green": groups["green"]}))
-            """)
-        return try JSONDecoder().decode(Fixture.self, from: Data(output.utf8))
+        try await moto.makeALB(region: region, stickySeconds: 300)
     }
 
     /// The listener's forward weights as boto3 reads them, by target group ARN.

@@ -441,24 +441,11 @@ private let route53Section = """
         #expect(error?.kind == .authentication && error?.code == "SignatureDoesNotMatch")
     }
 
-    struct ALBFixture: Decodable { var listener: String, blue: String, green: String }
+    typealias ALBFixture = MotoServer.ALBListener
 
+    /// The ALB every test here uses: stickiness on (300 s), so that a step must keep it.
     static func alb(_ moto: MotoServer) async throws -> ALBFixture {
-        let output = try await moto.python("""
-            ec2 = client("ec2", "us-east-1")
-            elb = client("elbv2", "us-east-1")
-            vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-            subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=c, AvailabilityZone="us-east-1" + z)["Subnet"]["SubnetId"]
-                       for c, z in (("10.0.1.0/24", "a"), ("10.0.2.0/24", "b"))]
-            lb = elb.create_load_balancer(Name="switchover", Subnets=subnets, Type="application")["LoadBalancers"][0]["LoadBalancerArn"]
-            groups = {n: elb.create_target_group(Name=n, Protocol="HTTP", Port=80, VpcId=vpc, TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
-                      for n in ("blue", "green")}
-            listener = elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[{"Type": "forward",
-                "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": groups["blue"], "Weight": 999}, {"TargetGroupArn": groups["green"], "Weight": 0}],
-                                  "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 300}}}])["Listeners"][0]["ListenerArn"]
-            print(json.dumps({"listener": listener, "blue": groups["blue"], "green": groups["green"]}))
-            """)
-        return try JSONDecoder().decode(ALBFixture.self, from: Data(output.utf8))
+        try await moto.makeALB(stickySeconds: 300)
     }
 
     static func albRouter(_ endpoint: String, _ fixture: ALBFixture, client: AWSClient = client()) -> ALBRouter {
